@@ -1,0 +1,55 @@
+/**
+ * The one small interface every scanning engine sits behind (DESIGN.md, "Backends and pools").
+ * The embedded engine is one implementation; clamd, MetaDefender Core and upstream ICAP come later.
+ */
+import type { SpooledBody } from '../pipeline/spooled-body.js';
+
+/** Why a scan produced no verdict. Each kind maps to allow or block by the service's policy. */
+export const SCAN_ERROR_KINDS = [
+  'timeout',
+  'unreachable',
+  'overloaded',
+  'too-large',
+  'encrypted',
+  'unsupported',
+  'backend-error',
+] as const;
+export type ScanErrorKind = (typeof SCAN_ERROR_KINDS)[number];
+
+/** What one backend said about one body. */
+export type BackendResult =
+  | { readonly outcome: 'clean'; readonly backend: string; readonly durationMs: number; readonly sha256?: string }
+  | {
+      readonly outcome: 'infected';
+      readonly backend: string;
+      readonly durationMs: number;
+      /** Threat names as the engine reported them; sanitized before they reach a header. */
+      readonly threats: readonly string[];
+      readonly sha256?: string;
+    }
+  | {
+      readonly outcome: 'error';
+      readonly backend: string;
+      readonly durationMs: number;
+      readonly kind: ScanErrorKind;
+      readonly message: string;
+    };
+
+/** Facts about the transaction a backend may use (file name guesses, metadata, logs). */
+export interface ScanMeta {
+  readonly transactionId: string;
+  readonly method: 'REQMOD' | 'RESPMOD';
+  readonly clientAddress: string;
+  /** Request URL from the encapsulated HTTP request line, when there is one. */
+  readonly url?: string;
+  readonly contentType?: string;
+}
+
+export interface Backend {
+  readonly name: string;
+  /** Engine and signature-data identity; feeds the ISTag so it changes when verdicts may change. */
+  readonly version: string;
+  /** Never rejects: failures come back as `{ outcome: 'error' }`. Honours `signal` (abort = give up now). */
+  scan(body: SpooledBody, meta: ScanMeta, signal: AbortSignal): Promise<BackendResult>;
+  close(): Promise<void>;
+}
