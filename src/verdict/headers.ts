@@ -1,0 +1,58 @@
+/**
+ * The ICAP response headers a decision produces. Every value here is printable ASCII on one line,
+ * except X-Violations-Found, whose folding (CRLF + TAB) the extension defines.
+ */
+import type { Decision, ErrorEntry } from './decide.js';
+
+export type HeaderList = [string, string][];
+
+// RFC 7230 §3.2.6 tchar. Backend names come from config, but they land inside a structured header
+// value (`errors=a:timeout,b:unreachable`), so anything else — `,` `:` `;` `=`, spaces, controls —
+// becomes `_`.
+const NON_TCHAR = /[^!#$%&'*+\-.^_`|~0-9A-Za-z]/g;
+
+/** A backend name (or any config string) as a header token. */
+export function headerToken(value: string): string {
+  const token = value.replace(NON_TCHAR, '_');
+  return token === '' ? '-' : token;
+}
+
+/**
+ * `X-ICAP-Bridge-Decision: <allow|block>; reason=<...>[; errors=<backend>:<kind>,...]` — on every plan,
+ * so an allow after a failed scan is visible to the client and nothing fails open silently
+ * (DESIGN.md, "Verdicts").
+ */
+export function decisionHeader(d: Decision): [string, string] {
+  let value = `${d.action}; reason=${d.reason}`;
+  const errors = 'errors' in d ? d.errors : [];
+  if (errors.length > 0) value += `; errors=${errorList(errors)}`;
+  return ['X-ICAP-Bridge-Decision', value];
+}
+
+function errorList(errors: readonly ErrorEntry[]): string {
+  // Two endpoints of one backend failing the same way say the same thing once.
+  return [...new Set(errors.map((e) => `${headerToken(e.backend)}:${e.kind}`))].join(',');
+}
+
+/**
+ * The extension headers for a blocked infected object (icap-extensions.md §B), given distinct,
+ * sanitized threat names (at least one) and the file name.
+ */
+export function infectionHeaders(threatNames: readonly string[], fileName: string): HeaderList {
+  const headers: HeaderList = [];
+  // §B: exactly Type, Resolution, Threat in this order; the final `;` ends the threat text.
+  // Type=0 virus; Resolution=2 blocked (we send a block page, never the content).
+  for (const name of threatNames) {
+    headers.push(['X-Infection-Found', `Type=0; Resolution=2; Threat=${name};`]);
+  }
+  // §B: a count, then per violation four continuation lines: file name, threat, problem id, resolution.
+  let violations = String(threatNames.length);
+  for (const name of threatNames) {
+    violations += `\r\n\t${fileName}\r\n\t${name}\r\n\t0\r\n\t2`;
+  }
+  headers.push(['X-Violations-Found', violations]);
+  // §B: X-Virus-ID is a one-line alternative for clients that read only that.
+  const first = threatNames[0];
+  if (first !== undefined) headers.push(['X-Virus-ID', first]);
+  return headers;
+}

@@ -1,0 +1,15 @@
+/** verdict/: backend results → decision → response plan. Pure: no I/O, no config, no logging. */
+export {
+  decide,
+  notScanned,
+  verdictLabel,
+  NO_BACKEND,
+  type Decision,
+  type ErrorEntry,
+  type FailurePolicy,
+  type ThreatEntry,
+  type VerdictLabel,
+} from './decide.js';
+export { planResponse, type PlanContext, type ResponsePlan } from './plan.js';
+export { sanitizeThreatName, UNKNOWN_THREAT, MAX_THREAT_NAME_LENGTH } from './threat-name.js';
+export { escapeHtml } from './block-page.js';

@@ -1,0 +1,92 @@
+/**
+ * Decision → response plan: what the transaction writes (DESIGN.md step 6). Pure; the caller owns the
+ * original header bytes and body (for an echo) and the ICAP status line, ISTag and Encapsulated.
+ */
+import type { Decision } from './decide.js';
+import { renderBlockPage } from './block-page.js';
+import { fileNameFromUrl } from './file-name.js';
+import { decisionHeader, headerToken, infectionHeaders, type HeaderList } from './headers.js';
+
+export interface PlanContext {
+  method: 'REQMOD' | 'RESPMOD';
+  /** 204 may be sent: true inside a preview whatever Allow says, outside preview only when the client sent Allow: 204 (RFC 3507 §4.6). Computed by the caller. */
+  may204: boolean;
+  /** Does the service want 204 at all (config allow_204). */
+  serviceAllows204: boolean;
+  transactionId: string;
+  serviceName: string;
+  /** Request URL if known, else ''. */
+  url: string;
+  /** HTML with {{threat}} {{url}} {{transaction_id}} {{service}} {{reason}}. */
+  blockPageTemplate: string;
+}
+
+export type ResponsePlan =
+  /** ICAP 204: the client uses its own copy unchanged. */
+  | { kind: 'no-content'; icapHeaders: [string, string][] }
+  /** ICAP 200 with the original HTTP header bytes and body. */
+  | { kind: 'echo'; icapHeaders: [string, string][] }
+  /** ICAP 200 with an encapsulated HTTP/1.1 403 (head ends with CRLF CRLF). */
+  | { kind: 'block'; icapHeaders: [string, string][]; httpHead: Buffer; httpBody: Buffer };
+
+export function planResponse(decision: Decision, ctx: PlanContext): ResponsePlan {
+  switch (decision.reason) {
+    case 'clean':
+    case 'not-scanned':
+      return planAllow(decision, ctx);
+    case 'error-policy':
+      return decision.action === 'allow' ? planAllow(decision, ctx) : planBlock(decision, ctx);
+    case 'infected':
+      return planBlock(decision, ctx);
+  }
+}
+
+function planAllow(decision: Decision, ctx: PlanContext): ResponsePlan {
+  const icapHeaders: HeaderList = [decisionHeader(decision)];
+  // RFC 3507 §4.6: 204 only when the client allowed it (Allow: 204, or any preview); the service may
+  // still prefer to echo (allow_204: false). Otherwise a 200 echo is always a valid "unchanged".
+  return ctx.may204 && ctx.serviceAllows204 ? { kind: 'no-content', icapHeaders } : { kind: 'echo', icapHeaders };
+}
+
+/**
+ * A block is the same for REQMOD and RESPMOD: in REQMOD the 403 is a request satisfaction (RFC 3507
+ * §4.8.2 — the ICAP server answers the HTTP request itself); in RESPMOD it replaces the origin's
+ * response (icap-extensions.md §B example).
+ */
+function planBlock(decision: Extract<Decision, { action: 'block' }>, ctx: PlanContext): ResponsePlan {
+  const icapHeaders: HeaderList = [];
+  let threat = '';
+  let reason: string;
+  if (decision.reason === 'infected') {
+    // The client sees one entry per distinct threat; which backend found it is for our logs.
+    const names = [...new Set(decision.threats.map((t) => t.name))];
+    threat = names.join(', ');
+    reason = `infected: ${threat}`;
+    icapHeaders.push(...infectionHeaders(names, fileNameFromUrl(ctx.url)));
+  } else {
+    // Not infected, just unscanned: no X-Infection-Found (§B is for found threats), but say why.
+    reason = `scan failed: ${decision.errors.map((e) => `${e.kind} (${headerToken(e.backend)})`).join(', ')}`;
+  }
+  icapHeaders.push(['X-Response-Info', 'Blocked'], decisionHeader(decision));
+
+  const httpBody = Buffer.from(
+    renderBlockPage(ctx.blockPageTemplate, {
+      threat,
+      url: ctx.url,
+      transaction_id: ctx.transactionId,
+      service: ctx.serviceName,
+      reason,
+    }),
+    'utf8',
+  );
+  const httpHead = Buffer.from(
+    'HTTP/1.1 403 Forbidden\r\n' +
+      'Content-Type: text/html; charset=utf-8\r\n' +
+      // Bytes, not characters: the URL or template may hold non-ASCII.
+      `Content-Length: ${httpBody.length}\r\n` +
+      'Cache-Control: no-store\r\n' +
+      '\r\n',
+    'latin1',
+  );
+  return { kind: 'block', icapHeaders, httpHead, httpBody };
+}
