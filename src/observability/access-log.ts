@@ -1,0 +1,37 @@
+/**
+ * One access line per ICAP transaction (DESIGN.md "Operations"), logged with msg "access" so
+ * operators can filter on it. Field names are stable: dashboards and tests depend on them.
+ */
+import type { Logger } from './logger.js';
+
+export interface AccessRecord {
+  transaction_id: string;
+  client: string;
+  method: string;
+  service: string;
+  icap_status: number;
+  /** Status of the encapsulated HTTP response we returned (403 for a block page), if any. */
+  http_status: number | null;
+  bytes_in: number;
+  bytes_out: number;
+  /** The Preview the client declared, or null. */
+  preview: number | null;
+  body_bytes: number;
+  /** clean | infected | not-scanned | error-allowed | error-blocked | aborted | error */
+  verdict: string;
+  threats: string[];
+  /** e.g. "builtin:timeout" for every backend that failed. */
+  scan_errors: string[];
+  /** What decided the answer: clean, infected, error-policy, not-scanned, client-aborted... */
+  reason: string;
+  duration_ms: number;
+  /** Per backend: outcome and scan time, so a slow or failing engine is visible per transaction. */
+  scans: { backend: string; outcome: string; ms: number }[];
+  x_client_ip?: string;
+  x_client_username?: string;
+  url?: string;
+}
+
+export function writeAccessLog(logger: Logger, record: AccessRecord, enabled: boolean): void {
+  if (enabled) logger.info({ access: record }, 'access');
+}

@@ -1,0 +1,25 @@
+/**
+ * The root pino logger. Connections and transactions get child loggers carrying their ids
+ * (STYLE.md "Child loggers carry context"). User-identifying request headers are redacted.
+ */
+import { pino, type Logger, type DestinationStream } from 'pino';
+
+export type { Logger };
+
+export interface LoggerOptions {
+  readonly level: string;
+  /** Where lines go; stdout by default. Tests pass a stream to read the lines back. */
+  readonly destination?: DestinationStream;
+}
+
+export function createLogger(options: LoggerOptions): Logger {
+  return pino(
+    {
+      level: options.level,
+      base: { service: 'icap-bridge' },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      redact: { paths: ['headers.authorization', 'headers["proxy-authorization"]', 'headers.cookie'], censor: '[redacted]' },
+    },
+    options.destination ?? pino.destination({ sync: false }),
+  );
+}

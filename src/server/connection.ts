@@ -1,0 +1,346 @@
+/**
+ * One ICAP connection: feeds socket bytes to the decoder, routes each request to a service,
+ * runs one Transaction at a time, and owns the per-phase timeouts (STYLE.md "One state object
+ * per connection, named timeouts per phase").
+ *
+ * Phases and their timers:
+ *   head        waiting for a complete request head     → server.timeouts.header_ms, then 408 + close
+ *   body        reading a body                          → server.timeouts.body_idle_ms of silence, then abort + 408 + close
+ *   processing  scanning and answering (socket paused)  → none here; backends have their own timeouts
+ *   idle        between requests (keep-alive)           → server.timeouts.keep_alive_ms, then close
+ *   closing     an error answer was sent; input is drained and dropped until the peer closes
+ *
+ * Requests are answered strictly in order: the decoder and the socket pause at message-end and
+ * resume when the answer is written, so pipelined requests wait their turn and never pile up.
+ */
+import type { Socket } from 'node:net';
+import {
+  CONTINUE_100,
+  IcapDecoder,
+  IcapProtocolError,
+  encodeSimpleResponse,
+  type DecoderEvent,
+  type DecoderLimits,
+  type IcapRequestHead,
+} from '../../protocol/index.js';
+import type { AccessRecord } from '../observability/access-log.js';
+import type { Logger } from '../observability/logger.js';
+import type { SpoolOptions } from '../pipeline/spool.js';
+import { buildOptionsHeaders } from './options-response.js';
+import { commonHeaders, errorResponse } from './response-headers.js';
+import { ResponseSink } from './response-sink.js';
+import type { Service, ServiceRegistry } from './service-registry.js';
+import { Transaction } from './transaction.js';
+
+export interface ConnectionTimeouts {
+  readonly headerMs: number;
+  readonly bodyIdleMs: number;
+  readonly keepAliveMs: number;
+}
+
+/** What a connection needs from its server; read per request so a reload applies to new requests. */
+export interface ConnectionContext {
+  registry(): ServiceRegistry;
+  readonly limits: DecoderLimits;
+  readonly timeouts: ConnectionTimeouts;
+  readonly spool: SpoolOptions;
+  readonly maxConnections: number;
+  readonly logger: Logger;
+  nextTransactionId(): string;
+  onTransactionFinished(record: AccessRecord): void;
+}
+
+type Phase = 'head' | 'body' | 'processing' | 'idle' | 'closing';
+
+/** After an error answer, how long to drain the client's remaining bytes before destroying. */
+const LINGER_MS = 2000;
+
+export class IcapConnection {
+  readonly #socket: Socket;
+  readonly #ctx: ConnectionContext;
+  readonly #decoder: IcapDecoder;
+  readonly #sink: ResponseSink;
+  readonly #log: Logger;
+  readonly clientAddress: string;
+  #phase: Phase = 'head';
+  #phaseStarted = performance.now();
+  #lastBodyActivity = 0;
+  #timer: NodeJS.Timeout | null = null;
+  #registry: ServiceRegistry;
+  #head: IcapRequestHead | null = null;
+  #service: Service | null = null;
+  #txn: Transaction | null = null;
+  #bytesReadMark = 0;
+  #peerEnded = false;
+  /** Resolves when the connection has closed; the server awaits these on shutdown. */
+  readonly closed: Promise<void>;
+
+  constructor(socket: Socket, ctx: ConnectionContext) {
+    this.#socket = socket;
+    this.#ctx = ctx;
+    this.#registry = ctx.registry();
+    this.clientAddress = socket.remoteAddress ?? 'unknown';
+    this.#log = ctx.logger.child({ client: this.clientAddress, port: socket.remotePort });
+    this.#sink = new ResponseSink(socket);
+    this.#decoder = new IcapDecoder((e) => this.#onEvent(e), ctx.limits);
+    socket.setNoDelay(true);
+    this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    socket.on('end', () => this.#onEnd());
+    socket.on('close', () => this.#onClose());
+    socket.on('error', (err) => this.#log.debug({ err }, 'socket error'));
+    this.#enter('head');
+  }
+
+  /** True while no request is in progress: a graceful shutdown may close it now. */
+  get idle(): boolean {
+    return this.#phase === 'idle' || (this.#phase === 'head' && this.#decoder.idle);
+  }
+
+  /** Graceful shutdown: close now if idle, else after the current answer. */
+  closeWhenIdle(): void {
+    this.#peerEnded = true;
+    if (this.idle) this.#socket.end();
+  }
+
+  destroy(): void {
+    this.#txn?.abort('server-closing');
+    this.#socket.destroy();
+  }
+
+  // ── socket events ──────────────────────────────────────────────────────────────────────────
+
+  #onData(chunk: Buffer): void {
+    if (this.#phase === 'closing') return; // draining after an error answer
+    if (this.#phase === 'idle') this.#enter('head');
+    this.#lastBodyActivity = performance.now();
+    this.#feed(() => this.#decoder.push(chunk));
+  }
+
+  /** Runs a decoder call; a protocol error becomes its ICAP status, anything else a 500. */
+  #feed(call: () => void): void {
+    try {
+      call();
+    } catch (err) {
+      if (err instanceof IcapProtocolError) {
+        this.#log.warn({ code: err.code, status: err.status, detail: err.message }, 'protocol error');
+        this.#txn?.abort('protocol-error');
+        this.#rejectAndClose(err.status);
+      } else {
+        this.#log.error({ err }, 'internal error while decoding');
+        this.#txn?.abort('protocol-error');
+        this.#rejectAndClose(500);
+      }
+    }
+  }
+
+  #onEnd(): void {
+    this.#peerEnded = true;
+    // A half-close mid-body loses the request; between requests it just ends the connection.
+    if (this.#phase === 'body' || (this.#phase === 'head' && !this.#decoder.idle)) {
+      this.#txn?.abort('client-disconnected');
+      this.#socket.destroy();
+    } else if (this.#phase !== 'processing') {
+      this.#socket.end();
+    }
+  }
+
+  #onClose(): void {
+    this.#clearTimer();
+    // Whatever was in flight is aborted: its spool freed, its access line says so.
+    this.#txn?.abort('client-disconnected');
+    this.#txn = null;
+  }
+
+  // ── decoder events ─────────────────────────────────────────────────────────────────────────
+
+  #onEvent(e: DecoderEvent): void {
+    if (this.#phase === 'closing') return;
+    switch (e.type) {
+      case 'request-head':
+        this.#onRequestHead(e.head);
+        return;
+      case 'http-head':
+        this.#txn?.addHttpHead(e.head);
+        return;
+      case 'headers-end':
+        if (e.body !== null) {
+          this.#txn?.beginBody(); // OPTIONS bodies (opt-body) are read and dropped
+          this.#enter('body');
+        }
+        return;
+      case 'body':
+        if (this.#txn !== null && !this.#txn.writeBody(e.data)) {
+          // Disk is slower than the client: stop reading until the spool drains.
+          this.#socket.pause();
+          this.#txn.onDrain(() => {
+            if (this.#phase === 'body') this.#socket.resume();
+          });
+        }
+        return;
+      case 'preview-end':
+        this.#txn?.previewEnded(e.ieof);
+        if (!e.ieof) {
+          // §4.5: the server wants the rest of the body. Never after ieof (then this branch is not taken).
+          this.#socket.write(CONTINUE_100);
+          this.#decoder.continueBody();
+        }
+        return;
+      case 'body-end':
+        this.#txn?.bodyEnded(e.trailers);
+        return;
+      case 'message-end':
+        this.#decoder.pause();
+        this.#socket.pause();
+        this.#enter('processing');
+        void this.#process();
+        return;
+    }
+  }
+
+  #onRequestHead(head: IcapRequestHead): void {
+    this.#registry = this.#ctx.registry();
+    const service = this.#registry.resolve(head.service);
+    if (service === undefined) {
+      this.#log.info({ method: head.method, service: head.service }, 'unknown service');
+      this.#rejectAndClose(404);
+      return;
+    }
+    if (head.method !== 'OPTIONS' && !service.methods.has(head.method)) {
+      this.#log.info({ method: head.method, service: service.name }, 'method not allowed for service');
+      this.#rejectAndClose(405, service.istag);
+      return;
+    }
+    this.#head = head;
+    this.#service = service;
+    this.#sink.started = false;
+    if (head.method === 'OPTIONS') return;
+    this.#txn = new Transaction({
+      id: this.#ctx.nextTransactionId(),
+      head,
+      service,
+      clientAddress: this.clientAddress,
+      spool: this.#ctx.spool,
+      sink: this.#sink,
+      logger: this.#log,
+      onFinished: (record) => this.#ctx.onTransactionFinished(record),
+    });
+  }
+
+  async #process(): Promise<void> {
+    const head = this.#head!;
+    const service = this.#service!;
+    const bytesIn = this.#socket.bytesRead - this.#bytesReadMark;
+    try {
+      if (head.method === 'OPTIONS') {
+        await this.#sink.write(
+          encodeSimpleResponse(200, [
+            ...commonHeaders(service.istag),
+            ...buildOptionsHeaders(service, this.#ctx.maxConnections),
+          ]),
+        );
+      } else {
+        await this.#txn!.respond(bytesIn);
+      }
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'ICAP_ERR_CLIENT_GONE') {
+        // A bug, not the client: answer 500 if nothing was sent yet, else cut the connection.
+        if (!this.#sink.started) this.#rejectAndClose(500, service.istag);
+        else this.#socket.destroy();
+        return;
+      }
+    }
+    this.#txn = null;
+    this.#head = null;
+    this.#service = null;
+    this.#bytesReadMark = this.#socket.bytesRead;
+    if (this.#socket.destroyed || this.#phase === 'closing') return;
+    if (this.#peerEnded) {
+      this.#socket.end();
+      return;
+    }
+    this.#enter(this.#decoder.idle ? 'idle' : 'head');
+    this.#socket.resume();
+    this.#feed(() => this.#decoder.resume());
+  }
+
+  // ── errors and timeouts ────────────────────────────────────────────────────────────────────
+
+  /**
+   * Answers with an error status (unless a response already started) and closes. Remaining input
+   * is read and dropped for a short while so the client sees the answer rather than a reset.
+   */
+  #rejectAndClose(status: number, istag?: string): void {
+    if (this.#phase === 'closing') return;
+    this.#enter('closing');
+    this.#decoder.pause();
+    if (!this.#sink.started && !this.#socket.destroyed) {
+      this.#socket.write(errorResponse(status, istag ?? this.#registry.serverIstag));
+    }
+    this.#socket.end();
+    this.#socket.resume();
+    setTimeout(() => this.#socket.destroy(), LINGER_MS).unref();
+  }
+
+  #enter(phase: Phase): void {
+    this.#phase = phase;
+    this.#phaseStarted = performance.now();
+    this.#lastBodyActivity = this.#phaseStarted;
+    this.#armTimer();
+  }
+
+  #deadline(): number | null {
+    const t = this.#ctx.timeouts;
+    switch (this.#phase) {
+      case 'head':
+        return this.#phaseStarted + t.headerMs;
+      case 'body':
+        return this.#lastBodyActivity + t.bodyIdleMs;
+      case 'idle':
+        return this.#phaseStarted + t.keepAliveMs;
+      case 'processing':
+      case 'closing':
+        return null;
+    }
+  }
+
+  /** One timer per connection, re-armed lazily: body activity only updates a timestamp. */
+  #armTimer(): void {
+    this.#clearTimer();
+    const deadline = this.#deadline();
+    if (deadline === null) return;
+    this.#timer = setTimeout(() => this.#onTimer(), Math.max(1, deadline - performance.now()));
+    this.#timer.unref();
+  }
+
+  #clearTimer(): void {
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+  }
+
+  #onTimer(): void {
+    this.#timer = null;
+    const deadline = this.#deadline();
+    if (deadline === null) return;
+    if (performance.now() < deadline) {
+      this.#armTimer();
+      return;
+    }
+    switch (this.#phase) {
+      case 'idle':
+        this.#log.debug('keep-alive timeout');
+        this.#socket.end();
+        this.#enter('closing');
+        return;
+      case 'head':
+        this.#log.info({ timeout_ms: this.#ctx.timeouts.headerMs }, 'header timeout');
+        this.#rejectAndClose(408);
+        return;
+      case 'body':
+        this.#log.info({ timeout_ms: this.#ctx.timeouts.bodyIdleMs }, 'body idle timeout');
+        this.#txn?.abort('body-timeout');
+        this.#rejectAndClose(408);
+        return;
+    }
+  }
+}

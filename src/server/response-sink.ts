@@ -1,0 +1,44 @@
+/**
+ * Writes response bytes to the connection's socket and respects backpressure (STYLE.md
+ * "Respect write() === false"): a caller awaiting write() never has more than one socket
+ * buffer's worth of response queued.
+ */
+import type { Socket } from 'node:net';
+
+export class ResponseSink {
+  readonly #socket: Socket;
+  /** True once any byte of the current response was written: errors can then no longer be answered. */
+  started = false;
+
+  constructor(socket: Socket) {
+    this.#socket = socket;
+  }
+
+  get closed(): boolean {
+    return this.#socket.destroyed || !this.#socket.writable;
+  }
+
+  /** Writes the buffers in one go; resolves when the socket can take more. Rejects if it closed. */
+  async write(...buffers: Buffer[]): Promise<void> {
+    const socket = this.#socket;
+    if (this.closed) throw Object.assign(new Error('connection closed'), { code: 'ICAP_ERR_CLIENT_GONE' });
+    this.started = true;
+    socket.cork();
+    let ok = true;
+    for (const b of buffers) ok = socket.write(b);
+    socket.uncork();
+    if (ok) return;
+    await new Promise<void>((resolve, reject) => {
+      const onDrain = (): void => {
+        socket.off('close', onClose);
+        resolve();
+      };
+      const onClose = (): void => {
+        socket.off('drain', onDrain);
+        reject(Object.assign(new Error('connection closed while writing'), { code: 'ICAP_ERR_CLIENT_GONE' }));
+      };
+      socket.once('drain', onDrain);
+      socket.once('close', onClose);
+    });
+  }
+}

@@ -1,0 +1,260 @@
+/**
+ * One REQMOD/RESPMOD exchange, from its head to its access-log line (DESIGN.md steps 3–6).
+ *
+ * Lifecycle, driven by the Connection from decoder events:
+ *   addHttpHead()* → beginBody() → writeBody()* → [previewEnded()] → bodyEnded() → respond()
+ *   abort() may come at any point (client gone, timeout, protocol error).
+ * The spool is disposed on every path; the access line is written exactly once.
+ *
+ * The response is written by respond() after the whole body was read and scanned. The sink
+ * (not the transaction) owns the socket, so a later "commit on idle" (squid-interop.md Recipe 1)
+ * can start the response before the body ends without changing this shape.
+ */
+import {
+  CRLF,
+  chunkHeader,
+  encodeChunk,
+  encodeLastChunk,
+  encodeResponseHead,
+  encodeSimpleResponse,
+  LAST_CHUNK,
+  type HttpHead,
+  type IcapRequestHead,
+} from '../../protocol/index.js';
+import type { ScanMeta } from '../backends/backend.js';
+import type { AccessRecord } from '../observability/access-log.js';
+import type { Logger } from '../observability/logger.js';
+import { runScans } from '../pipeline/run-scans.js';
+import { BodySpool, type SpoolOptions } from '../pipeline/spool.js';
+import type { SpooledBody } from '../pipeline/spooled-body.js';
+import { decide, notScanned, planResponse, verdictLabel, type Decision, type ResponsePlan } from '../verdict/index.js';
+import { commonHeaders } from './response-headers.js';
+import type { ResponseSink } from './response-sink.js';
+import type { Service } from './service-registry.js';
+
+export interface TransactionInit {
+  readonly id: string;
+  readonly head: IcapRequestHead;
+  readonly service: Service;
+  readonly clientAddress: string;
+  readonly spool: SpoolOptions;
+  readonly sink: ResponseSink;
+  readonly logger: Logger;
+  /** Called once with the access record when the transaction ends, whatever the path. */
+  readonly onFinished: (record: AccessRecord) => void;
+}
+
+/** Why a transaction ended without a normal answer. */
+export type AbortReason = 'client-disconnected' | 'body-timeout' | 'protocol-error' | 'server-closing';
+
+export class Transaction {
+  readonly id: string;
+  readonly head: IcapRequestHead;
+  readonly #init: TransactionInit;
+  readonly #started = performance.now();
+  readonly #abort = new AbortController();
+  #reqHdr: HttpHead | null = null;
+  #resHdr: HttpHead | null = null;
+  #spool: BodySpool | null = null;
+  #trailers: Buffer | null = null;
+  /** The whole body arrived inside the preview (`0; ieof`): §4.5 lets us answer 204 regardless of Allow. */
+  #bodyInPreview = false;
+  #finished = false;
+  #bytesIn = 0;
+  #bytesOut = 0;
+
+  constructor(init: TransactionInit) {
+    this.#init = init;
+    this.id = init.id;
+    this.head = init.head;
+  }
+
+  get aborted(): boolean {
+    return this.#abort.signal.aborted;
+  }
+
+  addHttpHead(head: HttpHead): void {
+    if (head.section === 'req-hdr') this.#reqHdr = head;
+    else this.#resHdr = head;
+  }
+
+  beginBody(): void {
+    this.#spool = new BodySpool(this.#init.spool);
+  }
+
+  /** Returns false when the caller must stop reading until `onDrain` fires (disk backpressure). */
+  writeBody(data: Buffer): boolean {
+    return this.#spool!.write(data);
+  }
+
+  onDrain(listener: () => void): void {
+    this.#spool!.once('drain', listener);
+  }
+
+  previewEnded(ieof: boolean): void {
+    this.#bodyInPreview = ieof;
+  }
+
+  bodyEnded(trailers: Buffer | null): void {
+    this.#trailers = trailers;
+  }
+
+  /** The request is complete: scan, decide, write the answer. Never rejects. */
+  async respond(bytesIn: number): Promise<void> {
+    this.#bytesIn = bytesIn;
+    let body: SpooledBody | null = null;
+    let decision: Decision | null = null;
+    let plan: ResponsePlan | null = null;
+    try {
+      body = this.#spool ? await this.#spool.end() : null;
+      decision = await this.#decide(body);
+      if (this.aborted) return;
+      plan = planResponse(decision, {
+        method: this.head.method === 'REQMOD' ? 'REQMOD' : 'RESPMOD',
+        may204: this.#bodyInPreview || this.head.allow.has('204'),
+        serviceAllows204: this.#init.service.config.allow_204,
+        transactionId: this.id,
+        serviceName: this.#init.service.name,
+        url: this.#url() ?? '',
+        blockPageTemplate: this.#init.service.blockPageTemplate,
+      });
+      await this.#writePlan(plan, body);
+      this.#finish(this.#record(plan, decision, 'answered'));
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code === 'ICAP_ERR_CLIENT_GONE') {
+        this.#finish(this.#record(plan, decision, 'client-disconnected'));
+      } else {
+        this.#init.logger.error({ err, transaction_id: this.id }, 'transaction failed');
+        this.#finish(this.#record(plan, decision, 'internal-error'));
+        throw err;
+      }
+    } finally {
+      await this.#spool?.dispose();
+    }
+  }
+
+  /** Ends the transaction without an answer; frees the spool; logs it as aborted, never as clean. */
+  abort(reason: AbortReason): void {
+    if (this.#finished) return;
+    this.#abort.abort(reason);
+    void this.#spool?.dispose();
+    this.#finish(this.#record(null, null, reason));
+  }
+
+  async #decide(body: SpooledBody | null): Promise<Decision> {
+    // Empty bodies are clean without a scan: there is nothing an engine could find.
+    if (body === null || body.size === 0) return notScanned(body === null ? 'no body' : 'empty body');
+    const results = await runScans(this.#init.service.backends, body, this.#scanMeta(), this.#abort.signal);
+    this.#scanResults = results.map((r) => ({ backend: r.backend, outcome: r.outcome, ms: Math.round(r.durationMs) }));
+    return decide(results, this.#init.service.config.on_error);
+  }
+
+  #scanResults: { backend: string; outcome: string; ms: number }[] = [];
+
+  #scanMeta(): ScanMeta {
+    const contentType = (this.#resHdr ?? this.#reqHdr)?.headers.get('Content-Type');
+    const url = this.#url();
+    return {
+      transactionId: this.id,
+      method: this.head.method === 'REQMOD' ? 'REQMOD' : 'RESPMOD',
+      clientAddress: this.#init.clientAddress,
+      ...(url !== undefined && { url }),
+      ...(contentType !== undefined && { contentType }),
+    };
+  }
+
+  /** The URL of the encapsulated HTTP request line (`GET http://x/y HTTP/1.1`). */
+  #url(): string | undefined {
+    const parts = this.#reqHdr?.startLine.split(' ');
+    return parts && parts.length >= 2 ? parts[1] : undefined;
+  }
+
+  async #writePlan(plan: ResponsePlan, body: SpooledBody | null): Promise<void> {
+    const sink = this.#init.sink;
+    const headers = [...commonHeaders(this.#init.service.istag), ...plan.icapHeaders];
+    switch (plan.kind) {
+      case 'no-content':
+        await this.#write(encodeSimpleResponse(204, headers));
+        return;
+      case 'block':
+        // REQMOD: request satisfaction (§4.8.2) — we answer the HTTP request ourselves. RESPMOD: the
+        // 403 page replaces the origin response. Either way an encapsulated HTTP response.
+        await this.#write(
+          encodeResponseHead({ status: 200, headers, resHdr: plan.httpHead, body: 'res-body' }),
+          encodeChunk(plan.httpBody),
+          LAST_CHUNK,
+        );
+        return;
+      case 'echo': {
+        const isReqmod = this.head.method === 'REQMOD';
+        const hasBody = this.#spool !== null;
+        await this.#write(
+          encodeResponseHead({
+            status: 200,
+            headers,
+            reqHdr: isReqmod ? this.#reqHdr?.raw : null,
+            resHdr: isReqmod ? null : this.#resHdr?.raw,
+            body: hasBody ? (isReqmod ? 'req-body' : 'res-body') : null,
+          }),
+        );
+        if (!hasBody || body === null) return;
+        for await (const chunk of body.createReadStream() as AsyncIterable<Buffer>) {
+          if (sink.closed) break;
+          await this.#write(chunkHeader(chunk.length), chunk, CRLF);
+        }
+        // Errata e2: a server that does not modify the message echoes the trailers it received.
+        await this.#write(encodeLastChunk(null, this.#trailers));
+        return;
+      }
+    }
+  }
+
+  async #write(...buffers: Buffer[]): Promise<void> {
+    for (const b of buffers) this.#bytesOut += b.length;
+    await this.#init.sink.write(...buffers);
+  }
+
+  #httpStatus(plan: ResponsePlan | null): number | null {
+    if (plan === null) return null;
+    if (plan.kind === 'block') return 403;
+    const status = /^HTTP\/\d\.\d (\d{3})/.exec(this.#resHdr?.startLine ?? '');
+    return status ? Number(status[1]) : null;
+  }
+
+  #record(plan: ResponsePlan | null, decision: Decision | null, outcome: string): AccessRecord {
+    const headers = this.head.headers;
+    const answered = outcome === 'answered' && plan !== null && decision !== null;
+    const url = this.#url();
+    const clientIp = headers.get('X-Client-IP');
+    const username = headers.get('X-Client-Username') ?? headers.get('X-Authenticated-User');
+    return {
+      transaction_id: this.id,
+      client: this.#init.clientAddress,
+      method: this.head.method,
+      service: this.#init.service.name,
+      icap_status: answered ? (plan.kind === 'no-content' ? 204 : 200) : 0,
+      http_status: answered ? this.#httpStatus(plan) : null,
+      bytes_in: this.#bytesIn,
+      bytes_out: this.#bytesOut,
+      preview: this.head.preview,
+      body_bytes: this.#spool?.size ?? 0,
+      verdict: answered ? verdictLabel(decision) : outcome === 'internal-error' ? 'error' : 'aborted',
+      threats: decision?.action === 'block' && decision.reason === 'infected' ? decision.threats.map((t) => t.name) : [],
+      scan_errors:
+        decision !== null && 'errors' in decision ? decision.errors.map((e) => `${e.backend}:${e.kind}`) : [],
+      reason: answered ? decision.reason : outcome,
+      duration_ms: Math.round((performance.now() - this.#started) * 10) / 10,
+      ...(url !== undefined && { url }),
+      ...(clientIp !== undefined && { x_client_ip: clientIp }),
+      ...(username !== undefined && { x_client_username: username }),
+      scans: this.#scanResults,
+    };
+  }
+
+  #finish(record: AccessRecord): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#init.onFinished(record);
+  }
+}
