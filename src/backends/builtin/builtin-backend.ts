@@ -1,0 +1,128 @@
+/**
+ * The embedded engine (DESIGN.md, "Backends and pools"): EICAR test file and SHA-256 hash lists,
+ * scanned in a worker pool so hashing a large body never blocks the event loop.
+ *
+ *   scan(body) ─► pool.run({ memory copy | path, size }) ─► worker: sha256 + EICAR search
+ *              ◄─ { sha256, eicar } ◄────────────────────────┘
+ *   main thread: hash-list lookup ─► BackendResult
+ */
+import { performance } from 'node:perf_hooks';
+import type { Backend, BackendResult, ScanErrorKind, ScanMeta } from '../backend.js';
+import type { SpooledBody } from '../../pipeline/spooled-body.js';
+import { createWorkerPool, POOL_ERROR_CODES, PoolError, resolveWorkerFile, type TransferList } from '../../pipeline/worker-pool.js';
+import { EICAR_THREAT_NAME } from './eicar.js';
+import { loadHashLists } from './hash-list.js';
+import type { ScanTask, ScanTaskResult } from './scan-worker.js';
+
+export const BUILTIN_ENGINE_VERSION = '0.1.0';
+
+export interface BuiltinBackendOptions {
+  name: string;
+  /** Worker threads; 0 = os.availableParallelism(). */
+  workers: number;
+  /** Whole scan, queue wait included. */
+  timeoutMs: number;
+  /** Report the EICAR test string as infected. */
+  eicar: boolean;
+  /** Hash-list files, loaded once here; a reload builds a new backend. */
+  hashLists: readonly string[];
+  /**
+   * Scans that may wait for a free worker before further ones are refused as 'overloaded'.
+   * A waiting in-memory body holds a copy of up to the spool's memory threshold. Default 64.
+   */
+  maxQueue?: number;
+}
+
+const DEFAULT_MAX_QUEUE = 64;
+
+export async function createBuiltinBackend(options: BuiltinBackendOptions): Promise<Backend> {
+  const { name, timeoutMs } = options;
+  // Load before starting threads: a bad list fails without leaving a pool behind.
+  const lists = await loadHashLists(options.hashLists);
+  const pool = createWorkerPool({
+    filename: resolveWorkerFile(import.meta.url, './scan-worker.js'),
+    threads: options.workers,
+    maxQueue: options.maxQueue ?? DEFAULT_MAX_QUEUE,
+  });
+  const version = `builtin/${BUILTIN_ENGINE_VERSION} eicar=${options.eicar ? 'on' : 'off'} hashes=${lists.hashes.size}:${lists.fingerprint}`;
+
+  async function scan(body: SpooledBody, _meta: ScanMeta, signal: AbortSignal): Promise<BackendResult> {
+    const started = performance.now();
+    if (signal.aborted) {
+      return { outcome: 'error', backend: name, durationMs: 0, kind: 'backend-error', message: `scan aborted: ${describe(signal.reason)}` };
+    }
+    const elapsed = (): number => performance.now() - started;
+    const fail = (kind: ScanErrorKind, message: string): BackendResult => ({
+      outcome: 'error',
+      backend: name,
+      durationMs: elapsed(),
+      kind,
+      message,
+    });
+
+    // One signal for the pool: the caller's abort or our own timeout, whichever comes first.
+    const controller = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort(new Error(`scan timed out after ${timeoutMs} ms`));
+    }, timeoutMs);
+    const onCallerAbort = (): void => controller.abort(signal.reason);
+    signal.addEventListener('abort', onCallerAbort, { once: true });
+
+    try {
+      const { task, transferList } = taskFor(body);
+      const result = await pool.run<ScanTask, ScanTaskResult>(task, { signal: controller.signal, transferList });
+      const threats: string[] = [];
+      if (options.eicar && result.eicar) threats.push(EICAR_THREAT_NAME);
+      const listed = lists.hashes.get(result.sha256);
+      if (listed !== undefined) threats.push(listed);
+      return threats.length > 0
+        ? { outcome: 'infected', backend: name, durationMs: elapsed(), threats, sha256: result.sha256 }
+        : { outcome: 'clean', backend: name, durationMs: elapsed(), sha256: result.sha256 };
+    } catch (err) {
+      if (timedOut) return fail('timeout', `scan timed out after ${timeoutMs} ms`);
+      if (err instanceof PoolError) {
+        switch (err.code) {
+          case POOL_ERROR_CODES.queueFull:
+            return fail('overloaded', err.message);
+          case POOL_ERROR_CODES.aborted:
+            return fail('backend-error', `scan aborted: ${describe(signal.reason)}`);
+          case POOL_ERROR_CODES.closed:
+          case POOL_ERROR_CODES.taskFailed:
+            return fail('backend-error', err.cause instanceof Error ? `${err.message} (${err.cause.message})` : err.message);
+        }
+      }
+      return fail('backend-error', describe(err));
+    } finally {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onCallerAbort);
+    }
+  }
+
+  return {
+    name,
+    version,
+    scan,
+    close: () => pool.destroy(),
+  };
+}
+
+/**
+ * The task and its transfer list. A memory body goes over as a fresh copy whose ArrayBuffer is
+ * moved: the caller still owns body.memory (it may echo it back to the client), and a Buffer
+ * can be a view into Node's shared allocation pool, which must never be transferred.
+ */
+function taskFor(body: SpooledBody): { task: ScanTask; transferList?: TransferList } {
+  if (body.memory) {
+    const copy = new Uint8Array(body.memory.length);
+    copy.set(body.memory);
+    return { task: { memory: copy, size: body.size }, transferList: [copy.buffer] };
+  }
+  if (body.path !== null) return { task: { path: body.path, size: body.size } };
+  return { task: { size: 0 } };
+}
+
+function describe(value: unknown): string {
+  return value instanceof Error ? value.message : String(value);
+}

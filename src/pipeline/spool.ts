@@ -1,0 +1,252 @@
+/**
+ * The body spool (DESIGN.md step 4): bytes stay in memory up to `memoryBytes`, then spill to a
+ * private temp file, so memory stays bounded whatever the body size.
+ *
+ *   write(chunk) ──► memory chunks ──(size > memoryBytes)──► fs.WriteStream ('wx', 0600)
+ *                                                             │  write() === false → wait 'drain'
+ *   end() ──► SpooledBody { memory | path }                   ▼
+ *   dispose() ──► drop memory, close + unlink the file      <dir>/icap-bridge-<random>.body
+ *
+ * Who holds the caller's chunks:
+ * - In memory, bytes are copied into one buffer of the spool's own (grown by doubling, never
+ *   past memoryBytes). Holding the caller's views instead would pin whole socket buffers: a body
+ *   sent as tiny chunked-encoding pieces would keep several times its size alive.
+ * - On disk, the chunk goes to fs.WriteStream as the view it is and is held only until written
+ *   (at most about one write buffer, since the caller waits for 'drain'). That is safe because
+ *   Node never reuses the Buffers it hands to a socket's 'data' listener and the decoder passes
+ *   `subarray` views of those (STYLE.md, "Cursor, not copies"). A caller that recycles its
+ *   buffers must copy before write().
+ */
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { SpooledBody } from './spooled-body.js';
+import { createSpooledBodyReader, spooledBodyFromBuffer } from './spooled-body-reader.js';
+
+export { spooledBodyFromBuffer };
+
+export interface SpoolOptions {
+  /** Bytes kept in memory; a body larger than this goes to a temp file. */
+  memoryBytes: number;
+  /** Existing directory for temp files. */
+  directory: string;
+}
+
+/** Error codes a spool throws or rejects with. */
+export const SPOOL_ERROR_CODES = {
+  /** write()/end() after end() or dispose(), or reading a disposed body. */
+  closed: 'ICAP_ERR_SPOOL_CLOSED',
+  /** The temp file could not be created or written (ENOSPC, EACCES, missing directory...). */
+  io: 'ICAP_ERR_SPOOL_IO',
+} as const;
+
+export class SpoolError extends Error {
+  readonly code: (typeof SPOOL_ERROR_CODES)[keyof typeof SPOOL_ERROR_CODES];
+  constructor(code: SpoolError['code'], message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'SpoolError';
+    this.code = code;
+  }
+}
+
+// Process-wide bookkeeping for tests and metrics. Only this module mutates it.
+const livePaths = new Set<string>();
+let bytesOnDisk = 0;
+
+/** Temp files that currently exist (created and not yet unlinked). */
+export function liveSpoolFiles(): ReadonlySet<string> {
+  return livePaths;
+}
+
+/** Bytes accepted into temp files by all spools not yet disposed. */
+export function spoolBytesOnDisk(): number {
+  return bytesOnDisk;
+}
+
+type SpoolState = 'memory' | 'disk' | 'ended' | 'disposed';
+
+const WRITE_BUFFER_BYTES = 64 * 1024;
+/** First in-memory allocation; avoids regrowing through many tiny sizes for small bodies. */
+const MIN_MEMORY_BYTES = 16 * 1024;
+
+/**
+ * Emits 'drain' after write() returned false, and 'error' (only when someone listens, e.g.
+ * `events.once(spool, 'drain')`) when the temp file fails. A failure is also remembered: the
+ * next write() throws it and end() rejects with it, so nobody has to listen for 'error'.
+ */
+export class BodySpool extends EventEmitter {
+  readonly #memoryBytes: number;
+  readonly #directory: string;
+  #state: SpoolState = 'memory';
+  #size = 0;
+  /** In-memory bytes live in #memory[0, #size); null until the first byte, and after spilling. */
+  #memory: Buffer | null = null;
+  #file: WriteStream | null = null;
+  #path: string | null = null;
+  /** True once open(2) succeeded: only then is the path ours to unlink (never after EEXIST). */
+  #opened = false;
+  #diskBytes = 0;
+  #error: SpoolError | null = null;
+  #ending: Promise<SpooledBody> | null = null;
+  #disposing: Promise<void> | null = null;
+
+  constructor(opts: SpoolOptions) {
+    super();
+    if (!Number.isSafeInteger(opts.memoryBytes) || opts.memoryBytes < 0) {
+      throw new RangeError(`memoryBytes must be a non-negative integer, got ${opts.memoryBytes}`);
+    }
+    this.#memoryBytes = opts.memoryBytes;
+    this.#directory = opts.directory;
+  }
+
+  get size(): number {
+    return this.#size;
+  }
+
+  /**
+   * Appends bytes. Returns false when the caller should wait for 'drain' before writing more
+   * (the temp file's write buffer is full), like fs.WriteStream.write. In memory the bytes are
+   * copied; once spilled the chunk is held until written (see the file comment).
+   */
+  write(chunk: Buffer): boolean {
+    if (this.#state === 'ended' || this.#state === 'disposed') {
+      throw new SpoolError(SPOOL_ERROR_CODES.closed, `write after ${this.#state === 'ended' ? 'end' : 'dispose'}`);
+    }
+    if (this.#error) throw this.#error;
+    if (chunk.length === 0) return this.#file ? !this.#file.writableNeedDrain : true;
+    if (this.#state === 'memory') {
+      if (this.#size + chunk.length <= this.#memoryBytes) {
+        this.#appendToMemory(chunk);
+        return true;
+      }
+      return this.#spill(chunk);
+    }
+    this.#size += chunk.length;
+    return this.#writeToFile(chunk);
+  }
+
+  /** Finishes the body: flushes and closes the temp file when spilled. Idempotent. */
+  end(): Promise<SpooledBody> {
+    if (this.#ending) return this.#ending;
+    if (this.#state === 'disposed') {
+      return Promise.reject(new SpoolError(SPOOL_ERROR_CODES.closed, 'end after dispose'));
+    }
+    const wasOnDisk = this.#state === 'disk';
+    this.#state = 'ended';
+    this.#ending = wasOnDisk ? this.#finishFile() : Promise.resolve(this.#finishMemory());
+    return this.#ending;
+  }
+
+  /**
+   * Drops the memory and removes the temp file. Safe at any time and any number of times; the
+   * SpooledBody from end() must not be used afterwards. Call it on every path.
+   */
+  dispose(): Promise<void> {
+    this.#disposing ??= this.#dispose();
+    return this.#disposing;
+  }
+
+  #finishMemory(): SpooledBody {
+    const memory = this.#memory ? this.#memory.subarray(0, this.#size) : Buffer.alloc(0);
+    return this.#body(memory, null);
+  }
+
+  async #finishFile(): Promise<SpooledBody> {
+    const file = this.#file!;
+    if (this.#error) throw this.#error;
+    // 'close' (not 'finish') so the descriptor is released before readers open the path.
+    await new Promise<void>((resolve, reject) => {
+      file.once('close', () => (this.#error ? reject(this.#error) : resolve()));
+      file.end();
+    });
+    if (this.#state === 'disposed') throw new SpoolError(SPOOL_ERROR_CODES.closed, 'disposed before end finished');
+    return this.#body(null, this.#path);
+  }
+
+  #body(memory: Buffer | null, path: string | null): SpooledBody {
+    return createSpooledBodyReader({
+      size: this.#size,
+      memory,
+      path,
+      assertUsable: () => {
+        if (this.#state === 'disposed') throw new SpoolError(SPOOL_ERROR_CODES.closed, 'body used after dispose');
+      },
+    });
+  }
+
+  #appendToMemory(chunk: Buffer): void {
+    const needed = this.#size + chunk.length;
+    if (!this.#memory || this.#memory.length < needed) {
+      const capacity = Math.min(this.#memoryBytes, Math.max(needed, MIN_MEMORY_BYTES, (this.#memory?.length ?? 0) * 2));
+      const grown = Buffer.allocUnsafe(capacity);
+      this.#memory?.copy(grown, 0, 0, this.#size);
+      this.#memory = grown;
+    }
+    chunk.copy(this.#memory, this.#size);
+    this.#size = needed;
+  }
+
+  /** First time over the threshold: create the file, then write what memory holds and `chunk`. */
+  #spill(chunk: Buffer): boolean {
+    this.#state = 'disk';
+    const path = join(this.#directory, `icap-bridge-${randomBytes(12).toString('hex')}.body`);
+    this.#path = path;
+    // Registered before open(2) finishes so dispose() racing the open still cleans up.
+    livePaths.add(path);
+    const file = createWriteStream(path, { flags: 'wx', mode: 0o600, highWaterMark: WRITE_BUFFER_BYTES });
+    this.#file = file;
+    file.once('open', () => {
+      this.#opened = true;
+    });
+    file.on('drain', () => this.emit('drain'));
+    file.on('error', (err) => this.#fail(err));
+    const held = this.#memory?.subarray(0, this.#size);
+    this.#memory = null;
+    this.#size += chunk.length;
+    // cork/uncork turns the two into one writev(2).
+    file.cork();
+    if (held) this.#writeToFile(held);
+    const ok = this.#writeToFile(chunk);
+    file.uncork();
+    return ok;
+  }
+
+  #writeToFile(chunk: Buffer): boolean {
+    this.#diskBytes += chunk.length;
+    bytesOnDisk += chunk.length;
+    return this.#file!.write(chunk);
+  }
+
+  #fail(err: Error): void {
+    if (this.#error || this.#state === 'disposed') return;
+    this.#error = new SpoolError(SPOOL_ERROR_CODES.io, `spool file ${this.#path}: ${err.message}`, { cause: err });
+    if (this.listenerCount('error') > 0) this.emit('error', this.#error);
+  }
+
+  async #dispose(): Promise<void> {
+    this.#state = 'disposed';
+    this.#memory = null;
+    bytesOnDisk -= this.#diskBytes;
+    this.#diskBytes = 0;
+    const file = this.#file;
+    const path = this.#path;
+    if (!file || !path) return;
+    // destroy() waits for a pending open(2) before closing, so after 'close' the descriptor is
+    // gone and #opened says whether the file is ours.
+    if (!file.closed) {
+      await new Promise<void>((resolve) => {
+        file.once('close', resolve);
+        file.destroy();
+      });
+    }
+    try {
+      if (this.#opened) await unlink(path);
+    } catch (err) {
+      // Anything but "already gone" leaves the file listed as live, so metrics and tests see it.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    livePaths.delete(path);
+  }
+}

@@ -1,0 +1,54 @@
+/**
+ * Read side of a spooled body: ranged streams from memory or from the temp file, never the whole
+ * large body as one Buffer (spooled-body.ts).
+ */
+import { createReadStream } from 'node:fs';
+import { Readable } from 'node:stream';
+import type { SpooledBody } from './spooled-body.js';
+
+/** Chunk size for both sources; matches the scan worker's read size. */
+const READ_CHUNK_BYTES = 64 * 1024;
+
+export interface SpooledBodySource {
+  readonly size: number;
+  readonly memory: Buffer | null;
+  readonly path: string | null;
+  /** Throws when the owning spool was disposed (the file may be gone). */
+  readonly assertUsable?: () => void;
+}
+
+export function createSpooledBodyReader(source: SpooledBodySource): SpooledBody {
+  const { size, memory, path, assertUsable } = source;
+  if ((memory === null) === (path === null)) throw new TypeError('exactly one of memory and path must be set');
+  return {
+    size,
+    memory,
+    path,
+    createReadStream(start = 0, end = size): Readable {
+      assertUsable?.();
+      checkRange(start, end, size);
+      if (start === end) return Readable.from([], { objectMode: false });
+      if (memory) return Readable.from(sliceMemory(memory, start, end), { objectMode: false });
+      // fs ranges are inclusive; ours are [start, end).
+      return createReadStream(path!, { start, end: end - 1, highWaterMark: READ_CHUNK_BYTES });
+    },
+  };
+}
+
+/** A body we already hold in memory (built responses, tests). */
+export function spooledBodyFromBuffer(buf: Buffer): SpooledBody {
+  return createSpooledBodyReader({ size: buf.length, memory: buf, path: null });
+}
+
+/** Views, not copies, in read-sized pieces so a consumer's backpressure has something to act on. */
+function* sliceMemory(memory: Buffer, start: number, end: number): Generator<Buffer> {
+  for (let at = start; at < end; at += READ_CHUNK_BYTES) {
+    yield memory.subarray(at, Math.min(at + READ_CHUNK_BYTES, end));
+  }
+}
+
+function checkRange(start: number, end: number, size: number): void {
+  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || start > end || end > size) {
+    throw new RangeError(`invalid body range [${start}, ${end}) for a body of ${size} bytes`);
+  }
+}

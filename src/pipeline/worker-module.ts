@@ -1,0 +1,51 @@
+/**
+ * Finding a worker's task module whether we run from TypeScript sources or from dist/.
+ *
+ * Tests (vitest) and `node --import tsx` run the `.ts` sources: import.meta.url of the owning
+ * module ends in `.ts`, the task module next to it is `.ts` too, and a worker thread starts with
+ * a bare Node that cannot load it, so the worker gets tsx as an `--import` loader.
+ * Production runs dist/**.js: the task module is the compiled `.js` beside its owner and needs
+ * no loader (tsx is only a devDependency).
+ */
+import { createRequire } from 'node:module';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+/**
+ * Resolves `specifier` (written as the compiled name, e.g. './scan-worker.js') against the
+ * owner's import.meta.url; when the owner is a `.ts` source, the `.ts` sibling is returned.
+ */
+export function resolveWorkerFile(ownerUrl: string, specifier: string): string {
+  const url = new URL(specifier, ownerUrl);
+  if (isTypeScript(new URL(ownerUrl).pathname)) url.pathname = url.pathname.replace(/\.[cm]?js$/, '.ts');
+  return fileURLToPath(url);
+}
+
+/** execArgv for piscina's workers: the parent's flags, plus tsx for a `.ts` task module. */
+export function workerExecArgv(filename: string): string[] {
+  const inherited = [...process.execArgv];
+  if (!isTypeScript(filename) || hasTsxImport(inherited)) return inherited;
+  return [...inherited, '--import', tsxLoaderUrl()];
+}
+
+function isTypeScript(path: string): boolean {
+  return /\.[cm]?ts$/.test(path);
+}
+
+function hasTsxImport(execArgv: readonly string[]): boolean {
+  return execArgv.some((arg, i) => {
+    const value = arg.startsWith('--import=') ? arg.slice('--import='.length) : arg === '--import' ? execArgv[i + 1] : undefined;
+    return value !== undefined && (value === 'tsx' || /[\\/]tsx[\\/]/.test(value));
+  });
+}
+
+/**
+ * tsx's loader as an absolute URL: a bare `--import tsx` would be resolved against the worker's
+ * working directory, which need not be the project root.
+ */
+function tsxLoaderUrl(): string {
+  try {
+    return pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+  } catch {
+    return 'tsx';
+  }
+}

@@ -1,0 +1,111 @@
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createWorkerPool, resolveWorkerFile, type WorkerPool } from '../../src/pipeline/worker-pool.js';
+import { workerExecArgv } from '../../src/pipeline/worker-module.js';
+import type { PoolTestTask } from './pool-task.fixture.js';
+
+const TASK_FILE = resolveWorkerFile(import.meta.url, './pool-task.fixture.js');
+const pools: WorkerPool[] = [];
+
+function newPool(threads: number, maxQueue: number, workerData?: unknown): WorkerPool {
+  const pool = createWorkerPool({ filename: TASK_FILE, threads, maxQueue, workerData });
+  pools.push(pool);
+  return pool;
+}
+
+function run(pool: WorkerPool, task: PoolTestTask, opts?: Parameters<WorkerPool['run']>[1]): Promise<unknown> {
+  return pool.run<PoolTestTask, unknown>(task, opts);
+}
+
+afterAll(async () => {
+  await Promise.all(pools.map((p) => p.destroy()));
+});
+
+describe('worker module resolution', () => {
+  it('uses the .ts sibling and tsx when the owner is a .ts source', () => {
+    expect(TASK_FILE).toBe(fileURLToPath(new URL('./pool-task.fixture.ts', import.meta.url)));
+    const argv = workerExecArgv(TASK_FILE);
+    expect(argv.at(-2)).toBe('--import');
+    expect(argv.at(-1)).toMatch(/tsx/);
+  });
+
+  it('uses the .js sibling and no loader when the owner is compiled', () => {
+    const file = resolveWorkerFile('file:///app/dist/src/backends/builtin/builtin-backend.js', './scan-worker.js');
+    expect(file).toBe('/app/dist/src/backends/builtin/scan-worker.js');
+    expect(workerExecArgv(file)).toEqual(process.execArgv);
+  });
+
+  it('does not add tsx twice', () => {
+    const argv = workerExecArgv(TASK_FILE);
+    const saved = process.execArgv;
+    try {
+      process.execArgv = argv;
+      expect(workerExecArgv(TASK_FILE)).toEqual(argv);
+    } finally {
+      process.execArgv = saved;
+    }
+  });
+});
+
+describe('createWorkerPool', () => {
+  it('runs typed tasks in a .ts worker and passes workerData', async () => {
+    const pool = newPool(1, 4, { tag: 'hello' });
+    expect(pool.threads).toBe(1);
+    expect(await run(pool, { op: 'echo', value: { a: [1, 2] } })).toEqual({ a: [1, 2] });
+    expect(await run(pool, { op: 'workerData' })).toEqual({ tag: 'hello' });
+    expect(pool.utilization).toBeGreaterThanOrEqual(0);
+  });
+
+  it('moves buffers in the transfer list', async () => {
+    const pool = newPool(1, 4);
+    const bytes = new Uint8Array(1000);
+    expect(await run(pool, { op: 'length', bytes }, { transferList: [bytes.buffer] })).toBe(1000);
+    expect(bytes.byteLength).toBe(0); // detached: moved, not copied
+  });
+
+  it('threads 0 means one per core', async () => {
+    const pool = newPool(0, 0);
+    expect(pool.threads).toBe(availableParallelism());
+  });
+
+  it('refuses tasks beyond threads + maxQueue with ICAP_ERR_POOL_QUEUE_FULL, even with signals', async () => {
+    const pool = newPool(1, 1);
+    const signal = new AbortController().signal;
+    const first = run(pool, { op: 'sleep', ms: 300 }, { signal });
+    const second = run(pool, { op: 'sleep', ms: 10 }, { signal });
+    await expect(run(pool, { op: 'echo', value: 3 }, { signal })).rejects.toMatchObject({ code: 'ICAP_ERR_POOL_QUEUE_FULL' });
+    expect(pool.queueSize).toBe(1);
+    await expect(Promise.all([first, second])).resolves.toEqual(['slept', 'slept']);
+    expect(await run(pool, { op: 'echo', value: 4 }, { signal })).toBe(4);
+  });
+
+  it('aborts a running task, then keeps working', async () => {
+    const pool = newPool(1, 1);
+    const controller = new AbortController();
+    const pending = run(pool, { op: 'sleep', ms: 10_000 }, { signal: controller.signal });
+    setTimeout(() => controller.abort(new Error('client went away')), 50);
+    await expect(pending).rejects.toMatchObject({ code: 'ICAP_ERR_POOL_ABORTED', cause: { message: 'client went away' } });
+    await expect(run(pool, { op: 'echo', value: 'next' }, { signal: AbortSignal.abort() })).rejects.toMatchObject({
+      code: 'ICAP_ERR_POOL_ABORTED',
+    });
+    expect(await run(pool, { op: 'echo', value: 'next' })).toBe('next');
+  });
+
+  it('wraps a task failure with ICAP_ERR_POOL_TASK_FAILED and keeps the cause', async () => {
+    const pool = newPool(1, 1);
+    await expect(run(pool, { op: 'throw', message: 'bad input' })).rejects.toMatchObject({
+      code: 'ICAP_ERR_POOL_TASK_FAILED',
+      cause: { message: 'bad input' },
+    });
+  });
+
+  it('rejects pending and later tasks with ICAP_ERR_POOL_CLOSED after destroy', async () => {
+    const pool = newPool(1, 1);
+    const pending = expect(run(pool, { op: 'sleep', ms: 10_000 })).rejects.toMatchObject({ code: 'ICAP_ERR_POOL_CLOSED' });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await Promise.all([pool.destroy(), pool.destroy()]);
+    await pending;
+    await expect(run(pool, { op: 'echo', value: 1 })).rejects.toMatchObject({ code: 'ICAP_ERR_POOL_CLOSED' });
+  });
+});

@@ -1,0 +1,91 @@
+/** OPTIONS per service (RFC 3507 §4.10.2), routing by path and alias, ISTag derivation (§4.7). */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildRequest } from '../helpers/icap-messages.js';
+import { TestClient } from '../helpers/icap-client.js';
+import { startTestServer, type TestServer } from '../helpers/test-server.js';
+
+const options = (service: string): Buffer => buildRequest({ method: 'OPTIONS', service }).first;
+
+describe('OPTIONS', () => {
+  let srv: TestServer;
+  beforeAll(async () => {
+    srv = await startTestServer();
+  });
+  afterAll(() => srv.close());
+
+  it('answers with every header a client needs', async () => {
+    const c = await TestClient.connect(srv.port);
+    c.write(options('respmod'));
+    const r = await c.read();
+    expect(r.status).toBe(200);
+    expect(r.header('Methods')).toBe('RESPMOD');
+    expect(r.header('Service')).toMatch(/^icap-bridge\/\d+\.\d+\.\d+ respmod$/);
+    expect(r.header('ISTag')).toMatch(/^"[A-Za-z0-9_-]{1,32}"$/);
+    expect(r.header('Max-Connections')).toBe('512');
+    expect(r.header('Options-TTL')).toBe('3600');
+    expect(r.header('Allow')).toBe('204');
+    expect(r.header('Preview')).toBe('1024');
+    expect(r.header('Transfer-Preview')).toBe('*');
+    expect(r.header('Encapsulated')).toBe('null-body=0');
+    expect(Date.parse(r.header('Date')!)).not.toBeNaN();
+    c.close();
+  });
+
+  it.each([
+    ['reqmod', 'REQMOD'],
+    ['OMSScanReq-AV', 'REQMOD'],
+    ['OMSScanResp-AV', 'RESPMOD'],
+    ['avscan', 'REQMOD, RESPMOD'],
+    ['virus_scan', 'REQMOD, RESPMOD'],
+    ['squidclamav', 'REQMOD, RESPMOD'],
+    ['srv_clamav', 'REQMOD, RESPMOD'],
+  ])('routes /%s to a service with Methods %s', async (path, methods) => {
+    const c = await TestClient.connect(srv.port);
+    c.write(options(path));
+    const r = await c.read();
+    expect(r.status).toBe(200);
+    expect(r.header('Methods')).toBe(methods);
+    c.close();
+  });
+
+  it('serves several OPTIONS on one persistent connection', async () => {
+    const c = await TestClient.connect(srv.port);
+    for (let i = 0; i < 5; i++) {
+      c.write(options('respmod'));
+      expect((await c.read()).status).toBe(200);
+    }
+    expect(c.closed).toBe(false);
+    c.close();
+  });
+});
+
+describe('ISTag', () => {
+  async function istagOf(yaml: string, service = 'respmod'): Promise<string> {
+    const srv = await startTestServer(yaml);
+    try {
+      const c = await TestClient.connect(srv.port);
+      c.write(options(service));
+      const tag = (await c.read()).header('ISTag')!;
+      c.close();
+      return tag;
+    } finally {
+      await srv.close();
+    }
+  }
+
+  it('is identical on two nodes with the same configuration', async () => {
+    expect(await istagOf('')).toBe(await istagOf(''));
+  });
+
+  it('does not depend on the listen address (a node-local setting)', async () => {
+    const other = 'server:\n  listen: [{ host: 127.0.0.1, port: 0 }]\n  max_connections: 100\n';
+    expect(await istagOf(other)).toBe(await istagOf(''));
+  });
+
+  it('changes when something that changes verdicts changes', async () => {
+    const base = await istagOf('');
+    const allow = await istagOf('services:\n  respmod:\n    methods: [RESPMOD]\n    on_error: allow\n');
+    const noEicar = await istagOf('backends:\n  builtin:\n    type: builtin\n    eicar: false\n');
+    expect(new Set([base, allow, noEicar]).size).toBe(3);
+  });
+});
