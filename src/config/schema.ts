@@ -1,0 +1,125 @@
+/**
+ * The configuration schema: the single source of truth for keys, ranges and defaults. The Config
+ * type is inferred from it, so the YAML, the validation and the TypeScript type cannot drift.
+ *
+ * It is built per load because two rules depend on the file being loaded: relative paths resolve
+ * against the file's directory, and a service's preview may not exceed server.limits.preview_bytes
+ * (making that the field's own range reports it beside every other field problem).
+ */
+import { tmpdir } from 'node:os';
+import * as z from 'zod';
+import { backendSchema, DEFAULT_BACKENDS } from './backend-schema.js';
+import type { DeepReadonly } from './deep-freeze.js';
+import { DEFAULT_BLOCK_PAGE } from './paths.js';
+import {
+  aliasPath,
+  boolean,
+  host,
+  integer,
+  list,
+  mapping,
+  name,
+  namedMap,
+  oneOf,
+  readableFile,
+  section,
+  writableDirectory,
+} from './rules.js';
+
+/** Hard ceiling on a Preview: a client may declare, whatever the config says. */
+export const PREVIEW_BYTES_MAX = 16_777_216;
+
+/** server.limits.preview_bytes alone; the loader reads it first to bound each service's preview. */
+export const serverPreviewBytes = integer(0, PREVIEW_BYTES_MAX).default(65_536);
+
+export const ICAP_METHODS = ['REQMOD', 'RESPMOD'] as const;
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+export interface SchemaContext {
+  /** Directory of the config file. */
+  readonly baseDir: string;
+  /** The file's server.limits.preview_bytes (or its default). */
+  readonly previewLimit: number;
+}
+
+/** The services a config gets when it names none; product aliases let existing Squid configs point at us unchanged. */
+export const DEFAULT_SERVICES = {
+  respmod: { methods: ['RESPMOD'], aliases: ['OMSScanResp-AV'] },
+  reqmod: { methods: ['REQMOD'], aliases: ['OMSScanReq-AV'] },
+  avscan: { methods: ['REQMOD', 'RESPMOD'], aliases: ['virus_scan', 'squidclamav', 'srv_clamav'] },
+} as const;
+
+function serverSchema() {
+  return section({
+    listen: list(
+      mapping({
+        host: host().default('127.0.0.1'),
+        port: integer(0, 65_535).default(1344),
+      }),
+      { nonEmpty: true },
+    ).default([{ host: '127.0.0.1', port: 1344 }]),
+    max_connections: integer(1).default(512),
+    timeouts: section({
+      header_ms: integer(1).default(30_000),
+      body_idle_ms: integer(1).default(60_000),
+      keep_alive_ms: integer(1).default(75_000),
+    }),
+    limits: section({
+      icap_header_bytes: integer(256, 16_777_216).default(65_536),
+      http_header_bytes: integer(256, 16_777_216).default(65_536),
+      header_count: integer(8, 10_000).default(128),
+      chunk_line_bytes: integer(16, 65_536).default(1024),
+      body_bytes: integer(0).default(17_179_869_184),
+      preview_bytes: serverPreviewBytes,
+    }),
+  });
+}
+
+function serviceSchema(ctx: SchemaContext) {
+  const limit = ctx.previewLimit;
+  const previewError = (iss: { code: string; input?: unknown }) =>
+    iss.code === 'too_big' && Number.isInteger(iss.input)
+      ? `must not exceed server.limits.preview_bytes (${limit})`
+      : `must be an integer between 0 and ${limit}`;
+  return mapping({
+    methods: list(oneOf(ICAP_METHODS), { nonEmpty: true, unique: true }).default([...ICAP_METHODS]),
+    aliases: list(aliasPath()).default([]),
+    preview_bytes: z
+      .number({ error: previewError })
+      .int({ error: previewError })
+      .min(0, { error: previewError })
+      .max(limit, { error: previewError })
+      // prefault, not default: the default must also fit under a lowered server limit.
+      .prefault(1024),
+    options_ttl_s: integer(1).default(3600),
+    allow_204: boolean().default(true),
+    backends: list(name('backend'), { nonEmpty: true, unique: true }).default(['builtin']),
+    on_error: oneOf(['block', 'allow']).default('block'),
+    block_page: readableFile(ctx.baseDir).prefault(DEFAULT_BLOCK_PAGE),
+  });
+}
+
+export function createConfigSchema(ctx: SchemaContext) {
+  return section({
+    server: serverSchema(),
+    spool: section({
+      memory_bytes: integer(0).default(1_048_576),
+      directory: writableDirectory(ctx.baseDir, tmpdir).prefault(''),
+    }),
+    backends: namedMap('backend', backendSchema(ctx)).prefault(DEFAULT_BACKENDS),
+    services: namedMap('service', serviceSchema(ctx))
+      .refine((services) => Object.keys(services).length > 0, { error: () => 'must define at least one service' })
+      .prefault(DEFAULT_SERVICES),
+    logging: section({
+      level: oneOf(LOG_LEVELS).default('info'),
+      access_log: boolean().default(true),
+    }),
+  });
+}
+
+type ParsedConfig = z.output<ReturnType<typeof createConfigSchema>>;
+
+/** The validated, resolved, deeply frozen configuration. */
+export type Config = DeepReadonly<ParsedConfig & { /** Absolute path of the file it came from. */ source: string }>;
+export type ServiceConfig = Config['services'][string];
+export type BackendConfig = Config['backends'][string];

@@ -1,0 +1,107 @@
+import { readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { isAbsolute, join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { defaultConfigPath, loadConfigFile, parseConfig } from '../../src/config/index.js';
+import { SOURCE } from './helpers.js';
+
+const BLOCK_PAGE = join(defaultConfigPath(), '..', 'block-page.html');
+
+const service = (methods: string[], aliases: string[]) => ({
+  methods,
+  aliases,
+  preview_bytes: 1024,
+  options_ttl_s: 3600,
+  allow_204: true,
+  backends: ['builtin'],
+  on_error: 'block',
+  block_page: BLOCK_PAGE,
+});
+
+const DEFAULTS = {
+  source: SOURCE,
+  server: {
+    listen: [{ host: '127.0.0.1', port: 1344 }],
+    max_connections: 512,
+    timeouts: { header_ms: 30_000, body_idle_ms: 60_000, keep_alive_ms: 75_000 },
+    limits: {
+      icap_header_bytes: 65_536,
+      http_header_bytes: 65_536,
+      header_count: 128,
+      chunk_line_bytes: 1024,
+      body_bytes: 17_179_869_184,
+      preview_bytes: 65_536,
+    },
+  },
+  spool: { memory_bytes: 1_048_576, directory: tmpdir() },
+  backends: { builtin: { type: 'builtin', workers: 0, timeout_ms: 120_000, eicar: true, hash_lists: [] } },
+  services: {
+    respmod: service(['RESPMOD'], ['OMSScanResp-AV']),
+    reqmod: service(['REQMOD'], ['OMSScanReq-AV']),
+    avscan: service(['REQMOD', 'RESPMOD'], ['virus_scan', 'squidclamav', 'srv_clamav']),
+  },
+  logging: { level: 'info', access_log: true },
+};
+
+describe('defaults', () => {
+  it('an empty file loads to the full default config', () => {
+    expect(parseConfig('', SOURCE, {})).toEqual(DEFAULTS);
+  });
+
+  it('`{}` and a comments-only file load to the defaults too', () => {
+    expect(parseConfig('{}', SOURCE, {})).toEqual(DEFAULTS);
+    expect(parseConfig('# nothing\n', SOURCE, {})).toEqual(DEFAULTS);
+  });
+
+  it('a section left empty (every line commented out) means its defaults', () => {
+    expect(parseConfig('server:\n  # listen: []\nspool:\n', SOURCE, {})).toEqual(DEFAULTS);
+  });
+
+  it('a partial section keeps the defaults of the keys it omits', () => {
+    const config = parseConfig('server:\n  timeouts:\n    header_ms: 5\n', SOURCE, {});
+    expect(config.server.timeouts).toEqual({ header_ms: 5, body_idle_ms: 60_000, keep_alive_ms: 75_000 });
+  });
+
+  it('writing `services` replaces the default services; omitted service keys get field defaults', () => {
+    const config = parseConfig('services:\n  scan: {}\n', SOURCE, {});
+    expect(Object.keys(config.services)).toEqual(['scan']);
+    expect(config.services['scan']).toEqual({ ...service(['REQMOD', 'RESPMOD'], []) });
+  });
+
+  it('the shipped config/icap-bridge.yaml loads and equals the defaults', () => {
+    const path = defaultConfigPath();
+    expect(loadConfigFile(path, {})).toEqual({ ...DEFAULTS, source: path });
+  });
+
+  it('defaultConfigPath() is the absolute path of the shipped file', () => {
+    const path = defaultConfigPath();
+    expect(isAbsolute(path)).toBe(true);
+    expect(path.endsWith(join('config', 'icap-bridge.yaml'))).toBe(true);
+    expect(statSync(path).isFile()).toBe(true);
+  });
+
+  it('the shipped block page is small, self-contained and has every placeholder', () => {
+    const html = readFileSync(BLOCK_PAGE, 'utf8');
+    expect(Buffer.byteLength(html)).toBeLessThan(3072);
+    expect(html).toContain('<title>Blocked by icap-bridge</title>');
+    for (const name of ['threat', 'url', 'transaction_id', 'service', 'reason']) expect(html).toContain(`{{${name}}}`);
+    expect(html).not.toMatch(/\b(?:src|href)=|@import|url\(/);
+  });
+});
+
+describe('the loaded config', () => {
+  it('is deeply frozen', () => {
+    const config = parseConfig('', SOURCE, {});
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(Object.isFrozen(config.server.listen)).toBe(true);
+    expect(Object.isFrozen(config.server.listen[0])).toBe(true);
+    expect(Object.isFrozen(config.services['respmod']?.aliases)).toBe(true);
+    expect(() => {
+      (config.server.timeouts as { header_ms: number }).header_ms = 1;
+    }).toThrow(TypeError);
+  });
+
+  it('carries the absolute path of its source', () => {
+    expect(parseConfig('', 'relative/dir/x.yaml', {}).source).toBe(join(process.cwd(), 'relative/dir/x.yaml'));
+  });
+});
