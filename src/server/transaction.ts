@@ -136,10 +136,12 @@ export class Transaction {
 
   /** Ends the transaction without an answer; frees the spool; logs it as aborted, never as clean. */
   abort(reason: AbortReason): void {
-    if (this.#finished) return;
+    if (this.#finished || this.aborted) return;
     this.#abort.abort(reason);
-    void this.#spool?.dispose();
-    this.#finish(this.#record(null, null, reason));
+    const record = this.#record(null, null, reason);
+    // Logged once the temp file is gone, so an "aborted" line means everything was freed.
+    const dispose = this.#spool?.dispose() ?? Promise.resolve();
+    void dispose.catch(() => {}).finally(() => this.#finish(record));
   }
 
   async #decide(body: SpooledBody | null): Promise<Decision> {
