@@ -30,6 +30,8 @@ export interface ChildServer {
   spoolDir: string;
   logs(): Record<string, unknown>[];
   accessRecords(): Record<string, unknown>[];
+  /** The access record of the transaction for `url`, once written (logs are written asynchronously). */
+  recordFor(url: string, timeoutMs?: number): Promise<Record<string, unknown>>;
   /** Peak resident set size of the server process so far, in bytes (VmHWM). */
   peakRss(): number;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
@@ -66,6 +68,10 @@ export async function startChildServer(extraYaml = ''): Promise<ChildServer> {
       .split('\n')
       .filter((l) => l.startsWith('{'))
       .map((l) => JSON.parse(l) as Record<string, unknown>);
+  const accessRecords = (): Record<string, unknown>[] =>
+    logs()
+      .filter((l) => l.msg === 'access')
+      .map((l) => l.access as Record<string, unknown>);
   return {
     port,
     pid: child.pid!,
@@ -73,7 +79,16 @@ export async function startChildServer(extraYaml = ''): Promise<ChildServer> {
     dir,
     spoolDir,
     logs,
-    accessRecords: () => logs().filter((l) => l.msg === 'access').map((l) => l.access as Record<string, unknown>),
+    accessRecords,
+    async recordFor(url, timeoutMs = 5000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const record = accessRecords().find((r) => r.url === url);
+        if (record !== undefined) return record;
+        if (Date.now() > deadline) throw new Error(`no access record for ${url}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    },
     peakRss: () => {
       const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
       return Number(m![1]) * 1024;
