@@ -69,6 +69,7 @@ interface Stats {
   p50: number;
   loadgenCpu: number;
   loadgenElu: number;
+  loadgenUsPerRequest: number;
   errors: number;
   statuses: string;
 }
@@ -218,6 +219,7 @@ function summarize(records: RunRecord[], label: Label, key: string, c: number): 
     p50: round(median(rs.map((r) => r.latencyMs.p50)), 3),
     loadgenCpu: round(median(rs.map((r) => r.cpu.percentOfOneCore)), 1),
     loadgenElu: round(median(rs.map((r) => r.cpu.eventLoopUtilization)), 2),
+    loadgenUsPerRequest: round(median(rs.map((r) => r.cpu.usPerRequest)), 2),
     errors: rs.reduce((a, r) => a + r.errors.total, 0),
     statuses: [...statuses].map(([k, v]) => `${k}×${v}`).join(' '),
   };
@@ -245,11 +247,13 @@ function markdownAB(rows: SummaryRow[], aNote: string): string {
 
 function markdownCeiling(records: RunRecord[], cases: Case[], conc: number[], rows: SummaryRow[]): string {
   const lines = [
-    'Load generator against bench/trivial-responder.ts (fixed 204 / OPTIONS 200). "Highest measured" is the',
-    'best median of A or B for the scenario at any concurrency; headroom = trivial ÷ highest measured.',
+    'Load generator against bench/trivial-responder.ts (fixed 204; 200 for OPTIONS). "Highest measured" is the best',
+    'median of A or B for the scenario at any concurrency. The trivial responder is itself one Node thread, so',
+    'the measured ceiling is usually the responder\'s limit; "capacity" = 1e6 ÷ generator CPU µs per request is',
+    'what the generator could drive with a whole core to itself.',
     '',
-    '| scenario | conns | trivial req/s | p99 ms | loadgen CPU % | loadgen ELU | highest measured req/s | headroom × |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|',
+    '| scenario | conns | trivial req/s | p99 ms | loadgen CPU % | loadgen ELU | loadgen µs/req | loadgen capacity req/s | highest measured req/s | headroom (measured) × | headroom (capacity) × |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const cs of cases) {
     const best = Math.max(
@@ -259,9 +263,11 @@ function markdownCeiling(records: RunRecord[], cases: Case[], conc: number[], ro
     for (const c of conc) {
       const s = summarize(records, 'ceiling', cs.key, c);
       if (s === null) continue;
+      const capacity = s.loadgenUsPerRequest > 0 ? 1e6 / s.loadgenUsPerRequest : Number.NaN;
       lines.push(
         `| ${cs.key} | ${c} | ${fmt(s.rps)} | ${fmt(s.p99, 2)} | ${fmt(s.loadgenCpu, 0)} | ${fmt(s.loadgenElu, 2)} | ` +
-          `${best > 0 ? fmt(best) : '—'} | ${best > 0 ? fmt(s.rps / best, 2) : '—'} |`,
+          `${fmt(s.loadgenUsPerRequest, 1)} | ${fmt(capacity, 0)} | ${best > 0 ? fmt(best) : '—'} | ` +
+          `${best > 0 ? fmt(s.rps / best, 2) : '—'} | ${best > 0 ? fmt(capacity / best, 2) : '—'} |`,
       );
     }
   }
