@@ -96,6 +96,15 @@ function serviceSchema(ctx: SchemaContext) {
     backends: list(name('backend'), { nonEmpty: true, unique: true }).default(['builtin']),
     on_error: oneOf(['block', 'allow']).default('block'),
     block_page: readableFile(ctx.baseDir).prefault(DEFAULT_BLOCK_PAGE),
+    /**
+     * Squid 5.7 "commit on idle" (specs/squid-interop.md, Recipe 1): for RESPMOD without
+     * Allow: 204, when the body pauses, start the 200 answer and release held bytes one at a time.
+     */
+    commit_on_idle: section({
+      enabled: boolean().default(true),
+      idle_ms: integer(1, 60_000).default(100),
+      max_bytes: integer(1, 65_536).default(256),
+    }),
   });
 }
 

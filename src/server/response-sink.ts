@@ -18,6 +18,11 @@ export class ResponseSink {
     return this.#socket.destroyed || !this.#socket.writable;
   }
 
+  /** Cuts the connection at once: a started response ends without its last chunk. */
+  destroy(): void {
+    this.#socket.destroy();
+  }
+
   /** Writes the buffers in one go; resolves when the socket can take more. Rejects if it closed. */
   async write(...buffers: Buffer[]): Promise<void> {
     const socket = this.#socket;

@@ -6,9 +6,12 @@
  *   abort() may come at any point (client gone, timeout, protocol error).
  * The spool is disposed on every path; the access line is written exactly once.
  *
- * The response is written by respond() after the whole body was read and scanned. The sink
- * (not the transaction) owns the socket, so a later "commit on idle" (squid-interop.md Recipe 1)
- * can start the response before the body ends without changing this shape.
+ * Normally the response is written by respond() after the whole body was read and scanned.
+ * "Commit on idle" (specs/squid-interop.md, Recipe 1) is the exception: for RESPMOD without
+ * Allow: 204, a silent body makes the transaction start its 200 answer early and release held
+ * body bytes one at a time, because Debian's Squid 5.7 sends no more body until it sees adapted
+ * bytes. A committed transaction can no longer show a block page: if the verdict is to block,
+ * it closes the connection without the last chunk so the client never gets a complete file.
  */
 import {
   CRLF,
@@ -44,6 +47,11 @@ export interface TransactionInit {
   readonly onFinished: (record: AccessRecord) => void;
 }
 
+interface CommitPolicy {
+  readonly idleMs: number;
+  readonly maxBytes: number;
+}
+
 /** Why a transaction ended without a normal answer. */
 export type AbortReason = 'client-disconnected' | 'body-timeout' | 'protocol-error' | 'server-closing';
 
@@ -62,11 +70,31 @@ export class Transaction {
   #finished = false;
   #bytesIn = 0;
   #bytesOut = 0;
+  // Commit on idle: see the file comment.
+  readonly #commit: CommitPolicy | null;
+  #commitArmed = false;
+  #committed = false;
+  #bodyComplete = false;
+  #lastBodyActivity = 0;
+  #idleTimer: NodeJS.Timeout | null = null;
+  /** The first max_bytes body bytes, copied: the only bytes ever released before the verdict. */
+  #held: Buffer | null = null;
+  #heldLength = 0;
+  /** Body bytes already sent to the client (kicks). */
+  #released = 0;
+  #kicks = 0;
+  /** Early writes (the commit head and kicks) in order; respond() waits for them. */
+  #earlyWrites: Promise<void> = Promise.resolve();
 
   constructor(init: TransactionInit) {
     this.#init = init;
     this.id = init.id;
     this.head = init.head;
+    const commit = init.service.config.commit_on_idle;
+    // Recipe 1 step 2: with Allow: 204 the whole body fits Squid's pipe, no stall is possible.
+    this.#commit = commit.enabled && init.head.method === 'RESPMOD' && !init.head.allow.has('204')
+      ? { idleMs: commit.idle_ms, maxBytes: commit.max_bytes }
+      : null;
   }
 
   get aborted(): boolean {
@@ -80,10 +108,20 @@ export class Transaction {
 
   beginBody(): void {
     this.#spool = new BodySpool(this.#init.spool);
+    // Squid waits for 100 Continue after a preview and sends nothing meanwhile; the idle watch
+    // starts once the rest of the body is flowing (or at once without a preview).
+    if (this.head.preview === null) this.#armCommit();
   }
 
   /** Returns false when the caller must stop reading until `onDrain` fires (disk backpressure). */
   writeBody(data: Buffer): boolean {
+    if (this.#commit !== null) {
+      this.#lastBodyActivity = performance.now();
+      if (this.#heldLength < this.#commit.maxBytes) {
+        this.#held ??= Buffer.alloc(this.#commit.maxBytes);
+        this.#heldLength += data.copy(this.#held, this.#heldLength, 0, this.#commit.maxBytes - this.#heldLength);
+      }
+    }
     return this.#spool!.write(data);
   }
 
@@ -93,15 +131,73 @@ export class Transaction {
 
   previewEnded(ieof: boolean): void {
     this.#bodyInPreview = ieof;
+    if (!ieof) this.#armCommit();
   }
 
   bodyEnded(trailers: Buffer | null): void {
     this.#trailers = trailers;
+    this.#stopCommitWatch();
+  }
+
+  // ── commit on idle ─────────────────────────────────────────────────────────────────────────
+
+  #armCommit(): void {
+    if (this.#commit === null || this.#commitArmed) return;
+    this.#commitArmed = true;
+    this.#lastBodyActivity = performance.now();
+    this.#scheduleIdleCheck(this.#commit.idleMs);
+  }
+
+  #scheduleIdleCheck(delayMs: number): void {
+    this.#idleTimer = setTimeout(() => this.#onIdleCheck(), Math.max(1, delayMs));
+    this.#idleTimer.unref();
+  }
+
+  #stopCommitWatch(): void {
+    this.#bodyComplete = true;
+    if (this.#idleTimer !== null) clearTimeout(this.#idleTimer);
+    this.#idleTimer = null;
+  }
+
+  #onIdleCheck(): void {
+    this.#idleTimer = null;
+    const commit = this.#commit!;
+    if (this.#bodyComplete || this.aborted || this.#init.sink.closed) return;
+    const silentFor = performance.now() - this.#lastBodyActivity;
+    if (silentFor < commit.idleMs) {
+      this.#scheduleIdleCheck(commit.idleMs - silentFor);
+      return;
+    }
+    // Recipe 1 step 3: commit once, then one held byte per idle gap while the budget lasts.
+    // Each adapted byte makes Squid's client side ask for more, which wakes its parked origin read.
+    const writes: Buffer[] = [];
+    if (!this.#committed) {
+      this.#committed = true;
+      writes.push(
+        encodeResponseHead({
+          status: 200,
+          headers: [...commonHeaders(this.#init.service.istag), ['X-ICAP-Bridge-Decision', 'pending; reason=committed-on-idle']],
+          resHdr: this.#resHdr?.raw,
+          body: 'res-body',
+        }),
+      );
+    }
+    if (this.#released < this.#heldLength) {
+      writes.push(encodeChunk(this.#held!.subarray(this.#released, this.#released + 1)));
+      this.#released += 1;
+      this.#kicks += 1;
+    }
+    if (writes.length > 0) {
+      this.#earlyWrites = this.#earlyWrites.then(() => this.#write(...writes)).catch(() => {});
+    }
+    this.#lastBodyActivity = performance.now();
+    if (this.#released < commit.maxBytes) this.#scheduleIdleCheck(commit.idleMs);
   }
 
   /** The request is complete: scan, decide, write the answer. Never rejects. */
   async respond(bytesIn: number): Promise<void> {
     this.#bytesIn = bytesIn;
+    this.#stopCommitWatch();
     let body: SpooledBody | null = null;
     let decision: Decision | null = null;
     let plan: ResponsePlan | null = null;
@@ -109,6 +205,11 @@ export class Transaction {
       body = this.#spool ? await this.#spool.end() : null;
       decision = await this.#decide(body);
       if (this.aborted) return;
+      await this.#earlyWrites;
+      if (this.#committed) {
+        await this.#finishCommitted(decision, body);
+        return;
+      }
       plan = planResponse(decision, {
         method: this.head.method === 'REQMOD' ? 'REQMOD' : 'RESPMOD',
         may204: this.#bodyInPreview || this.head.allow.has('204'),
@@ -134,8 +235,29 @@ export class Transaction {
     }
   }
 
+  /**
+   * Recipe 1 step 4, after a commit: clean → the rest of the body and the last chunk; block →
+   * close without the last chunk, so Squid cuts the client's transfer short (Content-Length was
+   * kept, so the client can tell).
+   */
+  async #finishCommitted(decision: Decision, body: SpooledBody | null): Promise<void> {
+    if (decision.action === 'allow') {
+      if (body !== null && body.size > this.#released) {
+        for await (const chunk of body.createReadStream(this.#released) as AsyncIterable<Buffer>) {
+          await this.#write(chunkHeader(chunk.length), chunk, CRLF);
+        }
+      }
+      await this.#write(encodeLastChunk(null, this.#trailers));
+      this.#finish(this.#record(null, decision, 'answered-after-commit'));
+      return;
+    }
+    this.#init.sink.destroy();
+    this.#finish(this.#record(null, decision, 'blocked-by-truncation'));
+  }
+
   /** Ends the transaction without an answer; frees the spool; logs it as aborted, never as clean. */
   abort(reason: AbortReason): void {
+    this.#stopCommitWatch();
     if (this.#finished || this.aborted) return;
     this.#abort.abort(reason);
     const record = this.#record(null, null, reason);
@@ -226,6 +348,9 @@ export class Transaction {
 
   #record(plan: ResponsePlan | null, decision: Decision | null, outcome: string): AccessRecord {
     const headers = this.head.headers;
+    if (outcome === 'answered-after-commit' || outcome === 'blocked-by-truncation') {
+      return this.#committedRecord(decision!, outcome);
+    }
     const answered = outcome === 'answered' && plan !== null && decision !== null;
     const url = this.#url();
     const clientIp = headers.get('X-Client-IP');
@@ -251,6 +376,22 @@ export class Transaction {
       ...(clientIp !== undefined && { x_client_ip: clientIp }),
       ...(username !== undefined && { x_client_username: username }),
       scans: this.#scanResults,
+    };
+  }
+
+  #committedRecord(decision: Decision, outcome: string): AccessRecord {
+    const base = this.#record(null, null, 'committed');
+    const status = /^HTTP\/\d\.\d (\d{3})/.exec(this.#resHdr?.startLine ?? '');
+    return {
+      ...base,
+      icap_status: 200,
+      http_status: status ? Number(status[1]) : null,
+      verdict: verdictLabel(decision),
+      threats: decision.action === 'block' && decision.reason === 'infected' ? decision.threats.map((t) => t.name) : [],
+      scan_errors: 'errors' in decision ? decision.errors.map((e) => `${e.backend}:${e.kind}`) : [],
+      // "blocked-by-truncation": committed before the verdict, then closed without the last chunk.
+      reason: outcome === 'blocked-by-truncation' ? 'blocked-by-truncation' : decision.reason,
+      committed: { kicks: this.#kicks, released_bytes: this.#released },
     };
   }
 

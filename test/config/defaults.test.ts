@@ -16,6 +16,7 @@ const service = (methods: string[], aliases: string[]) => ({
   backends: ['builtin'],
   on_error: 'block',
   block_page: BLOCK_PAGE,
+  commit_on_idle: { enabled: true, idle_ms: 100, max_bytes: 256 },
 });
 
 const DEFAULTS = {
