@@ -6,7 +6,10 @@ import { formatKeyPath, type ConfigProblem } from './errors.js';
 
 /** The parts these rules read; structural so it accepts the schema's output before freezing. */
 interface CrossFieldInput {
-  readonly server: { readonly listen: readonly { readonly host: string; readonly port: number }[] };
+  readonly server: {
+    readonly listen: readonly { readonly host: string; readonly port: number }[];
+    readonly tls: { readonly enabled: boolean; readonly cert?: string | undefined; readonly key?: string | undefined };
+  };
   readonly backends: Readonly<Record<string, unknown>>;
   readonly services: Readonly<
     Record<string, { readonly aliases: readonly string[]; readonly backends: readonly string[] }>
@@ -14,7 +17,17 @@ interface CrossFieldInput {
 }
 
 export function checkCrossFieldRules(config: CrossFieldInput): ConfigProblem[] {
-  return [...checkBackendReferences(config), ...checkServicePaths(config), ...checkListeners(config)];
+  return [...checkBackendReferences(config), ...checkServicePaths(config), ...checkListeners(config), ...checkTls(config)];
+}
+
+/** An enabled TLS listener needs its certificate and key. */
+function checkTls(config: CrossFieldInput): ConfigProblem[] {
+  const tls = config.server.tls;
+  if (!tls.enabled) return [];
+  const problems: ConfigProblem[] = [];
+  if (tls.cert === undefined) problems.push({ path: 'server.tls.cert', rule: 'required when server.tls.enabled is true' });
+  if (tls.key === undefined) problems.push({ path: 'server.tls.key', rule: 'required when server.tls.enabled is true' });
+  return problems;
 }
 
 /** Every backend a service names must be defined under `backends`. */

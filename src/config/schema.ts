@@ -49,7 +49,7 @@ export const DEFAULT_SERVICES = {
   avscan: { methods: ['REQMOD', 'RESPMOD'], aliases: ['virus_scan', 'squidclamav', 'srv_clamav'] },
 } as const;
 
-function serverSchema() {
+function serverSchema(ctx: SchemaContext) {
   return section({
     listen: list(
       mapping({
@@ -59,7 +59,23 @@ function serverSchema() {
       { nonEmpty: true },
     ).default([{ host: '127.0.0.1', port: 1344 }]),
     max_connections: integer(1).default(512),
+    /** ICAPS (ICAP over TLS, Squid's icaps://); cert and key are required when enabled (cross-field). */
+    tls: section({
+      enabled: boolean().default(false),
+      listen: list(
+        mapping({
+          host: host().default('127.0.0.1'),
+          port: integer(0, 65_535).default(11_344),
+        }),
+        { nonEmpty: true },
+      ).default([{ host: '127.0.0.1', port: 11_344 }]),
+      cert: readableFile(ctx.baseDir).optional(),
+      key: readableFile(ctx.baseDir).optional(),
+      /** When set, clients must present a certificate signed by this CA (mutual TLS). */
+      client_ca: readableFile(ctx.baseDir).optional(),
+    }),
     timeouts: section({
+      shutdown_grace_ms: integer(0).default(10_000),
       header_ms: integer(1).default(30_000),
       body_idle_ms: integer(1).default(60_000),
       keep_alive_ms: integer(1).default(75_000),
@@ -110,7 +126,7 @@ function serviceSchema(ctx: SchemaContext) {
 
 export function createConfigSchema(ctx: SchemaContext) {
   return section({
-    server: serverSchema(),
+    server: serverSchema(ctx),
     spool: section({
       memory_bytes: integer(0).default(1_048_576),
       directory: writableDirectory(ctx.baseDir, tmpdir).prefault(''),
@@ -119,6 +135,12 @@ export function createConfigSchema(ctx: SchemaContext) {
     services: namedMap('service', serviceSchema(ctx))
       .refine((services) => Object.keys(services).length > 0, { error: () => 'must define at least one service' })
       .prefault(DEFAULT_SERVICES),
+    /** The admin HTTP listener: /metrics (Prometheus), /healthz, /readyz. */
+    admin: section({
+      enabled: boolean().default(false),
+      host: host().default('127.0.0.1'),
+      port: integer(0, 65_535).default(9090),
+    }),
     logging: section({
       level: oneOf(LOG_LEVELS).default('info'),
       access_log: boolean().default(true),

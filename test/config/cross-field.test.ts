@@ -55,3 +55,12 @@ describe('cross-field rules', () => {
     expect(configError(text).problems.map((p) => p.path)).toEqual(['services.a.backends[0]', 'services.a.backends[1]', 'services.b.aliases[0]']);
   });
 });
+
+describe('server.tls', () => {
+  it('an enabled TLS listener needs cert and key', () => {
+    expect(configError('server:\n  tls:\n    enabled: true\n').problems).toEqual([
+      { path: 'server.tls.cert', rule: 'required when server.tls.enabled is true' },
+      { path: 'server.tls.key', rule: 'required when server.tls.enabled is true' },
+    ]);
+  });
+});

@@ -24,7 +24,8 @@ const DEFAULTS = {
   server: {
     listen: [{ host: '127.0.0.1', port: 1344 }],
     max_connections: 512,
-    timeouts: { header_ms: 30_000, body_idle_ms: 60_000, keep_alive_ms: 75_000 },
+    tls: { enabled: false, listen: [{ host: '127.0.0.1', port: 11_344 }] },
+    timeouts: { shutdown_grace_ms: 10_000, header_ms: 30_000, body_idle_ms: 60_000, keep_alive_ms: 75_000 },
     limits: {
       icap_header_bytes: 65_536,
       http_header_bytes: 65_536,
@@ -41,6 +42,7 @@ const DEFAULTS = {
     reqmod: service(['REQMOD'], ['OMSScanReq-AV']),
     avscan: service(['REQMOD', 'RESPMOD'], ['virus_scan', 'squidclamav', 'srv_clamav']),
   },
+  admin: { enabled: false, host: '127.0.0.1', port: 9090 },
   logging: { level: 'info', access_log: true },
 };
 
@@ -60,7 +62,7 @@ describe('defaults', () => {
 
   it('a partial section keeps the defaults of the keys it omits', () => {
     const config = parseConfig('server:\n  timeouts:\n    header_ms: 5\n', SOURCE, {});
-    expect(config.server.timeouts).toEqual({ header_ms: 5, body_idle_ms: 60_000, keep_alive_ms: 75_000 });
+    expect(config.server.timeouts).toEqual({ shutdown_grace_ms: 10_000, header_ms: 5, body_idle_ms: 60_000, keep_alive_ms: 75_000 });
   });
 
   it('writing `services` replaces the default services; omitted service keys get field defaults', () => {
