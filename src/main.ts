@@ -1,18 +1,21 @@
 /**
- * Wiring: config → logger → backends → server, plus process signals. The CLI calls start();
- * tests may call it too, or use createIcapServer directly with their own pieces.
+ * Wiring: config → logger → backends → server (+ admin listener), and process signals. The CLI
+ * calls start(); tests may call it too, or use createIcapServer directly with their own pieces.
  */
-import type { AddressInfo } from 'node:net';
-import { closeBackends, createBackends } from './backends/create-backends.js';
+import { createBackends } from './backends/create-backends.js';
 import { loadConfigFile, type Config } from './config/index.js';
+import { createAdminServer, type AdminServer } from './observability/admin-server.js';
 import { createLogger, type Logger } from './observability/logger.js';
-import { createIcapServer, type IcapServer } from './server/icap-server.js';
+import { createIcapServer, type BoundListener, type IcapServer } from './server/icap-server.js';
 
 export interface Running {
-  readonly config: Config;
   readonly server: IcapServer;
-  readonly addresses: AddressInfo[];
+  readonly addresses: BoundListener[];
+  readonly adminPort: number | null;
   readonly logger: Logger;
+  readonly config: Config;
+  /** Reloads the configuration file; on any error the running configuration stays. */
+  reload(): Promise<boolean>;
   stop(graceMs?: number): Promise<void>;
 }
 
@@ -21,40 +24,79 @@ export async function start(configPath: string): Promise<Running> {
   const logger = createLogger({ level: config.logging.level });
   const backends = await createBackends(config);
   const server = createIcapServer(config, { logger, backends });
-  let addresses: AddressInfo[];
+  let admin: AdminServer | null = null;
+  let addresses: BoundListener[];
+  let adminPort: number | null = null;
   try {
     addresses = await server.listen();
+    if (config.admin.enabled) {
+      admin = createAdminServer({ metrics: () => server.metrics, readiness: () => server.readiness(), logger });
+      const a = await admin.listen(config.admin.host, config.admin.port);
+      adminPort = a.port;
+      logger.info({ host: a.address, port: a.port }, 'admin listening');
+    }
   } catch (err) {
+    await admin?.close();
     await server.close(0);
-    await closeBackends(backends);
     throw err;
   }
   logger.info(
-    { config: config.source, services: Object.keys(config.services), backends: [...backends.keys()] },
+    { config: config.source, services: Object.keys(config.services), backends: [...backends.keys()], istags: server.istags() },
     'icap-bridge started',
   );
+
+  let reloading: Promise<boolean> = Promise.resolve(true);
+  async function reloadOnce(): Promise<boolean> {
+    let next: Config;
+    try {
+      next = loadConfigFile(configPath);
+    } catch (err) {
+      logger.error({ err: { message: (err as Error).message, code: (err as { code?: string }).code } }, 'reload rejected: keeping the running configuration');
+      return false;
+    }
+    let nextBackends;
+    try {
+      nextBackends = await createBackends(next);
+    } catch (err) {
+      logger.error({ err }, 'reload rejected: backends failed to start; keeping the running configuration');
+      return false;
+    }
+    const before = server.istags();
+    server.reload(next, nextBackends);
+    logger.info({ config: next.source, istags: server.istags(), previous_istags: before }, 'configuration reloaded');
+    return true;
+  }
+
   return {
-    config,
     server,
     addresses,
+    adminPort,
     logger,
-    async stop(graceMs = 10_000) {
+    get config() {
+      return server.config;
+    },
+    reload() {
+      // One reload at a time, in the order the signals came.
+      reloading = reloading.then(reloadOnce, reloadOnce);
+      return reloading;
+    },
+    async stop(graceMs = server.config.server.timeouts.shutdown_grace_ms) {
+      await admin?.close();
       await server.close(graceMs);
-      await closeBackends(backends);
       logger.info('icap-bridge stopped');
       logger.flush();
     },
   };
 }
 
-/** SIGTERM/SIGINT: stop accepting, finish in-flight transactions, exit 0. */
-export function handleSignals(running: Running, graceMs = 10_000): void {
+/** SIGTERM/SIGINT: stop accepting, finish in-flight transactions, exit 0. SIGHUP: reload. */
+export function handleSignals(running: Running): void {
   let stopping = false;
-  const onSignal = (signal: NodeJS.Signals): void => {
+  const onStop = (signal: NodeJS.Signals): void => {
     if (stopping) return;
     stopping = true;
-    running.logger.info({ signal }, 'shutting down');
-    running.stop(graceMs).then(
+    running.logger.info({ signal, grace_ms: running.config.server.timeouts.shutdown_grace_ms }, 'shutting down');
+    running.stop().then(
       () => process.exit(0),
       (err: unknown) => {
         running.logger.error({ err }, 'error during shutdown');
@@ -62,6 +104,10 @@ export function handleSignals(running: Running, graceMs = 10_000): void {
       },
     );
   };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onStop);
+  process.on('SIGINT', onStop);
+  process.on('SIGHUP', () => {
+    if (!stopping) void running.reload();
+  });
 }
+

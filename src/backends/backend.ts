@@ -45,11 +45,24 @@ export interface ScanMeta {
   readonly contentType?: string;
 }
 
+/** One endpoint of a backend as health checks and metrics see it (DESIGN.md "Backends and pools"). */
+export interface EndpointStatus {
+  /** e.g. `worker-pool`, `127.0.0.1:3310`, `https://core-1:8008`. */
+  readonly endpoint: string;
+  readonly healthy: boolean;
+  /** Scans running on it now. */
+  readonly inFlight: number;
+  /** Scans waiting for it. */
+  readonly queued: number;
+}
+
 export interface Backend {
   readonly name: string;
   /** Engine and signature-data identity; feeds the ISTag so it changes when verdicts may change. */
   readonly version: string;
   /** Never rejects: failures come back as `{ outcome: 'error' }`. Honours `signal` (abort = give up now). */
   scan(body: SpooledBody, meta: ScanMeta, signal: AbortSignal): Promise<BackendResult>;
+  /** Readiness and load per endpoint, for /readyz and /metrics. */
+  status(): readonly EndpointStatus[];
   close(): Promise<void>;
 }

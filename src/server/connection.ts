@@ -20,34 +20,28 @@ import {
   IcapProtocolError,
   encodeSimpleResponse,
   type DecoderEvent,
-  type DecoderLimits,
   type IcapRequestHead,
 } from '../../protocol/index.js';
 import type { AccessRecord } from '../observability/access-log.js';
 import type { Logger } from '../observability/logger.js';
-import type { SpoolOptions } from '../pipeline/spool.js';
+import type { Generation } from './generation.js';
 import { buildOptionsHeaders } from './options-response.js';
 import { commonHeaders, errorResponse } from './response-headers.js';
 import { ResponseSink } from './response-sink.js';
-import type { Service, ServiceRegistry } from './service-registry.js';
+import type { Service } from './service-registry.js';
 import { Transaction } from './transaction.js';
 
-export interface ConnectionTimeouts {
-  readonly headerMs: number;
-  readonly bodyIdleMs: number;
-  readonly keepAliveMs: number;
-}
-
-/** What a connection needs from its server; read per request so a reload applies to new requests. */
+/**
+ * What a connection needs from its server. The generation (config, services, backends) is taken
+ * per request, so a reload applies to the next request while a running one keeps its own.
+ */
 export interface ConnectionContext {
-  registry(): ServiceRegistry;
-  readonly limits: DecoderLimits;
-  readonly timeouts: ConnectionTimeouts;
-  readonly spool: SpoolOptions;
-  readonly maxConnections: number;
+  current(): Generation;
   readonly logger: Logger;
   nextTransactionId(): string;
   onTransactionFinished(record: AccessRecord): void;
+  onOptions(service: string, status: number): void;
+  onRejected(status: number): void;
 }
 
 type Phase = 'head' | 'body' | 'processing' | 'idle' | 'closing';
@@ -66,7 +60,9 @@ export class IcapConnection {
   #phaseStarted = performance.now();
   #lastBodyActivity = 0;
   #timer: NodeJS.Timeout | null = null;
-  #registry: ServiceRegistry;
+  /** The generation the current request runs on (retained), else the latest seen. */
+  #gen: Generation;
+  #retained = false;
   #head: IcapRequestHead | null = null;
   #service: Service | null = null;
   #txn: Transaction | null = null;
@@ -78,11 +74,12 @@ export class IcapConnection {
   constructor(socket: Socket, ctx: ConnectionContext) {
     this.#socket = socket;
     this.#ctx = ctx;
-    this.#registry = ctx.registry();
+    this.#gen = ctx.current();
     this.clientAddress = socket.remoteAddress ?? 'unknown';
     this.#log = ctx.logger.child({ client: this.clientAddress, port: socket.remotePort });
     this.#sink = new ResponseSink(socket);
-    this.#decoder = new IcapDecoder((e) => this.#onEvent(e), ctx.limits);
+    // Parser limits are fixed for the life of the connection: those in force when it opened.
+    this.#decoder = new IcapDecoder((e) => this.#onEvent(e), this.#gen.limits);
     socket.setNoDelay(true);
     this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
@@ -150,6 +147,13 @@ export class IcapConnection {
     // Whatever was in flight is aborted: its spool freed, its access line says so.
     this.#txn?.abort('client-disconnected');
     this.#txn = null;
+    this.#releaseGeneration();
+  }
+
+  #releaseGeneration(): void {
+    if (!this.#retained) return;
+    this.#retained = false;
+    this.#gen.release();
   }
 
   // ── decoder events ─────────────────────────────────────────────────────────────────────────
@@ -199,8 +203,10 @@ export class IcapConnection {
   }
 
   #onRequestHead(head: IcapRequestHead): void {
-    this.#registry = this.#ctx.registry();
-    const service = this.#registry.resolve(head.service);
+    this.#gen = this.#ctx.current();
+    this.#gen.retain();
+    this.#retained = true;
+    const service = this.#gen.registry.resolve(head.service);
     if (service === undefined) {
       this.#log.info({ method: head.method, service: head.service }, 'unknown service');
       this.#rejectAndClose(404);
@@ -220,7 +226,7 @@ export class IcapConnection {
       head,
       service,
       clientAddress: this.clientAddress,
-      spool: this.#ctx.spool,
+      spool: this.#gen.spool,
       sink: this.#sink,
       logger: this.#log,
       onFinished: (record) => this.#ctx.onTransactionFinished(record),
@@ -236,9 +242,10 @@ export class IcapConnection {
         await this.#sink.write(
           encodeSimpleResponse(200, [
             ...commonHeaders(service.istag),
-            ...buildOptionsHeaders(service, this.#ctx.maxConnections),
+            ...buildOptionsHeaders(service, this.#gen.config.server.max_connections),
           ]),
         );
+        this.#ctx.onOptions(service.name, 200);
       } else {
         await this.#txn!.respond(bytesIn);
       }
@@ -249,6 +256,8 @@ export class IcapConnection {
         else this.#socket.destroy();
         return;
       }
+    } finally {
+      this.#releaseGeneration();
     }
     this.#txn = null;
     this.#head = null;
@@ -274,8 +283,10 @@ export class IcapConnection {
     if (this.#phase === 'closing') return;
     this.#enter('closing');
     this.#decoder.pause();
+    this.#releaseGeneration();
     if (!this.#sink.started && !this.#socket.destroyed) {
-      this.#socket.write(errorResponse(status, istag ?? this.#registry.serverIstag));
+      this.#ctx.onRejected(status);
+      this.#socket.write(errorResponse(status, istag ?? this.#gen.registry.serverIstag));
     }
     this.#socket.end();
     this.#socket.resume();
@@ -290,7 +301,7 @@ export class IcapConnection {
   }
 
   #deadline(): number | null {
-    const t = this.#ctx.timeouts;
+    const t = this.#gen.timeouts;
     switch (this.#phase) {
       case 'head':
         return this.#phaseStarted + t.headerMs;
@@ -333,11 +344,11 @@ export class IcapConnection {
         this.#enter('closing');
         return;
       case 'head':
-        this.#log.info({ timeout_ms: this.#ctx.timeouts.headerMs }, 'header timeout');
+        this.#log.info({ timeout_ms: this.#gen.timeouts.headerMs }, 'header timeout');
         this.#rejectAndClose(408);
         return;
       case 'body':
-        this.#log.info({ timeout_ms: this.#ctx.timeouts.bodyIdleMs }, 'body idle timeout');
+        this.#log.info({ timeout_ms: this.#gen.timeouts.bodyIdleMs }, 'body idle timeout');
         this.#txn?.abort('body-timeout');
         this.#rejectAndClose(408);
         return;

@@ -6,7 +6,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { closeBackends, createBackends } from '../../src/backends/create-backends.js';
+import { createBackends } from '../../src/backends/create-backends.js';
 import type { Backend } from '../../src/backends/backend.js';
 import { parseConfig, type Config } from '../../src/config/index.js';
 import type { AccessRecord } from '../../src/observability/access-log.js';
@@ -67,8 +67,7 @@ export async function startTestServer(yaml = '', opts: { backends?: Map<string, 
     spoolDir: config.spool.directory,
     nextRecord: () => new Promise((resolve) => waiters.push(resolve)),
     async close() {
-      await server.close(1000);
-      if (!opts.backends) await closeBackends(backends);
+      await server.close(1000); // the server owns and closes its backends
     },
   };
 }

@@ -144,6 +144,7 @@ describe('engine failures follow the service policy', () => {
       name: 'builtin',
       version: 'fake/1',
       scan: async () => ({ outcome: 'error', backend: 'builtin', kind, message: 'simulated', durationMs: 1 }),
+      status: () => [{ endpoint: 'fake', healthy: true, inFlight: 0, queued: 0 }],
       close: async () => {},
     };
   }

@@ -46,7 +46,19 @@ export async function createBuiltinBackend(options: BuiltinBackendOptions): Prom
   });
   const version = `builtin/${BUILTIN_ENGINE_VERSION} eicar=${options.eicar ? 'on' : 'off'} hashes=${lists.hashes.size}:${lists.fingerprint}`;
 
-  async function scan(body: SpooledBody, _meta: ScanMeta, signal: AbortSignal): Promise<BackendResult> {
+  let inFlight = 0;
+  let closed = false;
+
+  async function scan(body: SpooledBody, meta: ScanMeta, signal: AbortSignal): Promise<BackendResult> {
+    inFlight++;
+    try {
+      return await scanOnce(body, meta, signal);
+    } finally {
+      inFlight--;
+    }
+  }
+
+  async function scanOnce(body: SpooledBody, _meta: ScanMeta, signal: AbortSignal): Promise<BackendResult> {
     const started = performance.now();
     if (signal.aborted) {
       return { outcome: 'error', backend: name, durationMs: 0, kind: 'backend-error', message: `scan aborted: ${describe(signal.reason)}` };
@@ -104,7 +116,18 @@ export async function createBuiltinBackend(options: BuiltinBackendOptions): Prom
     name,
     version,
     scan,
-    close: () => pool.destroy(),
+    status: () => [
+      {
+        endpoint: 'worker-pool',
+        healthy: !closed,
+        inFlight: Math.min(inFlight, pool.threads),
+        queued: Math.max(0, inFlight - pool.threads),
+      },
+    ],
+    close: () => {
+      closed = true;
+      return pool.destroy();
+    },
   };
 }
 

@@ -1,0 +1,109 @@
+/**
+ * Prometheus metrics (DESIGN.md "Operations"; c-icap's request.c counters as the model of what
+ * operators ask about). One registry per server instance so tests and reloads never collide.
+ * Everything is fed from access records and periodic reads of live state; nothing on the
+ * per-byte path.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Backend } from '../backends/backend.js';
+import type { AccessRecord } from './access-log.js';
+
+export interface LiveState {
+  openConnections(): number;
+  backends(): ReadonlyMap<string, Backend>;
+  spoolBytesOnDisk(): number;
+}
+
+export interface Metrics {
+  readonly registry: Registry;
+  recordTransaction(record: AccessRecord): void;
+  recordOptions(service: string, status: number): void;
+  recordRejectedConnection(reason: string): void;
+  recordProtocolError(status: number): void;
+}
+
+const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+
+export function createMetrics(live: LiveState): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'icap_bridge_process_' });
+
+  const transactions = new Counter({
+    name: 'icap_bridge_transactions_total',
+    help: 'ICAP transactions by method, service, ICAP status and verdict (OPTIONS included, verdict "none").',
+    labelNames: ['method', 'service', 'status', 'verdict'] as const,
+    registers: [registry],
+  });
+  const bytesIn = new Counter({ name: 'icap_bridge_bytes_in_total', help: 'Bytes received in REQMOD/RESPMOD transactions.', labelNames: ['service'] as const, registers: [registry] });
+  const bytesOut = new Counter({ name: 'icap_bridge_bytes_out_total', help: 'Bytes sent in REQMOD/RESPMOD answers.', labelNames: ['service'] as const, registers: [registry] });
+  const duration = new Histogram({
+    name: 'icap_bridge_transaction_duration_seconds',
+    help: 'Time from the ICAP request head to the end of the answer.',
+    labelNames: ['method', 'service'] as const,
+    buckets: DURATION_BUCKETS,
+    registers: [registry],
+  });
+  const scanDuration = new Histogram({
+    name: 'icap_bridge_scan_duration_seconds',
+    help: 'Time one backend took to scan one body.',
+    labelNames: ['backend', 'outcome'] as const,
+    buckets: DURATION_BUCKETS,
+    registers: [registry],
+  });
+  const rejected = new Counter({ name: 'icap_bridge_connections_rejected_total', help: 'Connections refused (503) past Max-Connections.', labelNames: ['reason'] as const, registers: [registry] });
+  const protocolErrors = new Counter({ name: 'icap_bridge_protocol_errors_total', help: 'Requests answered with an ICAP error status before any transaction ran.', labelNames: ['status'] as const, registers: [registry] });
+
+  new Gauge({
+    name: 'icap_bridge_connections_open',
+    help: 'Open ICAP connections.',
+    registers: [registry],
+    collect() {
+      this.set(live.openConnections());
+    },
+  });
+  new Gauge({
+    name: 'icap_bridge_spool_bytes_on_disk',
+    help: 'Bytes of bodies currently spooled to temp files.',
+    registers: [registry],
+    collect() {
+      this.set(live.spoolBytesOnDisk());
+    },
+  });
+  const endpointGauge = (name: string, help: string, pick: (s: { healthy: boolean; inFlight: number; queued: number }) => number): void => {
+    new Gauge({
+      name,
+      help,
+      labelNames: ['backend', 'endpoint'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [backend, b] of live.backends()) {
+          for (const s of b.status()) this.set({ backend, endpoint: s.endpoint }, pick(s));
+        }
+      },
+    });
+  };
+  endpointGauge('icap_bridge_backend_endpoint_up', 'Whether a backend endpoint is healthy (1) or not (0).', (s) => (s.healthy ? 1 : 0));
+  endpointGauge('icap_bridge_backend_endpoint_in_flight', 'Scans running on a backend endpoint.', (s) => s.inFlight);
+  endpointGauge('icap_bridge_backend_endpoint_queued', 'Scans waiting for a backend endpoint (for builtin: the worker pool queue).', (s) => s.queued);
+
+  return {
+    registry,
+    recordTransaction(r) {
+      transactions.inc({ method: r.method, service: r.service, status: String(r.icap_status), verdict: r.verdict });
+      bytesIn.inc({ service: r.service }, r.bytes_in);
+      bytesOut.inc({ service: r.service }, r.bytes_out);
+      duration.observe({ method: r.method, service: r.service }, r.duration_ms / 1000);
+      for (const s of r.scans) scanDuration.observe({ backend: s.backend, outcome: s.outcome }, s.ms / 1000);
+    },
+    recordOptions(service, status) {
+      transactions.inc({ method: 'OPTIONS', service, status: String(status), verdict: 'none' });
+    },
+    recordRejectedConnection(reason) {
+      rejected.inc({ reason });
+    },
+    recordProtocolError(status) {
+      protocolErrors.inc({ status: String(status) });
+    },
+  };
+}
