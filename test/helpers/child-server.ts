@@ -37,7 +37,11 @@ export interface ChildServer {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export async function startChildServer(extraYaml = ''): Promise<ChildServer> {
+/**
+ * `extraYaml` is appended at the top level; `serverYaml` (indented two spaces) goes inside the
+ * `server:` section, e.g. a `tls:` block.
+ */
+export async function startChildServer(extraYaml = '', serverYaml = ''): Promise<ChildServer> {
   const dir = mkdtempSync(join(tmpdir(), 'icap-bridge-child-'));
   const spoolDir = join(dir, 'spool');
   mkdirSync(spoolDir);
@@ -45,7 +49,7 @@ export async function startChildServer(extraYaml = ''): Promise<ChildServer> {
   const configPath = join(dir, 'icap-bridge.yaml');
   writeFileSync(
     configPath,
-    `server:\n  listen: [{ host: 127.0.0.1, port: ${port} }]\nspool:\n  directory: ${spoolDir}\n${extraYaml}`,
+    `server:\n  listen: [{ host: 127.0.0.1, port: ${port} }]\n${serverYaml}spool:\n  directory: ${spoolDir}\n${extraYaml}`,
   );
   const child = spawn(process.execPath, [join(ROOT, 'dist/src/cli.js'), '--config', configPath], {
     stdio: ['ignore', 'pipe', 'pipe'],
