@@ -172,7 +172,9 @@ export function createIcapServer(initialConfig: Config, deps: IcapServerDeps): I
     },
 
     async close(graceMs = 10_000) {
-      await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+      // server.close() stops accepting at once, but its callback waits for every connection to
+      // end, so it is awaited only after the connections were drained or cut.
+      const listenersClosed = Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
       servers.length = 0;
       for (const c of connections) c.closeWhenIdle();
       const all = Promise.all([...connections].map((c) => c.closed));
@@ -182,6 +184,7 @@ export function createIcapServer(initialConfig: Config, deps: IcapServerDeps): I
         for (const c of connections) c.destroy();
         await all;
       }
+      await listenersClosed;
       gen.retire();
       await gen.close();
     },

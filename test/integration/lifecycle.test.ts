@@ -1,0 +1,133 @@
+/**
+ * Process lifecycle on the real CLI: SIGHUP reloads (new requests use the new configuration,
+ * running ones finish with the old, an invalid file is rejected and the old one keeps serving,
+ * the ISTag changes when verdicts may change); SIGTERM stops accepting, lets in-flight
+ * transactions finish within shutdown_grace_ms, and exits 0.
+ */
+import { connect } from 'node:net';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { buildRequest, EICAR } from '../helpers/icap-messages.js';
+import { TestClient } from '../helpers/icap-client.js';
+import { startChildServer, type ChildServer } from '../helpers/child-server.js';
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+let srv: ChildServer | undefined;
+afterEach(async () => {
+  await srv?.stop('SIGKILL');
+  srv = undefined;
+});
+
+async function istag(port: number): Promise<string> {
+  const c = await TestClient.connect(port);
+  c.write(buildRequest({ method: 'OPTIONS' }).first);
+  const tag = (await c.read()).header('ISTag')!;
+  c.close();
+  return tag;
+}
+
+function rewriteConfig(s: ChildServer, extra: string): void {
+  writeFileSync(
+    join(s.dir, 'icap-bridge.yaml'),
+    `server:\n  listen: [{ host: 127.0.0.1, port: ${s.port} }]\n  timeouts: { shutdown_grace_ms: 3000 }\nspool:\n  directory: ${s.spoolDir}\n${extra}`,
+  );
+}
+
+async function waitForLog(s: ChildServer, msg: string, after = 0, timeoutMs = 5000): Promise<Record<string, unknown>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const found = s.logs().slice(after).find((l) => l.msg === msg);
+    if (found) return found;
+    if (Date.now() > deadline) throw new Error(`no log line "${msg}"`);
+    await sleep(20);
+  }
+}
+
+/** Sends all of an EICAR RESPMOD but the last-chunk, so the transaction stays in flight. */
+async function startInFlight(port: number): Promise<{ c: TestClient; finish: () => void }> {
+  const req = buildRequest({ body: ['x'.repeat(1000), EICAR], headers: [['Allow', '204']] });
+  const c = await TestClient.connect(port);
+  c.write(req.first.subarray(0, req.first.length - 5));
+  await sleep(100);
+  return { c, finish: () => c.write(req.first.subarray(req.first.length - 5)) };
+}
+
+describe('SIGHUP reload', () => {
+  it('applies a new configuration to new requests, changes the ISTag, and rejects an invalid file', async () => {
+    srv = await startChildServer();
+    const before = await istag(srv.port);
+
+    const inFlight = await startInFlight(srv.port);
+    const logCount = srv.logs().length;
+    rewriteConfig(srv, 'backends:\n  builtin:\n    type: builtin\n    eicar: false\n');
+    process.kill(srv.pid, 'SIGHUP');
+    const reloaded = await waitForLog(srv, 'configuration reloaded', logCount);
+    expect(reloaded.istags).not.toEqual(reloaded.previous_istags);
+
+    // The transaction that began before the reload finishes with the old configuration: blocked.
+    inFlight.finish();
+    const old = await inFlight.c.read();
+    expect(old.header('X-Infection-Found')).toContain('EICAR-Test-File');
+    inFlight.c.close();
+
+    // New requests use the new one: EICAR detection is off now.
+    const after = await istag(srv.port);
+    expect(after).not.toBe(before);
+    const c = await TestClient.connect(srv.port);
+    c.write(buildRequest({ body: [EICAR], headers: [['Allow', '204']] }).first);
+    expect((await c.read()).status).toBe(204);
+    c.close();
+
+    // An invalid file is rejected with a logged error; the running configuration keeps serving.
+    const count2 = srv.logs().length;
+    writeFileSync(join(srv.dir, 'icap-bridge.yaml'), 'server:\n  max_connections: nope\n');
+    process.kill(srv.pid, 'SIGHUP');
+    const rejected = await waitForLog(srv, 'reload rejected: keeping the running configuration', count2);
+    expect(JSON.stringify(rejected)).toContain('server.max_connections');
+    expect(await istag(srv.port)).toBe(after);
+  });
+
+  it('keeps the ISTag when nothing that changes verdicts changed', async () => {
+    srv = await startChildServer();
+    const before = await istag(srv.port);
+    const count = srv.logs().length;
+    rewriteConfig(srv, 'logging:\n  level: debug\n');
+    process.kill(srv.pid, 'SIGHUP');
+    await waitForLog(srv, 'configuration reloaded', count);
+    expect(await istag(srv.port)).toBe(before);
+  });
+});
+
+describe('SIGTERM', () => {
+  it('stops accepting, finishes the in-flight transaction, exits 0', async () => {
+    srv = await startChildServer('', '  timeouts: { shutdown_grace_ms: 5000 }\n');
+    const inFlight = await startInFlight(srv.port);
+    const exit = srv.stop('SIGTERM');
+    await sleep(200);
+    const refused = await new Promise<boolean>((resolve) => {
+      const s = connect(srv!.port, '127.0.0.1');
+      s.on('connect', () => {
+        s.destroy();
+        resolve(false);
+      });
+      s.on('error', () => resolve(true));
+    });
+    expect(refused).toBe(true);
+    inFlight.finish();
+    const r = await inFlight.c.read();
+    expect(r.header('X-Infection-Found')).toContain('EICAR-Test-File');
+    expect(await exit).toBe(0);
+    srv = undefined;
+  });
+
+  it('cuts a transaction that outlives the grace period, and still exits 0', async () => {
+    srv = await startChildServer('', '  timeouts: { shutdown_grace_ms: 300 }\n');
+    const inFlight = await startInFlight(srv.port);
+    const started = Date.now();
+    expect(await srv.stop('SIGTERM')).toBe(0);
+    expect(Date.now() - started).toBeLessThan(3000);
+    await inFlight.c.waitClosed();
+    srv = undefined;
+  });
+});
