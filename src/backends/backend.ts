@@ -56,12 +56,32 @@ export interface EndpointStatus {
   readonly queued: number;
 }
 
+/**
+ * A scan fed while the body arrives (clamd INSTREAM, upstream ICAP), DESIGN.md step 4. The
+ * transaction writes every body chunk to each open stream as it writes the spool, and reads the
+ * socket only as fast as the slowest of them takes bytes.
+ */
+export interface StreamingScan {
+  /** Body bytes, in order. Returns false when the caller must wait for onDrain before writing more. */
+  write(chunk: Buffer): boolean;
+  onDrain(listener: () => void): void;
+  /** The body is complete: resolves the verdict. Never rejects; failures are error results. */
+  end(): Promise<BackendResult>;
+  /** The transaction is abandoned: release the connection, never report a verdict. */
+  abort(reason: string): void;
+}
+
 export interface Backend {
   readonly name: string;
   /** Engine and signature-data identity; feeds the ISTag so it changes when verdicts may change. */
   readonly version: string;
   /** Never rejects: failures come back as `{ outcome: 'error' }`. Honours `signal` (abort = give up now). */
   scan(body: SpooledBody, meta: ScanMeta, signal: AbortSignal): Promise<BackendResult>;
+  /**
+   * Optional: start a scan that is fed while the body arrives. Backends that need the whole body
+   * first (MetaDefender Core needs Content-Length) leave it out and get scan() on the spool.
+   */
+  openStream?(meta: ScanMeta, signal: AbortSignal): StreamingScan;
   /** Readiness and load per endpoint, for /readyz and /metrics. */
   status(): readonly EndpointStatus[];
   close(): Promise<void>;
