@@ -4,20 +4,26 @@
  * goes away. Backends never reject, but a broken one is still turned into an error result so one
  * bad engine cannot make a body pass unscanned.
  */
-import type { Backend, BackendResult, ScanMeta } from '../backends/backend.js';
+import type { Backend, BackendResult, ScanMeta, StreamingScan } from '../backends/backend.js';
 import type { SpooledBody } from './spooled-body.js';
 
+/**
+ * `streams` holds the scans that were fed while the body arrived; they only need end(). The
+ * other backends scan the complete spooled body now.
+ */
 export async function runScans(
   backends: readonly Backend[],
   body: SpooledBody,
   meta: ScanMeta,
   signal: AbortSignal,
+  streams: ReadonlyMap<Backend, StreamingScan> = new Map(),
 ): Promise<BackendResult[]> {
   return Promise.all(
     backends.map(async (backend): Promise<BackendResult> => {
       const started = performance.now();
       try {
-        return await backend.scan(body, meta, signal);
+        const stream = streams.get(backend);
+        return await (stream ? stream.end() : backend.scan(body, meta, signal));
       } catch (err) {
         return {
           outcome: 'error',

@@ -24,7 +24,7 @@ import {
   type HttpHead,
   type IcapRequestHead,
 } from '../../protocol/index.js';
-import type { ScanMeta } from '../backends/backend.js';
+import type { Backend, ScanMeta, StreamingScan } from '../backends/backend.js';
 import type { AccessRecord } from '../observability/access-log.js';
 import type { Logger } from '../observability/logger.js';
 import { runScans } from '../pipeline/run-scans.js';
@@ -85,6 +85,11 @@ export class Transaction {
   #kicks = 0;
   /** Early writes (the commit head and kicks) in order; respond() waits for them. */
   #earlyWrites: Promise<void> = Promise.resolve();
+  /** Scans fed while the body arrives (clamd INSTREAM, upstream ICAP). */
+  readonly #streams = new Map<Backend, StreamingScan>();
+  /** Consumers (spool, streams) that said "full"; the socket resumes when none is left. */
+  #blockedConsumers = 0;
+  #drainWaiter: (() => void) | null = null;
 
   constructor(init: TransactionInit) {
     this.#init = init;
@@ -108,6 +113,9 @@ export class Transaction {
 
   beginBody(): void {
     this.#spool = new BodySpool(this.#init.spool);
+    for (const backend of this.#init.service.backends) {
+      if (backend.openStream) this.#streams.set(backend, backend.openStream(this.#scanMeta(), this.#abort.signal));
+    }
     // Squid waits for 100 Continue after a preview and sends nothing meanwhile; the idle watch
     // starts once the rest of the body is flowing (or at once without a preview).
     if (this.head.preview === null) this.#armCommit();
@@ -122,11 +130,32 @@ export class Transaction {
         this.#heldLength += data.copy(this.#held, this.#heldLength, 0, this.#commit.maxBytes - this.#heldLength);
       }
     }
-    return this.#spool!.write(data);
+    // The same bytes go to the spool and to every streaming scan; the caller stops reading the
+    // socket until every consumer that said "full" has drained (STYLE.md "Streams and backpressure").
+    const spool = this.#spool!;
+    if (!spool.write(data)) this.#markBlocked((done) => spool.once('drain', done));
+    for (const stream of this.#streams.values()) {
+      if (!stream.write(data)) this.#markBlocked((done) => stream.onDrain(done));
+    }
+    return this.#blockedConsumers === 0;
   }
 
+  /** Calls `listener` once every consumer that reported "full" has drained. */
   onDrain(listener: () => void): void {
-    this.#spool!.once('drain', listener);
+    if (this.#blockedConsumers === 0) listener();
+    else this.#drainWaiter = listener;
+  }
+
+  #markBlocked(register: (done: () => void) => void): void {
+    this.#blockedConsumers++;
+    register(() => {
+      this.#blockedConsumers--;
+      if (this.#blockedConsumers === 0 && this.#drainWaiter !== null) {
+        const waiter = this.#drainWaiter;
+        this.#drainWaiter = null;
+        waiter();
+      }
+    });
   }
 
   previewEnded(ieof: boolean): void {
@@ -260,16 +289,25 @@ export class Transaction {
     this.#stopCommitWatch();
     if (this.#finished || this.aborted) return;
     this.#abort.abort(reason);
+    this.#abortStreams(reason);
     const record = this.#record(null, null, reason);
     // Logged once the temp file is gone, so an "aborted" line means everything was freed.
     const dispose = this.#spool?.dispose() ?? Promise.resolve();
     void dispose.catch(() => {}).finally(() => this.#finish(record));
   }
 
+  #abortStreams(reason: string): void {
+    for (const stream of this.#streams.values()) stream.abort(reason);
+    this.#streams.clear();
+  }
+
   async #decide(body: SpooledBody | null): Promise<Decision> {
     // Empty bodies are clean without a scan: there is nothing an engine could find.
-    if (body === null || body.size === 0) return notScanned(body === null ? 'no body' : 'empty body');
-    const results = await runScans(this.#init.service.backends, body, this.#scanMeta(), this.#abort.signal);
+    if (body === null || body.size === 0) {
+      this.#abortStreams('empty body');
+      return notScanned(body === null ? 'no body' : 'empty body');
+    }
+    const results = await runScans(this.#init.service.backends, body, this.#scanMeta(), this.#abort.signal, this.#streams);
     this.#scanResults = results.map((r) => ({ backend: r.backend, outcome: r.outcome, ms: Math.round(r.durationMs) }));
     return decide(results, this.#init.service.config.on_error);
   }
