@@ -13,7 +13,7 @@
  * Results: bench/results/run-<timestamp>.json and .md (git-ignored).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -65,6 +65,8 @@ interface SummaryRow {
 interface Stats {
   runs: number;
   rps: number;
+  rpsMin: number;
+  rpsMax: number;
   p99: number;
   p50: number;
   loadgenCpu: number;
@@ -94,7 +96,8 @@ const USAGE = `usage: npm run bench -- [options]
   --ceiling-port P             default 1346
   --quiet-wait S               wait up to S s before each run for the machine to be quiet (default 10, 0 = off)
   --quiet-busy PCT             "quiet" = whole-machine busy below PCT % (default 15)
-  --out DIR                    results directory (default bench/results)`;
+  --out DIR                    results directory (default bench/results)
+  --report FILE.json           only re-render the Markdown report of a saved run`;
 
 function parseList(s: string): string[] {
   return s
@@ -215,6 +218,8 @@ function summarize(records: RunRecord[], label: Label, key: string, c: number): 
   return {
     runs: rs.length,
     rps: round(median(rs.map((r) => r.rps)), 1),
+    rpsMin: Math.min(...rs.map((r) => r.rps)),
+    rpsMax: Math.max(...rs.map((r) => r.rps)),
     p99: round(median(rs.map((r) => r.latencyMs.p99)), 3),
     p50: round(median(rs.map((r) => r.latencyMs.p50)), 3),
     loadgenCpu: round(median(rs.map((r) => r.cpu.percentOfOneCore)), 1),
@@ -228,16 +233,19 @@ function summarize(records: RunRecord[], label: Label, key: string, c: number): 
 const fmt = (v: number | null | undefined, digits = 1): string =>
   v === null || v === undefined || !Number.isFinite(v) ? '—' : v.toFixed(digits);
 
+const range = (s: Stats | null): string => (s === null ? '—' : `${fmt(s.rpsMin, 0)}–${fmt(s.rpsMax, 0)}`);
+
 function markdownAB(rows: SummaryRow[], aNote: string): string {
   const lines = [
     `A = icap-bridge (${aNote}); B = c-icap echo. Medians of the runs; p99 in ms; loadgen CPU = % of one core.`,
     '',
-    '| scenario | conns | A req/s | A p99 | B req/s | B p99 | A/B req/s | A/B p99 | loadgen CPU (A / B) | errors (A / B) |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| scenario | conns | A req/s | A range | A p99 | B req/s | B range | B p99 | A/B req/s | A/B p99 | loadgen CPU (A / B) | errors (A / B) |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const r of rows) {
     lines.push(
-      `| ${r.case} | ${r.connections} | ${fmt(r.a?.rps)} | ${fmt(r.a?.p99, 2)} | ${fmt(r.b?.rps)} | ${fmt(r.b?.p99, 2)} | ` +
+      `| ${r.case} | ${r.connections} | ${fmt(r.a?.rps)} | ${range(r.a)} | ${fmt(r.a?.p99, 2)} | ` +
+        `${fmt(r.b?.rps)} | ${range(r.b)} | ${fmt(r.b?.p99, 2)} | ` +
         `${fmt(r.ratioRps, 2)} | ${fmt(r.ratioP99, 2)} | ${fmt(r.a?.loadgenCpu, 0)} / ${fmt(r.b?.loadgenCpu, 0)} | ` +
         `${r.a?.errors ?? '—'} / ${r.b?.errors ?? '—'} |`,
     );
@@ -274,6 +282,65 @@ function markdownCeiling(records: RunRecord[], cases: Case[], conc: number[], ro
   return lines.join('\n');
 }
 
+interface RunFile {
+  tool: 'icap-bridge-bench/run';
+  date: string;
+  wallSeconds: number;
+  machine: MachineInfo;
+  options: {
+    durationS: number;
+    warmupS: number;
+    runs: number;
+    concurrency: number[];
+    cases: Case[];
+    ceiling: boolean;
+    ceilingConc: number[];
+    quietWaitMs: number;
+    quietBusy: number;
+  };
+  a: { host: string; port: number; services: Record<string, string>; reachable: boolean; note: string };
+  b: { host: string; port: number; service: string } | null;
+  summary: SummaryRow[];
+  records: RunRecord[];
+}
+
+function buildRows(records: RunRecord[], cases: Case[], concurrency: number[]): SummaryRow[] {
+  const rows: SummaryRow[] = [];
+  for (const cs of cases) {
+    for (const c of concurrency) {
+      const sa = summarize(records, 'A', cs.key, c);
+      const sb = summarize(records, 'B', cs.key, c);
+      rows.push({
+        case: cs.key,
+        connections: c,
+        a: sa,
+        b: sb,
+        ratioRps: sa !== null && sb !== null && sb.rps > 0 ? round(sa.rps / sb.rps, 2) : null,
+        ratioP99: sa !== null && sb !== null && sb.p99 > 0 ? round(sa.p99 / sb.p99, 2) : null,
+      });
+    }
+  }
+  return rows;
+}
+
+/** The Markdown report for a run (also used by --report to re-render a saved JSON file). */
+function renderReport(f: RunFile): string {
+  const o = f.options;
+  const rows = buildRows(f.records, o.cases, o.concurrency);
+  let md =
+    `## icap-bridge vs c-icap — ${f.date}\n\n` +
+    `${f.machine.nproc} CPUs (${f.machine.cpuModel}), ${f.machine.memoryMiB} MiB, node ${f.machine.node}, ` +
+    `c-icap ${f.machine.cicap ?? '—'}; ${o.runs} runs × ${o.durationS} s (+${o.warmupS} s warm-up) per cell, ` +
+    `A/B alternating.\n\n` +
+    markdownAB(rows, f.a.note);
+  if (o.ceiling) md += `\n\n${markdownCeiling(f.records, o.cases, o.ceilingConc, rows)}`;
+  const busyRuns = f.records.filter((r) => r.quietBefore !== null && !r.quietBefore.quiet).length;
+  if (busyRuns > 0) {
+    md += `\n\nNote: ${busyRuns} of ${f.records.length} runs started while the machine was busy with other work (see JSON).`;
+  }
+  return md;
+}
+
 async function main(): Promise<number> {
   const { values } = parseArgs({
     args: process.argv.slice(2),
@@ -298,12 +365,17 @@ async function main(): Promise<number> {
       'quiet-wait': { type: 'string' },
       'quiet-busy': { type: 'string' },
       out: { type: 'string' },
+      report: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
   });
   if (values.help === true) {
     console.log(USAGE);
+    return 0;
+  }
+  if (values.report !== undefined) {
+    console.log(renderReport(JSON.parse(readFileSync(values.report, 'utf8')) as RunFile));
     return 0;
   }
 
@@ -418,53 +490,24 @@ async function main(): Promise<number> {
     await stopResponderAndWait();
   }
 
-  const rows: SummaryRow[] = [];
-  for (const cs of cases) {
-    for (const c of concurrency) {
-      const sa = summarize(records, 'A', cs.key, c);
-      const sb = summarize(records, 'B', cs.key, c);
-      rows.push({
-        case: cs.key,
-        connections: c,
-        a: sa,
-        b: sb,
-        ratioRps: sa !== null && sb !== null && sb.rps > 0 ? round(sa.rps / sb.rps, 2) : null,
-        ratioP99: sa !== null && sb !== null && sb.p99 > 0 ? round(sa.p99 / sb.p99, 2) : null,
-      });
-    }
-  }
-
-  let md = `## icap-bridge vs c-icap — ${new Date().toISOString()}\n\n` +
-    `${machine.nproc} CPUs (${machine.cpuModel}), ${machine.memoryMiB} MiB, node ${machine.node}, c-icap ${machine.cicap ?? '—'}; ` +
-    `${runs} runs × ${durationS} s (+${warmupS} s warm-up) per cell, A/B alternating.\n\n` +
-    markdownAB(rows, aNote);
-  if (values.ceiling === true) md += `\n\n${markdownCeiling(records, cases, ceilingConc, rows)}`;
-  const busyRuns = records.filter((r) => r.quietBefore !== null && !r.quietBefore.quiet).length;
-  if (busyRuns > 0) md += `\n\nNote: ${busyRuns} run(s) started while the machine was busy with other work (see JSON).`;
+  const file: RunFile = {
+    tool: 'icap-bridge-bench/run',
+    date: new Date().toISOString(),
+    wallSeconds: Math.round((Date.now() - started) / 1000),
+    machine,
+    options: { durationS, warmupS, runs, concurrency, cases, ceiling: values.ceiling === true, ceilingConc, quietWaitMs, quietBusy },
+    a: { host: a.host, port: a.port, services, reachable: aReachable, note: aNote },
+    b: b === null ? null : { host: b.host, port: b.port, service: 'echo' },
+    summary: buildRows(records, cases, concurrency),
+    records,
+  };
+  const md = renderReport(file);
   console.log(`\n${md}\n`);
 
   const outDir = values.out ?? join(BENCH_DIR, 'results');
   mkdirSync(outDir, { recursive: true });
-  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-  const base = join(outDir, `run-${stamp}`);
-  writeFileSync(
-    `${base}.json`,
-    JSON.stringify(
-      {
-        tool: 'icap-bridge-bench/run',
-        date: new Date().toISOString(),
-        wallSeconds: Math.round((Date.now() - started) / 1000),
-        machine,
-        options: { durationS, warmupS, runs, concurrency, cases, ceiling: values.ceiling === true, ceilingConc, quietWaitMs, quietBusy },
-        a: { host: a.host, port: a.port, services, reachable: aReachable, note: aNote },
-        b: b === null ? null : { host: b.host, port: b.port, service: 'echo' },
-        summary: rows,
-        records,
-      },
-      null,
-      2,
-    ),
-  );
+  const base = join(outDir, `run-${file.date.replace(/[:.]/g, '-')}`);
+  writeFileSync(`${base}.json`, JSON.stringify(file, null, 2));
   writeFileSync(`${base}.md`, `${md}\n`);
   console.log(`results: ${base}.json, ${base}.md`);
   return 0;
