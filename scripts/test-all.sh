@@ -4,18 +4,39 @@
 # when present. Needs root or sudo for apt-get on a fresh machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# ../shared beside the repository (CI clones it there) holds the container base-image tool.
+SHARED_TOOLS="$(pwd)/../shared/tools"
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # Debian packages the integration tests drive for real.
 #   c-icap  → /usr/bin/c-icap-client (and the c-icap server the benchmarks compare against)
+#   haproxy → /usr/sbin/haproxy in front of two servers (test/integration/haproxy.test.ts)
+#   podman, runc, debootstrap → build and run the Dockerfile (test/integration/container.test.ts)
+#   systemd → systemd-analyze verify for config/examples/icap-bridge.service
+#   squid   → /usr/sbin/squid and its basic_ncsa_auth helper (test/integration/squid*.test.ts; the
+#             tests run private instances, never the Debian service)
 missing=()
 command -v c-icap-client >/dev/null 2>&1 || missing+=(c-icap)
+[ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+command -v podman >/dev/null 2>&1 || missing+=(podman)
+[ -x /usr/sbin/runc ] || missing+=(runc)
+[ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+[ -x /usr/sbin/squid ] || missing+=(squid)
 if ((${#missing[@]})); then
   echo "test-all: installing ${missing[*]}"
   as_root apt-get update -q
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
+
+# The local stand-in for node:20-bookworm-slim the Dockerfile builds FROM (no registry here;
+# ../shared/tools/podman-here.md). Idempotent: skipped when the image exists.
+if [ ! -f "$SHARED_TOOLS/node-base-image.sh" ]; then
+  echo "test-all: $SHARED_TOOLS/node-base-image.sh not found (shared/ must sit beside the repository)" >&2
+  exit 1
+fi
+as_root bash "$SHARED_TOOLS/node-base-image.sh"
 
 npm ci --no-audit --no-fund
 npx tsc -p tsconfig.test.json

@@ -40,7 +40,8 @@ export interface ConnectionContext {
   readonly logger: Logger;
   nextTransactionId(): string;
   onTransactionFinished(record: AccessRecord): void;
-  onOptions(service: string, status: number): void;
+  /** An OPTIONS request was answered (access log and metrics; no transaction object exists). */
+  onOptions(record: AccessRecord): void;
   onRejected(status: number): void;
 }
 
@@ -48,6 +49,8 @@ type Phase = 'head' | 'body' | 'processing' | 'idle' | 'closing';
 
 /** After an error answer, how long to drain the client's remaining bytes before destroying. */
 const LINGER_MS = 2000;
+/** On shutdown, a connection younger than this that sent nothing yet gets this long to send its request. */
+const FRESH_CONNECTION_MS = 1000;
 
 export class IcapConnection {
   readonly #socket: Socket;
@@ -56,6 +59,8 @@ export class IcapConnection {
   readonly #sink: ResponseSink;
   readonly #log: Logger;
   readonly clientAddress: string;
+  readonly #opened = performance.now();
+  #requestStarted = 0;
   #phase: Phase = 'head';
   #phaseStarted = performance.now();
   #lastBodyActivity = 0;
@@ -97,7 +102,16 @@ export class IcapConnection {
   /** Graceful shutdown: close now if idle, else after the current answer. */
   closeWhenIdle(): void {
     this.#peerEnded = true;
-    if (this.idle) this.#socket.end();
+    if (!this.idle) return; // closes after the current answer
+    if (this.#socket.bytesRead === 0 && performance.now() - this.#opened < FRESH_CONNECTION_MS) {
+      // Just accepted, its first request probably on the wire: a load balancer that handed it
+      // to us cannot retry once the TCP connect succeeded. Serve that request, then close.
+      setTimeout(() => {
+        if (this.idle) this.#socket.end();
+      }, FRESH_CONNECTION_MS).unref();
+      return;
+    }
+    this.#socket.end();
   }
 
   destroy(): void {
@@ -203,6 +217,7 @@ export class IcapConnection {
   }
 
   #onRequestHead(head: IcapRequestHead): void {
+    this.#requestStarted = performance.now();
     this.#gen = this.#ctx.current();
     this.#gen.retain();
     this.#retained = true;
@@ -245,7 +260,24 @@ export class IcapConnection {
             ...buildOptionsHeaders(service, this.#gen.config.server.max_connections),
           ]),
         );
-        this.#ctx.onOptions(service.name, 200);
+        this.#ctx.onOptions({
+          transaction_id: this.#ctx.nextTransactionId(),
+          client: this.clientAddress,
+          method: 'OPTIONS',
+          service: service.name,
+          icap_status: 200,
+          http_status: null,
+          bytes_in: bytesIn,
+          bytes_out: 0,
+          preview: null,
+          body_bytes: 0,
+          verdict: 'none',
+          threats: [],
+          scan_errors: [],
+          reason: 'options',
+          duration_ms: Math.round((performance.now() - this.#requestStarted) * 10) / 10,
+          scans: [],
+        });
       } else {
         await this.#txn!.respond(bytesIn);
       }

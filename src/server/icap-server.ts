@@ -75,7 +75,10 @@ export function createIcapServer(initialConfig: Config, deps: IcapServerDeps): I
       metrics.recordTransaction(record);
       deps.onTransaction?.(record);
     },
-    onOptions: (service, status) => metrics.recordOptions(service, status),
+    onOptions: (record) => {
+      writeAccessLog(logger, record, gen.config.logging.access_log);
+      metrics.recordOptions(record.service, record.icap_status);
+    },
     onRejected: (status) => metrics.recordProtocolError(status),
   };
 

@@ -1,0 +1,278 @@
+/**
+ * Debian's HAProxy (package haproxy) in front of two icap-bridge processes, configured by
+ * config/examples/haproxy.cfg with only the addresses, the stats socket path and the check
+ * interval substituted. Traffic (OPTIONS, clean RESPMOD, EICAR RESPMOD) goes through HAProxy;
+ * one instance is stopped with SIGTERM; HAProxy must mark it DOWN (its stats socket says so)
+ * and every answer before, during and after must be right. scripts/test-all.sh installs
+ * haproxy; if it is missing this file fails loudly rather than skipping.
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort, ROOT, startChildServer, type ChildServer } from '../helpers/child-server.js';
+import { TestClient } from '../helpers/icap-client.js';
+import { buildRequest, EICAR, httpRequestHead, httpResponseHead } from '../helpers/icap-messages.js';
+
+const run = promisify(execFile);
+const HAPROXY = '/usr/sbin/haproxy';
+const EXAMPLE = join(ROOT, 'config/examples/haproxy.cfg');
+const BACKEND = 'icap_bridges';
+/** Check interval for the test; the example's `fall` stays as written. */
+const TEST_INTER_MS = 200;
+
+let a: ChildServer;
+let b: ChildServer;
+let haproxy: ChildProcess;
+let haproxyOut = '';
+let haproxyExited: Promise<number | null>;
+let frontPort: number;
+let statsSocket: string;
+
+/** The example with the addresses of this test; every substitution must hit, or the example changed shape. */
+function testConfig(example: string, ports: { front: number; icap1: number; icap2: number }, socket: string): string {
+  const subs: [RegExp, string][] = [
+    [/^(\s*bind\s+)\S+/m, `$1127.0.0.1:${ports.front}`],
+    [/^(\s*server\s+icap1\s+)\S+/m, `$1127.0.0.1:${ports.icap1}`],
+    [/^(\s*server\s+icap2\s+)\S+/m, `$1127.0.0.1:${ports.icap2}`],
+    [/^(\s*stats\s+socket\s+)\S+/m, `$1${socket}`],
+    [/^(\s*default-server\s.*\binter\s+)\S+/m, `$1${TEST_INTER_MS}ms`],
+  ];
+  let cfg = example;
+  for (const [re, to] of subs) {
+    if (!re.test(cfg)) throw new Error(`config/examples/haproxy.cfg: no line matches ${re}`);
+    cfg = cfg.replace(re, to);
+  }
+  return cfg;
+}
+
+/** `show stat` on the admin socket → server name → its CSV fields (status: UP, DOWN, "UP 1/2"...). */
+async function showStat(): Promise<Map<string, Record<string, string>>> {
+  const csv = await new Promise<string>((resolve, reject) => {
+    const s = connect({ path: statsSocket });
+    let text = '';
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new Error('stats socket: no answer within 2 s'));
+    }, 2000);
+    s.on('connect', () => s.write('show stat\n'));
+    s.on('data', (d: Buffer) => (text += d.toString()));
+    s.on('close', () => {
+      clearTimeout(timer);
+      resolve(text);
+    });
+    s.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
+  const [header, ...rows] = csv.trim().split('\n');
+  const cols = header!.replace(/^# /, '').split(',');
+  const at = (name: string): number => cols.indexOf(name);
+  const servers = new Map<string, Record<string, string>>();
+  for (const row of rows) {
+    const f = row.split(',');
+    if (f[at('pxname')] !== BACKEND || f[at('svname')] === 'BACKEND') continue;
+    servers.set(f[at('svname')]!, Object.fromEntries(cols.map((c, i) => [c, f[i] ?? ''])));
+  }
+  return servers;
+}
+
+async function serverStates(): Promise<Map<string, string>> {
+  return new Map([...(await showStat())].map(([name, fields]) => [name, fields.status!]));
+}
+
+async function waitForStates(want: Record<string, RegExp>, timeoutMs: number): Promise<Map<string, string>> {
+  const deadline = Date.now() + timeoutMs;
+  let last = new Map<string, string>();
+  for (;;) {
+    last = await serverStates();
+    if (Object.entries(want).every(([name, re]) => re.test(last.get(name) ?? ''))) return last;
+    if (Date.now() > deadline) throw new Error(`HAProxy states ${JSON.stringify([...last])}, wanted ${Object.entries(want).map(([n, re]) => `${n} ${re}`).join(', ')}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+type Kind = 'options' | 'clean' | 'eicar';
+/**
+ * right: the expected answer. wrong: any other answer (a clean body blocked, EICAR let through,
+ * an error status, a partial answer). unanswered: the connection closed before a single byte of
+ * an answer came back, which a client sees as a failed transaction, never as a verdict.
+ */
+type Outcome = 'right' | 'wrong' | 'unanswered';
+interface Exchange {
+  kind: Kind;
+  url: string;
+  outcome: Outcome;
+  detail: string;
+  startedAt: number;
+}
+
+let seq = 0;
+/** One ICAP transaction on a new connection through HAProxy, checked for the right answer. */
+async function exchange(kind: Kind): Promise<Exchange> {
+  const url = `http://example.com/haproxy/${kind}-${++seq}`;
+  const startedAt = Date.now();
+  const result = (right: boolean, detail: string): Exchange => ({ kind, url, outcome: right ? 'right' : 'wrong', detail, startedAt });
+  let c: TestClient | undefined;
+  try {
+    c = await TestClient.connect(frontPort);
+    if (kind === 'options') {
+      c.write(buildRequest({ method: 'OPTIONS' }).first);
+      const r = await c.read();
+      return result(r.status === 200 && r.header('methods') === 'RESPMOD' && /^"IB-/.test(r.header('istag') ?? ''), `${r.status} ${r.header('methods')}`);
+    }
+    const body = kind === 'eicar' ? EICAR : Buffer.from(`clean body ${seq}\n`);
+    c.write(
+      buildRequest({
+        reqHdr: httpRequestHead(url),
+        resHdr: httpResponseHead(body.length),
+        headers: [['Allow', '204']],
+        body: [body],
+      }).first,
+    );
+    const r = await c.read();
+    if (kind === 'clean') return result(r.status === 204, String(r.status));
+    const blocked =
+      r.status === 200 &&
+      (r.resHdr ?? '').startsWith('HTTP/1.1 403') &&
+      (r.header('x-infection-found') ?? '').includes('Threat=EICAR-Test-File');
+    return result(blocked, `${r.status} ${(r.resHdr ?? '').split('\r\n')[0]}`);
+  } catch (err) {
+    const message = (err as Error).message;
+    const nothing = c !== undefined && c.closed && c.pending.length === 0;
+    return { kind, url, outcome: nothing ? 'unanswered' : 'wrong', detail: message, startedAt };
+  } finally {
+    c?.close();
+  }
+}
+
+const notRight = (xs: Exchange[]): Exchange[] => xs.filter((e) => e.outcome !== 'right');
+
+async function rounds(n: number): Promise<Exchange[]> {
+  const out: Exchange[] = [];
+  for (let i = 0; i < n; i++) for (const kind of ['options', 'clean', 'eicar'] as const) out.push(await exchange(kind));
+  return out;
+}
+
+function served(srv: ChildServer, exchanges: Exchange[]): number {
+  const urls = new Set(srv.accessRecords().map((r) => r.url));
+  return exchanges.filter((e) => urls.has(e.url)).length;
+}
+
+beforeAll(async () => {
+  await run(HAPROXY, ['-v']).catch((err: unknown) => {
+    throw new Error(`haproxy is required (apt-get install haproxy; scripts/test-all.sh does it): ${String(err)}`);
+  });
+  a = await startChildServer();
+  b = await startChildServer();
+  frontPort = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'icap-bridge-haproxy-'));
+  statsSocket = join(dir, 'haproxy.sock');
+  const cfgPath = join(dir, 'haproxy.cfg');
+  writeFileSync(cfgPath, testConfig(readFileSync(EXAMPLE, 'utf8'), { front: frontPort, icap1: a.port, icap2: b.port }, statsSocket));
+  await run(HAPROXY, ['-c', '-f', cfgPath]); // rejects (fails the suite) on a config error
+
+  haproxy = spawn(HAPROXY, ['-f', cfgPath, '-db'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  haproxy.stdout!.on('data', (d: Buffer) => (haproxyOut += d.toString()));
+  haproxy.stderr!.on('data', (d: Buffer) => (haproxyOut += d.toString()));
+  haproxyExited = new Promise((resolve) => haproxy.once('exit', (code) => resolve(code)));
+  for (const deadline = Date.now() + 10_000; ; ) {
+    if (haproxy.exitCode !== null) throw new Error(`haproxy exited: ${haproxyOut}`);
+    try {
+      await serverStates();
+      break;
+    } catch {
+      if (Date.now() > deadline) throw new Error(`haproxy stats socket never came up: ${haproxyOut}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+});
+
+afterAll(async () => {
+  if (haproxy?.exitCode === null) {
+    haproxy.kill('SIGTERM');
+    const timer = setTimeout(() => haproxy.exitCode === null && haproxy.kill('SIGKILL'), 5000);
+    await haproxyExited;
+    clearTimeout(timer);
+  }
+  await a?.stop();
+  await b?.stop();
+});
+
+describe('HAProxy with config/examples/haproxy.cfg', () => {
+  it('the example itself is valid for this HAProxy (haproxy -c)', async () => {
+    const r = await run(HAPROXY, ['-c', '-f', EXAMPLE]);
+    expect(r.stdout).toContain('Configuration file is valid');
+  });
+
+  it('marks both instances UP through the ICAP OPTIONS health check', async () => {
+    // Servers start as "UP 1/2" (assumed up, not yet confirmed); a passing check makes them "UP".
+    const states = await waitForStates({ icap1: /^UP$/, icap2: /^UP$/ }, 10_000);
+    expect([...states]).toEqual([
+      ['icap1', 'UP'],
+      ['icap2', 'UP'],
+    ]);
+    // L7OK: the last check got past `tcp-check expect string "ICAP/1.0 200"`, an application-level
+    // success, not just an open port (that would be L4OK).
+    const stat = await showStat();
+    for (const name of ['icap1', 'icap2']) expect(stat.get(name)?.check_status, name).toBe('L7OK');
+  });
+
+  it('balances OPTIONS, clean and EICAR transactions over both, every answer right', async () => {
+    const exchanges = await rounds(10);
+    expect(notRight(exchanges)).toEqual([]);
+    const respmod = exchanges.filter((e) => e.kind !== 'options');
+    // Access lines are written asynchronously: wait for the last one.
+    await Promise.any([a.recordFor(respmod.at(-1)!.url, 3000), b.recordFor(respmod.at(-1)!.url, 3000)]);
+    const onA = served(a, respmod);
+    const onB = served(b, respmod);
+    expect(onA + onB).toBe(respmod.length);
+    expect(onA).toBeGreaterThan(0);
+    expect(onB).toBeGreaterThan(0);
+  });
+
+  it('an instance stopped with SIGTERM goes DOWN; traffic continues on the other, nothing answered wrongly', async () => {
+    // Traffic keeps flowing while the instance stops and until HAProxy has noticed.
+    let flowing = true;
+    const during: Exchange[] = [];
+    const traffic = (async () => {
+      for (let i = 0; i < 300 && flowing; i++) for (const kind of ['clean', 'eicar'] as const) during.push(await exchange(kind));
+    })();
+    await new Promise((r) => setTimeout(r, 100));
+
+    const stopAt = Date.now();
+    expect(await a.stop('SIGTERM')).toBe(0);
+    const exitedAt = Date.now();
+    const states = await waitForStates({ icap1: /^DOWN/, icap2: /^UP$/ }, 10_000);
+    const downAt = Date.now();
+    flowing = false;
+    await traffic;
+    expect(states.get('icap1')).toMatch(/^DOWN/);
+    expect((await showStat()).get('icap1')?.check_status).toBe('L4CON'); // connection refused
+    expect(haproxyOut).toMatch(/Server icap_bridges\/icap1 is DOWN/);
+
+    const unanswered = during.filter((e) => e.outcome === 'unanswered');
+    console.log(
+      `icap1: SIGTERM → exit ${exitedAt - stopAt} ms, exit → DOWN ${downAt - exitedAt} ms; ` +
+        `${during.length} transactions meanwhile, ${unanswered.length} unanswered (connection closed, no bytes)`,
+    );
+    // Never a wrong verdict. A connection HAProxy handed to icap1 in the instant it stopped may
+    // be closed unanswered (icap-bridge closes connections that have not sent a request yet when
+    // it shuts down); only those that started before icap1 exited, and only a few.
+    expect(during.filter((e) => e.outcome === 'wrong')).toEqual([]);
+    for (const e of unanswered) expect(e.startedAt).toBeLessThanOrEqual(exitedAt);
+    expect(unanswered.length).toBeLessThanOrEqual(3);
+    expect(during.filter((e) => e.outcome === 'right').length).toBeGreaterThan(0);
+
+    // Once DOWN: everything goes to icap2, all of it right.
+    const after = await rounds(10);
+    expect(notRight(after)).toEqual([]);
+    const respmod = after.filter((e) => e.kind !== 'options');
+    await b.recordFor(respmod.at(-1)!.url, 3000);
+    expect(served(b, respmod)).toBe(respmod.length);
+  });
+});
