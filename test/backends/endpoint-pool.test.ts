@@ -1,0 +1,129 @@
+/** The endpoint pool: balancing, limits and queue, ejection and return, failover. */
+import { describe, expect, it } from 'vitest';
+import { EndpointPool, PoolUnavailableError, type PoolOptions } from '../../src/backends/pool/endpoint-pool.js';
+import { withFailover } from '../../src/backends/pool/failover.js';
+
+const base: PoolOptions = { strategy: 'round-robin', maxConcurrency: 2, maxQueue: 2, ejectAfter: 2, cooldownMs: 100 };
+const eps = (...ids: string[]) => ids.map((id) => ({ id }));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function picks(pool: EndpointPool, n: number): Promise<string[]> {
+  const out: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const l = await pool.acquire();
+    out.push(l.endpoint);
+    l.release('ok');
+  }
+  return out;
+}
+
+describe('balancing', () => {
+  it('round-robin cycles', async () => {
+    expect(await picks(new EndpointPool(eps('a', 'b', 'c'), base), 6)).toEqual(['a', 'b', 'c', 'a', 'b', 'c']);
+  });
+
+  it('weighted spreads by weight, evenly', async () => {
+    const pool = new EndpointPool([{ id: 'a', weight: 3 }, { id: 'b', weight: 1 }], { ...base, strategy: 'weighted' });
+    const got = await picks(pool, 8);
+    expect(got.filter((x) => x === 'a')).toHaveLength(6);
+    expect(got.slice(0, 4).filter((x) => x === 'b')).toHaveLength(1);
+  });
+
+  it('least-outstanding picks the idlest', async () => {
+    const pool = new EndpointPool(eps('a', 'b'), { ...base, strategy: 'least-outstanding', maxConcurrency: 5 });
+    const l1 = await pool.acquire();
+    const l2 = await pool.acquire();
+    const l3 = await pool.acquire();
+    expect([l1.endpoint, l2.endpoint].sort()).toEqual(['a', 'b']);
+    l1.release('ok');
+    expect((await pool.acquire()).endpoint).toBe(l1.endpoint);
+    l2.release('ok');
+    l3.release('ok');
+  });
+});
+
+describe('limits', () => {
+  it('queues past the per-endpoint limit, then refuses as overloaded past the queue', async () => {
+    const pool = new EndpointPool(eps('a'), { ...base, maxConcurrency: 1, maxQueue: 1 });
+    const first = await pool.acquire();
+    const waiting = pool.acquire();
+    await expect(pool.acquire()).rejects.toMatchObject({ kind: 'overloaded' });
+    expect(pool.status()[0]).toMatchObject({ inFlight: 1, queued: 1 });
+    first.release('ok');
+    const second = await waiting;
+    expect(second.endpoint).toBe('a');
+    second.release('ok');
+  });
+
+  it('a waiter can be aborted', async () => {
+    const pool = new EndpointPool(eps('a'), { ...base, maxConcurrency: 1 });
+    const held = await pool.acquire();
+    const controller = new AbortController();
+    const waiting = pool.acquire({ signal: controller.signal });
+    controller.abort();
+    await expect(waiting).rejects.toMatchObject({ kind: 'aborted' });
+    held.release('ok');
+  });
+});
+
+describe('health', () => {
+  it('ejects after consecutive failures and returns after the cool-down (no active check)', async () => {
+    const pool = new EndpointPool(eps('a', 'b'), base);
+    for (let i = 0; i < 2; i++) (await pool.acquire({ exclude: new Set(['b']) })).release('failure');
+    expect(pool.status().find((s) => s.endpoint === 'a')?.healthy).toBe(false);
+    expect(await picks(pool, 3)).toEqual(['b', 'b', 'b']);
+    await sleep(120);
+    expect(pool.status().find((s) => s.endpoint === 'a')?.healthy).toBe(true);
+  });
+
+  it('with an active check, an ejected endpoint comes back only when the check passes', async () => {
+    let aUp = false;
+    const pool = new EndpointPool(eps('a', 'b'), { ...base, cooldownMs: 0, check: async (id) => id !== 'a' || aUp });
+    await pool.checkNow();
+    expect(await picks(pool, 2)).toEqual(['b', 'b']);
+    aUp = true;
+    await pool.checkNow();
+    expect((await picks(pool, 2)).sort()).toEqual(['a', 'b']);
+  });
+
+  it('no usable endpoint → unreachable; not ready', async () => {
+    const pool = new EndpointPool(eps('a'), { ...base, check: async () => false });
+    await pool.checkNow();
+    expect(pool.ready).toBe(false);
+    await expect(pool.acquire()).rejects.toBeInstanceOf(PoolUnavailableError);
+    await expect(pool.acquire()).rejects.toMatchObject({ kind: 'unreachable' });
+  });
+
+  it('setEndpoints keeps the state of endpoints that stay', async () => {
+    const pool = new EndpointPool(eps('a', 'b'), base);
+    for (let i = 0; i < 2; i++) (await pool.acquire({ exclude: new Set(['b']) })).release('failure');
+    pool.setEndpoints(eps('a', 'c'));
+    expect(pool.status().map((s) => [s.endpoint, s.healthy])).toEqual([['a', false], ['c', true]]);
+  });
+});
+
+describe('withFailover', () => {
+  it('retries once on another endpoint after a retryable failure', async () => {
+    const pool = new EndpointPool(eps('a', 'b'), base);
+    const seen: string[] = [];
+    const value = await withFailover(pool, undefined, async (lease) => {
+      seen.push(lease.endpoint);
+      return lease.endpoint === 'a' ? { value: 'err', outcome: 'failure', retry: true } : { value: 'ok', outcome: 'ok', retry: false };
+    });
+    expect(seen).toEqual(['a', 'b']);
+    expect(value).toBe('ok');
+  });
+
+  it('does not retry a failure that may not be retried, nor more than once', async () => {
+    const pool = new EndpointPool(eps('a', 'b', 'c'), base);
+    let n = 0;
+    expect(await withFailover(pool, undefined, async () => ({ value: ++n, outcome: 'failure', retry: false }))).toBe(1);
+    n = 0;
+    expect(await withFailover(pool, undefined, async () => ({ value: ++n, outcome: 'failure', retry: true }))).toBe(2);
+  });
+
+  it('keeps the first answer when no other endpoint is left', async () => {
+    const pool = new EndpointPool(eps('a'), base);
+    expect(await withFailover(pool, undefined, async () => ({ value: 'first', outcome: 'failure', retry: true }))).toBe('first');
+  });
+});
