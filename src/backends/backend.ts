@@ -33,6 +33,21 @@ export type BackendResult =
       readonly durationMs: number;
       readonly kind: ScanErrorKind;
       readonly message: string;
+    }
+  | {
+      /** The engine rewrote the content (MetaDefender CDR): send `body` instead of the original. */
+      readonly outcome: 'sanitized';
+      readonly backend: string;
+      readonly durationMs: number;
+      /** The new content; may live in a temp file, removed by dispose(). */
+      readonly body: SpooledBody;
+      /** Why the original was not passed as is (policy reasons); often empty. */
+      readonly threats: readonly string[];
+      /** File name and media type the engine gave the new content, when it did. */
+      readonly fileName?: string;
+      readonly contentType?: string;
+      /** Frees `body` (its temp file). The result's owner calls it on every path; idempotent. */
+      dispose(): Promise<void>;
     };
 
 /** Facts about the transaction a backend may use (file name guesses, metadata, logs). */

@@ -2,8 +2,10 @@
 import type { BackendConfig, Config } from '../config/index.js';
 import type { Backend } from './backend.js';
 import { createBuiltinBackend } from './builtin/builtin-backend.js';
+import { createClamdBackend } from './clamd/clamd-backend.js';
+import { createMetaDefenderBackend } from './metadefender/metadefender-backend.js';
 
-async function createBackend(name: string, config: BackendConfig): Promise<Backend> {
+async function createBackend(name: string, config: BackendConfig, spool: Config['spool']): Promise<Backend> {
   switch (config.type) {
     case 'builtin':
       return createBuiltinBackend({
@@ -13,6 +15,23 @@ async function createBackend(name: string, config: BackendConfig): Promise<Backe
         eicar: config.eicar,
         hashLists: config.hash_lists,
       });
+    case 'clamd':
+      return createClamdBackend(name, config);
+    case 'metadefender':
+      return createMetaDefenderBackend({
+        name,
+        endpoints: config.endpoints,
+        apikey: config.apikey,
+        rule: config.rule,
+        timeoutMs: config.timeout_ms,
+        pollInitialMs: config.poll_initial_ms,
+        pollMaxMs: config.poll_max_ms,
+        hashLookup: config.hash_lookup,
+        sanitize: config.sanitize,
+        maxFileBytes: config.max_file_bytes,
+        // Sanitized files Core returns are spooled like request bodies.
+        spool: { memoryBytes: spool.memory_bytes, directory: spool.directory },
+      });
   }
 }
 
@@ -21,7 +40,7 @@ export async function createBackends(config: Config): Promise<Map<string, Backen
   const used = new Set(Object.values(config.services).flatMap((s) => s.backends));
   const backends = new Map<string, Backend>();
   try {
-    for (const name of used) backends.set(name, await createBackend(name, config.backends[name]!));
+    for (const name of used) backends.set(name, await createBackend(name, config.backends[name]!, config.spool));
   } catch (err) {
     await closeBackends(backends);
     throw err;

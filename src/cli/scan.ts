@@ -130,6 +130,8 @@ async function scanFile(
   const results = await runScans(backends, body, meta, new AbortController().signal);
   const decision = decide(results, service.on_error);
   process.stdout.write(`${file}: ${describeDecision(decision, service.on_error)}\n`);
+  // A sanitized copy is not written anywhere by this command; free its temp file.
+  await Promise.all(results.map((r) => (r.outcome === 'sanitized' ? r.dispose() : undefined)));
   return decision.action === 'allow' && decision.reason === 'clean' ? 'clean' : 'not-clean';
 }
 
@@ -156,6 +158,8 @@ function describeDecision(decision: Decision, onError: string): string {
       return 'clean';
     case 'infected':
       return `infected ${decision.threats.map((t) => t.name).join(', ')}`;
+    case 'sanitized':
+      return `sanitized by ${decision.replacement.backend} (the original would be replaced)`;
     case 'error-policy': {
       const errors = decision.errors.map((e) => `${e.backend}:${e.kind} (${e.message})`).join(', ');
       return `error ${errors}; on_error=${onError}`;

@@ -3,7 +3,9 @@
  * is one more schema here and one more entry in the list passed to z.discriminatedUnion.
  */
 import * as z from 'zod';
-import { boolean, integer, list, readableFile, strictMapping } from './rules.js';
+import { CLAMD_DEFAULTS } from '../backends/clamd/clamd-config.js';
+import { parseClamdEndpoint } from '../backends/clamd/endpoint.js';
+import { boolean, integer, list, readableFile, SHOW_VALUE, strictMapping } from './rules.js';
 
 export interface BackendSchemaContext {
   /** Directory of the config file; relative paths in backend settings resolve against it. */
@@ -23,8 +25,79 @@ function builtinBackend(ctx: BackendSchemaContext) {
   });
 }
 
+/** A clamd endpoint: `host:port`, `[v6]:port` or an absolute UNIX socket path. */
+function clamdEndpoint() {
+  return z
+    .string({ error: () => 'must be "host:port", "[IPv6]:port" or an absolute UNIX socket path' })
+    .superRefine((text, ctx) => {
+      const parsed = parseClamdEndpoint(text);
+      if (!parsed.ok) ctx.addIssue({ code: 'custom', message: parsed.reason, params: SHOW_VALUE });
+    });
+}
+
+/** ClamAV clamd or Dr.Web ClamD over TCP or a UNIX socket, INSTREAM (shared/specs/clamd-protocol.md). */
+function clamdBackend() {
+  const d = CLAMD_DEFAULTS;
+  return strictMapping({
+    type: z.literal('clamd'),
+    endpoints: list(clamdEndpoint(), { nonEmpty: true, unique: true }),
+    /** clamd's StreamMaxLength (its default is 25 MiB before 0.105, 100 MiB since): match it. 4 GiB - 1 is the protocol's chunk-length range. */
+    stream_max_bytes: integer(1, 4_294_967_295).default(d.stream_max_bytes),
+    chunk_bytes: integer(1, 16 * 1024 * 1024).default(d.chunk_bytes),
+    connect_timeout_ms: integer(1).default(d.connect_timeout_ms),
+    read_timeout_ms: integer(1).default(d.read_timeout_ms),
+    /** false where clamd answers VERSION with COMMAND UNAVAILABLE (1.5+ EnableVersionCommand no). */
+    version_command: boolean().default(d.version_command),
+    max_concurrency: integer(1).default(d.max_concurrency),
+    max_queue: integer(0).default(d.max_queue),
+    health_interval_ms: integer(100).default(d.health_interval_ms),
+  });
+}
+
+/** A MetaDefender Core base URL: http(s), no query or fragment (specs/metadefender-core-api.md §1). */
+function metadefenderEndpoint() {
+  const rule = 'must be an http:// or https:// base URL without query or fragment, e.g. "http://core-1:8008"';
+  return z.string({ error: () => rule }).superRefine((text, ctx) => {
+    let url: URL | undefined;
+    try {
+      url = new URL(text);
+    } catch {
+      url = undefined;
+    }
+    const ok = url !== undefined && (url.protocol === 'http:' || url.protocol === 'https:') && url.search === '' && url.hash === '' && url.username === '';
+    if (!ok) ctx.addIssue({ code: 'custom', message: rule, params: SHOW_VALUE });
+  });
+}
+
+/** MetaDefender Core v4/v5 over REST: submit, poll on the accepting node, sanitized download, hash lookup. */
+function metadefenderBackend() {
+  return strictMapping({
+    type: z.literal('metadefender'),
+    endpoints: list(metadefenderEndpoint(), { nonEmpty: true, unique: true }),
+    /** Sent as the `apikey` header; '' = none. Use `${MD_APIKEY}` rather than writing it here. */
+    apikey: z.string({ error: () => 'must be a string' }).default(''),
+    /** Workflow rule name; '' = the server's default rule. */
+    rule: z.string({ error: () => 'must be a string' }).default(''),
+    /** Whole scan, polling and sanitized download included. */
+    timeout_ms: integer(1).default(120_000),
+    poll_initial_ms: integer(1).default(50),
+    /** Exponential back-off cap between polls. */
+    poll_max_ms: integer(1).default(1_000),
+    /** GET /hash/{sha256} first; a known verdict skips the upload. */
+    hash_lookup: boolean().default(false),
+    /** Return Core's sanitized file as the new body when it made one. */
+    sanitize: boolean().default(false),
+    /** 0 = no limit here; bigger bodies are 'too-large' without an upload. */
+    max_file_bytes: integer(0).default(0),
+  }).superRefine((b, ctx) => {
+    if (b.poll_max_ms < b.poll_initial_ms) {
+      ctx.addIssue({ code: 'custom', path: ['poll_max_ms'], message: `must be at least poll_initial_ms (${b.poll_initial_ms})` });
+    }
+  });
+}
+
 export function backendSchema(ctx: BackendSchemaContext) {
-  const variants = [builtinBackend(ctx)] as const;
+  const variants = [builtinBackend(ctx), clamdBackend(), metadefenderBackend()] as const;
   const types = variants.map((v) => v.shape.type.value).join(', ');
   // A missing or unknown `type` is reported at `backends.NAME.type`; a non-mapping at `backends.NAME`.
   return z.discriminatedUnion('type', variants, {

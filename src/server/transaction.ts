@@ -24,13 +24,21 @@ import {
   type HttpHead,
   type IcapRequestHead,
 } from '../../protocol/index.js';
-import type { Backend, ScanMeta, StreamingScan } from '../backends/backend.js';
+import type { Backend, BackendResult, ScanMeta, StreamingScan } from '../backends/backend.js';
 import type { AccessRecord } from '../observability/access-log.js';
 import type { Logger } from '../observability/logger.js';
 import { runScans } from '../pipeline/run-scans.js';
 import { BodySpool, type SpoolOptions } from '../pipeline/spool.js';
 import type { SpooledBody } from '../pipeline/spooled-body.js';
-import { decide, notScanned, planResponse, verdictLabel, type Decision, type ResponsePlan } from '../verdict/index.js';
+import {
+  decide,
+  notScanned,
+  planResponse,
+  rewriteHttpHead,
+  verdictLabel,
+  type Decision,
+  type ResponsePlan,
+} from '../verdict/index.js';
 import { commonHeaders } from './response-headers.js';
 import type { ResponseSink } from './response-sink.js';
 import type { Service } from './service-registry.js';
@@ -261,13 +269,15 @@ export class Transaction {
       }
     } finally {
       await this.#spool?.dispose();
+      await Promise.all(this.#results.map((r) => (r.outcome === 'sanitized' ? r.dispose().catch(() => {}) : undefined)));
     }
   }
 
   /**
    * Recipe 1 step 4, after a commit: clean → the rest of the body and the last chunk; block →
    * close without the last chunk, so Squid cuts the client's transfer short (Content-Length was
-   * kept, so the client can tell).
+   * kept, so the client can tell). A sanitized copy cannot be sent any more (the original head
+   * and bytes are out), so the original is cut like a block.
    */
   async #finishCommitted(decision: Decision, body: SpooledBody | null): Promise<void> {
     if (decision.action === 'allow') {
@@ -308,11 +318,14 @@ export class Transaction {
       return notScanned(body === null ? 'no body' : 'empty body');
     }
     const results = await runScans(this.#init.service.backends, body, this.#scanMeta(), this.#abort.signal, this.#streams);
+    this.#results = results;
     this.#scanResults = results.map((r) => ({ backend: r.backend, outcome: r.outcome, ms: Math.round(r.durationMs) }));
     return decide(results, this.#init.service.config.on_error);
   }
 
   #scanResults: { backend: string; outcome: string; ms: number }[] = [];
+  /** Every backend result, kept so sanitized copies (temp files) are freed on every path. */
+  #results: readonly BackendResult[] = [];
 
   #scanMeta(): ScanMeta {
     const contentType = (this.#resHdr ?? this.#reqHdr)?.headers.get('Content-Type');
@@ -348,6 +361,36 @@ export class Transaction {
           LAST_CHUNK,
         );
         return;
+      case 'replace': {
+        // The engine's rewritten copy goes out instead of the original, with a head that
+        // describes it (Content-Length, Content-Type, Content-Disposition).
+        const isReqmod = this.head.method === 'REQMOD';
+        const { replacement } = plan;
+        const original = (isReqmod ? this.#reqHdr : this.#resHdr)?.raw ?? (isReqmod ? null : Buffer.from('HTTP/1.1 200 OK\r\n\r\n'));
+        const head =
+          original === null
+            ? null
+            : rewriteHttpHead(original, {
+                contentLength: replacement.body.size,
+                ...(replacement.contentType !== undefined && { contentType: replacement.contentType }),
+                ...(replacement.fileName !== undefined && { fileName: replacement.fileName }),
+              });
+        await this.#write(
+          encodeResponseHead({
+            status: 200,
+            headers,
+            reqHdr: isReqmod ? head : null,
+            resHdr: isReqmod ? null : head,
+            body: isReqmod ? 'req-body' : 'res-body',
+          }),
+        );
+        for await (const chunk of replacement.body.createReadStream() as AsyncIterable<Buffer>) {
+          if (sink.closed) break;
+          await this.#write(chunkHeader(chunk.length), chunk, CRLF);
+        }
+        await this.#write(LAST_CHUNK);
+        return;
+      }
       case 'echo': {
         const isReqmod = this.head.method === 'REQMOD';
         const hasBody = this.#spool !== null;

@@ -1,11 +1,13 @@
 /**
  * Backend results → one decision (DESIGN.md, "Verdicts"; step 5 of "One transaction").
  *
- * Any infected result blocks; otherwise any error goes to the service's failure policy; only a
- * transaction where every backend said clean is allowed as clean. Nothing unscanned is ever answered as
+ * Any infected result blocks; otherwise an error under a "block" policy blocks; otherwise a
+ * sanitized result (MetaDefender CDR) replaces the body; otherwise an error under an "allow"
+ * policy allows (marked); only a transaction where every backend said clean is allowed as clean. Nothing unscanned is ever answered as
  * clean without the policy saying so, and that case is marked (`reason: 'error-policy'`).
  */
 import type { BackendResult, ScanErrorKind } from '../backends/backend.js';
+import type { SpooledBody } from '../pipeline/spooled-body.js';
 import { sanitizeThreatName } from './threat-name.js';
 
 /** What a service does when a scan produced no verdict (config `on_error`). */
@@ -24,6 +26,16 @@ export interface ErrorEntry {
   message: string;
 }
 
+/** A rewritten body from one engine, to send instead of the original. */
+export interface Replacement {
+  backend: string;
+  body: SpooledBody;
+  fileName?: string;
+  contentType?: string;
+  /** Why the engine rewrote it (policy reasons, threat names it removed); sanitized text. */
+  notes: string[];
+}
+
 export type Decision =
   | { action: 'allow'; reason: 'clean' }
   /** Clean without a scan (e.g. empty body); built by the caller with {@link notScanned}. */
@@ -31,7 +43,9 @@ export type Decision =
   /** Errors, and the policy said allow: MUST be marked in a header and in the log. */
   | { action: 'allow'; reason: 'error-policy'; errors: ErrorEntry[] }
   | { action: 'block'; reason: 'infected'; threats: ThreatEntry[]; errors: ErrorEntry[] }
-  | { action: 'block'; reason: 'error-policy'; errors: ErrorEntry[] };
+  | { action: 'block'; reason: 'error-policy'; errors: ErrorEntry[] }
+  /** An engine returned a sanitized copy: it goes out instead of the original (never as 204). */
+  | { action: 'sanitize'; reason: 'sanitized'; replacement: Replacement; errors: ErrorEntry[] };
 
 /** Backend name on the error entry made up when no backend ran at all. */
 export const NO_BACKEND = 'none';
@@ -50,9 +64,20 @@ export function decide(results: readonly BackendResult[], onError: FailurePolicy
   const threats: ThreatEntry[] = [];
   const seen = new Set<string>();
   const errors: ErrorEntry[] = [];
+  let replacement: Replacement | undefined;
   for (const r of results) {
     switch (r.outcome) {
       case 'clean':
+        break;
+      case 'sanitized':
+        // The first engine's copy wins; several CDR engines on one service would be a config choice.
+        replacement ??= {
+          backend: r.backend,
+          body: r.body,
+          ...(r.fileName !== undefined && { fileName: r.fileName }),
+          ...(r.contentType !== undefined && { contentType: r.contentType }),
+          notes: r.threats.map(sanitizeThreatName),
+        };
         break;
       case 'infected': {
         // An engine that says "infected" without a name still blocks; the name becomes Unknown-Threat.
@@ -74,11 +99,9 @@ export function decide(results: readonly BackendResult[], onError: FailurePolicy
   }
 
   if (threats.length > 0) return { action: 'block', reason: 'infected', threats, errors };
-  if (errors.length > 0) {
-    return onError === 'allow'
-      ? { action: 'allow', reason: 'error-policy', errors }
-      : { action: 'block', reason: 'error-policy', errors };
-  }
+  if (errors.length > 0 && onError === 'block') return { action: 'block', reason: 'error-policy', errors };
+  if (replacement !== undefined) return { action: 'sanitize', reason: 'sanitized', replacement, errors };
+  if (errors.length > 0) return { action: 'allow', reason: 'error-policy', errors };
   return { action: 'allow', reason: 'clean' };
 }
 
@@ -87,7 +110,7 @@ export function notScanned(detail: string): Decision {
   return { action: 'allow', reason: 'not-scanned', detail };
 }
 
-export type VerdictLabel = 'clean' | 'not-scanned' | 'infected' | 'error-allowed' | 'error-blocked';
+export type VerdictLabel = 'clean' | 'not-scanned' | 'infected' | 'sanitized' | 'error-allowed' | 'error-blocked';
 
 /** One short word for access logs and metric labels. */
 export function verdictLabel(d: Decision): VerdictLabel {
@@ -98,6 +121,8 @@ export function verdictLabel(d: Decision): VerdictLabel {
       return 'not-scanned';
     case 'infected':
       return 'infected';
+    case 'sanitized':
+      return 'sanitized';
     case 'error-policy':
       return d.action === 'allow' ? 'error-allowed' : 'error-blocked';
   }

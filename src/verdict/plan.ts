@@ -2,7 +2,7 @@
  * Decision → response plan: what the transaction writes (DESIGN.md step 6). Pure; the caller owns the
  * original header bytes and body (for an echo) and the ICAP status line, ISTag and Encapsulated.
  */
-import type { Decision } from './decide.js';
+import type { Decision, Replacement } from './decide.js';
 import { renderBlockPage } from './block-page.js';
 import { fileNameFromUrl } from './file-name.js';
 import { decisionHeader, headerToken, infectionHeaders, type HeaderList } from './headers.js';
@@ -27,7 +27,12 @@ export type ResponsePlan =
   /** ICAP 200 with the original HTTP header bytes and body. */
   | { kind: 'echo'; icapHeaders: [string, string][] }
   /** ICAP 200 with an encapsulated HTTP/1.1 403 (head ends with CRLF CRLF). */
-  | { kind: 'block'; icapHeaders: [string, string][]; httpHead: Buffer; httpBody: Buffer };
+  | { kind: 'block'; icapHeaders: [string, string][]; httpHead: Buffer; httpBody: Buffer }
+  /**
+   * ICAP 200 with the original HTTP head rewritten for the new body (rewriteHttpHead) and the
+   * replacement body; the caller rewrites the head it holds (req-hdr for REQMOD, res-hdr for RESPMOD).
+   */
+  | { kind: 'replace'; icapHeaders: [string, string][]; replacement: Replacement };
 
 export function planResponse(decision: Decision, ctx: PlanContext): ResponsePlan {
   switch (decision.reason) {
@@ -38,6 +43,12 @@ export function planResponse(decision: Decision, ctx: PlanContext): ResponsePlan
       return decision.action === 'allow' ? planAllow(decision, ctx) : planBlock(decision, ctx);
     case 'infected':
       return planBlock(decision, ctx);
+    case 'sanitized': {
+      // §B Resolution=1: "repaired file returned". Named only when the engine said what it removed.
+      const icapHeaders: HeaderList = [decisionHeader(decision)];
+      for (const note of decision.replacement.notes) icapHeaders.push(['X-Infection-Found', `Type=0; Resolution=1; Threat=${note};`]);
+      return { kind: 'replace', icapHeaders, replacement: decision.replacement };
+    }
   }
 }
 

@@ -12,7 +12,8 @@ describe('paths', () => {
   it('relative block_page, hash_lists and spool.directory resolve against the config file directory', () => {
     const config = loadConfigFile(FIXTURE, {});
     expect(config.services['respmod']?.block_page).toBe(join(FIXTURE_DIR, 'pages/blocked.html'));
-    expect(config.backends['builtin']?.hash_lists).toEqual([join(FIXTURE_DIR, 'lists/blocked.sha256')]);
+    const builtin = config.backends['builtin'];
+    expect(builtin?.type === 'builtin' && builtin.hash_lists).toEqual([join(FIXTURE_DIR, 'lists/blocked.sha256')]);
     expect(config.spool.directory).toBe(join(FIXTURE_DIR, 'lists'));
   });
 

@@ -10,8 +10,8 @@ describe('Config type', () => {
     expectTypeOf<Config['logging']['level']>().toEqualTypeOf<'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'>();
     expectTypeOf<ServiceConfig['methods']>().toEqualTypeOf<readonly ('REQMOD' | 'RESPMOD')[]>();
     expectTypeOf<ServiceConfig['on_error']>().toEqualTypeOf<'block' | 'allow'>();
-    expectTypeOf<BackendConfig['type']>().toEqualTypeOf<'builtin'>();
-    expectTypeOf<BackendConfig['hash_lists']>().toEqualTypeOf<readonly string[]>();
+    expectTypeOf<BackendConfig['type']>().toEqualTypeOf<'builtin' | 'clamd' | 'metadefender'>();
+    expectTypeOf<Extract<BackendConfig, { type: 'builtin' }>['hash_lists']>().toEqualTypeOf<readonly string[]>();
   });
 
   it('is read-only all the way down', () => {

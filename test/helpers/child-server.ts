@@ -39,13 +39,18 @@ export interface ChildServer {
 
 /**
  * `extraYaml` is appended at the top level; `serverYaml` (indented two spaces) goes inside the
- * `server:` section, e.g. a `tls:` block.
+ * `server:` section, e.g. a `tls:` block. `options.port` listens on that port instead of a free
+ * one (to restart a server on the same port).
  */
-export async function startChildServer(extraYaml = '', serverYaml = ''): Promise<ChildServer> {
+export async function startChildServer(
+  extraYaml = '',
+  serverYaml = '',
+  options: { port?: number } = {},
+): Promise<ChildServer> {
   const dir = mkdtempSync(join(tmpdir(), 'icap-bridge-child-'));
   const spoolDir = join(dir, 'spool');
   mkdirSync(spoolDir);
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const configPath = join(dir, 'icap-bridge.yaml');
   writeFileSync(
     configPath,

@@ -1,0 +1,390 @@
+/**
+ * MetaDefender Core v4/v5 over REST (DESIGN.md "Backends and pools",
+ * specs/metadefender-core-api.md). Core needs a Content-Length, so this backend scans the
+ * complete spool rather than a stream.
+ *
+ *   scan(body)
+ *     ├─ size 0 ─────────────────────────────────────► clean (§2: Core answers 422; never submit)
+ *     ├─ hash_lookup: sha256(spool) ─► GET /hash/{sha256} ── known verdict ─► clean / infected
+ *     ├─ over max_file_bytes ────────────────────────► error 'too-large', nothing uploaded
+ *     └─ pick endpoint E ─► POST /file (Content-Length) ── 503 / refused ─► once more on another E
+ *            └─ data_id ─► GET /file/{data_id} on E only (§9), back-off poll_initial_ms → poll_max_ms
+ *                  ├─ E lost the job (connection fails repeatedly) ─► resubmit once on another E
+ *                  ├─ unknown data_id (404 or {"id":"Not Found"}) ─► error, never clean
+ *                  └─ finished ─► result-map.ts ─► sanitize? GET /file/converted/{data_id} on E
+ *
+ * One AbortSignal bounds the whole scan (timeout_ms, the caller's abort, close()); a job left
+ * behind by it is cancelled on its server, best effort.
+ */
+import { createHash } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Backend, BackendResult, ScanErrorKind, ScanMeta } from '../backend.js';
+import type { SpooledBody } from '../../pipeline/spooled-body.js';
+import { classify, MD_ERROR_CODES, MetaDefenderError, type JsonReply } from './core-endpoint.js';
+import { EndpointPool, type PoolEndpoint } from './endpoint-pool.js';
+import {
+  errorText,
+  isFinished,
+  isNotFoundDocument,
+  isOutdated,
+  isResultDocument,
+  mapResult,
+  resultCode,
+  sanitizedOutput,
+  submitFailure,
+  type CoreVerdict,
+  type SanitizedOutput,
+} from './result-map.js';
+import { submitHeaders, USER_AGENT, type SubmitMeta } from './submit-headers.js';
+
+export interface MetaDefenderBackendOptions {
+  readonly name: string;
+  /** Base URLs of the Core servers, e.g. `http://core-1:8008`. Non-empty. */
+  readonly endpoints: readonly string[];
+  /** '' = send no apikey header. */
+  readonly apikey: string;
+  /** Workflow rule name; '' = the server's default. */
+  readonly rule: string;
+  /** Whole scan: hash, upload, polling, download. */
+  readonly timeoutMs: number;
+  readonly pollInitialMs: number;
+  readonly pollMaxMs: number;
+  /** Ask GET /hash/{sha256} first; a known clean or infected verdict skips the upload. */
+  readonly hashLookup: boolean;
+  /** Return Core's sanitized file as the new body when it made one. */
+  readonly sanitize: boolean;
+  /** 0 = no limit; larger bodies are 'too-large' without an upload. */
+  readonly maxFileBytes: number;
+  /** Where a downloaded sanitized file is spooled (memory up to memoryBytes, then a temp file). */
+  readonly spool: { readonly memoryBytes: number; readonly directory: string };
+  /** Health check period per endpoint; default 5000, 0 = only the check at start. */
+  readonly healthIntervalMs?: number;
+  /** Connections per endpoint; default 16. */
+  readonly connections?: number;
+}
+
+/** A job is tried on at most this many endpoints (first try + one retry, DESIGN.md). */
+const MAX_ATTEMPTS = 2;
+/** Connection failures in a row while polling before the job counts as lost with its server. */
+const MAX_POLL_FAILURES = 3;
+/** Passive cool-downs: after a connection failure, and after "too busy". */
+const UNREACHABLE_COOL_DOWN_MS = 5_000;
+const BUSY_COOL_DOWN_MS = 1_000;
+const CANCEL_TIMEOUT_MS = 2_000;
+/** How long create waits for the first health round (it sets `version`). */
+const START_PROBE_BUDGET_MS = 3_000;
+
+type JobOutcome = { readonly kind: 'final'; readonly result: BackendResult } | { readonly kind: 'retry'; readonly result: BackendResult };
+
+interface ScanContext {
+  readonly signal: AbortSignal;
+  readonly fail: (kind: ScanErrorKind, message: string) => BackendResult;
+  readonly elapsed: () => number;
+}
+
+export async function createMetaDefenderBackend(options: MetaDefenderBackendOptions): Promise<Backend> {
+  if (options.endpoints.length === 0) throw new Error(`backend ${options.name}: no MetaDefender endpoint configured`);
+  const { name, timeoutMs } = options;
+  const headers: Record<string, string> = { user_agent: USER_AGENT };
+  if (options.apikey !== '') headers['apikey'] = options.apikey;
+  const pool = new EndpointPool({
+    urls: options.endpoints,
+    headers,
+    connections: options.connections ?? 16,
+    healthIntervalMs: options.healthIntervalMs ?? 5_000,
+  });
+  // The first round fixes `version` (it feeds the ISTag); a dead server must not hold up start.
+  await Promise.race([pool.start(), sleep(START_PROBE_BUDGET_MS, undefined, { ref: false })]);
+
+  const closing = new AbortController();
+
+  async function scan(body: SpooledBody, meta: ScanMeta, signal: AbortSignal): Promise<BackendResult> {
+    const started = performance.now();
+    const elapsed = (): number => performance.now() - started;
+    const fail = (kind: ScanErrorKind, message: string): BackendResult => ({ outcome: 'error', backend: name, durationMs: elapsed(), kind, message });
+    if (signal.aborted) return fail('backend-error', `scan aborted: ${describe(signal.reason)}`);
+    if (closing.signal.aborted) return fail('backend-error', 'backend is closed');
+    // §2: Core answers an empty upload with 422; there is nothing to scan.
+    if (body.size === 0) return { outcome: 'clean', backend: name, durationMs: 0 };
+
+    const controller = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort(new Error(`scan timed out after ${timeoutMs} ms`));
+    }, timeoutMs);
+    const onAbort = (): void => controller.abort(signal.reason);
+    const onClose = (): void => controller.abort(new Error('backend closed'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    closing.signal.addEventListener('abort', onClose, { once: true });
+    const ctx: ScanContext = { signal: controller.signal, fail, elapsed };
+    try {
+      let sha256: string | undefined;
+      if (options.hashLookup) {
+        sha256 = await sha256Of(body, ctx.signal);
+        const known = await lookupHash(sha256, ctx);
+        if (known) return known;
+      }
+      if (options.maxFileBytes > 0 && body.size > options.maxFileBytes) {
+        return fail('too-large', `body of ${body.size} bytes is over max_file_bytes (${options.maxFileBytes}); not uploaded`);
+      }
+      return await submitAndWait(body, meta, ctx);
+    } catch (err) {
+      if (timedOut) return fail('timeout', `scan timed out after ${timeoutMs} ms`);
+      if (signal.aborted) return fail('backend-error', `scan aborted: ${describe(signal.reason)}`);
+      if (closing.signal.aborted) return fail('backend-error', 'backend closed during the scan');
+      const e = classify(err, ctx.signal);
+      return fail(e.code === MD_ERROR_CODES.unreachable ? 'unreachable' : 'backend-error', e.message);
+    } finally {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+      closing.signal.removeEventListener('abort', onClose);
+    }
+  }
+
+  /** Up to MAX_ATTEMPTS endpoints; a retryable failure moves on, anything else is final. */
+  async function submitAndWait(body: SpooledBody, meta: SubmitMeta, ctx: ScanContext): Promise<BackendResult> {
+    const tried = new Set<PoolEndpoint>();
+    let last: BackendResult | undefined;
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const ep = pool.pick(tried);
+      if (!ep) break;
+      tried.add(ep);
+      ep.inFlight++;
+      try {
+        const outcome = await runJob(ep, body, meta, ctx);
+        if (outcome.kind === 'final') return outcome.result;
+        last = outcome.result;
+      } finally {
+        ep.inFlight--;
+      }
+    }
+    return last ?? ctx.fail('unreachable', 'no MetaDefender endpoint available');
+  }
+
+  /** `POST /file` on `ep` (§2), then the job's life on that same server. */
+  async function runJob(ep: PoolEndpoint, body: SpooledBody, meta: SubmitMeta, ctx: ScanContext): Promise<JobOutcome> {
+    const at = ep.core.url;
+    let reply: JsonReply;
+    try {
+      reply = await ep.core.upload(body, submitHeaders(meta, { rule: options.rule }), ctx.signal);
+    } catch (err) {
+      const e = classify(err, ctx.signal);
+      if (e.code !== MD_ERROR_CODES.unreachable) throw e;
+      // The content may not have arrived; the next server gets all of it.
+      pool.coolDown(ep, UNREACHABLE_COOL_DOWN_MS);
+      return { kind: 'retry', result: ctx.fail('unreachable', `${at}: upload failed: ${e.message}`) };
+    }
+    if (reply.status !== 200) {
+      const failure = submitFailure(reply.status, errorText(reply.json));
+      const result = ctx.fail(failure.kind, `${at}: ${failure.message}`);
+      if (!failure.retryElsewhere) return { kind: 'final', result };
+      pool.coolDown(ep, BUSY_COOL_DOWN_MS);
+      return { kind: 'retry', result };
+    }
+    if (reply.json === undefined) return final(ctx.fail('backend-error', `${at}: malformed JSON answering the upload: ${reply.malformed}`));
+    const answer = reply.json as { data_id?: unknown; batch_id?: unknown } | null;
+    const dataId = answer?.data_id;
+    if (typeof dataId !== 'string' || dataId === '') {
+      // A batch_id here is v5.22's implicit multipart batch (§1), which we never ask for.
+      const what = answer && typeof answer.batch_id === 'string' ? 'a batch_id instead of a data_id' : 'no data_id';
+      return final(ctx.fail('backend-error', `${at}: the upload answer carries ${what}`));
+    }
+    try {
+      return await followJob(ep, dataId, ctx);
+    } catch (err) {
+      // Timed out, abandoned or closing: free Core from a job nobody will read.
+      if (ctx.signal.aborted) cancelJob(ep, dataId);
+      throw err;
+    }
+  }
+
+  /** Polls `dataId` on `ep` until finished, then maps it (and fetches the sanitized file). */
+  async function followJob(ep: PoolEndpoint, dataId: string, ctx: ScanContext): Promise<JobOutcome> {
+    const at = `${ep.core.url} job ${dataId}`;
+    const path = `/file/${encodeURIComponent(dataId)}`;
+    let delay = options.pollInitialMs;
+    let failures = 0;
+    // Each round sleeps at least poll_initial_ms and the signal ends the scan at timeout_ms, so
+    // this bound is never the one that stops it; it only makes the loop visibly finite.
+    const maxPolls = Math.ceil(timeoutMs / Math.max(1, options.pollInitialMs)) + 16;
+    for (let round = 0; round < maxPolls; round++) {
+      await sleep(delay, undefined, { signal: ctx.signal });
+      delay = Math.min(delay * 2, options.pollMaxMs);
+      let reply: JsonReply;
+      try {
+        reply = await ep.core.json('GET', path, ctx.signal);
+      } catch (err) {
+        const e = classify(err, ctx.signal);
+        if (e.code !== MD_ERROR_CODES.unreachable) throw e;
+        if (++failures < MAX_POLL_FAILURES) continue;
+        // §9: a server that dies after accepting a job loses it; the content goes elsewhere.
+        pool.coolDown(ep, UNREACHABLE_COOL_DOWN_MS);
+        return { kind: 'retry', result: ctx.fail('unreachable', `${at}: polling failed ${failures} times: ${e.message}`) };
+      }
+      // §3, §9 (unconfirmed status): 404, or any status with {"<id>": "Not Found"}.
+      if (reply.status === 404 || isNotFoundDocument(reply.json)) {
+        return final(
+          ctx.fail('backend-error', `${at}: the server that accepted the job no longer knows it (HTTP ${reply.status}); expired or restarted`),
+        );
+      }
+      if (reply.status === 200) {
+        if (reply.json === undefined) return final(ctx.fail('backend-error', `${at}: malformed JSON in poll answer: ${reply.malformed}`));
+        const err = errorText(reply.json);
+        if (err !== undefined && resultCode(reply.json) === undefined) return final(ctx.fail('backend-error', `${at}: ${err}`));
+        if (!isResultDocument(reply.json)) {
+          return final(ctx.fail('backend-error', `${at}: the poll answer is not a result: ${JSON.stringify(reply.json).slice(0, 120)}`));
+        }
+        failures = 0;
+        if (isFinished(reply.json)) return final(await finish(ep, dataId, reply.json, ctx));
+        continue;
+      }
+      if ([429, 500, 502, 503, 504].includes(reply.status)) {
+        if (++failures < MAX_POLL_FAILURES) continue;
+        const kind = reply.status === 503 || reply.status === 429 ? 'overloaded' : 'backend-error';
+        return final(ctx.fail(kind, `${at}: polling got HTTP ${reply.status} ${failures} times${suffix(errorText(reply.json))}`));
+      }
+      // 400/401/403/405...: our key or rights, not something waiting fixes.
+      return final(ctx.fail('backend-error', `${at}: polling got HTTP ${reply.status}${suffix(errorText(reply.json))}`));
+    }
+    return final(ctx.fail('timeout', `${at}: still not finished after ${maxPolls} polls`));
+  }
+
+  /** A finished result → BackendResult; with sanitize on, Core's sanitized file replaces the body. */
+  async function finish(ep: PoolEndpoint, dataId: string, doc: unknown, ctx: ScanContext): Promise<BackendResult> {
+    const verdict = mapResult(doc);
+    if (options.sanitize && (verdict.verdict === 'clean' || (verdict.verdict === 'infected' && verdict.byPolicy))) {
+      const output = sanitizedOutput(doc);
+      if (output) return fetchSanitized(ep, dataId, output, verdict, ctx);
+    }
+    return toResult(verdict, ctx, sha256Field(doc));
+  }
+
+  /** §3: the Cloud-style link first, then `GET /file/converted/{data_id}` on the same server (§5). */
+  async function fetchSanitized(ep: PoolEndpoint, dataId: string, output: SanitizedOutput, verdict: CoreVerdict, ctx: ScanContext): Promise<BackendResult> {
+    const targets: ({ path: string } | { absoluteUrl: string })[] = [];
+    if (output.from === 'link') targets.push({ absoluteUrl: output.url });
+    targets.push({ path: `/file/converted/${encodeURIComponent(dataId)}` });
+    let why = '';
+    for (const target of targets) {
+      let got: Awaited<ReturnType<typeof ep.core.download>>;
+      try {
+        got = await ep.core.download(target, options.spool, ctx.signal);
+      } catch (err) {
+        const e = classify(err, ctx.signal);
+        if (e.code === MD_ERROR_CODES.aborted) throw e;
+        why = e.message;
+        continue;
+      }
+      if (!got.file) {
+        why = `HTTP ${got.status}${suffix(got.err)}`;
+        continue;
+      }
+      const file = got.file;
+      if (ctx.signal.aborted) {
+        await file.dispose();
+        throw new MetaDefenderError(MD_ERROR_CODES.aborted, 'aborted after the sanitized download');
+      }
+      // Content-Disposition of the download first, then post_processing.converted_destination.
+      const fileName = file.fileName ?? output.fileName;
+      return {
+        outcome: 'sanitized',
+        backend: name,
+        durationMs: ctx.elapsed(),
+        body: file.body,
+        threats: verdict.verdict === 'infected' ? verdict.threats : [],
+        ...(fileName !== undefined && { fileName }),
+        ...(file.contentType !== undefined && { contentType: file.contentType }),
+        dispose: file.dispose,
+      };
+    }
+    // Core said it sanitized but the output cannot be had (retention, rights): the original
+    // must not pass as if it were the cleaned file.
+    return ctx.fail('backend-error', `${ep.core.url} job ${dataId}: sanitized file not available (${why})`);
+  }
+
+  /** §6: a finished, current clean or infected result for this content, else undefined (then upload). */
+  async function lookupHash(sha256: string, ctx: ScanContext): Promise<BackendResult | undefined> {
+    // The server the upload would go to next: a miss there is followed by the upload there.
+    const ep = pool.pick(new Set(), { advance: false });
+    if (!ep) return undefined;
+    try {
+      const extra: Record<string, string> = options.rule !== '' ? { rule: encodeURIComponent(options.rule) } : {};
+      const reply = await ep.core.json('GET', `/hash/${sha256}`, ctx.signal, extra);
+      // Not found is {"<hash>": "Not Found"} with 200 (older) or 404 (newer): both mean "upload".
+      if (reply.status !== 200 || reply.json === undefined || isNotFoundDocument(reply.json)) return undefined;
+      const doc = reply.json;
+      if (!isFinished(doc) || isOutdated(doc)) return undefined;
+      // The sanitized output belongs to that earlier job, maybe on another server: scan afresh.
+      if (options.sanitize && sanitizedOutput(doc)) return undefined;
+      const verdict = mapResult(doc);
+      return verdict.verdict === 'error' ? undefined : toResult(verdict, ctx, sha256);
+    } catch (err) {
+      const e = classify(err, ctx.signal);
+      if (e.code === MD_ERROR_CODES.aborted) throw e;
+      return undefined; // the lookup only saves work; the upload decides
+    }
+  }
+
+  function cancelJob(ep: PoolEndpoint, dataId: string): void {
+    void ep.core.json('POST', `/file/${encodeURIComponent(dataId)}/cancel`, AbortSignal.timeout(CANCEL_TIMEOUT_MS)).catch(() => {});
+  }
+
+  function toResult(verdict: CoreVerdict, ctx: ScanContext, sha256: string | undefined): BackendResult {
+    const hash = sha256 !== undefined ? { sha256 } : {};
+    switch (verdict.verdict) {
+      case 'clean':
+        return { outcome: 'clean', backend: name, durationMs: ctx.elapsed(), ...hash };
+      case 'infected':
+        return { outcome: 'infected', backend: name, durationMs: ctx.elapsed(), threats: verdict.threats, ...hash };
+      case 'error':
+        return ctx.fail(verdict.kind, verdict.message);
+    }
+  }
+
+  return {
+    name,
+    get version() {
+      return pool.version();
+    },
+    scan,
+    status: () => pool.status(),
+    close: async () => {
+      closing.abort();
+      await pool.close();
+    },
+  };
+}
+
+function final(result: BackendResult): JobOutcome {
+  return { kind: 'final', result };
+}
+
+/** SHA-256 of the spool, streamed: a large body is never held whole. */
+async function sha256Of(body: SpooledBody, signal: AbortSignal): Promise<string> {
+  const hash = createHash('sha256');
+  const stream = body.createReadStream();
+  try {
+    for await (const chunk of stream) {
+      if (signal.aborted) throw new MetaDefenderError(MD_ERROR_CODES.aborted, 'aborted while hashing');
+      hash.update(chunk as Buffer);
+    }
+  } finally {
+    stream.destroy();
+  }
+  return hash.digest('hex');
+}
+
+function sha256Field(doc: unknown): string | undefined {
+  const value = (doc as { file_info?: { sha256?: unknown } } | null)?.file_info?.sha256;
+  return typeof value === 'string' && /^[0-9a-f]{64}$/i.test(value) ? value.toLowerCase() : undefined;
+}
+
+function suffix(err: string | undefined): string {
+  return err ? `: ${err}` : '';
+}
+
+function describe(value: unknown): string {
+  return value instanceof Error ? value.message : String(value);
+}

@@ -1,0 +1,224 @@
+/**
+ * A private, offline clamd for tests (shared/specs/clamd-protocol.md §6): a temp directory with
+ * its own clamd.conf, sockets, log and a signature database built here — no freshclam, no
+ * network, nothing of the packaged service (/etc/clamav, /var/lib/clamav) is used.
+ *
+ * Database (every name gets `.UNOFFICIAL` appended by clamd, as for any non-official DB):
+ *   icap-bridge-test.ndb  IcapBridge.Test.Eicar  body signature on EICAR's 34-byte core
+ *                         IcapBridge.Test.Body   body signature on BODY_MARKER
+ *   icap-bridge-test.hsb  IcapBridge.Test.Hash   SHA-256 of HASH_FIXTURE (exact file only)
+ *   daily.cud             an unsigned CVD container (sigtool --build --unsigned) whose header
+ *                         carries DB version `dbVersion`: without one, VERSION answers only
+ *                         `ClamAV 1.4.6`, with it `ClamAV 1.4.6/<dbVersion>/<build date>`.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir, userInfo } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { freePort } from './child-server.js';
+
+export const CLAMD_BIN = '/usr/sbin/clamd';
+export const SIGTOOL_BIN = '/usr/bin/sigtool';
+/** Tests skip (with this reason) where Debian's clamav-daemon is not installed. */
+export const HAVE_CLAMD = existsSync(CLAMD_BIN) && existsSync(SIGTOOL_BIN);
+
+export const EICAR = Buffer.from('X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*', 'latin1');
+/** Matched anywhere by the body (ndb) signature. */
+export const BODY_MARKER = Buffer.from('ICAP-BRIDGE-CLAMD-BODY-SIGNATURE-TEST-MARKER-7f3a9c', 'latin1');
+/** Matched only as a whole file by the hash (hsb) signature. */
+export const HASH_FIXTURE = Buffer.from('icap-bridge clamd hash-signature fixture: this exact file, nothing else\n', 'latin1');
+
+/** Names as clamd reports them. */
+export const SIG = {
+  eicar: 'IcapBridge.Test.Eicar.UNOFFICIAL',
+  body: 'IcapBridge.Test.Body.UNOFFICIAL',
+  hash: 'IcapBridge.Test.Hash.UNOFFICIAL',
+} as const;
+
+export interface ClamdOptions {
+  /** StreamMaxLength in bytes. Default 1 MiB. */
+  streamMaxLength?: number;
+  maxThreads?: number;
+  maxQueue?: number;
+  /** DB version in daily.cud's header. Default 27001. */
+  dbVersion?: number;
+  /** CommandReadTimeout, seconds. */
+  commandReadTimeout?: number;
+}
+
+export interface RunningClamd {
+  readonly dir: string;
+  readonly port: number;
+  readonly socketPath: string;
+  readonly tcpEndpoint: string;
+  pid(): number;
+  /** ms from spawn until the first PONG, per start. */
+  readonly startTimesMs: number[];
+  log(): string;
+  /** Sends `signal` to the daemon and waits for it to exit (bounded). */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+  /** Starts it again with the same config, sockets and DB. */
+  restart(): Promise<void>;
+  /** Rebuilds daily.cud with a new DB version and sends RELOAD; waits until VERSION shows it. */
+  setDbVersion(version: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const hex = (b: Buffer): string => b.toString('hex');
+
+function writeDatabase(dbDir: string, dbVersion: number): void {
+  // EICAR's core only (not the whole 68 bytes), so EICAR inside a larger body matches too.
+  const eicarCore = EICAR.subarray(EICAR.indexOf('EICAR-STANDARD'), EICAR.indexOf('!$H+H*'));
+  writeFileSync(join(dbDir, 'icap-bridge-test.ndb'), `IcapBridge.Test.Eicar:0:*:${hex(eicarCore)}\nIcapBridge.Test.Body:0:*:${hex(BODY_MARKER)}\n`);
+  const sha = createHash('sha256').update(HASH_FIXTURE).digest('hex');
+  writeFileSync(join(dbDir, 'icap-bridge-test.hsb'), `${sha}:${HASH_FIXTURE.length}:IcapBridge.Test.Hash\n`);
+  buildCud(dbDir, dbVersion);
+}
+
+/** daily.cud with DB version `version`, built by sigtool in a scratch directory. */
+function buildCud(dbDir: string, version: number): void {
+  const work = mkdtempSync(join(tmpdir(), 'icap-bridge-cud-'));
+  try {
+    // One harmless signature (an MD5 of a string nobody sends); the container is what matters.
+    const md5 = createHash('md5').update(`icap-bridge db version ${version}`).digest('hex');
+    writeFileSync(join(work, 'daily.hdb'), `${md5}:26:IcapBridge.Test.DbVersion\n`);
+    writeFileSync(join(work, 'COPYING'), 'test signatures for icap-bridge\n');
+    // sigtool asks for a builder name on stdin.
+    execFileSync(SIGTOOL_BIN, ['--build=daily.cud', '--unsigned', `--cvd-version=${version}`, '--no-cdiff', `--datadir=${work}`], {
+      cwd: work,
+      input: 'icap-bridge-tests\n',
+      stdio: ['pipe', 'ignore', 'ignore'],
+      timeout: 30_000,
+    });
+    writeFileSync(join(dbDir, 'daily.cud'), readFileSync(join(work, 'daily.cud')));
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/** One `z` command over the UNIX socket; resolves the reply or null (bounded by `timeoutMs`). */
+export function clamdCommand(socketPath: string, command: string, timeoutMs = 1000): Promise<string | null> {
+  return new Promise((resolve) => {
+    const socket = connect({ path: socketPath });
+    let out = '';
+    const done = (value: string | null): void => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(value);
+    };
+    const timer = setTimeout(() => done(null), timeoutMs);
+    socket.on('error', () => done(null));
+    socket.on('data', (d: Buffer) => {
+      out += d.toString('latin1');
+      const end = out.indexOf('\0');
+      if (end !== -1) done(out.slice(0, end));
+    });
+    socket.on('close', () => done(out === '' ? null : out));
+    socket.write(`z${command}\0`);
+  });
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export async function startClamd(options: ClamdOptions = {}): Promise<RunningClamd> {
+  const dir = mkdtempSync(join(tmpdir(), 'icap-bridge-clamd-'));
+  const dbDir = join(dir, 'db');
+  mkdirSync(dbDir);
+  writeDatabase(dbDir, options.dbVersion ?? 27001);
+  const port = await freePort();
+  const socketPath = join(dir, 'clamd.sock');
+  const logPath = join(dir, 'clamd.log');
+  const conf = [
+    `DatabaseDirectory ${dbDir}`,
+    `TemporaryDirectory ${dir}`,
+    `LocalSocket ${socketPath}`,
+    'FixStaleSocket yes',
+    `TCPSocket ${port}`,
+    'TCPAddr 127.0.0.1',
+    'Foreground yes',
+    `LogFile ${logPath}`,
+    'LogTime yes',
+    `PidFile ${join(dir, 'clamd.pid')}`,
+    `StreamMaxLength ${options.streamMaxLength ?? 1024 * 1024}`,
+    `MaxThreads ${options.maxThreads ?? 2}`,
+    `MaxQueue ${options.maxQueue ?? 16}`,
+    'ReadTimeout 30',
+    `CommandReadTimeout ${options.commandReadTimeout ?? 10}`,
+    'SelfCheck 0',
+    'Bytecode no',
+    // As root clamd drops to `User`; stay who we are so the temp dir stays ours.
+    ...(process.getuid?.() === 0 ? [`User ${userInfo().username}`] : []),
+  ];
+  const confPath = join(dir, 'clamd.conf');
+  writeFileSync(confPath, `${conf.join('\n')}\n`);
+
+  let child: ChildProcess | null = null;
+  let exited: Promise<void> = Promise.resolve();
+  const startTimesMs: number[] = [];
+
+  async function launch(): Promise<void> {
+    const started = performance.now();
+    const proc = spawn(CLAMD_BIN, ['-c', confPath, '--foreground'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    let gone = false;
+    exited = new Promise((resolve) => proc.once('exit', () => ((gone = true), resolve())));
+    child = proc;
+    // Bounded readiness poll: loading a small DB takes about a second.
+    for (let i = 0; i < 300 && !gone; i++) {
+      if ((await clamdCommand(socketPath, 'PING', 500)) === 'PONG') {
+        startTimesMs.push(Math.round(performance.now() - started));
+        return;
+      }
+      await sleep(50);
+    }
+    if (!gone) proc.kill('SIGKILL');
+    throw new Error(`clamd did not become ready (exited: ${gone})\n${stderr}\n${existsSync(logPath) ? readFileSync(logPath, 'utf8').slice(-2000) : ''}`);
+  }
+
+  async function kill(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const proc = child;
+    if (proc === null || proc.exitCode !== null || proc.signalCode !== null) return;
+    proc.kill(signal);
+    const timeout = sleep(10_000).then(() => 'timeout' as const);
+    if ((await Promise.race([exited, timeout])) === 'timeout') {
+      proc.kill('SIGKILL');
+      await exited;
+    }
+    child = null;
+  }
+
+  await launch();
+
+  return {
+    dir,
+    port,
+    socketPath,
+    tcpEndpoint: `127.0.0.1:${port}`,
+    pid: () => child?.pid ?? -1,
+    startTimesMs,
+    log: () => (existsSync(logPath) ? readFileSync(logPath, 'utf8') : ''),
+    kill,
+    restart: async () => {
+      await kill('SIGTERM');
+      await launch();
+    },
+    setDbVersion: async (version) => {
+      buildCud(dbDir, version);
+      await clamdCommand(socketPath, 'RELOAD');
+      for (let i = 0; i < 100; i++) {
+        const reply = await clamdCommand(socketPath, 'VERSION');
+        if (reply?.includes(`/${version}/`)) return;
+        await sleep(50);
+      }
+      throw new Error(`clamd did not load DB version ${version}`);
+    },
+    stop: async () => {
+      await kill('SIGTERM');
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
