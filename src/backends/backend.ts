@@ -17,7 +17,12 @@ export const SCAN_ERROR_KINDS = [
 export type ScanErrorKind = (typeof SCAN_ERROR_KINDS)[number];
 
 /** What one backend said about one body. */
-export type BackendResult =
+/**
+ * Every result may say which endpoint produced it (`127.0.0.1:3310`, a Core URL, `worker-pool`),
+ * for the access log and per-endpoint latency metrics.
+ */
+export type BackendResult = (
+
   | { readonly outcome: 'clean'; readonly backend: string; readonly durationMs: number; readonly sha256?: string }
   | {
       readonly outcome: 'infected';
@@ -48,7 +53,9 @@ export type BackendResult =
       readonly contentType?: string;
       /** Frees `body` (its temp file). The result's owner calls it on every path; idempotent. */
       dispose(): Promise<void>;
-    };
+    }
+) & { readonly endpoint?: string };
+
 
 /** Facts about the transaction a backend may use (file name guesses, metadata, logs). */
 export interface ScanMeta {

@@ -26,7 +26,7 @@ export interface AccessRecord {
   reason: string;
   duration_ms: number;
   /** Per backend: outcome and scan time, so a slow or failing engine is visible per transaction. */
-  scans: { backend: string; outcome: string; ms: number }[];
+  scans: { backend: string; endpoint?: string; outcome: string; ms: number }[];
   /** Present when the answer was committed on idle before the verdict (Squid 5.7 workaround). */
   committed?: { kicks: number; released_bytes: number };
   x_client_ip?: string;

@@ -45,8 +45,8 @@ export function createMetrics(live: LiveState): Metrics {
   });
   const scanDuration = new Histogram({
     name: 'icap_bridge_scan_duration_seconds',
-    help: 'Time one backend took to scan one body.',
-    labelNames: ['backend', 'outcome'] as const,
+    help: 'Time one backend endpoint took to scan one body (per-endpoint latency).',
+    labelNames: ['backend', 'endpoint', 'outcome'] as const,
     buckets: DURATION_BUCKETS,
     registers: [registry],
   });
@@ -94,7 +94,7 @@ export function createMetrics(live: LiveState): Metrics {
       bytesIn.inc({ service: r.service }, r.bytes_in);
       bytesOut.inc({ service: r.service }, r.bytes_out);
       duration.observe({ method: r.method, service: r.service }, r.duration_ms / 1000);
-      for (const s of r.scans) scanDuration.observe({ backend: s.backend, outcome: s.outcome }, s.ms / 1000);
+      for (const s of r.scans) scanDuration.observe({ backend: s.backend, endpoint: s.endpoint ?? '', outcome: s.outcome }, s.ms / 1000);
     },
     recordOptions(service, status) {
       transactions.inc({ method: 'OPTIONS', service, status: String(status), verdict: 'none' });

@@ -319,11 +319,16 @@ export class Transaction {
     }
     const results = await runScans(this.#init.service.backends, body, this.#scanMeta(), this.#abort.signal, this.#streams);
     this.#results = results;
-    this.#scanResults = results.map((r) => ({ backend: r.backend, outcome: r.outcome, ms: Math.round(r.durationMs) }));
+    this.#scanResults = results.map((r) => ({
+      backend: r.backend,
+      ...(r.endpoint !== undefined && { endpoint: r.endpoint }),
+      outcome: r.outcome === 'error' ? `error:${r.kind}` : r.outcome,
+      ms: Math.round(r.durationMs),
+    }));
     return decide(results, this.#init.service.config.on_error);
   }
 
-  #scanResults: { backend: string; outcome: string; ms: number }[] = [];
+  #scanResults: AccessRecord['scans'] = [];
   /** Every backend result, kept so sanitized copies (temp files) are freed on every path. */
   #results: readonly BackendResult[] = [];
 

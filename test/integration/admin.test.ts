@@ -58,7 +58,7 @@ describe('admin listener', () => {
     expect(metric(text, 'icap_bridge_backend_endpoint_up', { backend: 'builtin', endpoint: 'worker-pool' })).toBe(1);
     expect(metric(text, 'icap_bridge_backend_endpoint_queued', { backend: 'builtin' })).toBe(0);
     expect(metric(text, 'icap_bridge_spool_bytes_on_disk')).toBe(0);
-    expect(metric(text, 'icap_bridge_scan_duration_seconds_count', { backend: 'builtin', outcome: 'clean' })).toBe(3);
+    expect(metric(text, 'icap_bridge_scan_duration_seconds_count', { backend: 'builtin', endpoint: 'worker-pool', outcome: 'clean' })).toBe(3);
     c.close();
   });
 });

@@ -52,7 +52,7 @@ export async function createBuiltinBackend(options: BuiltinBackendOptions): Prom
   async function scan(body: SpooledBody, meta: ScanMeta, signal: AbortSignal): Promise<BackendResult> {
     inFlight++;
     try {
-      return await scanOnce(body, meta, signal);
+      return { ...(await scanOnce(body, meta, signal)), endpoint: 'worker-pool' };
     } finally {
       inFlight--;
     }

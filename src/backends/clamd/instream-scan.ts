@@ -377,7 +377,7 @@ export class InstreamScan implements StreamingScan {
       // A write failed before any reply could be read. clamd may have died, or answered early
       // and closed (spec §3) faster than Node could read it: Node destroys a socket on a write
       // error without reading what is still buffered, a race no client-side code can close.
-      message += ` after ${this.#bytes} body bytes; if clamd is alive, its StreamMaxLength may be below stream_max_bytes (${this.#deps.config.stream_max_bytes})`;
+      message += ` after ${this.#bytes} body bytes (clamd died, or closed the stream early: is its StreamMaxLength below stream_max_bytes, ${this.#deps.config.stream_max_bytes}?)`;
     }
     this.failure = 'connection-lost';
     this.#finish('backend-error', message);
