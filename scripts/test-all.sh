@@ -14,8 +14,13 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 #   haproxy → /usr/sbin/haproxy in front of two servers (test/integration/haproxy.test.ts)
 #   podman, runc, debootstrap → build and run the Dockerfile (test/integration/container.test.ts)
 #   systemd → systemd-analyze verify for config/examples/icap-bridge.service
-#   squid   → /usr/sbin/squid and its basic_ncsa_auth helper (test/integration/squid*.test.ts; the
-#             tests run private instances, never the Debian service)
+#   squid-openssl → /usr/sbin/squid and its basic_ncsa_auth helper (test/integration/squid*.test.ts;
+#             the tests run private instances, never the Debian service). Debian's squid built
+#             with OpenSSL: the package squid (GnuTLS) refuses icap_service ... icaps:// tls-cafile=
+#             (squid-icaps.test.ts). Same 5.7 otherwise; it conflicts with squid and replaces it.
+#   clamav-daemon, clamav → /usr/sbin/clamd and /usr/bin/sigtool: a private clamd with an offline
+#             signature DB (test/helpers/clamd.ts, test/integration/clamd.test.ts); never the Debian
+#             service, and never freshclam
 missing=()
 command -v c-icap-client >/dev/null 2>&1 || missing+=(c-icap)
 [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
@@ -23,7 +28,9 @@ command -v podman >/dev/null 2>&1 || missing+=(podman)
 [ -x /usr/sbin/runc ] || missing+=(runc)
 [ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
-[ -x /usr/sbin/squid ] || missing+=(squid)
+grep -q -- "'--with-openssl'" <<<"$(/usr/sbin/squid -v 2>/dev/null || true)" || missing+=(squid-openssl)
+[ -x /usr/sbin/clamd ] || missing+=(clamav-daemon)
+[ -x /usr/bin/sigtool ] || missing+=(clamav)
 if ((${#missing[@]})); then
   echo "test-all: installing ${missing[*]}"
   as_root apt-get update -q

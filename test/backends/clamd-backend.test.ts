@@ -3,8 +3,9 @@
  * UNIX socket): framing, early replies, timeouts, clamd's silent queue-full state, retries,
  * concurrency limits, abort. The real daemon is exercised in test/integration/clamd.test.ts.
  */
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type Server, type Socket } from 'node:net';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -146,13 +147,17 @@ async function fakeClamd(mode: Mode, where: 'tcp' | 'unix' = 'tcp'): Promise<Fak
   return fake;
 }
 
-/** A port nothing listens on. */
-async function deadEndpoint(): Promise<string> {
+async function freePortNumber(): Promise<number> {
   const s = createServer();
   await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
   const port = (s.address() as { port: number }).port;
   await new Promise<void>((resolve) => s.close(() => resolve()));
-  return `127.0.0.1:${port}`;
+  return port;
+}
+
+/** A port nothing listens on. */
+async function deadEndpoint(): Promise<string> {
+  return `127.0.0.1:${await freePortNumber()}`;
 }
 
 function config(endpoints: string[], overrides: Partial<ClamdBackendConfig> = {}): ClamdBackendConfig {
@@ -196,7 +201,7 @@ describe('clamd backend (scripted clamd)', () => {
     const b = await backendFor([fake.endpoint]);
     const body = Buffer.alloc(2500, 'x');
     const result = await stream(b.openStream!(META, signal()), [body.subarray(0, 1200), body.subarray(1200)]);
-    expect(result).toMatchObject({ outcome: 'clean', backend: 'clamav' });
+    expect(result).toMatchObject({ outcome: 'clean', backend: 'clamav', endpoint: fake.endpoint });
     expect(fake.sessions).toHaveLength(1);
     expect(fake.sessions[0]!.terminated).toBe(true);
     expect(fake.sessions[0]!.body.equals(body)).toBe(true);
@@ -282,6 +287,40 @@ describe('clamd backend (scripted clamd)', () => {
     expect(await s.end()).toMatchObject({ outcome: 'error', kind: 'unreachable', message: expect.stringContaining('ECONNREFUSED') });
   });
 
+  it('a connect that does not complete within connect_timeout_ms is unreachable', async () => {
+    // A listener with a full accept queue: a child process listens with backlog 1 and then blocks
+    // its event loop, so the kernel drops further SYNs and connects hang (loopback only).
+    const port = await freePortNumber();
+    const child = spawn(process.execPath, [
+      '-e',
+      `require('net').createServer().listen({ port: ${port}, host: '127.0.0.1', backlog: 1 }, () => {
+         process.stdout.write('ready\\n');
+         Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20000);
+       })`,
+    ], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const fillers: Socket[] = [];
+    try {
+      await new Promise<void>((resolve, reject) => {
+        child.stdout!.once('data', () => resolve());
+        child.once('exit', () => reject(new Error('listener exited')));
+      });
+      // (backlog 0 would mean Node's default of 511: `options.backlog || 511`.)
+      for (let i = 0; i < 4; i++) {
+        const s = createConnection({ host: '127.0.0.1', port });
+        s.on('error', () => {});
+        fillers.push(s);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+      const b = await backendFor([`127.0.0.1:${port}`], { connect_timeout_ms: 200 });
+      expect(b.status()[0]!.healthy).toBe(false);
+      const result = await b.scan(spooledBodyFromBuffer(Buffer.from('x')), META, signal());
+      expect(result).toMatchObject({ outcome: 'error', kind: 'unreachable', message: expect.stringContaining('timed out after 200 ms') });
+    } finally {
+      for (const s of fillers) s.destroy();
+      child.kill('SIGKILL');
+    }
+  });
+
   it('a missing UNIX socket is unreachable', async () => {
     const b = await backendFor([join(dir, 'nobody-here.sock')]);
     expect(await b.scan(spooledBodyFromBuffer(Buffer.from('x')), META, signal())).toMatchObject({ outcome: 'error', kind: 'unreachable', message: expect.stringContaining('ENOENT') });
@@ -297,6 +336,7 @@ describe('clamd backend (scripted clamd)', () => {
     const results: BackendResult[] = [];
     for (let i = 0; i < 3; i++) results.push(await stream(b.openStream!(META, signal()), [Buffer.from('hello '), Buffer.from('world')]));
     expect(results.map((r) => r.outcome)).toEqual(['clean', 'clean', 'clean']);
+    expect(results.map((r) => r.endpoint)).toEqual([fake.endpoint, fake.endpoint, fake.endpoint]);
     expect(fake.sessions.map((s) => s.body.toString())).toEqual(['hello world', 'hello world', 'hello world']);
     expect(b.status().map((s) => s.healthy)).toEqual([false, true]);
   });

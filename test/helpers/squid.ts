@@ -1,6 +1,6 @@
 /**
- * A private Squid (Debian's package `squid`, 5.7 on bookworm) in front of an icap-bridge, for
- * end-to-end tests. Never the system service: each instance runs in the foreground
+ * A private Squid (Debian's package `squid-openssl` or `squid`, 5.7 on bookworm) in front of an
+ * icap-bridge, for end-to-end tests. Never the system service: each instance runs in the foreground
  * (`squid -N -f CONF`) with its own config, logs, pid file and core dump directory in a temp dir,
  * listens on a free loopback port, caches nothing, and is stopped by its PID.
  *
@@ -11,6 +11,12 @@
  *
  * `proxyRequest()` is the client side: node:http with an absolute URL and Proxy-Authorization,
  * hashing the body as it arrives (100 MB downloads are never held in memory).
+ *
+ * `icaps` (squid-icaps.test.ts) swaps the example's two plain icap_service lines for its commented
+ * ICAPS block (icaps:// plus tls-cafile=). That needs a Squid built with OpenSSL: Debian's
+ * `squid` is built with GnuTLS and refuses tls-cafile ("requires --with-openssl"); Debian's
+ * `squid-openssl` (same version, same /usr/sbin/squid, conflicts with `squid`) accepts it, and
+ * scripts/test-all.sh installs that one. Both run every other test here unchanged.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -46,6 +52,39 @@ export function squidVersion(): Promise<string> {
   });
 }
 
+/** `squid -v`: the version line and the configure options (e.g. '--with-openssl' or '--with-gnutls'). */
+export function squidBuildInfo(): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(SQUID, ['-v'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    child.once('error', reject);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve(out);
+    });
+  });
+}
+
+/**
+ * Throws a clear error unless the installed Squid can talk ICAP over TLS with a private CA
+ * (icap_service ... icaps://... tls-cafile=FILE), i.e. was built --with-openssl.
+ */
+export async function requireSquidIcaps(): Promise<void> {
+  requireSquid();
+  const info = await squidBuildInfo();
+  if (!info.includes("'--with-openssl'")) {
+    const tls = info.includes("'--with-gnutls'") ? 'GnuTLS (--with-gnutls)' : 'no OpenSSL (no --with-openssl)';
+    throw new Error(
+      `ICAPS needs a Squid built with OpenSSL, but ${SQUID} is built with ${tls}: it rejects ` +
+        `"icap_service ... icaps://... tls-cafile=FILE" with "WARNING: adaptation option 'tls-cafile' requires ` +
+        `--with-openssl" and "FATAL: malformed adaptation service configuration". Install Debian's drop-in ` +
+        `replacement: apt-get install squid-openssl (it replaces the package squid; scripts/test-all.sh does it).`,
+    );
+  }
+}
+
 /** Runs `squid -k parse -f FILE`: exit code and everything it printed. */
 export function squidParse(file: string): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {
@@ -64,17 +103,49 @@ export function squidParse(file: string): Promise<{ code: number | null; output:
 
 /** The four Recipe 2 lines, commented out in the example file. */
 const RECIPE2_LINE = /^#\s*(delay_pools|delay_class|delay_parameters|delay_access)\b/;
+/** The example file's two active (plain ICAP) icap_service lines. */
+const PLAIN_SERVICE_LINE = /^icap_service\s+\S+\s+\S+\s+icap:\/\//;
+/** The example file's two commented ICAPS icap_service lines. */
+const ICAPS_SERVICE_LINE = /^#\s*icap_service\s+\S+\s+\S+\s+icaps:\/\//;
+
+/** ICAP over TLS: the example file's commented icaps:// lines, for an icap-bridge TLS listener. */
+export interface IcapsOptions {
+  /** icap-bridge's server.tls port (replaces the example's 11344). */
+  port: number;
+  /** PEM CA that signed icap-bridge's certificate (replaces the example's tls-cafile=...). */
+  cafile: string;
+  /** More icap_service options appended to both lines, e.g. "tls-cert=FILE tls-key=FILE". */
+  serviceOptions?: string;
+}
 
 /**
  * The example file's lines for an icap-bridge on `icapPort`: only `127.0.0.1:1344` is replaced.
  * With `recipe2`, its four commented delay-pool lines are uncommented (exactly four must exist).
+ * With `icaps`, its two plain icap_service lines are dropped and its two commented icaps:// lines
+ * are uncommented instead, with port `icaps.port` and `tls-cafile=icaps.cafile` (exactly two
+ * of each must exist); the service names and everything else stay as they are.
  */
-export function exampleIcapLines(icapPort: number, recipe2 = false): string {
+export function exampleIcapLines(icapPort: number, recipe2 = false, icaps?: IcapsOptions): string {
   let lines = readFileSync(EXAMPLE_CONF, 'utf8').replaceAll('127.0.0.1:1344', `127.0.0.1:${icapPort}`).split('\n');
   if (recipe2) {
     const found = lines.filter((l) => RECIPE2_LINE.test(l)).length;
     if (found !== 4) throw new Error(`${EXAMPLE_CONF}: expected the 4 commented Recipe 2 lines, found ${found}`);
     lines = lines.map((l) => (RECIPE2_LINE.test(l) ? l.replace(/^#\s*/, '') : l));
+  }
+  if (icaps !== undefined) {
+    const plain = lines.filter((l) => PLAIN_SERVICE_LINE.test(l)).length;
+    const tls = lines.filter((l) => ICAPS_SERVICE_LINE.test(l)).length;
+    if (plain !== 2 || tls !== 2) {
+      throw new Error(`${EXAMPLE_CONF}: expected 2 plain icap_service lines and 2 commented icaps:// ones, found ${plain} and ${tls}`);
+    }
+    lines = lines.flatMap((l) => {
+      if (PLAIN_SERVICE_LINE.test(l)) return [`# (icaps: replaced by the icaps:// line below) ${l}`];
+      if (!ICAPS_SERVICE_LINE.test(l)) return [l];
+      let line = l.replace(/^#\s*/, '').replace(/icaps:\/\/127\.0\.0\.1:\d+\//, `icaps://127.0.0.1:${icaps.port}/`);
+      if (!/ tls-cafile=\S+/.test(line)) throw new Error(`${EXAMPLE_CONF}: icaps:// line without tls-cafile=: ${l}`);
+      line = line.replace(/ tls-cafile=\S+/, ` tls-cafile=${icaps.cafile}`);
+      return [icaps.serviceOptions ? `${line} ${icaps.serviceOptions}` : line];
+    });
   }
   return lines.join('\n');
 }
@@ -113,8 +184,11 @@ export function apr1(password: string, salt: string): string {
   return `${magic}${salt}$${encoded}`;
 }
 
-/** uid/gid of `proxy` (Debian's default Squid user) when running as root, else null. */
-function proxyUser(): { uid: number; gid: number } | null {
+/**
+ * uid/gid of `proxy` (Debian's default Squid user) when running as root, else null. Files Squid
+ * opens after dropping privileges (e.g. an icap_service tls-key=) must be readable by it.
+ */
+export function proxyUser(): { uid: number; gid: number } | null {
   if (process.getuid?.() !== 0) return null;
   const line = readFileSync('/etc/passwd', 'utf8')
     .split('\n')
@@ -131,6 +205,11 @@ export interface SquidOptions {
   recipe2?: boolean;
   /** More squid.conf lines, appended last. */
   extraConf?: string;
+  /**
+   * ICAP over TLS instead of plain ICAP: the example file's icaps:// lines replace its icap://
+   * ones (see exampleIcapLines). Needs a Squid built with OpenSSL (requireSquidIcaps).
+   */
+  icaps?: IcapsOptions;
 }
 
 export interface Squid {
@@ -194,8 +273,8 @@ acl authenticated proxy_auth REQUIRED
 http_access allow authenticated
 http_access deny all
 
-# ---- ${EXAMPLE_CONF}, icap-bridge port replaced ----
-${exampleIcapLines(options.icapPort, options.recipe2 ?? false)}
+# ---- ${EXAMPLE_CONF}, icap-bridge port replaced${options.icaps ? ', icaps:// lines in place of icap://' : ''} ----
+${exampleIcapLines(options.icapPort, options.recipe2 ?? false, options.icaps)}
 # ---- test-specific ----
 ${options.extraConf ?? ''}
 `;

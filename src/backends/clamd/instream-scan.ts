@@ -405,9 +405,12 @@ export class InstreamScan implements StreamingScan {
     this.#settle({ outcome: 'error', backend: this.#deps.backend, durationMs: this.#elapsed(), kind, message });
   }
 
-  #settle(result: BackendResult): void {
+  #settle(outcome: BackendResult): void {
     if (this.#phase === 'done') return;
     this.#phase = 'done';
+    // The endpoint that gave (or failed to give) the answer, for the access log and metrics.
+    const endpoint = this.endpoint?.label;
+    const result: BackendResult = endpoint === undefined ? outcome : { ...outcome, endpoint };
     if (this.#readTimer !== null) clearTimeout(this.#readTimer);
     this.#readTimer = null;
     this.#clearStallProbe();
