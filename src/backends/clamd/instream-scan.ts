@@ -60,6 +60,8 @@ export class InstreamScan implements StreamingScan {
   #phase: Phase = 'acquiring';
   #attempts = 0;
   #lease: Lease | null = null;
+  /** Kept after the lease is released, to name the endpoint in the result. */
+  #lastEndpoint: ClamdEndpoint | null = null;
   #socket: Socket | null = null;
   #socketError: string | null = null;
   #lastConnectError: string | null = null;
@@ -100,7 +102,6 @@ export class InstreamScan implements StreamingScan {
   get endpoint(): ClamdEndpoint | null {
     return this.#lease?.endpoint ?? this.#lastEndpoint;
   }
-  #lastEndpoint: ClamdEndpoint | null = null;
 
   get done(): boolean {
     return this.#phase === 'done';
