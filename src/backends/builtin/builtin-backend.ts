@@ -12,6 +12,7 @@ import type { SpooledBody } from '../../pipeline/spooled-body.js';
 import { createWorkerPool, POOL_ERROR_CODES, PoolError, resolveWorkerFile, type TransferList } from '../../pipeline/worker-pool.js';
 import { EICAR_THREAT_NAME } from './eicar.js';
 import { loadHashLists } from './hash-list.js';
+import { scanDeadline } from '../scan-deadline.js';
 import type { ScanTask, ScanTaskResult } from './scan-worker.js';
 
 export const BUILTIN_ENGINE_VERSION = '0.1.0';
@@ -73,18 +74,11 @@ export async function createBuiltinBackend(options: BuiltinBackendOptions): Prom
     });
 
     // One signal for the pool: the caller's abort or our own timeout, whichever comes first.
-    const controller = new AbortController();
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      controller.abort(new Error(`scan timed out after ${timeoutMs} ms`));
-    }, timeoutMs);
-    const onCallerAbort = (): void => controller.abort(signal.reason);
-    signal.addEventListener('abort', onCallerAbort, { once: true });
+    const deadline = scanDeadline(timeoutMs, signal);
 
     try {
       const { task, transferList } = taskFor(body);
-      const result = await pool.run<ScanTask, ScanTaskResult>(task, { signal: controller.signal, transferList });
+      const result = await pool.run<ScanTask, ScanTaskResult>(task, { signal: deadline.signal, transferList });
       const threats: string[] = [];
       if (options.eicar && result.eicar) threats.push(EICAR_THREAT_NAME);
       const listed = lists.hashes.get(result.sha256);
@@ -93,7 +87,7 @@ export async function createBuiltinBackend(options: BuiltinBackendOptions): Prom
         ? { outcome: 'infected', backend: name, durationMs: elapsed(), threats, sha256: result.sha256 }
         : { outcome: 'clean', backend: name, durationMs: elapsed(), sha256: result.sha256 };
     } catch (err) {
-      if (timedOut) return fail('timeout', `scan timed out after ${timeoutMs} ms`);
+      if (deadline.timedOut()) return fail('timeout', `scan timed out after ${timeoutMs} ms`);
       if (err instanceof PoolError) {
         switch (err.code) {
           case POOL_ERROR_CODES.queueFull:
@@ -107,8 +101,7 @@ export async function createBuiltinBackend(options: BuiltinBackendOptions): Prom
       }
       return fail('backend-error', describe(err));
     } finally {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', onCallerAbort);
+      deadline.clear();
     }
   }
 

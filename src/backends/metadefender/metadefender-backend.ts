@@ -16,6 +16,7 @@
  * One AbortSignal bounds the whole scan (timeout_ms, the caller's abort, close()); a job left
  * behind by it is cancelled on its server, best effort.
  */
+import { scanDeadline } from '../scan-deadline.js';
 import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -108,17 +109,9 @@ export async function createMetaDefenderBackend(options: MetaDefenderBackendOpti
     // §2: Core answers an empty upload with 422; there is nothing to scan.
     if (body.size === 0) return { outcome: 'clean', backend: name, durationMs: 0 };
 
-    const controller = new AbortController();
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      controller.abort(new Error(`scan timed out after ${timeoutMs} ms`));
-    }, timeoutMs);
-    const onAbort = (): void => controller.abort(signal.reason);
-    const onClose = (): void => controller.abort(new Error('backend closed'));
-    signal.addEventListener('abort', onAbort, { once: true });
-    closing.signal.addEventListener('abort', onClose, { once: true });
-    const ctx: ScanContext = { signal: controller.signal, fail, elapsed };
+    // The caller's abort, our timeout or the backend closing, whichever comes first.
+    const deadline = scanDeadline(timeoutMs, signal, closing.signal);
+    const ctx: ScanContext = { signal: deadline.signal, fail, elapsed };
     try {
       let sha256: string | undefined;
       if (options.hashLookup) {
@@ -131,15 +124,13 @@ export async function createMetaDefenderBackend(options: MetaDefenderBackendOpti
       }
       return await submitAndWait(body, meta, ctx);
     } catch (err) {
-      if (timedOut) return fail('timeout', `scan timed out after ${timeoutMs} ms`);
+      if (deadline.timedOut()) return fail('timeout', `scan timed out after ${timeoutMs} ms`);
       if (signal.aborted) return fail('backend-error', `scan aborted: ${describe(signal.reason)}`);
       if (closing.signal.aborted) return fail('backend-error', 'backend closed during the scan');
       const e = classify(err, ctx.signal);
       return fail(e.code === MD_ERROR_CODES.unreachable ? 'unreachable' : 'backend-error', e.message);
     } finally {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', onAbort);
-      closing.signal.removeEventListener('abort', onClose);
+      deadline.clear();
     }
   }
 
