@@ -76,7 +76,10 @@ async function showStat(): Promise<Map<string, Record<string, string>>> {
   for (const row of rows) {
     const f = row.split(',');
     if (f[at('pxname')] !== BACKEND || f[at('svname')] === 'BACKEND') continue;
-    servers.set(f[at('svname')]!, Object.fromEntries(cols.map((c, i) => [c, f[i] ?? ''])));
+    const fields = Object.fromEntries(cols.map((c, i) => [c, f[i] ?? '']));
+    // HAProxy prefixes check_status with "* " while a check is running; the result is the rest.
+    fields.check_status = (fields.check_status ?? '').replace(/^\* /, '');
+    servers.set(f[at('svname')]!, fields);
   }
   return servers;
 }
