@@ -105,6 +105,7 @@ export class IcapDecoder {
   skipBody(): void {
     this.#expectAwaiting('skipBody');
     this.#finishMessage();
+    this.#emit({ type: 'message-end' });
     this.#run();
   }
 
@@ -323,13 +324,11 @@ export class IcapDecoder {
     return true;
   }
 
-  /** Back to reading a request head; called before message-end is emitted. */
+  /** Back to reading a request head; called before message-end is emitted, so a handler may pause. */
   #finishMessage(): void {
-    const skipped = this.#state === 'await-continue';
     this.#state = 'request-head';
     this.#head = null;
     this.#inPreview = false;
     this.#scanFrom = 0;
-    if (skipped) this.#emit({ type: 'message-end' });
   }
 }

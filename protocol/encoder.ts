@@ -71,14 +71,7 @@ export interface ResponseHeadInit extends Encapsulation {
 /** Status line, headers, Encapsulated and the encapsulated HTTP header blocks. */
 export function encodeResponseHead(init: ResponseHeadInit): Buffer {
   const reason = init.reason ?? STATUS_TEXT[init.status] ?? 'Unknown';
-  const head =
-    `ICAP/1.0 ${init.status} ${reason}\r\n` +
-    headerLines(init.headers) +
-    `Encapsulated: ${encapsulatedValue(init)}\r\n\r\n`;
-  const parts: Buffer[] = [Buffer.from(head, 'latin1')];
-  if (init.reqHdr) parts.push(init.reqHdr);
-  if (init.resHdr) parts.push(init.resHdr);
-  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+  return withEncapsulated(`ICAP/1.0 ${init.status} ${reason}\r\n`, init.headers, init);
 }
 
 export interface RequestHeadInit extends Encapsulation {
@@ -89,11 +82,15 @@ export interface RequestHeadInit extends Encapsulation {
 
 /** An ICAP request head: for tests, the bench client and upstream-ICAP backends. */
 export function encodeRequestHead(init: RequestHeadInit): Buffer {
-  const head =
-    `${init.method} ${init.uri} ICAP/1.0\r\n` + headerLines(init.headers) + `Encapsulated: ${encapsulatedValue(init)}\r\n\r\n`;
+  return withEncapsulated(`${init.method} ${init.uri} ICAP/1.0\r\n`, init.headers, init);
+}
+
+/** First line, headers, Encapsulated, then the HTTP header blocks at the offsets it names. */
+function withEncapsulated(firstLine: string, headers: HeaderPairs, e: Encapsulation): Buffer {
+  const head = `${firstLine}${headerLines(headers)}Encapsulated: ${encapsulatedValue(e)}\r\n\r\n`;
   const parts: Buffer[] = [Buffer.from(head, 'latin1')];
-  if (init.reqHdr) parts.push(init.reqHdr);
-  if (init.resHdr) parts.push(init.resHdr);
+  if (e.reqHdr) parts.push(e.reqHdr);
+  if (e.resHdr) parts.push(e.resHdr);
   return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
 }
 

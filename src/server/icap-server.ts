@@ -18,7 +18,6 @@ import { IcapConnection, type ConnectionContext } from './connection.js';
 import { Generation } from './generation.js';
 import { errorResponse } from './response-headers.js';
 
-export { limitsFromConfig } from './generation.js';
 
 export interface IcapServerDeps {
   readonly logger: Logger;

@@ -2,7 +2,7 @@
  * An in-process icap-bridge on 127.0.0.1 port 0 with a config built from YAML text, its access
  * records and log lines captured, so tests assert on what operators would see.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -29,7 +29,6 @@ export interface TestServer {
 export async function startTestServer(yaml = '', opts: { backends?: Map<string, Backend> } = {}): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), 'icap-bridge-test-'));
   const spoolDir = join(dir, 'spool');
-  const { mkdirSync } = await import('node:fs');
   mkdirSync(spoolDir);
   const text = yaml.includes('server:') ? yaml : `server:\n  listen: [{ host: 127.0.0.1, port: 0 }]\n${yaml}`;
   const withSpool = text.includes('spool:') ? text : `${text}\nspool:\n  directory: ${spoolDir}\n`;
