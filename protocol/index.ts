@@ -1,5 +1,6 @@
 /**
- * The ICAP wire codec (RFC 3507): bytes in → events out, response descriptions in → bytes out.
+ * The ICAP wire codec (RFC 3507): bytes in → events out, response descriptions in → bytes out;
+ * and for the client side (an upstream ICAP scanner), request heads out and responses decoded.
  * No sockets, timers, config, logging or scanning. src/ imports this file only.
  */
 export { IcapDecoder, type DecoderEventHandler } from './decoder.js';
@@ -20,8 +21,29 @@ export {
   type ResponseHeadInit,
 } from './encoder.js';
 export { IcapProtocolError, PROTOCOL_ERRORS, type ProtocolErrorCode } from './errors.js';
+export { foldedHeaderLines } from './folded-header.js';
 export { HeaderList, type HeaderField } from './header-list.js';
+export {
+  encodeAdaptationRequestHead,
+  encodeOptionsRequest,
+  type AdaptationRequestInit,
+  type OptionsRequestInit,
+} from './request-encoder.js';
 export { splitServiceUri } from './request-head.js';
+export {
+  IcapResponseDecoder,
+  type ResponseDecoderEvent,
+  type ResponseDecoderEventHandler,
+  type ResponseDecoderLimits,
+} from './response-decoder.js';
+export {
+  parseResponseEncapsulated,
+  parseResponseHead,
+  type IcapResponseHead,
+  type ResponseBodySection,
+  type ResponseEncapsulated,
+  type ResponseHeaderSection,
+} from './response-head.js';
 export type { BodySectionName, Encapsulated, HeaderSectionName } from './encapsulated.js';
 export {
   DEFAULT_LIMITS,

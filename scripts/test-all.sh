@@ -11,6 +11,8 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # Debian packages the integration tests drive for real.
 #   c-icap  → /usr/bin/c-icap-client (and the c-icap server the benchmarks compare against)
+#   libc-icap-mod-virus-scan → c-icap's virus_scan service and clamd_mod: the real upstream of the
+#             `icap` backend (test/helpers/c-icap.ts, test/integration/icap-upstream.test.ts)
 #   haproxy → /usr/sbin/haproxy in front of two servers (test/integration/haproxy.test.ts)
 #   podman, runc, debootstrap → build and run the Dockerfile (test/integration/container.test.ts)
 #   systemd → systemd-analyze verify for config/examples/icap-bridge.service
@@ -23,6 +25,7 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 #             service, and never freshclam
 missing=()
 command -v c-icap-client >/dev/null 2>&1 || missing+=(c-icap)
+ls /usr/lib/*/c_icap/virus_scan.so >/dev/null 2>&1 || missing+=(libc-icap-mod-virus-scan)
 [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 command -v podman >/dev/null 2>&1 || missing+=(podman)
 [ -x /usr/sbin/runc ] || missing+=(runc)

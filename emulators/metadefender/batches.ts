@@ -102,7 +102,9 @@ function fileEntry(job: Job, now: number, options: ResolvedOptions): Record<stri
  * `GET /file/batch/{id}/certificate`: YAML of the full status document plus `signature` =
  * hex ECDSA P-256 / SHA-256 over `JSON.stringify(status)` and `certificate` = the public key (SPKI PEM).
  */
-export function batchCertificate(status: Record<string, unknown>, signer: Signer): string {
+export function batchCertificate(status: Record<string, unknown>, signer: Signer, options: { tamper?: boolean } = {}): string {
   const signature = sign('sha256', Buffer.from(JSON.stringify(status)), signer.privateKey).toString('hex');
-  return toYaml({ ...status, signature, certificate: signer.publicKeyPem });
+  // Fault injection: the report says something other than what was signed.
+  const shown = options.tamper ? { ...status, user_data: `${String(status['user_data'] ?? '')} (altered)` } : status;
+  return toYaml({ ...shown, signature, certificate: signer.publicKeyPem });
 }

@@ -111,6 +111,8 @@ const optionsSchema = z.strictObject({
       malformedJsonRate: perRoute(rate).default(0),
       /** Chance that a poll or converted download treats a known data_id as unknown. */
       unknownDataIdRate: rate.default(0),
+      /** Chance that a batch certificate's content is changed after signing (the signature no longer matches). */
+      tamperedCertificateRate: rate.default(0),
       /** PRNG seed, so a given config injects the same faults in the same order. */
       seed: z.number().int().default(1),
     })

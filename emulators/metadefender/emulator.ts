@@ -52,8 +52,9 @@ export interface EmulatorHandle {
   close(): Promise<void>;
 }
 
-/** Headers copied into the request log. */
+/** Headers copied into the request log (`host` shows which name a client asked for, DNS mode). */
 const LOGGED_HEADERS = [
+  'host',
   'apikey',
   'content-length',
   'transfer-encoding',
@@ -386,7 +387,7 @@ class MetaDefenderEmulator {
       }
       case 'GET /certificate':
         if (!batch.closed) return { status: 400, json: { err: 'Batch is not closed.' } };
-        return { status: 200, raw: { body: batchCertificate(status(), this.#signer), type: 'text/plain' } };
+        return { status: 200, raw: { body: batchCertificate(status(), this.#signer, { tamper: this.#faults.tamperCertificate() }), type: 'text/plain' } };
       case 'POST /cancel':
         return this.#cancelBatch(batch);
       default:

@@ -33,6 +33,10 @@ export class FaultPlan {
     return this.#chance(this.#faults.unknownDataIdRate);
   }
 
+  tamperCertificate(): boolean {
+    return this.#chance(this.#faults.tamperedCertificateRate);
+  }
+
   #chance(rate: number): boolean {
     if (rate <= 0) return false;
     if (rate >= 1) return true;

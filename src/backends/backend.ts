@@ -38,6 +38,11 @@ export type BackendResult = (
       readonly durationMs: number;
       readonly kind: ScanErrorKind;
       readonly message: string;
+      /**
+       * A streamed scan lost its endpoint (no connection, connection lost, clamd's queue-full
+       * silence) before a verdict: scanning the complete spool again may succeed elsewhere.
+       */
+      readonly retryable?: true;
     }
   | {
       /** The engine rewrote the content (MetaDefender CDR): send `body` instead of the original. */
@@ -65,6 +70,8 @@ export interface ScanMeta {
   /** Request URL from the encapsulated HTTP request line, when there is one. */
   readonly url?: string;
   readonly contentType?: string;
+  /** The encapsulated HTTP heads exactly as the client sent them (each ending CRLF CRLF), for engines that take them (upstream ICAP). */
+  readonly httpHeads?: { readonly request?: Buffer; readonly response?: Buffer };
 }
 
 /** One endpoint of a backend as health checks and metrics see it (DESIGN.md "Backends and pools"). */
@@ -93,6 +100,40 @@ export interface StreamingScan {
   abort(reason: string): void;
 }
 
+/**
+ * One part of a multipart upload (issue 5), scanned as its own file with its own name. Backends
+ * without scanParts get scan() per part from the caller.
+ */
+export interface ScanPart {
+  readonly body: SpooledBody;
+  /** The part's file name as the client sent it (Content-Disposition `filename`), if any. */
+  readonly fileName?: string;
+  /** The part's media type, if it named one. */
+  readonly contentType?: string;
+  /** How logs and block pages name the part: its file name, `field <name>` or `part <n>`. */
+  readonly label: string;
+}
+
+/** A batch the parts went to on the engine (MetaDefender Core, spec §7), for the access log. */
+export interface PartsBatch {
+  readonly id: string;
+  /** The endpoint that held the batch (every call of it went there). */
+  readonly endpoint: string;
+  /** A signed result was fetched. */
+  readonly signed: boolean;
+  /** Its signature checked out (true) or not (false); null when there was nothing to check. */
+  readonly verified: boolean | null;
+  /** Why not signed or not verified, when that is the case. */
+  readonly detail?: string;
+}
+
+/** What a backend said about the parts of one upload. */
+export interface PartsScan {
+  /** One result per part, in the parts' order. */
+  readonly results: readonly BackendResult[];
+  readonly batch?: PartsBatch;
+}
+
 export interface Backend {
   readonly name: string;
   /** Engine and signature-data identity; feeds the ISTag so it changes when verdicts may change. */
@@ -104,6 +145,11 @@ export interface Backend {
    * first (MetaDefender Core needs Content-Length) leave it out and get scan() on the spool.
    */
   openStream?(meta: ScanMeta, signal: AbortSignal): StreamingScan;
+  /**
+   * Optional: scan the parts of one upload together (MetaDefender Core: one batch). Never
+   * rejects: failures are error results, one per part. Honours `signal` like scan().
+   */
+  scanParts?(parts: readonly ScanPart[], meta: ScanMeta, signal: AbortSignal): Promise<PartsScan>;
   /** Readiness and load per endpoint, for /readyz and /metrics. */
   status(): readonly EndpointStatus[];
   close(): Promise<void>;

@@ -3,6 +3,7 @@ import type { BackendConfig, Config } from '../config/index.js';
 import type { Backend } from './backend.js';
 import { createBuiltinBackend } from './builtin/builtin-backend.js';
 import { createClamdBackend } from './clamd/clamd-backend.js';
+import { createIcapBackend } from './icap/icap-backend.js';
 import { createMetaDefenderBackend } from './metadefender/metadefender-backend.js';
 
 async function createBackend(name: string, config: BackendConfig, spool: Config['spool']): Promise<Backend> {
@@ -31,7 +32,11 @@ async function createBackend(name: string, config: BackendConfig, spool: Config[
         maxFileBytes: config.max_file_bytes,
         // Sanitized files Core returns are spooled like request bodies.
         spool: { memoryBytes: spool.memory_bytes, directory: spool.directory },
+        // balance, weights, max_concurrency… and dns, as validated by the schema.
+        pool: config,
       });
+    case 'icap':
+      return createIcapBackend(name, config);
   }
 }
 

@@ -3,8 +3,11 @@
  * is one more schema here and one more entry in the list passed to z.discriminatedUnion.
  */
 import * as z from 'zod';
-import { CLAMD_DEFAULTS } from '../backends/clamd/clamd-config.js';
+import { CLAMD_DEFAULTS, CLAMD_POOL_DEFAULTS } from '../backends/clamd/clamd-config.js';
 import { parseClamdEndpoint } from '../backends/clamd/endpoint.js';
+import { METADEFENDER_POOL_DEFAULTS } from '../backends/metadefender/metadefender-config.js';
+import { icapBackend } from './icap-backend-schema.js';
+import { checkPoolKeys, poolKeys } from './pool-schema.js';
 import { boolean, integer, list, readableFile, SHOW_VALUE, strictMapping } from './rules.js';
 
 export interface BackendSchemaContext {
@@ -48,10 +51,9 @@ function clamdBackend() {
     read_timeout_ms: integer(1).default(d.read_timeout_ms),
     /** false where clamd answers VERSION with COMMAND UNAVAILABLE (1.5+ EnableVersionCommand no). */
     version_command: boolean().default(d.version_command),
-    max_concurrency: integer(1).default(d.max_concurrency),
-    max_queue: integer(0).default(d.max_queue),
-    health_interval_ms: integer(100).default(d.health_interval_ms),
-  });
+    /** balance, weights, max_concurrency, max_queue (pool-wide), eject_after, cooldown_ms, health_*, dns. */
+    ...poolKeys(CLAMD_POOL_DEFAULTS),
+  }).superRefine((b, ctx) => checkPoolKeys(b, ctx));
 }
 
 /** A MetaDefender Core base URL: http(s), no query or fragment (specs/metadefender-core-api.md §1). */
@@ -89,15 +91,18 @@ function metadefenderBackend() {
     sanitize: boolean().default(false),
     /** 0 = no limit here; bigger bodies are 'too-large' without an upload. */
     max_file_bytes: integer(0).default(0),
+    /** balance, weights, max_concurrency (jobs open per Core server), max_queue, eject_after, cooldown_ms, health_*, dns. */
+    ...poolKeys(METADEFENDER_POOL_DEFAULTS),
   }).superRefine((b, ctx) => {
     if (b.poll_max_ms < b.poll_initial_ms) {
       ctx.addIssue({ code: 'custom', path: ['poll_max_ms'], message: `must be at least poll_initial_ms (${b.poll_initial_ms})` });
     }
+    checkPoolKeys(b, ctx);
   });
 }
 
 export function backendSchema(ctx: BackendSchemaContext) {
-  const variants = [builtinBackend(ctx), clamdBackend(), metadefenderBackend()] as const;
+  const variants = [builtinBackend(ctx), clamdBackend(), metadefenderBackend(), icapBackend(ctx)] as const;
   const types = variants.map((v) => v.shape.type.value).join(', ');
   // A missing or unknown `type` is reported at `backends.NAME.type`; a non-mapping at `backends.NAME`.
   return z.discriminatedUnion('type', variants, {

@@ -21,6 +21,7 @@
  * while the Host header and TLS server name stay the DNS name.
  */
 import * as z from 'zod';
+import { SHARED_POOL_DEFAULTS as D } from '../backends/pool/pool-settings.js';
 import { boolean, integer, mapping, oneOf } from './rules.js';
 
 export const BALANCE_STRATEGIES = ['round-robin', 'least-outstanding', 'weighted'] as const;
@@ -39,27 +40,27 @@ function dnsServer() {
 
 function dnsSettings() {
   return mapping({
-    enabled: boolean().default(false),
+    enabled: boolean().default(D.dns.enabled),
     /** The resolver to ask; '' = the system's. */
-    server: z.union([z.literal(''), dnsServer()]).default(''),
+    server: z.union([z.literal(''), dnsServer()]).default(D.dns.server),
     /** Bounds on re-resolution, whatever the records' TTL says. */
-    min_ttl_ms: integer(100).default(1_000),
-    max_ttl_ms: integer(100).default(300_000),
+    min_ttl_ms: integer(100).default(D.dns.min_ttl_ms),
+    max_ttl_ms: integer(100).default(D.dns.max_ttl_ms),
   }).prefault({});
 }
 
 /** The keys to spread into a backend's strictMapping. `defaults` differ per engine type. */
 export function poolKeys(defaults: PoolDefaults) {
   return {
-    balance: oneOf(BALANCE_STRATEGIES).default('round-robin'),
+    balance: oneOf(BALANCE_STRATEGIES).default(D.balance),
     /** Endpoint text exactly as written in `endpoints` → weight; checked by checkPoolKeys. */
     weights: z.record(z.string(), integer(1, 1000), { error: () => 'must be a mapping of endpoint to an integer weight' }).default({}),
     max_concurrency: integer(1).default(defaults.max_concurrency),
     max_queue: integer(0).default(defaults.max_queue),
-    eject_after: integer(1).default(3),
-    cooldown_ms: integer(0).default(10_000),
+    eject_after: integer(1).default(D.eject_after),
+    cooldown_ms: integer(0).default(D.cooldown_ms),
     health_interval_ms: integer(100).default(defaults.health_interval_ms),
-    health_timeout_ms: integer(1).default(2_000),
+    health_timeout_ms: integer(1).default(D.health_timeout_ms),
     dns: dnsSettings(),
   };
 }

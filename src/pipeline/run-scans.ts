@@ -3,6 +3,12 @@
  * backend applies its own timeout; the transaction's signal cancels them all when the client
  * goes away. Backends never reject, but a broken one is still turned into an error result so one
  * bad engine cannot make a body pass unscanned.
+ *
+ * A stream that lost its endpoint mid-body (marked `retryable`: connection lost, no connection,
+ * clamd's queue-full silence) cannot replay itself, but the spool holds the whole body by now:
+ * that backend scans the spool once more, on whichever endpoint its pool picks, so one dead
+ * clamd costs no transaction while another lives. A verdict, a timeout of the whole scan or a
+ * too-large body is never re-run.
  */
 import type { Backend, BackendResult, ScanMeta, StreamingScan } from '../backends/backend.js';
 import type { SpooledBody } from './spooled-body.js';
@@ -23,7 +29,10 @@ export async function runScans(
       const started = performance.now();
       try {
         const stream = streams.get(backend);
-        return await (stream ? stream.end() : backend.scan(body, meta, signal));
+        if (!stream) return await backend.scan(body, meta, signal);
+        const streamed = await stream.end();
+        if (streamed.outcome !== 'error' || streamed.retryable !== true || signal.aborted) return streamed;
+        return await backend.scan(body, meta, signal);
       } catch (err) {
         return {
           outcome: 'error',

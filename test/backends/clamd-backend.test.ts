@@ -11,6 +11,8 @@ import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { Backend, BackendResult, ScanMeta, StreamingScan } from '../../src/backends/backend.js';
 import { createClamdBackend, type ClamdBackendConfig } from '../../src/backends/clamd/clamd-backend.js';
+import { CLAMD_POOL_DEFAULTS } from '../../src/backends/clamd/clamd-config.js';
+import { poolSettings } from '../../src/backends/pool/pool-settings.js';
 import { spooledBodyFromBuffer } from '../../src/pipeline/spool.js';
 
 const META: ScanMeta = { transactionId: 't-1', method: 'RESPMOD', clientAddress: '127.0.0.1' };
@@ -162,6 +164,7 @@ async function deadEndpoint(): Promise<string> {
 
 function config(endpoints: string[], overrides: Partial<ClamdBackendConfig> = {}): ClamdBackendConfig {
   return {
+    ...poolSettings(CLAMD_POOL_DEFAULTS),
     endpoints,
     stream_max_bytes: 1024 * 1024,
     chunk_bytes: 1000,

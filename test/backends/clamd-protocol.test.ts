@@ -1,7 +1,6 @@
 /** The pure parts of the clamd adapter: reply parsing (split everywhere), framing, endpoints, endpoint choice, config. */
 import { describe, expect, it } from 'vitest';
 import { parseClamdEndpoint } from '../../src/backends/clamd/endpoint.js';
-import { chooseEndpoint, ClamdEndpoint } from '../../src/backends/clamd/endpoint-pool.js';
 import {
   chunkHeader,
   frameChunks,
@@ -155,39 +154,6 @@ describe('parseClamdEndpoint', () => {
   });
 });
 
-describe('chooseEndpoint', () => {
-  const make = (n: number) => Array.from({ length: n }, (_, i) => new ClamdEndpoint({ kind: 'tcp', host: '127.0.0.1', port: 3310 + i, label: `e${i}` }));
-  const limits = { maxConcurrency: 1, maxQueue: 1 };
-
-  it('round-robins over healthy endpoints from `start`', () => {
-    const eps = make(3);
-    for (const e of eps) e.markUp();
-    eps[1]!.markDown('down');
-    expect(chooseEndpoint(eps, 0, new Set(), limits)?.endpoint.label).toBe('e0');
-    expect(chooseEndpoint(eps, 1, new Set(), limits)?.endpoint.label).toBe('e2');
-    expect(chooseEndpoint(eps, 2, new Set(), limits)?.endpoint.label).toBe('e0');
-  });
-
-  it('falls back to every endpoint when none is healthy, and honours exclude', () => {
-    const eps = make(2);
-    expect(chooseEndpoint(eps, 0, new Set(), limits)).toEqual({ endpoint: eps[0], wait: false });
-    expect(chooseEndpoint(eps, 0, new Set([eps[0]!]), limits)).toEqual({ endpoint: eps[1], wait: false });
-    expect(chooseEndpoint(eps, 0, new Set(eps), limits)).toBeNull();
-  });
-
-  it('fails over to a free endpoint, then waits on the shortest queue, then refuses', () => {
-    const eps = make(2);
-    for (const e of eps) e.markUp();
-    eps[0]!.inFlight = 1;
-    expect(chooseEndpoint(eps, 0, new Set(), limits)).toEqual({ endpoint: eps[1], wait: false });
-    eps[1]!.inFlight = 1;
-    eps[0]!.waiters.push({ grant: () => {}, cancel: () => {} });
-    expect(chooseEndpoint(eps, 0, new Set(), limits)).toEqual({ endpoint: eps[1], wait: true });
-    eps[1]!.waiters.push({ grant: () => {}, cancel: () => {} });
-    expect(chooseEndpoint(eps, 0, new Set(), limits)).toBeNull();
-  });
-});
-
 describe('config: type clamd', () => {
   const clamd = (yaml: string) => `backends:\n  clam:\n    type: clamd\n${yaml.replace(/^/gm, '    ')}\nservices:\n  respmod:\n    backends: [clam]\n`;
 
@@ -201,9 +167,33 @@ describe('config: type clamd', () => {
       connect_timeout_ms: 2000,
       read_timeout_ms: 60_000,
       version_command: true,
+      balance: 'round-robin',
+      weights: {},
       max_concurrency: 8,
       max_queue: 32,
+      eject_after: 3,
+      cooldown_ms: 10_000,
       health_interval_ms: 5000,
+      health_timeout_ms: 2000,
+      dns: { enabled: false, server: '', min_ttl_ms: 1000, max_ttl_ms: 300_000 },
+    });
+  });
+
+  it('takes the pool keys', () => {
+    const yaml = [
+      'endpoints: ["clamd-a:3310", "clamd-b:3310"]',
+      'balance: weighted',
+      'weights: { "clamd-b:3310": 3 }',
+      'eject_after: 2',
+      'cooldown_ms: 500',
+      'dns: { enabled: true, server: "127.0.0.1:5353", min_ttl_ms: 200 }',
+    ].join('\n');
+    expect(parseConfig(clamd(yaml), SOURCE, {}).backends['clam']).toMatchObject({
+      balance: 'weighted',
+      weights: { 'clamd-b:3310': 3 },
+      eject_after: 2,
+      cooldown_ms: 500,
+      dns: { enabled: true, server: '127.0.0.1:5353', min_ttl_ms: 200, max_ttl_ms: 300_000 },
     });
   });
 
@@ -223,6 +213,10 @@ describe('config: type clamd', () => {
     ['max_queue not negative', 'endpoints: ["127.0.0.1:3310"]\nmax_queue: -1', 'backends.clam.max_queue', 'must be an integer >= 0'],
     ['health_interval_ms floor', 'endpoints: ["127.0.0.1:3310"]\nhealth_interval_ms: 10', 'backends.clam.health_interval_ms', 'must be an integer >= 100'],
     ['unknown key', 'endpoints: ["127.0.0.1:3310"]\nworkers: 2', 'backends.clam.workers', 'unknown key'],
+    ['balance one of three', 'endpoints: ["127.0.0.1:3310"]\nbalance: random', 'backends.clam.balance', 'must be one of'],
+    ['weights name an endpoint', 'endpoints: ["127.0.0.1:3310"]\nweights: { "127.0.0.1:3311": 2 }', 'backends.clam.weights["127.0.0.1:3311"]', 'names no endpoint'],
+    ['dns server is address:port', 'endpoints: ["127.0.0.1:3310"]\ndns: { server: "resolver.local" }', 'backends.clam.dns.server', 'address:port'],
+    ['dns ttl bounds ordered', 'endpoints: ["127.0.0.1:3310"]\ndns: { min_ttl_ms: 5000, max_ttl_ms: 1000 }', 'backends.clam.dns.max_ttl_ms', 'at least dns.min_ttl_ms'],
   ])('%s', (_name, yaml, path, rule) => {
     expectProblem(clamd(yaml), path, rule);
   });

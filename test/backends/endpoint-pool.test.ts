@@ -55,6 +55,30 @@ describe('limits', () => {
     second.release('ok');
   });
 
+  it('a waiter gives up as overloaded after queueTimeoutMs, and leaves the queue', async () => {
+    const pool = new EndpointPool(eps('a'), { ...base, maxConcurrency: 1, maxQueue: 1, queueTimeoutMs: 50 });
+    const held = await pool.acquire();
+    await expect(pool.acquire()).rejects.toMatchObject({ kind: 'overloaded', message: expect.stringContaining('within 50 ms') });
+    expect(pool.status()[0]).toMatchObject({ inFlight: 1, queued: 0 });
+    // The queue has room again, and a slot freed in time is handed over.
+    const waiting = pool.acquire();
+    held.release('ok');
+    const next = await waiting;
+    expect(next.endpoint).toBe('a');
+    next.release('ok');
+  });
+
+  it('without queueTimeoutMs a waiter waits until a slot frees', async () => {
+    const pool = new EndpointPool(eps('a'), { ...base, maxConcurrency: 1 });
+    const held = await pool.acquire();
+    let granted = false;
+    const waiting = pool.acquire().then((l) => ((granted = true), l));
+    await sleep(80);
+    expect(granted).toBe(false);
+    held.release('ok');
+    (await waiting).release('ok');
+  });
+
   it('a waiter can be aborted', async () => {
     const pool = new EndpointPool(eps('a'), { ...base, maxConcurrency: 1 });
     const held = await pool.acquire();
@@ -92,6 +116,83 @@ describe('health', () => {
     expect(pool.ready).toBe(false);
     await expect(pool.acquire()).rejects.toBeInstanceOf(PoolUnavailableError);
     await expect(pool.acquire()).rejects.toMatchObject({ kind: 'unreachable' });
+  });
+
+  it("'down' ejects at once; 'neutral' never counts; 'ok' clears the count", async () => {
+    const pool = new EndpointPool(eps('a', 'b'), { ...base, ejectAfter: 3, cooldownMs: 10_000 });
+    const onA = () => pool.acquire({ exclude: new Set(['b']) });
+    (await onA()).release('failure');
+    (await onA()).release('neutral');
+    (await onA()).release('ok');
+    (await onA()).release('failure');
+    (await onA()).release('failure');
+    expect(pool.isHealthy('a')).toBe(true);
+    (await onA()).release('down');
+    expect(pool.isHealthy('a')).toBe(false);
+    expect(await picks(pool, 2)).toEqual(['b', 'b']);
+  });
+
+  it('fallbackToUnhealthy: with none healthy, the unhealthy ones are still tried (exclude honoured)', async () => {
+    const pool = new EndpointPool(eps('a', 'b'), { ...base, fallbackToUnhealthy: true, check: async () => false });
+    await pool.checkNow();
+    expect(pool.ready).toBe(false);
+    const first = await pool.acquire();
+    const second = await pool.acquire({ exclude: new Set([first.endpoint]) });
+    expect([first.endpoint, second.endpoint].sort()).toEqual(['a', 'b']);
+    await expect(pool.acquire({ exclude: new Set(['a', 'b']) })).rejects.toMatchObject({ kind: 'unreachable' });
+    // An answer proves it alive, even before a check passes.
+    first.release('ok');
+    second.release('failure');
+    expect(pool.isHealthy(first.endpoint)).toBe(true);
+  });
+
+  it('hysteresis: checksToDown / checksToUp in a row, but the first check decides at once', async () => {
+    let up = true;
+    const pool = new EndpointPool(eps('a'), { ...base, cooldownMs: 0, checksToDown: 2, checksToUp: 2, check: async () => up });
+    up = false;
+    await pool.checkNow();
+    expect(pool.isHealthy('a')).toBe(false); // first check
+    up = true;
+    await pool.checkNow();
+    expect(pool.isHealthy('a')).toBe(false);
+    await pool.checkNow();
+    expect(pool.isHealthy('a')).toBe(true);
+    up = false;
+    await pool.checkNow();
+    expect(pool.isHealthy('a')).toBe(true);
+    await pool.checkNow();
+    expect(pool.isHealthy('a')).toBe(false);
+  });
+
+  it('an ejected endpoint stays out for the cool-down even when its check passes', async () => {
+    const pool = new EndpointPool(eps('a', 'b'), { ...base, cooldownMs: 150, check: async () => true });
+    (await pool.acquire({ exclude: new Set(['b']) })).release('down');
+    await pool.checkNow();
+    expect(pool.isHealthy('a')).toBe(false);
+    await sleep(170);
+    await pool.checkNow();
+    expect(pool.isHealthy('a')).toBe(true);
+  });
+
+  it('checks: concurrent requests join one run; a check that ignores its signal is cut at checkTimeoutMs', async () => {
+    let calls = 0;
+    let release: () => void = () => {};
+    const pool = new EndpointPool(eps('a'), {
+      ...base,
+      checkTimeoutMs: 50,
+      check: (_id, signal) => {
+        calls++;
+        // Never settles by itself: only the pool's timeout ends it.
+        return new Promise<boolean>((resolve) => {
+          release = () => resolve(true);
+          void signal;
+        });
+      },
+    });
+    await Promise.all([pool.checkNow(), pool.checkOne('a'), pool.checkOne('a')]);
+    expect(calls).toBe(1);
+    expect(pool.isHealthy('a')).toBe(false);
+    release();
   });
 
   it('setEndpoints keeps the state of endpoints that stay', async () => {

@@ -33,6 +33,15 @@ describe('metadefender backend config', () => {
       hash_lookup: false,
       sanitize: false,
       max_file_bytes: 0,
+      balance: 'round-robin',
+      weights: {},
+      max_concurrency: 64,
+      max_queue: 256,
+      eject_after: 3,
+      cooldown_ms: 10_000,
+      health_interval_ms: 5_000,
+      health_timeout_ms: 2_000,
+      dns: { enabled: false, server: '', min_ttl_ms: 1_000, max_ttl_ms: 300_000 },
     });
   });
 
@@ -56,6 +65,9 @@ describe('metadefender backend config', () => {
     ['sanitize boolean', core('endpoints: ["http://a:1"]\nsanitize: 1'), 'backends.core.sanitize'],
     ['max_file_bytes not negative', core('endpoints: ["http://a:1"]\nmax_file_bytes: -1'), 'backends.core.max_file_bytes'],
     ['unknown key', core('endpoints: ["http://a:1"]\nworkflow: x'), 'backends.core.workflow'],
+    ['weights name an endpoint', core('endpoints: ["http://a:1"]\nweights: { "http://b:1": 2 }'), 'backends.core.weights["http://b:1"]'],
+    ['max_concurrency at least 1', core('endpoints: ["http://a:1"]\nmax_concurrency: 0'), 'backends.core.max_concurrency'],
+    ['dns.enabled boolean', core('endpoints: ["http://a:1"]\ndns: { enabled: "yes" }'), 'backends.core.dns.enabled'],
   ])('%s', (_what, text, path) => {
     expect(problems(text).map((p) => p.path)).toContain(path);
   });

@@ -266,7 +266,7 @@ describe('against the emulator', () => {
       sanitize: false,
       maxFileBytes: 0,
       spool: { memoryBytes: 1 << 20, directory: '/tmp' },
-      healthIntervalMs: 0,
+      pool: { health_interval_ms: 0 },
       ...overrides,
     });
     backends.push(b);

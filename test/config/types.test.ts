@@ -10,7 +10,7 @@ describe('Config type', () => {
     expectTypeOf<Config['logging']['level']>().toEqualTypeOf<'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'>();
     expectTypeOf<ServiceConfig['methods']>().toEqualTypeOf<readonly ('REQMOD' | 'RESPMOD')[]>();
     expectTypeOf<ServiceConfig['on_error']>().toEqualTypeOf<'block' | 'allow'>();
-    expectTypeOf<BackendConfig['type']>().toEqualTypeOf<'builtin' | 'clamd' | 'metadefender'>();
+    expectTypeOf<BackendConfig['type']>().toEqualTypeOf<'builtin' | 'clamd' | 'metadefender' | 'icap'>();
     expectTypeOf<Extract<BackendConfig, { type: 'builtin' }>['hash_lists']>().toEqualTypeOf<readonly string[]>();
   });
 

@@ -8,6 +8,8 @@ import { createConnection, type Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Backend, BackendResult, ScanMeta, StreamingScan } from '../../src/backends/backend.js';
 import { createClamdBackend, type ClamdBackendConfig } from '../../src/backends/clamd/clamd-backend.js';
+import { CLAMD_POOL_DEFAULTS } from '../../src/backends/clamd/clamd-config.js';
+import { poolSettings } from '../../src/backends/pool/pool-settings.js';
 import { spooledBodyFromBuffer } from '../../src/pipeline/spool.js';
 import { freePort } from '../helpers/child-server.js';
 import { BODY_MARKER, EICAR, HAVE_CLAMD, HASH_FIXTURE, SIG, startClamd, type RunningClamd } from '../helpers/clamd.js';
@@ -23,6 +25,7 @@ const backends: Backend[] = [];
 
 function config(endpoints: string[], overrides: Partial<ClamdBackendConfig> = {}): ClamdBackendConfig {
   return {
+    ...poolSettings(CLAMD_POOL_DEFAULTS),
     endpoints,
     stream_max_bytes: CLAMD_LIMIT,
     chunk_bytes: 4096,

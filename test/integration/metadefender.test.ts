@@ -47,7 +47,7 @@ async function backendFor(ems: readonly (EmulatorHandle | string)[], overrides: 
     sanitize: false,
     maxFileBytes: 0,
     spool: { memoryBytes: 64 * 1024, directory: dir },
-    healthIntervalMs: 0,
+    pool: { health_interval_ms: 0 },
     ...overrides,
   });
   backends.push(b);
@@ -420,7 +420,7 @@ describe('health, version, close', () => {
 
   it('v4 has no /readyz: /version is the health check', async () => {
     const em = await emulator({ apiVersion: 4 });
-    const b = await backendFor([em], { healthIntervalMs: 50 });
+    const b = await backendFor([em], { pool: { health_interval_ms: 50 } });
     expect(b.status()[0]!.healthy).toBe(true);
     expect(b.version).toMatch(/^metadefender 4\.21\.1 /);
     await expect.poll(() => requests(em, 'info').filter((r) => r.path === '/version').length, { timeout: 2_000 }).toBeGreaterThanOrEqual(3);
@@ -429,7 +429,7 @@ describe('health, version, close', () => {
 
   it('a server that stops answering /readyz is marked down after two checks, and up again', async () => {
     const em = await emulator();
-    const b = await backendFor([em], { healthIntervalMs: 40 });
+    const b = await backendFor([em], { pool: { health_interval_ms: 40 } });
     em.configure({ ready: false });
     await expect.poll(() => b.status()[0]!.healthy, { timeout: 2_000 }).toBe(false);
     em.configure({ ready: true });
@@ -438,7 +438,7 @@ describe('health, version, close', () => {
 
   it('close() ends a scan in progress and stops the health checks', async () => {
     const em = await emulator({ scanDurationMs: 10_000 });
-    const b = await backendFor([em], { healthIntervalMs: 30 });
+    const b = await backendFor([em], { pool: { health_interval_ms: 30 } });
     const pending = scan(b, CLEAN);
     await expect.poll(() => requests(em, 'poll').length, { timeout: 2_000 }).toBeGreaterThan(0);
     await b.close();

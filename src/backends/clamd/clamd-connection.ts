@@ -42,20 +42,27 @@ export interface CommandTimeouts {
   readonly replyTimeoutMs: number;
 }
 
-/** Sends one `z` command on a fresh connection and reads its single reply. Never rejects. */
-export function runCommand(address: ClamdAddress, command: Buffer, timeouts: CommandTimeouts): Promise<CommandOutcome> {
+/** Sends one `z` command on a fresh connection and reads its single reply. Never rejects; `signal` ends it early as 'unreachable'. */
+export function runCommand(address: ClamdAddress, command: Buffer, timeouts: CommandTimeouts, signal?: AbortSignal): Promise<CommandOutcome> {
   return new Promise((resolve) => {
+    if (signal?.aborted) {
+      resolve({ kind: 'unreachable', message: `${address.label}: command aborted` });
+      return;
+    }
     const socket = connectSocket(address);
     const reader = new ReplyReader();
     let connected = false;
     let settled = false;
+    const onAbort = (): void => finish({ kind: 'unreachable', message: `${address.label}: command aborted` });
     const finish = (outcome: CommandOutcome): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
       socket.destroy();
       resolve(outcome);
     };
+    signal?.addEventListener('abort', onAbort, { once: true });
     let timer = setTimeout(
       () => finish({ kind: 'unreachable', message: `connect to ${address.label} timed out after ${timeouts.connectTimeoutMs} ms` }),
       timeouts.connectTimeoutMs,

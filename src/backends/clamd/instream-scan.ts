@@ -7,6 +7,11 @@
  *        ▲             │
  *        └─ connect failed: once more on another endpoint (nothing was sent yet)
  *
+ * The slot is a lease from the generic endpoint pool (src/backends/pool); how the scan went is
+ * reported back on release, for passive health: a reply → ok; a failed connect, a lost
+ * connection or no verdict in time → failure (plus a PING now); clamd's queue-full silence →
+ * down (ejected for the cool-down).
+ *
  * Any phase can jump to done: a reply (clamd may answer early and close), the byte budget
  * (stream_max_bytes: we stop before clamd would refuse), a lost connection, a timeout, clamd's
  * silent queue-full state (detected by a PING probe when the socket stalls), abort().
@@ -16,15 +21,21 @@
 import { performance } from 'node:perf_hooks';
 import type { Socket } from 'node:net';
 import type { BackendResult, ScanErrorKind, StreamingScan } from '../backend.js';
+import { PoolUnavailableError, type LeaseOutcome } from '../pool/endpoint-pool.js';
+import type { PooledEndpoints, PooledLease } from '../pool/pooled-endpoints.js';
 import type { ClamdBackendConfig } from './clamd-config.js';
 import { connectSocket, describeSocketError, type CommandOutcome } from './clamd-connection.js';
-import type { ClamdEndpoint, EndpointPool, Lease } from './endpoint-pool.js';
+import type { ClamdEndpoint } from './clamd-endpoint.js';
 import { chunkHeader, END_OF_STREAM, INSTREAM_COMMAND, parseScanReply, ReplyReader, type ScanReply } from './protocol.js';
 
 type Phase = 'acquiring' | 'connecting' | 'streaming' | 'awaiting-reply' | 'done';
 
-/** Why a scan failed in a way scan() may retry elsewhere with the spooled body. */
-export type ScanFailure = 'connect' | 'connection-lost' | null;
+/**
+ * Why a scan failed in a way a replay of the spooled body elsewhere may fix: no connection, a
+ * connection lost before the verdict, clamd's queue-full silence. Such a result is marked
+ * `retryable`.
+ */
+export type ScanFailure = 'connect' | 'connection-lost' | 'queue-full' | null;
 
 /** Stall probes (PING on a fresh connection) per scan, so a slow scan costs at most this many. */
 const MAX_PROBES = 3;
@@ -32,11 +43,11 @@ const MAX_PROBES = 3;
 export interface InstreamDeps {
   readonly backend: string;
   readonly config: ClamdBackendConfig;
-  readonly pool: EndpointPool;
+  readonly pool: PooledEndpoints<ClamdEndpoint>;
   /** PING on a fresh connection: tells "busy scanning" (PONG) from "queue full, not accepting" (silent). */
   readonly probe: (endpoint: ClamdEndpoint) => Promise<CommandOutcome>;
-  /** Runs a health check of `endpoint` now (after a lost connection); marks it up or down. */
-  readonly checkEndpoint: (endpoint: ClamdEndpoint) => void;
+  /** Runs the pool's health check of endpoint `id` now (after a failed or lost connection). */
+  readonly checkEndpoint: (id: string) => void;
   /** Called once when the scan is done, whatever the outcome. */
   readonly onDone?: (scan: InstreamScan) => void;
 }
@@ -45,21 +56,25 @@ export interface InstreamOptions {
   readonly signal: AbortSignal;
   /** Connects tried at most: 2 = retry once on another endpoint after a connect failure. */
   readonly connectAttempts: number;
-  /** Endpoints already tried by an earlier attempt of the same scan. */
-  readonly exclude?: ReadonlySet<ClamdEndpoint>;
+  /** Pool endpoint ids already tried by an earlier attempt of the same scan. */
+  readonly exclude?: ReadonlySet<string>;
 }
 
 export class InstreamScan implements StreamingScan {
   readonly #deps: InstreamDeps;
   readonly #opts: InstreamOptions;
   readonly #started = performance.now();
-  readonly #tried: Set<ClamdEndpoint>;
+  readonly #tried: Set<string>;
   readonly #result: Promise<BackendResult>;
   #resolve!: (result: BackendResult) => void;
 
   #phase: Phase = 'acquiring';
   #attempts = 0;
-  #lease: Lease | null = null;
+  #lease: PooledLease<ClamdEndpoint> | null = null;
+  /** What the lease reports on release (passive health); set where the scan learns it. */
+  #leaseOutcome: LeaseOutcome = 'neutral';
+  /** Ends a wait for a slot when the scan ends first (abort, close). */
+  readonly #acquireAbort = new AbortController();
   /** Kept after the lease is released, to name the endpoint in the result. */
   #lastEndpoint: ClamdEndpoint | null = null;
   #socket: Socket | null = null;
@@ -100,15 +115,15 @@ export class InstreamScan implements StreamingScan {
 
   /** The endpoint of the last connection attempt. */
   get endpoint(): ClamdEndpoint | null {
-    return this.#lease?.endpoint ?? this.#lastEndpoint;
+    return this.#lease?.resource ?? this.#lastEndpoint;
   }
 
   get done(): boolean {
     return this.#phase === 'done';
   }
 
-  /** Endpoints this scan connected to or tried. */
-  get tried(): ReadonlySet<ClamdEndpoint> {
+  /** Pool endpoint ids this scan connected to or tried. */
+  get tried(): ReadonlySet<string> {
     return this.#tried;
   }
 
@@ -156,30 +171,37 @@ export class InstreamScan implements StreamingScan {
   readonly #onSignal = (): void => this.abort(describe(this.#opts.signal.reason));
 
   async #acquire(): Promise<void> {
-    const got = await this.#deps.pool.acquire(this.#tried, this.#opts.signal);
-    if (this.#phase === 'done') {
-      if (got.ok) got.lease.release();
-      return;
-    }
-    if (!got.ok) {
-      switch (got.reason) {
-        case 'no-endpoint':
+    let lease: PooledLease<ClamdEndpoint>;
+    try {
+      lease = await this.#deps.pool.acquire({ exclude: this.#tried, signal: this.#acquireAbort.signal });
+    } catch (err) {
+      if (this.#phase === 'done') return;
+      const kind = err instanceof PoolUnavailableError ? err.kind : 'unreachable';
+      const message = err instanceof Error ? err.message : String(err);
+      switch (kind) {
+        case 'unreachable':
+          // No endpoint left to try (all tried, or none known).
           this.failure = 'connect';
-          this.#finish('unreachable', this.#lastConnectError ?? got.message);
+          this.#finish('unreachable', this.#lastConnectError ?? `no clamd endpoint to try: ${message}`);
           return;
         case 'overloaded':
-          this.#finish('overloaded', got.message);
+          this.#finish('overloaded', `clamd pool: ${message}`);
           return;
         case 'aborted':
-          this.#finish('backend-error', got.message);
+          this.#finish('backend-error', message);
           return;
       }
     }
+    if (this.#phase === 'done') {
+      lease.release('neutral');
+      return;
+    }
     this.#attempts++;
-    this.#lease = got.lease;
-    this.#lastEndpoint = got.lease.endpoint;
-    this.#tried.add(got.lease.endpoint);
-    this.#connect(got.lease.endpoint);
+    this.#lease = lease;
+    this.#leaseOutcome = 'neutral';
+    this.#lastEndpoint = lease.resource;
+    this.#tried.add(lease.endpoint);
+    this.#connect(lease.resource);
   }
 
   #connect(endpoint: ClamdEndpoint): void {
@@ -188,7 +210,7 @@ export class InstreamScan implements StreamingScan {
     const socket = connectSocket(endpoint.address);
     this.#socket = socket;
     let connected = false;
-    const timer = setTimeout(() => this.#connectFailed(endpoint, socket, `connect to ${endpoint.label} timed out after ${timeoutMs} ms`), timeoutMs);
+    const timer = setTimeout(() => this.#connectFailed(socket, `connect to ${endpoint.label} timed out after ${timeoutMs} ms`), timeoutMs);
     socket.once('connect', () => {
       connected = true;
       clearTimeout(timer);
@@ -198,7 +220,7 @@ export class InstreamScan implements StreamingScan {
       if (socket !== this.#socket) return;
       if (!connected) {
         clearTimeout(timer);
-        this.#connectFailed(endpoint, socket, `cannot connect to ${endpoint.label}: ${describeSocketError(err)}`);
+        this.#connectFailed(socket, `cannot connect to ${endpoint.label}: ${describeSocketError(err)}`);
       } else {
         // EPIPE/ECONNRESET while writing: clamd may have answered and closed (spec §3) — a
         // reply already read decides; otherwise 'close' reports the lost connection.
@@ -217,13 +239,15 @@ export class InstreamScan implements StreamingScan {
     });
   }
 
-  #connectFailed(endpoint: ClamdEndpoint, socket: Socket, message: string): void {
+  #connectFailed(socket: Socket, message: string): void {
     if (this.#phase !== 'connecting' || socket !== this.#socket) return;
     socket.destroy();
     this.#socket = null;
-    endpoint.markDown(message);
-    this.#lease?.release();
+    const id = this.#lease?.endpoint;
+    this.#lease?.release('failure');
     this.#lease = null;
+    // Down, or was it this one connection? A PING decides the endpoint's health now.
+    if (id !== undefined) this.#deps.checkEndpoint(id);
     this.#lastConnectError = message;
     // No body byte left this process yet, so another endpoint can take the scan from the start.
     if (this.#attempts < this.#opts.connectAttempts) {
@@ -299,8 +323,11 @@ export class InstreamScan implements StreamingScan {
   #awaitReply(): void {
     this.#phase = 'awaiting-reply';
     const { read_timeout_ms: timeoutMs } = this.#deps.config;
-    const label = this.#lease!.endpoint.label;
-    this.#readTimer = setTimeout(() => this.#finish('timeout', `no verdict from ${label} within ${timeoutMs} ms after the last byte`), timeoutMs);
+    const label = this.#lease!.resource.label;
+    this.#readTimer = setTimeout(() => {
+      this.#leaseOutcome = 'failure';
+      this.#finish('timeout', `no verdict from ${label} within ${timeoutMs} ms after the last byte`);
+    }, timeoutMs);
     this.#clearStallProbe();
     this.#armStallProbe();
   }
@@ -328,14 +355,16 @@ export class InstreamScan implements StreamingScan {
   }
 
   async #probe(): Promise<void> {
-    const endpoint = this.#lease?.endpoint;
+    const endpoint = this.#lease?.resource;
     if (endpoint === undefined || this.#phase === 'done') return;
     this.#probes++;
     const outcome = await this.#deps.probe(endpoint);
-    if (this.done || this.#lease?.endpoint !== endpoint) return;
+    if (this.done || this.#lease?.resource !== endpoint) return;
     if (outcome.kind === 'silent') {
       const message = `${endpoint.label} is not accepting connections (clamd queue full: MaxQueue reached): ${outcome.message}`;
-      endpoint.markDown(message);
+      // Out for the cool-down; the body never reached a scanner, so a replay elsewhere may work.
+      this.#leaseOutcome = 'down';
+      this.failure = 'queue-full';
       this.#finish('overloaded', message);
       return;
     }
@@ -348,12 +377,16 @@ export class InstreamScan implements StreamingScan {
   #onData(data: Buffer): void {
     if (this.#phase === 'done') return;
     if (this.#reader.push(data)) this.#onReply(this.#reader.text!, true);
-    else if (this.#reader.state === 'overflow') this.#finish('backend-error', `${this.#lease!.endpoint.label} sent a reply longer than the limit`);
+    else if (this.#reader.state === 'overflow') {
+      this.#leaseOutcome = 'failure';
+      this.#finish('backend-error', `${this.#lease!.resource.label} sent a reply longer than the limit`);
+    }
   }
 
   #onReply(text: string, terminated: boolean): void {
-    const endpoint = this.#lease!.endpoint;
-    endpoint.markUp();
+    const endpoint = this.#lease!.resource;
+    // Whatever it says, clamd answered: the endpoint is alive.
+    this.#leaseOutcome = 'ok';
     const reply = parseScanReply(text);
     // "Clean" is believed only as the answer to a complete stream and a complete reply.
     if (reply.verdict === 'clean' && this.#phase !== 'awaiting-reply') {
@@ -381,9 +414,11 @@ export class InstreamScan implements StreamingScan {
       message += ` after ${this.#bytes} body bytes (clamd died, or closed the stream early: is its StreamMaxLength below stream_max_bytes, ${this.#deps.config.stream_max_bytes}?)`;
     }
     this.failure = 'connection-lost';
+    this.#leaseOutcome = 'failure';
+    const id = this.#lease?.endpoint;
     this.#finish('backend-error', message);
     // Dead, or alive and merely closing this one connection? A PING decides the endpoint's health.
-    this.#deps.checkEndpoint(endpoint);
+    if (id !== undefined) this.#deps.checkEndpoint(id);
   }
 
   // ── the end ─────────────────────────────────────────────────────────────────────────────────
@@ -411,14 +446,17 @@ export class InstreamScan implements StreamingScan {
     this.#phase = 'done';
     // The endpoint that gave (or failed to give) the answer, for the access log and metrics.
     const endpoint = this.endpoint?.label;
-    const result: BackendResult = endpoint === undefined ? outcome : { ...outcome, endpoint };
+    let result: BackendResult = endpoint === undefined ? outcome : { ...outcome, endpoint };
+    // A stream cannot replay itself, but whoever holds the whole body can (run-scans.ts).
+    if (result.outcome === 'error' && this.failure !== null) result = { ...result, retryable: true };
     if (this.#readTimer !== null) clearTimeout(this.#readTimer);
     this.#readTimer = null;
     this.#clearStallProbe();
     this.#opts.signal.removeEventListener('abort', this.#onSignal);
     // One connection per scan: whatever clamd still has to say, we are done with it.
     this.#socket?.destroy();
-    this.#lease?.release();
+    this.#acquireAbort.abort();
+    this.#lease?.release(this.#leaseOutcome);
     this.#lease = null;
     this.#queue = [];
     this.#queuedBytes = 0;

@@ -1,9 +1,16 @@
 /**
  * One MetaDefender Core server: a keep-alive undici Pool to its origin and the few request shapes
  * the adapter needs (JSON calls, the streamed upload, the streamed download). No policy here —
- * what a status means is result-map.ts's job, which endpoint to use is endpoint-pool.ts's.
+ * what a status means is result-map.ts's job, which endpoint to use is the pool's.
+ *
+ * DNS mode pins a server to one address of its name: the undici Pool keeps the configured origin
+ * (so `Host: <name>:<port>` and, for https, SNI and certificate checks use the name) and its
+ * connector resolves the name to that one address only.
  */
+import type { LookupAddress, LookupOptions } from 'node:dns';
+import { isIPv6, type LookupFunction } from 'node:net';
 import type { Readable } from 'node:stream';
+import type { ConnectionOptions } from 'node:tls';
 import { Pool, type Dispatcher } from 'undici';
 import { BodySpool } from '../../pipeline/spool.js';
 import type { SpooledBody } from '../../pipeline/spooled-body.js';
@@ -32,6 +39,13 @@ export interface JsonReply {
   readonly status: number;
   readonly json: unknown;
   readonly malformed: string | undefined;
+}
+
+/** A text answer (the batch certificate). */
+export interface TextReply {
+  readonly status: number;
+  readonly text: string;
+  readonly contentType?: string;
 }
 
 export interface DownloadedFile {
@@ -69,11 +83,29 @@ export interface CoreEndpointOptions {
   readonly connections: number;
   /** Sent with every call (`apikey`, `user_agent`). */
   readonly headers: Readonly<Record<string, string>>;
+  /** For messages and status: the pool endpoint id. Default: the URL. */
+  readonly label?: string;
+  /** Connect to this address (a DNS record of the URL's host) instead of resolving the host. */
+  readonly pin?: string;
+  /** Extra TLS options for https (a private CA, say). */
+  readonly tls?: Pick<ConnectionOptions, 'ca' | 'rejectUnauthorized'>;
+}
+
+/** A lookup that answers every query with `address`: the connection goes there, the name stays. */
+export function pinnedLookup(address: string): LookupFunction {
+  const family = isIPv6(address) ? 6 : 4;
+  return (_hostname: string, options: LookupOptions, callback: (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void) => {
+    // Node ≥ 20 asks with `all: true` (autoSelectFamily) and wants a list.
+    if (options.all) callback(null, [{ address, family }]);
+    else callback(null, address, family);
+  };
 }
 
 export class CoreEndpoint {
-  /** The base URL as configured, without a trailing slash: status() and logs show it. */
+  /** The base URL as configured, without a trailing slash. */
   readonly url: string;
+  /** The URL, or `<url> (<pinned address>)`: messages show it. */
+  readonly label: string;
   readonly #origin: string;
   /** Path prefix of the base URL ('' or e.g. '/metascan_rest'). */
   readonly #prefix: string;
@@ -83,13 +115,16 @@ export class CoreEndpoint {
   constructor(options: CoreEndpointOptions) {
     const parsed = new URL(options.url);
     this.url = options.url.replace(/\/+$/, '');
+    this.label = options.label ?? this.url;
     this.#origin = parsed.origin;
     this.#prefix = parsed.pathname.replace(/\/+$/, '');
     this.#headers = options.headers;
     this.#pool = new Pool(this.#origin, {
       connections: options.connections,
       keepAliveTimeout: 4_000,
-      connect: { timeout: 5_000 },
+      // undici passes these to net.connect / tls.connect: `lookup` pins the address, and the
+      // TLS servername stays the URL's host name.
+      connect: { timeout: 5_000, ...options.tls, ...(options.pin !== undefined && { lookup: pinnedLookup(options.pin) }) },
     });
   }
 
@@ -122,6 +157,13 @@ export class CoreEndpoint {
     } finally {
       stream.destroy();
     }
+  }
+
+  /** A GET answered with text: §7's signed batch report is `text/plain` YAML. Bounded like JSON answers. */
+  async text(path: string, signal: AbortSignal): Promise<TextReply> {
+    const res = await this.#request({ method: 'GET', path, headers: {}, signal });
+    const contentType = headerValue(res.headers['content-type']);
+    return { status: res.statusCode, text: await readText(res), ...(contentType !== undefined && { contentType }) };
   }
 
   /**
@@ -202,6 +244,17 @@ async function request(
 }
 
 async function readJson(res: Dispatcher.ResponseData): Promise<JsonReply> {
+  const text = await readText(res);
+  try {
+    return { status: res.statusCode, json: JSON.parse(text) as unknown, malformed: undefined };
+  } catch (err) {
+    const preview = text.length > 80 ? `${text.slice(0, 80)}…` : text;
+    return { status: res.statusCode, json: undefined, malformed: `${(err as Error).message} in ${JSON.stringify(preview)}` };
+  }
+}
+
+/** The whole answer as UTF-8, at most MAX_JSON_BYTES. */
+async function readText(res: Dispatcher.ResponseData): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
   try {
@@ -217,13 +270,7 @@ async function readJson(res: Dispatcher.ResponseData): Promise<JsonReply> {
     if (err instanceof MetaDefenderError) throw err;
     throw classify(err, undefined);
   }
-  const text = Buffer.concat(chunks).toString('utf8');
-  try {
-    return { status: res.statusCode, json: JSON.parse(text) as unknown, malformed: undefined };
-  } catch (err) {
-    const preview = text.length > 80 ? `${text.slice(0, 80)}…` : text;
-    return { status: res.statusCode, json: undefined, malformed: `${(err as Error).message} in ${JSON.stringify(preview)}` };
-  }
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 /** undici and socket errors → our codes; the caller's abort wins over whatever it caused. */

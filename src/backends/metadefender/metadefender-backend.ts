@@ -5,16 +5,24 @@
  *
  *   scan(body)
  *     ├─ size 0 ─────────────────────────────────────► clean (§2: Core answers 422; never submit)
- *     ├─ hash_lookup: sha256(spool) ─► GET /hash/{sha256} ── known verdict ─► clean / infected
- *     ├─ over max_file_bytes ────────────────────────► error 'too-large', nothing uploaded
- *     └─ pick endpoint E ─► POST /file (Content-Length) ── 503 / refused ─► once more on another E
- *            └─ data_id ─► GET /file/{data_id} on E only (§9), back-off poll_initial_ms → poll_max_ms
- *                  ├─ E lost the job (connection fails repeatedly) ─► resubmit once on another E
- *                  ├─ unknown data_id (404 or {"id":"Not Found"}) ─► error, never clean
- *                  └─ finished ─► result-map.ts ─► sanitize? GET /file/converted/{data_id} on E
+ *     └─ lease endpoint E from the pool (held for the job's whole life)
+ *          ├─ hash_lookup: GET /hash/{sha256} on E ── known verdict ─► clean / infected
+ *          ├─ over max_file_bytes ─────────────────► error 'too-large', nothing uploaded
+ *          └─ POST /file (Content-Length) on E ── 503 / refused ─► once more on another E
+ *               └─ data_id ─► GET /file/{data_id} on E only (§9), back-off poll_initial_ms → poll_max_ms
+ *                     ├─ E lost the job (connection fails repeatedly) ─► resubmit once on another E
+ *                     ├─ unknown data_id (404 or {"id":"Not Found"}) ─► error, never clean
+ *                     └─ finished ─► result-map.ts ─► sanitize? GET /file/converted/{data_id} on E
  *
- * One AbortSignal bounds the whole scan (timeout_ms, the caller's abort, close()); a job left
- * behind by it is cancelled on its server, best effort.
+ * The pool (src/backends/pool/pooled-endpoints.ts) balances, limits jobs per server, ejects a
+ * server after a refused connection (at once) or eject_after 503s, and checks /readyz (or /version
+ * on v4) with hysteresis. In DNS mode E is one address of a name: every call of the job goes to
+ * that address with `Host: <name>:<port>` (core-endpoint.ts). One AbortSignal bounds the whole
+ * scan (timeout_ms, the caller's abort, close()); a job left behind by it is cancelled on its
+ * server, best effort.
+ *
+ * scanParts (the parts of one multipart upload) sends them as one batch to one leased server:
+ * parts-scan.ts and batch-scan.ts (§7).
  */
 import { scanDeadline } from '../scan-deadline.js';
 import { createHash } from 'node:crypto';
@@ -22,8 +30,14 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Backend, BackendResult, ScanErrorKind, ScanMeta } from '../backend.js';
 import type { SpooledBody } from '../../pipeline/spooled-body.js';
-import { classify, MD_ERROR_CODES, MetaDefenderError, type JsonReply } from './core-endpoint.js';
-import { EndpointPool, type PoolEndpoint } from './endpoint-pool.js';
+import { PoolUnavailableError, type LeaseOutcome } from '../pool/endpoint-pool.js';
+import { withFailover, type AttemptResult } from '../pool/failover.js';
+import { PooledEndpoints, type HostPort } from '../pool/pooled-endpoints.js';
+import { poolSettings, type PoolSettings } from '../pool/pool-settings.js';
+import { classify, CoreEndpoint, MD_ERROR_CODES, MetaDefenderError, type JsonReply } from './core-endpoint.js';
+import { CoreNode, describeVersion } from './core-node.js';
+import { createPartsScanner } from './parts-scan.js';
+import { METADEFENDER_POOL_DEFAULTS } from './metadefender-config.js';
 import {
   errorText,
   isFinished,
@@ -59,29 +73,40 @@ export interface MetaDefenderBackendOptions {
   readonly maxFileBytes: number;
   /** Where a downloaded sanitized file is spooled (memory up to memoryBytes, then a temp file). */
   readonly spool: { readonly memoryBytes: number; readonly directory: string };
-  /** Health check period per endpoint; default 5000, 0 = only the check at start. */
-  readonly healthIntervalMs?: number;
-  /** Connections per endpoint; default 16. */
+  /**
+   * The pool keys (src/config/pool-schema.ts); missing ones take METADEFENDER_POOL_DEFAULTS and
+   * the shared defaults. health_interval_ms 0 = only the check at start.
+   */
+  readonly pool?: Partial<PoolSettings>;
+  /** HTTP connections per endpoint; default 16. */
   readonly connections?: number;
 }
 
-/** A job is tried on at most this many endpoints (first try + one retry, DESIGN.md). */
-const MAX_ATTEMPTS = 2;
 /** Connection failures in a row while polling before the job counts as lost with its server. */
 const MAX_POLL_FAILURES = 3;
-/** Passive cool-downs: after a connection failure, and after "too busy". */
-const UNREACHABLE_COOL_DOWN_MS = 5_000;
-const BUSY_COOL_DOWN_MS = 1_000;
 const CANCEL_TIMEOUT_MS = 2_000;
 /** How long create waits for the first health round (it sets `version`). */
 const START_PROBE_BUDGET_MS = 3_000;
 
-type JobOutcome = { readonly kind: 'final'; readonly result: BackendResult } | { readonly kind: 'retry'; readonly result: BackendResult };
+/** A job's end on one server: final, or worth one more try on another; and what it says about the server. */
+interface JobOutcome {
+  readonly kind: 'final' | 'retry';
+  readonly result: BackendResult;
+  readonly health: LeaseOutcome;
+}
 
 interface ScanContext {
   readonly signal: AbortSignal;
   readonly fail: (kind: ScanErrorKind, message: string) => BackendResult;
   readonly elapsed: () => number;
+  /** A thrown error as a result: timeout, abort or close by the deadline, else unreachable / backend-error. */
+  readonly failFrom: (err: unknown) => BackendResult;
+}
+
+/** Host and port of a base URL, for DNS mode. */
+function locateUrl(text: string): HostPort {
+  const url = new URL(text);
+  return { host: url.hostname.replace(/^\[|\]$/g, ''), port: url.port !== '' ? Number(url.port) : url.protocol === 'https:' ? 443 : 80 };
 }
 
 export async function createMetaDefenderBackend(options: MetaDefenderBackendOptions): Promise<Backend> {
@@ -89,14 +114,35 @@ export async function createMetaDefenderBackend(options: MetaDefenderBackendOpti
   const { name, timeoutMs } = options;
   const headers: Record<string, string> = { user_agent: USER_AGENT };
   if (options.apikey !== '') headers['apikey'] = options.apikey;
-  const pool = new EndpointPool({
-    urls: options.endpoints,
-    headers,
-    connections: options.connections ?? 16,
-    healthIntervalMs: options.healthIntervalMs ?? 5_000,
+  const settings = poolSettings(METADEFENDER_POOL_DEFAULTS, options.pool);
+  const pool = await PooledEndpoints.create<CoreNode>({
+    endpoints: options.endpoints,
+    settings,
+    locate: locateUrl,
+    open: (target) =>
+      new CoreNode(
+        new CoreEndpoint({
+          url: target.configured,
+          label: target.id,
+          connections: options.connections ?? 16,
+          headers,
+          ...(target.pinned && { pin: target.address }),
+        }),
+        settings.health_timeout_ms,
+      ),
+    dispose: (node) => node.core.close(),
+    check: ({ resource }, signal) => resource.check(signal),
+    tuning: {
+      // A stale "down" must not stop a scan that might succeed: with no server up, try them all.
+      fallbackToUnhealthy: true,
+      // One missed /readyz is not an outage, one good answer not a recovery.
+      checksToDown: 2,
+      checksToUp: 2,
+    },
   });
   // The first round fixes `version` (it feeds the ISTag); a dead server must not hold up start.
-  await Promise.race([pool.start(), sleep(START_PROBE_BUDGET_MS, undefined, { ref: false })]);
+  const firstRound = pool.checkNow().then(() => Promise.all(pool.endpoints.map((e) => e.resource.infoSettled)));
+  await Promise.race([firstRound, sleep(START_PROBE_BUDGET_MS, undefined, { ref: false })]);
 
   const closing = new AbortController();
 
@@ -111,89 +157,105 @@ export async function createMetaDefenderBackend(options: MetaDefenderBackendOpti
 
     // The caller's abort, our timeout or the backend closing, whichever comes first.
     const deadline = scanDeadline(timeoutMs, signal, closing.signal);
-    const ctx: ScanContext = { signal: deadline.signal, fail, elapsed };
-    try {
-      let sha256: string | undefined;
-      if (options.hashLookup) {
-        sha256 = await sha256Of(body, ctx.signal);
-        const known = await lookupHash(sha256, ctx);
-        if (known) return known;
-      }
-      if (options.maxFileBytes > 0 && body.size > options.maxFileBytes) {
-        return fail('too-large', `body of ${body.size} bytes is over max_file_bytes (${options.maxFileBytes}); not uploaded`);
-      }
-      return await submitAndWait(body, meta, ctx);
-    } catch (err) {
+    const failFrom = (err: unknown): BackendResult => {
       if (deadline.timedOut()) return fail('timeout', `scan timed out after ${timeoutMs} ms`);
       if (signal.aborted) return fail('backend-error', `scan aborted: ${describe(signal.reason)}`);
       if (closing.signal.aborted) return fail('backend-error', 'backend closed during the scan');
-      const e = classify(err, ctx.signal);
+      if (err instanceof PoolUnavailableError) {
+        return fail(err.kind === 'overloaded' ? 'overloaded' : 'unreachable', `no MetaDefender endpoint available: ${err.message}`);
+      }
+      const e = classify(err, deadline.signal);
       return fail(e.code === MD_ERROR_CODES.unreachable ? 'unreachable' : 'backend-error', e.message);
+    };
+    const ctx: ScanContext = { signal: deadline.signal, fail, elapsed, failFrom };
+    try {
+      const tooLarge = options.maxFileBytes > 0 && body.size > options.maxFileBytes;
+      const sha256 = options.hashLookup ? await sha256Of(body, ctx.signal) : undefined;
+      // Without a lookup that might know it, an oversized body needs no server at all.
+      if (tooLarge && sha256 === undefined) return fail('too-large', tooLargeMessage(body.size));
+      return await withFailover(pool, ctx.signal, async (lease, attempt) => {
+        const tried = await onEndpoint(lease.resource, attempt, body, meta, sha256, tooLarge, ctx);
+        // The server that gave (or failed to give) the answer, for the access log and metrics.
+        return { ...tried, value: { ...tried.value, endpoint: lease.endpoint } };
+      });
+    } catch (err) {
+      return failFrom(err);
     } finally {
       deadline.clear();
     }
   }
 
-  /** Up to MAX_ATTEMPTS endpoints; a retryable failure moves on, anything else is final. */
-  async function submitAndWait(body: SpooledBody, meta: SubmitMeta, ctx: ScanContext): Promise<BackendResult> {
-    const tried = new Set<PoolEndpoint>();
-    let last: BackendResult | undefined;
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const ep = pool.pick(tried);
-      if (!ep) break;
-      tried.add(ep);
-      ep.inFlight++;
-      try {
-        const outcome = await runJob(ep, body, meta, ctx);
-        if (outcome.kind === 'final') return outcome.result;
-        last = outcome.result;
-      } finally {
-        ep.inFlight--;
-      }
-    }
-    return last ?? ctx.fail('unreachable', 'no MetaDefender endpoint available');
+  function tooLargeMessage(size: number): string {
+    return `body of ${size} bytes is over max_file_bytes (${options.maxFileBytes}); not uploaded`;
   }
 
-  /** `POST /file` on `ep` (§2), then the job's life on that same server. */
-  async function runJob(ep: PoolEndpoint, body: SpooledBody, meta: SubmitMeta, ctx: ScanContext): Promise<JobOutcome> {
-    const at = ep.core.url;
+  /**
+   * One attempt on the leased server: the hash lookup (first attempt only: a miss there is
+   * followed by the upload there), then the job. Never throws; a retryable end moves on.
+   */
+  async function onEndpoint(
+    node: CoreNode,
+    attempt: number,
+    body: SpooledBody,
+    meta: SubmitMeta,
+    sha256: string | undefined,
+    tooLarge: boolean,
+    ctx: ScanContext,
+  ): Promise<AttemptResult<BackendResult>> {
+    try {
+      if (attempt === 0 && sha256 !== undefined) {
+        const known = await lookupHash(node, sha256, ctx);
+        if (known) return { value: known, outcome: 'ok', retry: false };
+      }
+      if (tooLarge) return { value: ctx.fail('too-large', tooLargeMessage(body.size)), outcome: 'neutral', retry: false };
+      const job = await runJob(node, body, meta, ctx);
+      return { value: job.result, outcome: job.health, retry: job.kind === 'retry' };
+    } catch (err) {
+      // Our deadline or the caller's abort says nothing about the server; anything else does.
+      return { value: ctx.failFrom(err), outcome: ctx.signal.aborted ? 'neutral' : 'failure', retry: false };
+    }
+  }
+
+  /** `POST /file` on `node` (§2), then the job's life on that same server. */
+  async function runJob(node: CoreNode, body: SpooledBody, meta: SubmitMeta, ctx: ScanContext): Promise<JobOutcome> {
+    const at = node.core.label;
     let reply: JsonReply;
     try {
-      reply = await ep.core.upload(body, submitHeaders(meta, { rule: options.rule }), ctx.signal);
+      reply = await node.core.upload(body, submitHeaders(meta, { rule: options.rule }), ctx.signal);
     } catch (err) {
       const e = classify(err, ctx.signal);
       if (e.code !== MD_ERROR_CODES.unreachable) throw e;
-      // The content may not have arrived; the next server gets all of it.
-      pool.coolDown(ep, UNREACHABLE_COOL_DOWN_MS);
-      return { kind: 'retry', result: ctx.fail('unreachable', `${at}: upload failed: ${e.message}`) };
+      // The content may not have arrived; the next server gets all of it. Refused or dropped:
+      // out of the pool for the cool-down.
+      return { kind: 'retry', result: ctx.fail('unreachable', `${at}: upload failed: ${e.message}`), health: 'down' };
     }
     if (reply.status !== 200) {
       const failure = submitFailure(reply.status, errorText(reply.json));
       const result = ctx.fail(failure.kind, `${at}: ${failure.message}`);
-      if (!failure.retryElsewhere) return { kind: 'final', result };
-      pool.coolDown(ep, BUSY_COOL_DOWN_MS);
-      return { kind: 'retry', result };
+      // Too busy counts towards eject_after; a refusal of ours (key, rule) says the server is fine.
+      if (!failure.retryElsewhere) return final(result);
+      return { kind: 'retry', result, health: 'failure' };
     }
-    if (reply.json === undefined) return final(ctx.fail('backend-error', `${at}: malformed JSON answering the upload: ${reply.malformed}`));
+    if (reply.json === undefined) return final(ctx.fail('backend-error', `${at}: malformed JSON answering the upload: ${reply.malformed}`), 'failure');
     const answer = reply.json as { data_id?: unknown; batch_id?: unknown } | null;
     const dataId = answer?.data_id;
     if (typeof dataId !== 'string' || dataId === '') {
       // A batch_id here is v5.22's implicit multipart batch (§1), which we never ask for.
       const what = answer && typeof answer.batch_id === 'string' ? 'a batch_id instead of a data_id' : 'no data_id';
-      return final(ctx.fail('backend-error', `${at}: the upload answer carries ${what}`));
+      return final(ctx.fail('backend-error', `${at}: the upload answer carries ${what}`), 'failure');
     }
     try {
-      return await followJob(ep, dataId, ctx);
+      return await followJob(node, dataId, ctx);
     } catch (err) {
       // Timed out, abandoned or closing: free Core from a job nobody will read.
-      if (ctx.signal.aborted) cancelJob(ep, dataId);
+      if (ctx.signal.aborted) cancelJob(node, dataId);
       throw err;
     }
   }
 
-  /** Polls `dataId` on `ep` until finished, then maps it (and fetches the sanitized file). */
-  async function followJob(ep: PoolEndpoint, dataId: string, ctx: ScanContext): Promise<JobOutcome> {
-    const at = `${ep.core.url} job ${dataId}`;
+  /** Polls `dataId` on `node` until finished, then maps it (and fetches the sanitized file). */
+  async function followJob(node: CoreNode, dataId: string, ctx: ScanContext): Promise<JobOutcome> {
+    const at = `${node.core.label} job ${dataId}`;
     const path = `/file/${encodeURIComponent(dataId)}`;
     let delay = options.pollInitialMs;
     let failures = 0;
@@ -205,14 +267,13 @@ export async function createMetaDefenderBackend(options: MetaDefenderBackendOpti
       delay = Math.min(delay * 2, options.pollMaxMs);
       let reply: JsonReply;
       try {
-        reply = await ep.core.json('GET', path, ctx.signal);
+        reply = await node.core.json('GET', path, ctx.signal);
       } catch (err) {
         const e = classify(err, ctx.signal);
         if (e.code !== MD_ERROR_CODES.unreachable) throw e;
         if (++failures < MAX_POLL_FAILURES) continue;
         // §9: a server that dies after accepting a job loses it; the content goes elsewhere.
-        pool.coolDown(ep, UNREACHABLE_COOL_DOWN_MS);
-        return { kind: 'retry', result: ctx.fail('unreachable', `${at}: polling failed ${failures} times: ${e.message}`) };
+        return { kind: 'retry', result: ctx.fail('unreachable', `${at}: polling failed ${failures} times: ${e.message}`), health: 'down' };
       }
       // §3, §9 (unconfirmed status): 404, or any status with {"<id>": "Not Found"}.
       if (reply.status === 404 || isNotFoundDocument(reply.json)) {
@@ -221,47 +282,47 @@ export async function createMetaDefenderBackend(options: MetaDefenderBackendOpti
         );
       }
       if (reply.status === 200) {
-        if (reply.json === undefined) return final(ctx.fail('backend-error', `${at}: malformed JSON in poll answer: ${reply.malformed}`));
+        if (reply.json === undefined) return final(ctx.fail('backend-error', `${at}: malformed JSON in poll answer: ${reply.malformed}`), 'failure');
         const err = errorText(reply.json);
         if (err !== undefined && resultCode(reply.json) === undefined) return final(ctx.fail('backend-error', `${at}: ${err}`));
         if (!isResultDocument(reply.json)) {
           return final(ctx.fail('backend-error', `${at}: the poll answer is not a result: ${JSON.stringify(reply.json).slice(0, 120)}`));
         }
         failures = 0;
-        if (isFinished(reply.json)) return final(await finish(ep, dataId, reply.json, ctx));
+        if (isFinished(reply.json)) return final(await finish(node, dataId, reply.json, ctx));
         continue;
       }
       if ([429, 500, 502, 503, 504].includes(reply.status)) {
         if (++failures < MAX_POLL_FAILURES) continue;
         const kind = reply.status === 503 || reply.status === 429 ? 'overloaded' : 'backend-error';
-        return final(ctx.fail(kind, `${at}: polling got HTTP ${reply.status} ${failures} times${suffix(errorText(reply.json))}`));
+        return final(ctx.fail(kind, `${at}: polling got HTTP ${reply.status} ${failures} times${suffix(errorText(reply.json))}`), 'failure');
       }
       // 400/401/403/405...: our key or rights, not something waiting fixes.
       return final(ctx.fail('backend-error', `${at}: polling got HTTP ${reply.status}${suffix(errorText(reply.json))}`));
     }
-    return final(ctx.fail('timeout', `${at}: still not finished after ${maxPolls} polls`));
+    return final(ctx.fail('timeout', `${at}: still not finished after ${maxPolls} polls`), 'neutral');
   }
 
   /** A finished result → BackendResult; with sanitize on, Core's sanitized file replaces the body. */
-  async function finish(ep: PoolEndpoint, dataId: string, doc: unknown, ctx: ScanContext): Promise<BackendResult> {
+  async function finish(node: CoreNode, dataId: string, doc: unknown, ctx: ScanContext): Promise<BackendResult> {
     const verdict = mapResult(doc);
     if (options.sanitize && (verdict.verdict === 'clean' || (verdict.verdict === 'infected' && verdict.byPolicy))) {
       const output = sanitizedOutput(doc);
-      if (output) return fetchSanitized(ep, dataId, output, verdict, ctx);
+      if (output) return fetchSanitized(node, dataId, output, verdict, ctx);
     }
     return toResult(verdict, ctx, sha256Field(doc));
   }
 
   /** §3: the Cloud-style link first, then `GET /file/converted/{data_id}` on the same server (§5). */
-  async function fetchSanitized(ep: PoolEndpoint, dataId: string, output: SanitizedOutput, verdict: CoreVerdict, ctx: ScanContext): Promise<BackendResult> {
+  async function fetchSanitized(node: CoreNode, dataId: string, output: SanitizedOutput, verdict: CoreVerdict, ctx: ScanContext): Promise<BackendResult> {
     const targets: ({ path: string } | { absoluteUrl: string })[] = [];
     if (output.from === 'link') targets.push({ absoluteUrl: output.url });
     targets.push({ path: `/file/converted/${encodeURIComponent(dataId)}` });
     let why = '';
     for (const target of targets) {
-      let got: Awaited<ReturnType<typeof ep.core.download>>;
+      let got: Awaited<ReturnType<typeof node.core.download>>;
       try {
-        got = await ep.core.download(target, options.spool, ctx.signal);
+        got = await node.core.download(target, options.spool, ctx.signal);
       } catch (err) {
         const e = classify(err, ctx.signal);
         if (e.code === MD_ERROR_CODES.aborted) throw e;
@@ -292,17 +353,14 @@ export async function createMetaDefenderBackend(options: MetaDefenderBackendOpti
     }
     // Core said it sanitized but the output cannot be had (retention, rights): the original
     // must not pass as if it were the cleaned file.
-    return ctx.fail('backend-error', `${ep.core.url} job ${dataId}: sanitized file not available (${why})`);
+    return ctx.fail('backend-error', `${node.core.label} job ${dataId}: sanitized file not available (${why})`);
   }
 
   /** §6: a finished, current clean or infected result for this content, else undefined (then upload). */
-  async function lookupHash(sha256: string, ctx: ScanContext): Promise<BackendResult | undefined> {
-    // The server the upload would go to next: a miss there is followed by the upload there.
-    const ep = pool.pick(new Set(), { advance: false });
-    if (!ep) return undefined;
+  async function lookupHash(node: CoreNode, sha256: string, ctx: ScanContext): Promise<BackendResult | undefined> {
     try {
       const extra: Record<string, string> = options.rule !== '' ? { rule: encodeURIComponent(options.rule) } : {};
-      const reply = await ep.core.json('GET', `/hash/${sha256}`, ctx.signal, extra);
+      const reply = await node.core.json('GET', `/hash/${sha256}`, ctx.signal, extra);
       // Not found is {"<hash>": "Not Found"} with 200 (older) or 404 (newer): both mean "upload".
       if (reply.status !== 200 || reply.json === undefined || isNotFoundDocument(reply.json)) return undefined;
       const doc = reply.json;
@@ -318,8 +376,8 @@ export async function createMetaDefenderBackend(options: MetaDefenderBackendOpti
     }
   }
 
-  function cancelJob(ep: PoolEndpoint, dataId: string): void {
-    void ep.core.json('POST', `/file/${encodeURIComponent(dataId)}/cancel`, AbortSignal.timeout(CANCEL_TIMEOUT_MS)).catch(() => {});
+  function cancelJob(node: CoreNode, dataId: string): void {
+    void node.core.json('POST', `/file/${encodeURIComponent(dataId)}/cancel`, AbortSignal.timeout(CANCEL_TIMEOUT_MS)).catch(() => {});
   }
 
   function toResult(verdict: CoreVerdict, ctx: ScanContext, sha256: string | undefined): BackendResult {
@@ -337,9 +395,17 @@ export async function createMetaDefenderBackend(options: MetaDefenderBackendOpti
   return {
     name,
     get version() {
-      return pool.version();
+      return describeVersion(pool.endpoints.map((e) => e.resource));
     },
     scan,
+    scanParts: createPartsScanner(pool, closing.signal, {
+      backend: name,
+      rule: options.rule,
+      timeoutMs,
+      pollInitialMs: options.pollInitialMs,
+      pollMaxMs: options.pollMaxMs,
+      maxFileBytes: options.maxFileBytes,
+    }),
     status: () => pool.status(),
     close: async () => {
       closing.abort();
@@ -348,8 +414,9 @@ export async function createMetaDefenderBackend(options: MetaDefenderBackendOpti
   };
 }
 
-function final(result: BackendResult): JobOutcome {
-  return { kind: 'final', result };
+/** The job's end; by default the server answered, so it is alive. */
+function final(result: BackendResult, health: LeaseOutcome = 'ok'): JobOutcome {
+  return { kind: 'final', result, health };
 }
 
 /** SHA-256 of the spool, streamed: a large body is never held whole. */

@@ -41,8 +41,8 @@ export function fileNameFor(meta: SubmitMeta): string | undefined {
 }
 
 /** §2: a JSON object in the header value, echoed by Core into the result: our correlation ids. */
-export function metadataHeader(meta: ScanMeta): string {
-  const json = JSON.stringify({ icap_client: meta.clientAddress, req_id: meta.transactionId });
+export function metadataHeader(meta: ScanMeta, extra: Readonly<Record<string, string | number>> = {}): string {
+  const json = JSON.stringify({ icap_client: meta.clientAddress, req_id: meta.transactionId, ...extra });
   // JSON.stringify escapes control characters; escape the rest of non-ASCII so the header stays ASCII.
   return json.replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
@@ -61,7 +61,7 @@ function lastPathSegment(url: string): string | undefined {
 }
 
 /** No directories, no controls: a name, or undefined. */
-function baseName(name: string | undefined): string | undefined {
+export function baseName(name: string | undefined): string | undefined {
   if (name === undefined) return undefined;
   const base = name.split(/[\\/]/).pop()!.replace(/[\u0000-\u001f\u007f]/g, '').trim();
   return base === '' || base === '.' || base === '..' ? undefined : base;

@@ -52,6 +52,7 @@ export class DnsEndpointSource {
       this.#resolver.resolve6(name, { ttl: true }).catch(() => []),
     ]);
     const records = [...v4, ...v6];
+    if (this.#closed) return this.#current;
     let ttlMs = this.#options.minTtlMs ?? 1000;
     if (records.length > 0) {
       const next = records.map((r) => ({ id: endpointId(r.address, port), address: r.address, port }));

@@ -6,10 +6,12 @@
  * lease an endpoint, use it, and report how it went.
  *
  *   acquire() ──► pick a healthy endpoint with a free slot (strategy) ──► Lease
- *        │            none free: wait in the queue (bounded)   none healthy: 'unreachable'
+ *        │            none free: wait in the queue (bounded in length and, optionally, in time)
+ *        │            none healthy: 'unreachable', or any endpoint with fallbackToUnhealthy
  *        ▼
- *   lease.release('ok' | 'failure' | 'neutral')
- *        failure × ejectAfter in a row ──► ejected until cooldown passes and a check succeeds
+ *   lease.release('ok' | 'failure' | 'down' | 'neutral')
+ *        failure × ejectAfter in a row, or one 'down' ──► ejected until cooldown passes (and,
+ *        with active checks, until a check succeeds)
  */
 import type { EndpointStatus } from '../backend.js';
 
@@ -27,14 +29,29 @@ export interface PoolOptions {
   readonly maxConcurrency: number;
   /** Scans that may wait for a free slot across the pool; past it acquire() fails 'overloaded'. */
   readonly maxQueue: number;
+  /** How long a scan may wait in the queue before it fails 'overloaded'; 0 or absent = no bound. */
+  readonly queueTimeoutMs?: number;
   /** Consecutive failures that eject an endpoint. */
   readonly ejectAfter: number;
   /** How long an ejected endpoint stays out before checks may bring it back. */
   readonly cooldownMs: number;
+  /**
+   * When no endpoint is healthy, use the unhealthy ones rather than fail at once (Envoy's "panic
+   * mode"): a stale "down" never stops a scan that might succeed, and the scan gets the real
+   * reason (refused, timed out) instead of a generic one.
+   */
+  readonly fallbackToUnhealthy?: boolean;
   /** Active check; resolves true when the endpoint is usable. */
   readonly check?: (endpoint: string, signal: AbortSignal) => Promise<boolean>;
+  /** 0 or absent = no periodic checks (checkNow() / checkOne() still work). */
   readonly checkIntervalMs?: number;
   readonly checkTimeoutMs?: number;
+  /**
+   * Hysteresis: failed (passed) checks in a row that mark an endpoint down (up). Default 1. The
+   * first check of an endpoint decides at once.
+   */
+  readonly checksToDown?: number;
+  readonly checksToUp?: number;
 }
 
 export type PoolErrorKind = 'unreachable' | 'overloaded' | 'aborted';
@@ -48,10 +65,21 @@ export class PoolUnavailableError extends Error {
   }
 }
 
+/**
+ * How a lease went, for passive health: 'ok' proves the endpoint alive; 'failure' counts towards
+ * ejectAfter; 'down' ejects at once (refused, or clamd's queue-full silence); 'neutral' (the
+ * client went away, our own size limit) says nothing about the endpoint.
+ */
+export type LeaseOutcome = 'ok' | 'failure' | 'down' | 'neutral';
+
 export interface Lease {
   readonly endpoint: string;
-  /** 'failure' counts towards ejection; 'neutral' (e.g. the client went away) does not count. */
-  release(outcome: 'ok' | 'failure' | 'neutral'): void;
+  release(outcome: LeaseOutcome): void;
+}
+
+export interface AcquireOptions {
+  readonly exclude?: ReadonlySet<string>;
+  readonly signal?: AbortSignal;
 }
 
 interface EndpointState {
@@ -63,14 +91,18 @@ interface EndpointState {
   ejectedUntil: number;
   /** Smooth weighted round-robin (nginx's algorithm): current weight. */
   current: number;
+  /** Active checks so far, and the current streak of passed / failed ones (hysteresis). */
+  checks: number;
+  passedInRow: number;
+  failedInRow: number;
 }
 
 interface Waiter {
   readonly exclude: ReadonlySet<string>;
   readonly resolve: (lease: Lease) => void;
   readonly reject: (err: Error) => void;
-  readonly signal: AbortSignal | undefined;
-  readonly onAbort: () => void;
+  /** Removes the waiter's abort listener and timer. */
+  readonly cleanup: () => void;
 }
 
 export class EndpointPool {
@@ -80,6 +112,9 @@ export class EndpointPool {
   #queue: Waiter[] = [];
   #timer: NodeJS.Timeout | null = null;
   #closed = false;
+  /** Checks running now, per endpoint id: a new request joins the running one. */
+  readonly #running = new Map<string, Promise<void>>();
+  #round: Promise<void> | null = null;
 
   constructor(endpoints: readonly EndpointSpec[], options: PoolOptions) {
     this.#options = options;
@@ -91,7 +126,18 @@ export class EndpointPool {
   }
 
   static #state(e: EndpointSpec): EndpointState {
-    return { id: e.id, weight: Math.max(1, e.weight ?? 1), inFlight: 0, failures: 0, healthy: true, ejectedUntil: 0, current: 0 };
+    return {
+      id: e.id,
+      weight: Math.max(1, e.weight ?? 1),
+      inFlight: 0,
+      failures: 0,
+      healthy: true,
+      ejectedUntil: 0,
+      current: 0,
+      checks: 0,
+      passedInRow: 0,
+      failedInRow: 0,
+    };
   }
 
   /** Replaces the endpoint set (DNS re-resolution), keeping the state of endpoints that stay. */
@@ -110,6 +156,13 @@ export class EndpointPool {
     return this.#endpoints.some((e) => this.#usable(e));
   }
 
+  /** Whether `id` is in the pool and usable now. */
+  isHealthy(id: string): boolean {
+    const e = this.#endpoints.find((s) => s.id === id);
+    return e !== undefined && this.#usable(e);
+  }
+
+  /** The pool-wide queue is reported on the first endpoint. */
   status(): EndpointStatus[] {
     const queued = this.#queue.length;
     return this.#endpoints.map((e, i) => ({ endpoint: e.id, healthy: this.#usable(e), inFlight: e.inFlight, queued: i === 0 ? queued : 0 }));
@@ -118,13 +171,14 @@ export class EndpointPool {
   /**
    * A lease on an endpoint not in `exclude`. Waits (bounded) when every usable endpoint is busy.
    * Rejects with PoolUnavailableError: 'unreachable' when no endpoint is usable, 'overloaded'
-   * when the queue is full, 'aborted' on the signal.
+   * when the queue is full or the wait took longer than queueTimeoutMs, 'aborted' on the signal.
    */
-  acquire(options: { exclude?: ReadonlySet<string>; signal?: AbortSignal } = {}): Promise<Lease> {
+  acquire(options: AcquireOptions = {}): Promise<Lease> {
     const exclude = options.exclude ?? new Set<string>();
+    const signal = options.signal;
     if (this.#closed) return Promise.reject(new PoolUnavailableError('unreachable', 'pool closed'));
-    if (options.signal?.aborted) return Promise.reject(new PoolUnavailableError('aborted', 'aborted'));
-    const candidates = this.#endpoints.filter((e) => !exclude.has(e.id) && this.#usable(e));
+    if (signal?.aborted) return Promise.reject(new PoolUnavailableError('aborted', 'aborted'));
+    const candidates = this.#candidates(exclude);
     if (candidates.length === 0) {
       return Promise.reject(new PoolUnavailableError('unreachable', `no healthy endpoint (${this.#endpoints.map((e) => e.id).join(', ') || 'none'})`));
     }
@@ -134,59 +188,108 @@ export class EndpointPool {
       return Promise.reject(new PoolUnavailableError('overloaded', `all endpoints busy and ${this.#queue.length} scans waiting`));
     }
     return new Promise((resolve, reject) => {
-      const waiter: Waiter = {
-        exclude,
-        resolve,
-        reject,
-        signal: options.signal,
-        onAbort: () => {
-          this.#queue = this.#queue.filter((w) => w !== waiter);
-          reject(new PoolUnavailableError('aborted', 'aborted while waiting for an endpoint'));
-        },
+      const leave = (err: PoolUnavailableError): void => {
+        this.#queue = this.#queue.filter((w) => w !== waiter);
+        cleanup();
+        reject(err);
       };
-      options.signal?.addEventListener('abort', waiter.onAbort, { once: true });
+      const onAbort = (): void => leave(new PoolUnavailableError('aborted', 'aborted while waiting for an endpoint'));
+      const waitMs = this.#options.queueTimeoutMs ?? 0;
+      const timer = waitMs > 0 ? setTimeout(() => leave(new PoolUnavailableError('overloaded', `no free slot on any endpoint within ${waitMs} ms`)), waitMs) : null;
+      const cleanup = (): void => {
+        if (timer !== null) clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      const waiter: Waiter = { exclude, resolve, reject, cleanup };
+      signal?.addEventListener('abort', onAbort, { once: true });
       this.#queue.push(waiter);
     });
   }
 
-  /** Runs the active checks once; an ejected endpoint returns only after its cool-down. */
-  async checkNow(): Promise<void> {
-    const check = this.#options.check;
-    if (!check) return;
-    await Promise.all(
-      this.#endpoints.map(async (e) => {
-        const controller = new AbortController();
-        const timer = setTimeout(() => controller.abort(), this.#options.checkTimeoutMs ?? 2000);
-        let ok = false;
-        try {
-          ok = await check(e.id, controller.signal);
-        } catch {
-          ok = false;
-        } finally {
-          clearTimeout(timer);
-        }
-        if (ok && Date.now() >= e.ejectedUntil) {
-          e.healthy = true;
-          e.failures = 0;
-        } else if (!ok) {
-          e.healthy = false;
-        }
-      }),
+  /** Runs the active checks of every endpoint once (joining any running); an ejected endpoint returns only after its cool-down. */
+  checkNow(): Promise<void> {
+    if (!this.#options.check || this.#closed) return Promise.resolve();
+    this.#round ??= Promise.all(this.#endpoints.map((e) => this.checkOne(e.id))).then(
+      () => {
+        this.#round = null;
+      },
+      () => {
+        this.#round = null;
+      },
     );
-    this.#dispatch();
+    return this.#round;
+  }
+
+  /** Checks one endpoint now (after a lost connection, say); joins a check of it already running. */
+  checkOne(id: string): Promise<void> {
+    const check = this.#options.check;
+    const e = this.#endpoints.find((s) => s.id === id);
+    if (!check || e === undefined || this.#closed) return Promise.resolve();
+    let running = this.#running.get(id);
+    if (running === undefined) {
+      running = this.#runCheck(e, check).finally(() => this.#running.delete(id));
+      this.#running.set(id, running);
+    }
+    return running;
   }
 
   close(): void {
     this.#closed = true;
     if (this.#timer) clearInterval(this.#timer);
-    for (const w of this.#queue) w.reject(new PoolUnavailableError('unreachable', 'pool closed'));
+    const queue = this.#queue;
     this.#queue = [];
+    for (const w of queue) {
+      w.cleanup();
+      w.reject(new PoolUnavailableError('unreachable', 'pool closed'));
+    }
+  }
+
+  async #runCheck(e: EndpointState, check: NonNullable<PoolOptions['check']>): Promise<void> {
+    const controller = new AbortController();
+    const timeoutMs = this.#options.checkTimeoutMs ?? 2000;
+    let timer: NodeJS.Timeout | undefined;
+    // A check that ignores its signal is still bounded: the race decides, the signal tells it to stop.
+    const timedOut = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => {
+        controller.abort();
+        resolve(false);
+      }, timeoutMs);
+    });
+    let ok: boolean;
+    try {
+      ok = await Promise.race([check(e.id, controller.signal).catch(() => false), timedOut]);
+    } finally {
+      clearTimeout(timer);
+    }
+    if (this.#closed) return;
+    const first = e.checks === 0;
+    e.checks++;
+    if (ok) {
+      e.passedInRow++;
+      e.failedInRow = 0;
+      if ((first || e.passedInRow >= (this.#options.checksToUp ?? 1)) && Date.now() >= e.ejectedUntil) {
+        e.healthy = true;
+        e.failures = 0;
+      }
+    } else {
+      e.failedInRow++;
+      e.passedInRow = 0;
+      if (first || e.failedInRow >= (this.#options.checksToDown ?? 1)) e.healthy = false;
+    }
+    this.#dispatch();
   }
 
   #usable(e: EndpointState): boolean {
     if (e.healthy) return true;
     // Without active checks, a cool-down alone brings an ejected endpoint back on probation.
     return !this.#options.check && Date.now() >= e.ejectedUntil;
+  }
+
+  /** Usable endpoints not excluded; with fallbackToUnhealthy and none usable, every one not excluded. */
+  #candidates(exclude: ReadonlySet<string>): EndpointState[] {
+    const open = this.#endpoints.filter((e) => !exclude.has(e.id));
+    const usable = open.filter((e) => this.#usable(e));
+    return usable.length === 0 && this.#options.fallbackToUnhealthy ? open : usable;
   }
 
   #pick(candidates: EndpointState[]): EndpointState | undefined {
@@ -233,11 +336,13 @@ export class EndpointPool {
         released = true;
         e.inFlight--;
         if (outcome === 'ok') {
+          // An answer proves it alive, whatever the last check or cool-down said.
           e.failures = 0;
           e.healthy = true;
-        } else if (outcome === 'failure') {
+          e.ejectedUntil = 0;
+        } else if (outcome === 'failure' || outcome === 'down') {
           e.failures++;
-          if (e.failures >= this.#options.ejectAfter) {
+          if (outcome === 'down' || e.failures >= this.#options.ejectAfter) {
             e.healthy = false;
             e.ejectedUntil = Date.now() + this.#options.cooldownMs;
           }
@@ -251,17 +356,17 @@ export class EndpointPool {
   #dispatch(): void {
     while (this.#queue.length > 0) {
       const waiter = this.#queue[0]!;
-      const candidates = this.#endpoints.filter((e) => !waiter.exclude.has(e.id) && this.#usable(e));
+      const candidates = this.#candidates(waiter.exclude);
       if (candidates.length === 0) {
         this.#queue.shift();
-        waiter.signal?.removeEventListener('abort', waiter.onAbort);
+        waiter.cleanup();
         waiter.reject(new PoolUnavailableError('unreachable', 'no healthy endpoint left'));
         continue;
       }
       const picked = this.#pick(candidates);
       if (picked === undefined) return;
       this.#queue.shift();
-      waiter.signal?.removeEventListener('abort', waiter.onAbort);
+      waiter.cleanup();
       waiter.resolve(this.#lease(picked));
     }
   }

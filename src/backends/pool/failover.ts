@@ -3,25 +3,30 @@
  * after a connect failure, a 503 or a timeout. The attempt says whether its failure may be
  * retried: a scan that already streamed bytes it cannot replay must say no.
  */
-import { EndpointPool, type Lease } from './endpoint-pool.js';
+import type { AcquireOptions, Lease, LeaseOutcome } from './endpoint-pool.js';
 
 export interface AttemptResult<T> {
   readonly value: T;
   /** How the endpoint behaved, for passive health. */
-  readonly outcome: 'ok' | 'failure' | 'neutral';
+  readonly outcome: LeaseOutcome;
   /** This failure may be tried again elsewhere. */
   readonly retry: boolean;
 }
 
-export async function withFailover<T>(
-  pool: EndpointPool,
+/** Anything that leases endpoints: an EndpointPool, or PooledEndpoints with its richer leases. */
+export interface LeaseSource<L extends Lease> {
+  acquire(options: AcquireOptions): Promise<L>;
+}
+
+export async function withFailover<T, L extends Lease = Lease>(
+  pool: LeaseSource<L>,
   signal: AbortSignal | undefined,
-  attempt: (lease: Lease) => Promise<AttemptResult<T>>,
+  attempt: (lease: L, attemptIndex: number) => Promise<AttemptResult<T>>,
 ): Promise<T> {
   const tried = new Set<string>();
   let last: AttemptResult<T> | undefined;
   for (let i = 0; i < 2; i++) {
-    let lease: Lease;
+    let lease: L;
     try {
       lease = await pool.acquire({ exclude: tried, ...(signal && { signal }) });
     } catch (err) {
@@ -31,7 +36,7 @@ export async function withFailover<T>(
     }
     tried.add(lease.endpoint);
     try {
-      last = await attempt(lease);
+      last = await attempt(lease, i);
     } catch (err) {
       lease.release('failure');
       throw err;

@@ -1,6 +1,6 @@
 /**
  * The pool keys of a backend's config (src/config/pool-schema.ts), declared structurally so
- * backends do not depend on the config module.
+ * backends do not depend on the config module, and their defaults, which the schema uses too.
  */
 import type { BalanceStrategy } from './endpoint-pool.js';
 
@@ -21,4 +21,22 @@ export interface PoolSettings {
     readonly min_ttl_ms: number;
     readonly max_ttl_ms: number;
   };
+}
+
+/** The three keys whose defaults differ per engine type. */
+export type EnginePoolDefaults = Pick<PoolSettings, 'max_concurrency' | 'max_queue' | 'health_interval_ms'>;
+
+/** Defaults shared by every engine type. */
+export const SHARED_POOL_DEFAULTS = {
+  balance: 'round-robin',
+  weights: {},
+  eject_after: 3,
+  cooldown_ms: 10_000,
+  health_timeout_ms: 2_000,
+  dns: { enabled: false, server: '', min_ttl_ms: 1_000, max_ttl_ms: 300_000 },
+} as const satisfies Omit<PoolSettings, keyof EnginePoolDefaults>;
+
+/** Complete settings from an engine's defaults and some overrides (programmatic callers, tests). */
+export function poolSettings(engine: EnginePoolDefaults, overrides: Partial<PoolSettings> = {}): PoolSettings {
+  return { ...SHARED_POOL_DEFAULTS, ...engine, ...overrides };
 }
