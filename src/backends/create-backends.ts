@@ -42,7 +42,7 @@ async function createBackend(name: string, config: BackendConfig, spool: Config[
 
 /** Only the backends some service uses are started. On failure, the ones already started are closed. */
 export async function createBackends(config: Config): Promise<Map<string, Backend>> {
-  const used = new Set(Object.values(config.services).flatMap((s) => s.backends));
+  const used = new Set(Object.values(config.services).flatMap((s) => [...s.backends, ...(s.rules ?? []).flatMap((r) => r.backends ?? [])]));
   const backends = new Map<string, Backend>();
   try {
     for (const name of used) backends.set(name, await createBackend(name, config.backends[name]!, config.spool));

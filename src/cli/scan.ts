@@ -7,6 +7,9 @@
  *   FILE: infected EICAR-Test-File
  *   FILE: error builtin:timeout (scan timed out after 30000 ms); on_error=block
  *
+ * Policy rules and lists (services.NAME.rules / lists) are about HTTP requests and do not apply
+ * here: the service's own backends and on_error do, as for a request no rule matches.
+ *
  * Exit 0 when every file is clean; 1 when any file is infected, blocked or could not be scanned
  * (an error the service's policy allows is still not "clean" for a command-line check); 2 on a
  * usage or configuration error.
@@ -164,5 +167,12 @@ function describeDecision(decision: Decision, onError: string): string {
       const errors = decision.errors.map((e) => `${e.backend}:${e.kind} (${e.message})`).join(', ');
       return `error ${errors}; on_error=${onError}`;
     }
+    // decide() never returns these (they come from the server's policy stage); listed so a new
+    // kind of decision cannot go unprinted.
+    case 'rule':
+      return `${decision.action === 'allow' ? 'allowed' : 'blocked'} by rule ${decision.rule}`;
+    case 'allow-list':
+    case 'deny-list':
+      return `${decision.action === 'allow' ? 'allowed' : 'blocked'} by ${decision.list}`;
   }
 }

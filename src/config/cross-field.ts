@@ -12,7 +12,14 @@ interface CrossFieldInput {
   };
   readonly backends: Readonly<Record<string, unknown>>;
   readonly services: Readonly<
-    Record<string, { readonly aliases: readonly string[]; readonly backends: readonly string[] }>
+    Record<
+      string,
+      {
+        readonly aliases: readonly string[];
+        readonly backends: readonly string[];
+        readonly rules?: readonly { readonly name: string; readonly backends?: readonly string[] | undefined }[] | undefined;
+      }
+    >
   >;
 }
 
@@ -30,19 +37,20 @@ function checkTls(config: CrossFieldInput): ConfigProblem[] {
   return problems;
 }
 
-/** Every backend a service names must be defined under `backends`. */
+/** Every backend a service or one of its rules names must be defined under `backends`. */
 function checkBackendReferences(config: CrossFieldInput): ConfigProblem[] {
   const defined = Object.keys(config.backends);
   const list = defined.length === 0 ? 'none' : defined.join(', ');
   const problems: ConfigProblem[] = [];
+  const check = (backend: string, keyPath: PropertyKey[], where = '') => {
+    if (!Object.hasOwn(config.backends, backend)) {
+      problems.push({ path: formatKeyPath(keyPath), rule: `unknown backend ${JSON.stringify(backend)}${where} (defined: ${list})` });
+    }
+  };
   for (const [service, settings] of Object.entries(config.services)) {
-    settings.backends.forEach((backend, i) => {
-      if (!Object.hasOwn(config.backends, backend)) {
-        problems.push({
-          path: formatKeyPath(['services', service, 'backends', i]),
-          rule: `unknown backend ${JSON.stringify(backend)} (defined: ${list})`,
-        });
-      }
+    settings.backends.forEach((backend, i) => check(backend, ['services', service, 'backends', i]));
+    settings.rules?.forEach((rule, r) => {
+      rule.backends?.forEach((backend, i) => check(backend, ['services', service, 'rules', r, 'backends', i], ` in rule ${JSON.stringify(rule.name)}`));
     });
   }
   return problems;

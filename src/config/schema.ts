@@ -11,6 +11,7 @@ import * as z from 'zod';
 import { backendSchema, DEFAULT_BACKENDS } from './backend-schema.js';
 import type { DeepReadonly } from './deep-freeze.js';
 import { DEFAULT_BLOCK_PAGE } from './paths.js';
+import { listsSchema, rulesSchema } from './policy-schema.js';
 import {
   aliasPath,
   boolean,
@@ -50,6 +51,7 @@ export const DEFAULT_SERVICES = {
 } as const;
 
 function serverSchema(ctx: SchemaContext) {
+  const processesError = () => 'must be an integer between 1 and 256, or "auto" (one process per CPU)';
   return section({
     listen: list(
       mapping({
@@ -59,6 +61,20 @@ function serverSchema(ctx: SchemaContext) {
       { nonEmpty: true },
     ).default([{ host: '127.0.0.1', port: 1344 }]),
     max_connections: integer(1).default(512),
+    /**
+     * Server processes sharing the listeners (node:cluster): 1 = this process serves alone;
+     * more = a primary that owns signals and the admin listener, plus that many workers.
+     * "auto" = one per CPU (os.availableParallelism()).
+     */
+    processes: z
+      .union(
+        [
+          z.literal('auto'),
+          z.number({ error: processesError }).int({ error: processesError }).min(1, { error: processesError }).max(256, { error: processesError }),
+        ],
+        { error: processesError },
+      )
+      .default(1),
     /** ICAPS (ICAP over TLS, Squid's icaps://); cert and key are required when enabled (cross-field). */
     tls: section({
       enabled: boolean().default(false),
@@ -109,8 +125,13 @@ function serviceSchema(ctx: SchemaContext) {
       .prefault(1024),
     options_ttl_s: integer(1).default(3600),
     allow_204: boolean().default(true),
+    /** The implicit last rule: scan with these backends, on_error for every failure kind. */
     backends: list(name('backend'), { nonEmpty: true, unique: true }).default(['builtin']),
     on_error: oneOf(['block', 'allow']).default('block'),
+    /** Ordered policy rules (policy-schema.ts); the first that matches decides. Absent: none. */
+    rules: rulesSchema().optional(),
+    /** Allow and deny lists, loaded from files with the configuration. Absent: none. */
+    lists: listsSchema(ctx.baseDir).optional(),
     block_page: readableFile(ctx.baseDir).prefault(DEFAULT_BLOCK_PAGE),
     /**
      * Squid 5.7 "commit on idle" (specs/squid-interop.md, Recipe 1): for RESPMOD without

@@ -17,12 +17,15 @@ export interface AccessRecord {
   /** The Preview the client declared, or null. */
   preview: number | null;
   body_bytes: number;
-  /** clean | infected | not-scanned | error-allowed | error-blocked | aborted | error */
+  /**
+   * clean | infected | sanitized | not-scanned | error-allowed | error-blocked | rule-allowed |
+   * rule-blocked | allow-listed | deny-listed | aborted | error
+   */
   verdict: string;
   threats: string[];
   /** e.g. "builtin:timeout" for every backend that failed. */
   scan_errors: string[];
-  /** What decided the answer: clean, infected, error-policy, not-scanned, client-aborted... */
+  /** What decided the answer: clean, infected, error-policy, not-scanned, rule, allow-list, deny-list, client-aborted... */
   reason: string;
   duration_ms: number;
   /** Per backend: outcome and scan time, so a slow or failing engine is visible per transaction. */
@@ -30,8 +33,20 @@ export interface AccessRecord {
   /** Present when the answer was committed on idle before the verdict (Squid 5.7 workaround). */
   committed?: { kicks: number; released_bytes: number };
   x_client_ip?: string;
+  /** As the client sent it (possibly base64, Squid's icap_client_username_encode). */
   x_client_username?: string;
+  /** The user name rules matched: x_client_username decoded when it was base64 of text. */
+  user?: string;
   url?: string;
+  /** The configured policy rule that applied; absent when the service's own backends/on_error did. */
+  rule?: string;
+  /** What the policy did: scan, allow (without scanning) or block (without scanning). */
+  action?: 'scan' | 'allow' | 'block';
+  /** The allow/deny list that decided (allow_hosts, deny_sha256, ...) and the entry that matched. */
+  list?: string;
+  list_entry?: string;
+  /** Per failed scan: its kind and what the rule's failure matrix made of it. */
+  error_decisions?: { backend: string; kind: string; decision: 'allow' | 'block' }[];
 }
 
 export function writeAccessLog(logger: Logger, record: AccessRecord, enabled: boolean): void {

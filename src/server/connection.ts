@@ -196,14 +196,17 @@ export class IcapConnection {
           });
         }
         return;
-      case 'preview-end':
-        this.#txn?.previewEnded(e.ieof);
-        if (!e.ieof) {
+      case 'preview-end': {
+        // false: the policy answered on the preview alone; §4.5 lets the server reply instead of 100.
+        const wantsRest = this.#txn?.previewEnded(e.ieof) ?? true;
+        if (!e.ieof && !wantsRest) this.#decoder.skipBody();
+        else if (!e.ieof) {
           // §4.5: the server wants the rest of the body. Never after ieof (then this branch is not taken).
           this.#socket.write(CONTINUE_100);
           this.#decoder.continueBody();
         }
         return;
+      }
       case 'body-end':
         this.#txn?.bodyEnded(e.trailers);
         return;

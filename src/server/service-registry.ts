@@ -3,42 +3,74 @@
  * configurations written for MetaDefender ICAP Server (OMSScanReq-AV / OMSScanResp-AV) or c-icap
  * (avscan, virus_scan, squidclamav, srv_clamav) work unchanged. Matching ignores case, as the
  * config loader guarantees names and aliases are unique without it.
+ *
+ * Each service's policy (rules and allow/deny lists, src/policy) is compiled here, once per
+ * configuration generation, from the lists the loader read: a reload re-reads and recompiles.
  */
 import { readFileSync } from 'node:fs';
 import type { Backend } from '../backends/backend.js';
 import type { Config, ServiceConfig } from '../config/index.js';
+import { compileServicePolicy, listsFingerprint, type CompiledRule, type ServicePolicy } from '../policy/index.js';
 import { computeIstag } from './istag.js';
 
 export interface Service {
   readonly name: string;
   readonly config: ServiceConfig;
   readonly methods: ReadonlySet<string>;
+  /** Every backend the service or one of its rules may scan with (readiness, metrics). */
   readonly backends: readonly Backend[];
+  readonly policy: ServicePolicy;
   readonly blockPageTemplate: string;
+  /**
+   * RFC 3507 §4.7: changes whenever answers may change. Follows the engines' versions live (a
+   * clamd signature update seen by its health check changes it at once, without SIGHUP).
+   */
   readonly istag: string;
+  /** The backends a scan rule scans with, in the rule's order. */
+  backendsFor(rule: CompiledRule): readonly Backend[];
 }
 
 export class ServiceRegistry {
   readonly #byPath = new Map<string, Service>();
-  /** Used on responses that belong to no service (errors before routing). */
-  readonly serverIstag: string;
+  readonly #serviceTags: (() => string)[] = [];
 
   constructor(config: Config, backends: ReadonlyMap<string, Backend>) {
-    const tags: string[] = [];
+    const tagOf = this.#serviceTags;
     for (const [name, svc] of Object.entries(config.services)) {
       const blockPageTemplate = readFileSync(svc.block_page, 'utf8');
-      const serviceBackends = svc.backends.map((b) => backends.get(b)!);
-      const istag = computeIstag({
-        service: { ...svc, block_page: undefined, aliases: undefined },
+      const policy = compileServicePolicy(svc);
+      const used = [...new Set(policy.rules.flatMap((r) => r.backends))];
+      const byRule = new Map(policy.rules.map((r) => [r, r.backends.map((b) => backends.get(b)!)] as const));
+      const usedBackends = used.map((b) => backends.get(b)!);
+      const istag = liveIstag(
+        {
+          service: istagServiceInput(svc),
+          blockPageTemplate,
+          backends: used.map((b) => ({ name: b, config: config.backends[b] })),
+        },
+        usedBackends,
+      );
+      tagOf.push(istag);
+      const service: Service = {
+        name,
+        config: svc,
+        methods: new Set(svc.methods),
+        backends: usedBackends,
+        policy,
         blockPageTemplate,
-        backends: svc.backends.map((b) => ({ name: b, config: config.backends[b], version: backends.get(b)!.version })),
-      });
-      tags.push(istag);
-      const service: Service = { name, config: svc, methods: new Set(svc.methods), backends: serviceBackends, blockPageTemplate, istag };
+        get istag() {
+          return istag();
+        },
+        backendsFor: (rule) => byRule.get(rule) ?? [],
+      };
       this.#byPath.set(name.toLowerCase(), service);
       for (const alias of svc.aliases) this.#byPath.set(alias.toLowerCase(), service);
     }
-    this.serverIstag = computeIstag(tags.sort());
+  }
+
+  /** Used on responses that belong to no service (errors before routing). */
+  get serverIstag(): string {
+    return computeIstag(this.#serviceTags.map((t) => t()).sort());
   }
 
   /** `path` as the decoder gives it: no leading or trailing slash. */
@@ -49,4 +81,39 @@ export class ServiceRegistry {
   get services(): Service[] {
     return [...new Set(this.#byPath.values())];
   }
+}
+
+/**
+ * The tag of `inputs` plus the current versions of `backends`, recomputed only when a version
+ * string changed (reading them is cheap; hashing on every answer would not be).
+ */
+function liveIstag(inputs: Record<string, unknown>, backends: readonly Backend[]): () => string {
+  let key: string | undefined;
+  let tag = '';
+  return () => {
+    const versions = backends.map((b) => b.version);
+    const next = versions.join('\n');
+    if (next !== key) {
+      key = next;
+      tag = computeIstag({ ...inputs, versions });
+    }
+    return tag;
+  };
+}
+
+/**
+ * The service settings that decide verdicts. Lists enter as a digest of their entries (not the
+ * file paths, not megabytes of hashes), and rules and lists only when present, so a configuration
+ * without them keeps the tag it had before they existed.
+ */
+function istagServiceInput(svc: ServiceConfig): Record<string, unknown> {
+  const { rules, lists, ...rest } = svc;
+  const fingerprint = listsFingerprint(lists);
+  return {
+    ...rest,
+    block_page: undefined,
+    aliases: undefined,
+    ...(rules !== undefined && rules.length > 0 && { rules }),
+    ...(fingerprint !== undefined && { lists: fingerprint }),
+  };
 }

@@ -12,6 +12,11 @@
  * body bytes one at a time, because Debian's Squid 5.7 sends no more body until it sees adapted
  * bytes. A committed transaction can no longer show a block page: if the verdict is to block,
  * it closes the connection without the last chunk so the client never gets a complete file.
+ *
+ * The service's policy (rules, allow/deny lists; policy-tracker.ts) decides which backends scan,
+ * or whether to allow or block without a scan, as early as its facts allow: streaming backends
+ * open only once a scan rule is chosen, and an outcome settled by the end of a preview is
+ * answered there without reading the rest of the body (RFC 3507 §4.5).
  */
 import {
   CRLF,
@@ -30,8 +35,12 @@ import type { Logger } from '../observability/logger.js';
 import { runScans } from '../pipeline/run-scans.js';
 import { BodySpool, type SpoolOptions } from '../pipeline/spool.js';
 import type { SpooledBody } from '../pipeline/spooled-body.js';
+import { requestAttributes, type CompiledRule, type PolicyOutcome, type RequestAttributes } from '../policy/index.js';
 import {
+  byList,
+  byRule,
   decide,
+  failureAction,
   notScanned,
   planResponse,
   rewriteHttpHead,
@@ -39,6 +48,7 @@ import {
   type Decision,
   type ResponsePlan,
 } from '../verdict/index.js';
+import { PolicyTracker } from './policy-tracker.js';
 import { commonHeaders } from './response-headers.js';
 import type { ResponseSink } from './response-sink.js';
 import type { Service } from './service-registry.js';
@@ -75,6 +85,12 @@ export class Transaction {
   #trailers: Buffer | null = null;
   /** The whole body arrived inside the preview (`0; ieof`): §4.5 lets us answer 204 regardless of Allow. */
   #bodyInPreview = false;
+  /** The policy settled the answer at the end of the preview; the rest of the body was never asked for. */
+  #answeredInPreview = false;
+  readonly #policy: PolicyTracker;
+  #attrs: RequestAttributes | null = null;
+  /** The outcome the answer was built from (for the access log). */
+  #applied: PolicyOutcome | null = null;
   #finished = false;
   #bytesIn = 0;
   #bytesOut = 0;
@@ -108,6 +124,19 @@ export class Transaction {
     this.#commit = commit.enabled && init.head.method === 'RESPMOD' && !init.head.allow.has('204')
       ? { idleMs: commit.idle_ms, maxBytes: commit.max_bytes }
       : null;
+    this.#policy = new PolicyTracker(init.service.policy, () => this.#attributes());
+  }
+
+  /** Request attributes for rules and lists; built once, after the HTTP heads are in. */
+  #attributes(): RequestAttributes {
+    this.#attrs ??= requestAttributes({
+      icapMethod: this.head.method === 'REQMOD' ? 'REQMOD' : 'RESPMOD',
+      peer: this.#init.clientAddress,
+      icapHeaders: this.head.headers,
+      reqHdr: this.#reqHdr,
+      resHdr: this.#resHdr,
+    });
+    return this.#attrs;
   }
 
   get aborted(): boolean {
@@ -121,9 +150,8 @@ export class Transaction {
 
   beginBody(): void {
     this.#spool = new BodySpool(this.#init.spool);
-    for (const backend of this.#init.service.backends) {
-      if (backend.openStream) this.#streams.set(backend, backend.openStream(this.#scanMeta(), this.#abort.signal));
-    }
+    const rule = this.#policy.beginBody();
+    if (rule !== null) this.#openStreams(rule, []);
     // Squid waits for 100 Continue after a preview and sends nothing meanwhile; the idle watch
     // starts once the rest of the body is flowing (or at once without a preview).
     if (this.head.preview === null) this.#armCommit();
@@ -138,6 +166,9 @@ export class Transaction {
         this.#heldLength += data.copy(this.#held, this.#heldLength, 0, this.#commit.maxBytes - this.#heldLength);
       }
     }
+    // A scan rule chosen by these first bytes (file type) opens its streams now, fed what came before.
+    const chosen = this.#policy.onBody(data);
+    if (chosen !== null) this.#openStreams(chosen.rule, chosen.replay);
     // The same bytes go to the spool and to every streaming scan; the caller stops reading the
     // socket until every consumer that said "full" has drained (STYLE.md "Streams and backpressure").
     const spool = this.#spool!;
@@ -146,6 +177,18 @@ export class Transaction {
       if (!stream.write(data)) this.#markBlocked((done) => stream.onDrain(done));
     }
     return this.#blockedConsumers === 0;
+  }
+
+  /** Streaming backends of the chosen scan rule start here; `replay` is the body so far. */
+  #openStreams(rule: CompiledRule, replay: readonly Buffer[]): void {
+    for (const backend of this.#init.service.backendsFor(rule)) {
+      if (!backend.openStream || this.#streams.has(backend)) continue;
+      const stream = backend.openStream(this.#scanMeta(), this.#abort.signal);
+      this.#streams.set(backend, stream);
+      for (const chunk of replay) {
+        if (!stream.write(chunk)) this.#markBlocked((done) => stream.onDrain(done));
+      }
+    }
   }
 
   /** Calls `listener` once every consumer that reported "full" has drained. */
@@ -166,9 +209,20 @@ export class Transaction {
     });
   }
 
-  previewEnded(ieof: boolean): void {
+  /**
+   * Returns false when the rest of the body is not wanted: the policy settled the answer on what
+   * the preview showed (a block, or an allow that may be a 204 here). The caller then skips the
+   * body instead of sending 100 Continue, and respond() answers at once.
+   */
+  previewEnded(ieof: boolean): boolean {
     this.#bodyInPreview = ieof;
-    if (!ieof) this.#armCommit();
+    if (ieof) return true;
+    if (this.#policy.settledAfterPreview(this.#init.service.config.allow_204)) {
+      this.#answeredInPreview = true;
+      return false;
+    }
+    this.#armCommit();
+    return true;
   }
 
   bodyEnded(trailers: Buffer | null): void {
@@ -249,12 +303,13 @@ export class Transaction {
       }
       plan = planResponse(decision, {
         method: this.head.method === 'REQMOD' ? 'REQMOD' : 'RESPMOD',
-        may204: this.#bodyInPreview || this.head.allow.has('204'),
+        may204: this.#bodyInPreview || this.#answeredInPreview || this.head.allow.has('204'),
         serviceAllows204: this.#init.service.config.allow_204,
         transactionId: this.id,
         serviceName: this.#init.service.name,
         url: this.#url() ?? '',
         blockPageTemplate: this.#init.service.blockPageTemplate,
+        ...(this.#ruleName() !== undefined && { rule: this.#ruleName()! }),
       });
       await this.#writePlan(plan, body);
       this.#finish(this.#record(plan, decision, 'answered'));
@@ -312,12 +367,32 @@ export class Transaction {
   }
 
   async #decide(body: SpooledBody | null): Promise<Decision> {
+    const outcome = this.#policy.finish(body?.size ?? 0, this.#answeredInPreview);
+    this.#applied = outcome;
+    if (outcome.kind === 'pending') throw new Error('policy undecided with the whole body known'); // impossible: the implicit rule matches all
+    if (outcome.kind === 'list') {
+      this.#abortStreams(`${outcome.hit.list} entry`);
+      return byList(outcome.action, outcome.hit.list, outcome.hit.entry);
+    }
+    const rule = outcome.rule;
+    if (rule.action !== 'scan') {
+      this.#abortStreams(`rule ${rule.name ?? ''}: ${rule.action}`);
+      return byRule(rule.action, rule.name ?? this.#init.service.name);
+    }
+    // Streams opened for a rule that the real size then ruled out are not needed any more.
+    const backends = this.#init.service.backendsFor(rule);
+    for (const [backend, stream] of this.#streams) {
+      if (!backends.includes(backend)) {
+        stream.abort('another rule applies');
+        this.#streams.delete(backend);
+      }
+    }
     // Empty bodies are clean without a scan: there is nothing an engine could find.
     if (body === null || body.size === 0) {
       this.#abortStreams('empty body');
       return notScanned(body === null ? 'no body' : 'empty body');
     }
-    const results = await runScans(this.#init.service.backends, body, this.#scanMeta(), this.#abort.signal, this.#streams);
+    const results = await runScans(backends, body, this.#scanMeta(), this.#abort.signal, this.#streams);
     this.#results = results;
     this.#scanResults = results.map((r) => ({
       backend: r.backend,
@@ -325,7 +400,28 @@ export class Transaction {
       outcome: r.outcome === 'error' ? `error:${r.kind}` : r.outcome,
       ms: Math.round(r.durationMs),
     }));
-    return decide(results, this.#init.service.config.on_error);
+    return decide(results, rule.onError);
+  }
+
+  /** The configured rule that applied, if one did (not the service's implicit rule). */
+  #ruleName(): string | undefined {
+    const o = this.#applied;
+    return o?.kind === 'rule' && o.rule.name !== null ? o.rule.name : undefined;
+  }
+
+  /** Access-log fields of the policy stage: which rule or list, what it did, each error's fate. */
+  #policyFields(decision: Decision | null): Partial<AccessRecord> {
+    const o = this.#applied;
+    const fields: Partial<AccessRecord> = {};
+    if (o === null || o.kind === 'pending' || decision === null) return fields;
+    if (o.kind === 'list') return { action: o.action, list: o.hit.list, list_entry: o.hit.entry };
+    const rule = this.#ruleName();
+    if (rule !== undefined) fields.rule = rule;
+    fields.action = o.rule.action;
+    if ('errors' in decision && decision.errors.length > 0) {
+      fields.error_decisions = decision.errors.map((e) => ({ backend: e.backend, kind: e.kind, decision: failureAction(o.rule.onError, e.kind) }));
+    }
+    return fields;
   }
 
   #scanResults: AccessRecord['scans'] = [];
@@ -341,6 +437,7 @@ export class Transaction {
       clientAddress: this.#init.clientAddress,
       ...(url !== undefined && { url }),
       ...(contentType !== undefined && { contentType }),
+      httpHeads: { ...(this.#reqHdr && { request: this.#reqHdr.raw }), ...(this.#resHdr && { response: this.#resHdr.raw }) },
     };
   }
 
@@ -441,6 +538,7 @@ export class Transaction {
     const url = this.#url();
     const clientIp = headers.get('X-Client-IP');
     const username = headers.get('X-Client-Username') ?? headers.get('X-Authenticated-User');
+    const user = username === undefined ? undefined : this.#attributes().user;
     return {
       transaction_id: this.id,
       client: this.#init.clientAddress,
@@ -462,11 +560,13 @@ export class Transaction {
       ...(clientIp !== undefined && { x_client_ip: clientIp }),
       ...(username !== undefined && { x_client_username: username }),
       scans: this.#scanResults,
+      ...(user !== undefined && { user }),
+      ...(answered && this.#policyFields(decision)),
     };
   }
 
   #committedRecord(decision: Decision, outcome: string): AccessRecord {
-    const base = this.#record(null, null, 'committed');
+    const base = { ...this.#record(null, null, 'committed'), ...this.#policyFields(decision) };
     const status = /^HTTP\/\d\.\d (\d{3})/.exec(this.#resHdr?.startLine ?? '');
     return {
       ...base,

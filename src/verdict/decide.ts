@@ -1,17 +1,36 @@
 /**
  * Backend results → one decision (DESIGN.md, "Verdicts"; step 5 of "One transaction").
  *
- * Any infected result blocks; otherwise an error under a "block" policy blocks; otherwise a
- * sanitized result (MetaDefender CDR) replaces the body; otherwise an error under an "allow"
- * policy allows (marked); only a transaction where every backend said clean is allowed as clean. Nothing unscanned is ever answered as
- * clean without the policy saying so, and that case is marked (`reason: 'error-policy'`).
+ * Any infected result blocks; otherwise an error whose kind the failure policy maps to "block"
+ * blocks; otherwise a sanitized result (MetaDefender CDR) replaces the body; otherwise errors the
+ * policy allows allow (marked); only a transaction where every backend said clean is allowed as
+ * clean. Nothing unscanned is ever answered as clean without the policy saying so, and that case
+ * is marked (`reason: 'error-policy'`).
+ *
+ * The failure policy is the failure matrix of the rule that chose the backends: one word for
+ * every kind, or a per-kind map whose missing kinds block. With a map, every error entry also
+ * says what its kind decided (`decision`), so the header and the log can state it per error.
+ *
+ * The policy stage (src/policy) can also decide without a scan — a rule's allow or block, an
+ * allow or deny list — and those decisions are built here too, so one type covers every answer.
  */
 import type { BackendResult, ScanErrorKind } from '../backends/backend.js';
 import type { SpooledBody } from '../pipeline/spooled-body.js';
 import { sanitizeThreatName } from './threat-name.js';
 
-/** What a service does when a scan produced no verdict (config `on_error`). */
-export type FailurePolicy = 'block' | 'allow';
+export const FAILURE_ACTIONS = ['block', 'allow'] as const;
+/** What a non-verdict outcome (timeout, unreachable, ...) leads to. */
+export type FailureAction = (typeof FAILURE_ACTIONS)[number];
+/**
+ * What a service or rule does when a scan produced no verdict (config `on_error`): one action for
+ * every kind, or a per-kind map in which a kind left out blocks.
+ */
+export type FailurePolicy = FailureAction | { readonly [K in ScanErrorKind]?: FailureAction };
+
+/** The action `policy` gives an error of `kind`; unlisted kinds block. */
+export function failureAction(policy: FailurePolicy, kind: ScanErrorKind): FailureAction {
+  return typeof policy === 'string' ? policy : (policy[kind] ?? 'block');
+}
 
 export interface ThreatEntry {
   /** Sanitized (threat-name.ts): safe for a header value. */
@@ -24,6 +43,8 @@ export interface ErrorEntry {
   kind: ScanErrorKind;
   /** The backend's own words, for logs only; never written to a header or the block page. */
   message: string;
+  /** What this error's kind decided; present when the failure policy was a per-kind map. */
+  decision?: FailureAction;
 }
 
 /** A rewritten body from one engine, to send instead of the original. */
@@ -45,7 +66,13 @@ export type Decision =
   | { action: 'block'; reason: 'infected'; threats: ThreatEntry[]; errors: ErrorEntry[] }
   | { action: 'block'; reason: 'error-policy'; errors: ErrorEntry[] }
   /** An engine returned a sanitized copy: it goes out instead of the original (never as 204). */
-  | { action: 'sanitize'; reason: 'sanitized'; replacement: Replacement; errors: ErrorEntry[] };
+  | { action: 'sanitize'; reason: 'sanitized'; replacement: Replacement; errors: ErrorEntry[] }
+  /** A policy rule allowed or blocked without scanning (MUST be marked, like every unscanned allow). */
+  | { action: 'allow'; reason: 'rule'; rule: string }
+  | { action: 'block'; reason: 'rule'; rule: string }
+  /** A list entry matched: `list` is the config key (allow_hosts, deny_sha256, ...). */
+  | { action: 'allow'; reason: 'allow-list'; list: string; entry: string }
+  | { action: 'block'; reason: 'deny-list'; list: string; entry: string };
 
 /** Backend name on the error entry made up when no backend ran at all. */
 export const NO_BACKEND = 'none';
@@ -93,24 +120,50 @@ export function decide(results: readonly BackendResult[], onError: FailurePolicy
         break;
       }
       case 'error':
-        errors.push({ backend: r.backend, kind: r.kind, message: r.message });
+        errors.push({
+          backend: r.backend,
+          kind: r.kind,
+          message: r.message,
+          ...(typeof onError !== 'string' && { decision: failureAction(onError, r.kind) }),
+        });
         break;
     }
   }
 
   if (threats.length > 0) return { action: 'block', reason: 'infected', threats, errors };
-  if (errors.length > 0 && onError === 'block') return { action: 'block', reason: 'error-policy', errors };
+  if (errors.some((e) => failureAction(onError, e.kind) === 'block')) return { action: 'block', reason: 'error-policy', errors };
   if (replacement !== undefined) return { action: 'sanitize', reason: 'sanitized', replacement, errors };
   if (errors.length > 0) return { action: 'allow', reason: 'error-policy', errors };
   return { action: 'allow', reason: 'clean' };
 }
 
-/** The decision for content the service chose not to scan (empty body, skip rule). */
+/** The decision for content there was nothing to scan in (no body, empty body). */
 export function notScanned(detail: string): Decision {
   return { action: 'allow', reason: 'not-scanned', detail };
 }
 
-export type VerdictLabel = 'clean' | 'not-scanned' | 'infected' | 'sanitized' | 'error-allowed' | 'error-blocked';
+/** A rule whose action is allow or block decided without a scan. */
+export function byRule(action: 'allow' | 'block', rule: string): Decision {
+  // Two literals, so each narrows to its own member of the union (plan.ts extracts the blocks).
+  return action === 'allow' ? { action, reason: 'rule', rule } : { action, reason: 'rule', rule };
+}
+
+/** An allow-list (`allow_*`) or deny-list (`deny_*`) entry matched. */
+export function byList(action: 'allow' | 'block', list: string, entry: string): Decision {
+  return action === 'allow' ? { action, reason: 'allow-list', list, entry } : { action, reason: 'deny-list', list, entry };
+}
+
+export type VerdictLabel =
+  | 'clean'
+  | 'not-scanned'
+  | 'infected'
+  | 'sanitized'
+  | 'error-allowed'
+  | 'error-blocked'
+  | 'rule-allowed'
+  | 'rule-blocked'
+  | 'allow-listed'
+  | 'deny-listed';
 
 /** One short word for access logs and metric labels. */
 export function verdictLabel(d: Decision): VerdictLabel {
@@ -125,5 +178,11 @@ export function verdictLabel(d: Decision): VerdictLabel {
       return 'sanitized';
     case 'error-policy':
       return d.action === 'allow' ? 'error-allowed' : 'error-blocked';
+    case 'rule':
+      return d.action === 'allow' ? 'rule-allowed' : 'rule-blocked';
+    case 'allow-list':
+      return 'allow-listed';
+    case 'deny-list':
+      return 'deny-listed';
   }
 }

@@ -18,20 +18,41 @@ export function headerToken(value: string): string {
 }
 
 /**
- * `X-ICAP-Bridge-Decision: <allow|block>; reason=<...>[; errors=<backend>:<kind>,...]` — on every plan,
- * so an allow after a failed scan is visible to the client and nothing fails open silently
- * (DESIGN.md, "Verdicts").
+ * `X-ICAP-Bridge-Decision` — on every plan, so an allow after a failed scan, or without a scan, is
+ * visible to the client and nothing fails open silently (DESIGN.md, "Verdicts"). Forms:
+ *
+ *   <allow|block|sanitize>; reason=<clean|not-scanned|infected|error-policy|sanitized>
+ *       [; errors=<backend>:<kind>[:<allow|block>],...][; rule=<name>]
+ *   <allow|block>; reason=rule; rule=<name>                  a rule decided without a scan
+ *   allow; reason=allow-list; list=<allow_hosts|allow_urls|allow_sha256>
+ *   block; reason=deny-list; list=<deny_hosts|deny_urls|deny_sha256>
+ *
+ * `:<allow|block>` after an error is what the rule's failure matrix made of that error's kind;
+ * it is written when the matrix is per-kind (with one word for all kinds the action says it).
+ * `rule=` names the configured rule that chose the backends; it is absent when the service's
+ * own `backends`/`on_error` applied. Parameters only ever get appended, so a parser of the
+ * older forms (`action; reason=...; errors=backend:kind`) still reads the new ones.
  */
-export function decisionHeader(d: Decision): [string, string] {
+export function decisionHeader(d: Decision, rule?: string): [string, string] {
   let value = `${d.action}; reason=${d.reason}`;
-  const errors = 'errors' in d ? d.errors : [];
-  if (errors.length > 0) value += `; errors=${errorList(errors)}`;
-  return ['X-ICAP-Bridge-Decision', value];
+  switch (d.reason) {
+    case 'rule':
+      return ['X-ICAP-Bridge-Decision', `${value}; rule=${headerToken(d.rule)}`];
+    case 'allow-list':
+    case 'deny-list':
+      return ['X-ICAP-Bridge-Decision', `${value}; list=${headerToken(d.list)}`];
+    default: {
+      const errors = 'errors' in d ? d.errors : [];
+      if (errors.length > 0) value += `; errors=${errorList(errors)}`;
+      if (rule !== undefined) value += `; rule=${headerToken(rule)}`;
+      return ['X-ICAP-Bridge-Decision', value];
+    }
+  }
 }
 
 function errorList(errors: readonly ErrorEntry[]): string {
   // Two endpoints of one backend failing the same way say the same thing once.
-  return [...new Set(errors.map((e) => `${headerToken(e.backend)}:${e.kind}`))].join(',');
+  return [...new Set(errors.map((e) => `${headerToken(e.backend)}:${e.kind}${e.decision === undefined ? '' : `:${e.decision}`}`))].join(',');
 }
 
 /**

@@ -1,11 +1,16 @@
 /** verdict/: backend results → decision → response plan. Pure: no I/O, no config, no logging. */
 export {
+  byList,
+  byRule,
   decide,
+  failureAction,
   notScanned,
   verdictLabel,
+  FAILURE_ACTIONS,
   NO_BACKEND,
   type Decision,
   type ErrorEntry,
+  type FailureAction,
   type FailurePolicy,
   type Replacement,
   type ThreatEntry,

@@ -19,6 +19,8 @@ export interface PlanContext {
   url: string;
   /** HTML with {{threat}} {{url}} {{transaction_id}} {{service}} {{reason}}. */
   blockPageTemplate: string;
+  /** The configured policy rule that chose the backends, if one did (named in the decision header). */
+  rule?: string;
 }
 
 export type ResponsePlan =
@@ -38,14 +40,17 @@ export function planResponse(decision: Decision, ctx: PlanContext): ResponsePlan
   switch (decision.reason) {
     case 'clean':
     case 'not-scanned':
+    case 'allow-list':
       return planAllow(decision, ctx);
     case 'error-policy':
+    case 'rule':
       return decision.action === 'allow' ? planAllow(decision, ctx) : planBlock(decision, ctx);
     case 'infected':
+    case 'deny-list':
       return planBlock(decision, ctx);
     case 'sanitized': {
       // §B Resolution=1: "repaired file returned". Named only when the engine said what it removed.
-      const icapHeaders: HeaderList = [decisionHeader(decision)];
+      const icapHeaders: HeaderList = [decisionHeader(decision, ctx.rule)];
       for (const note of decision.replacement.notes) icapHeaders.push(['X-Infection-Found', `Type=0; Resolution=1; Threat=${note};`]);
       return { kind: 'replace', icapHeaders, replacement: decision.replacement };
     }
@@ -53,7 +58,7 @@ export function planResponse(decision: Decision, ctx: PlanContext): ResponsePlan
 }
 
 function planAllow(decision: Decision, ctx: PlanContext): ResponsePlan {
-  const icapHeaders: HeaderList = [decisionHeader(decision)];
+  const icapHeaders: HeaderList = [decisionHeader(decision, ctx.rule)];
   // RFC 3507 §4.6: 204 only when the client allowed it (Allow: 204, or any preview); the service may
   // still prefer to echo (allow_204: false). Otherwise a 200 echo is always a valid "unchanged".
   return ctx.may204 && ctx.serviceAllows204 ? { kind: 'no-content', icapHeaders } : { kind: 'echo', icapHeaders };
@@ -74,11 +79,16 @@ function planBlock(decision: Extract<Decision, { action: 'block' }>, ctx: PlanCo
     threat = names.join(', ');
     reason = `infected: ${threat}`;
     icapHeaders.push(...infectionHeaders(names, fileNameFromUrl(ctx.url)));
+  } else if (decision.reason === 'rule') {
+    // Policy blocks are not threats either: no X-Infection-Found (§B is for found threats).
+    reason = `blocked by policy rule ${decision.rule}`;
+  } else if (decision.reason === 'deny-list') {
+    reason = `on the deny list ${decision.list}`;
   } else {
-    // Not infected, just unscanned: no X-Infection-Found (§B is for found threats), but say why.
+    // Not infected, just unscanned: no X-Infection-Found, but say why.
     reason = `scan failed: ${decision.errors.map((e) => `${e.kind} (${headerToken(e.backend)})`).join(', ')}`;
   }
-  icapHeaders.push(['X-Response-Info', 'Blocked'], decisionHeader(decision));
+  icapHeaders.push(['X-Response-Info', 'Blocked'], decisionHeader(decision, ctx.rule));
 
   const httpBody = Buffer.from(
     renderBlockPage(ctx.blockPageTemplate, {

@@ -75,7 +75,7 @@ describe('ranges and types', () => {
 
 describe('unknown keys', () => {
   it('a misspelt key is an error naming the key and the valid ones', () => {
-    expectProblem(server('listn: []'), 'server.listn', 'unknown key (expected one of: listen, max_connections, tls, timeouts, limits)');
+    expectProblem(server('listn: []'), 'server.listn', 'unknown key (expected one of: listen, max_connections, processes, tls, timeouts, limits)');
   });
 
   it('every unknown key is reported, at every depth', () => {

@@ -1,4 +1,5 @@
 /** OPTIONS per service (RFC 3507 §4.10.2), routing by path and alias, ISTag derivation (§4.7). */
+import type { Backend } from '../../src/backends/backend.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildRequest } from '../helpers/icap-messages.js';
 import { TestClient } from '../helpers/icap-client.js';
@@ -88,4 +89,38 @@ describe('ISTag', () => {
     const noEicar = await istagOf('backends:\n  builtin:\n    type: builtin\n    eicar: false\n');
     expect(new Set([base, allow, noEicar]).size).toBe(3);
   });
+
+  it('follows an engine version change live, without a reload (a signature update)', async () => {
+    let version = 'engine 1.0/27001';
+    const engine: Backend = {
+      name: 'builtin',
+      get version() {
+        return version;
+      },
+      scan: () => Promise.resolve({ outcome: 'clean', backend: 'builtin', durationMs: 0 }),
+      status: () => [],
+      close: () => Promise.resolve(),
+    };
+    const srv = await startTestServer('', { backends: new Map([['builtin', engine]]) });
+    try {
+      const tagNow = async (): Promise<string> => {
+        const c = await TestClient.connect(srv.port);
+        c.write(options('respmod'));
+        const tag = (await c.read()).header('ISTag')!;
+        c.close();
+        return tag;
+      };
+      const before = await tagNow();
+      expect(await tagNow()).toBe(before);
+      version = 'engine 1.0/27002';
+      const after = await tagNow();
+      expect(after).not.toBe(before);
+      expect(srv.server.istags()['respmod']).toBe(after);
+      version = 'engine 1.0/27001';
+      expect(await tagNow()).toBe(before);
+    } finally {
+      await srv.close();
+    }
+  });
 });
+

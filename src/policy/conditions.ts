@@ -1,0 +1,120 @@
+/**
+ * One rule's `match` → a predicate over request attributes and body facts. Every key given must
+ * hold (AND); inside a key's list any entry may match (OR). The predicate answers true, false,
+ * or undefined when it depends on a body fact not known yet (file type before the first bytes,
+ * size before the end when no Content-Length was declared): select-rule.ts then waits.
+ */
+import type { BodyFacts, HeaderLookup, HeaderSource, RequestAttributes } from './attributes.js';
+import { HEADER_SOURCES } from './attributes.js';
+import { compileGlob, type Glob } from './glob.js';
+import { compileAddressSet } from './ip-match.js';
+import type { HeaderConditionConfig, HeaderOperator, RuleMatchConfig } from './rule-config.js';
+import { HEADER_OPERATORS } from './rule-config.js';
+import { normalizeUrl } from './url.js';
+
+export type Tristate = boolean | undefined;
+type Condition = (attrs: RequestAttributes, facts: BodyFacts) => Tristate;
+
+export interface CompiledMatch {
+  evaluate(attrs: RequestAttributes, facts: BodyFacts): Tristate;
+  /** Depends on the body's size (declared first, then the real one). */
+  readonly usesSize: boolean;
+  readonly usesFileType: boolean;
+}
+
+export function compileMatch(match: RuleMatchConfig | undefined): CompiledMatch {
+  const m = match ?? {};
+  const conditions: Condition[] = [];
+  if (m.client) {
+    const set = compileAddressSet(m.client);
+    conditions.push((a) => set.has(a.client));
+  }
+  if (m.peer) {
+    const set = compileAddressSet(m.peer);
+    conditions.push((a) => set.has(a.peer));
+  }
+  if (m.user) {
+    const globs = m.user.map((p) => compileGlob(p, { caseInsensitive: true }));
+    conditions.push((a) => a.users.some((u) => anyMatch(globs, u)));
+  }
+  if (m.method) {
+    const methods = new Set(m.method.map((x) => x.toUpperCase()));
+    conditions.push((a) => a.httpMethod !== undefined && methods.has(a.httpMethod.toUpperCase()));
+  }
+  if (m.icap_method) {
+    const methods = new Set<string>(m.icap_method);
+    conditions.push((a) => methods.has(a.icapMethod));
+  }
+  if (m.host) {
+    const globs = m.host.map((p) => compileGlob(p, { caseInsensitive: true }));
+    conditions.push((a) => a.host !== undefined && anyMatch(globs, a.host));
+  }
+  if (m.url) {
+    const globs = m.url.map((p) => compileGlob(normalizeUrl(p)));
+    conditions.push((a) => a.url !== undefined && anyMatch(globs, a.url));
+  }
+  if (m.content_type) {
+    const globs = m.content_type.map((p) => compileGlob(p, { caseInsensitive: true }));
+    conditions.push((a) => a.contentType !== undefined && anyMatch(globs, a.contentType));
+  }
+  const usesSize = m.min_size !== undefined || m.max_size !== undefined;
+  if (usesSize) {
+    const min = m.min_size ?? 0;
+    const max = m.max_size ?? Number.POSITIVE_INFINITY;
+    conditions.push((a, f) => {
+      const size = bodySize(a, f);
+      return size === undefined ? undefined : size >= min && size <= max;
+    });
+  }
+  if (m.file_type) {
+    const types = new Set<string>(m.file_type);
+    conditions.push((_a, f) => (f.fileType === undefined ? undefined : f.fileType !== null && types.has(f.fileType)));
+  }
+  for (const header of m.headers ?? []) conditions.push(compileHeaderCondition(header));
+
+  return {
+    usesSize,
+    usesFileType: m.file_type !== undefined,
+    evaluate(attrs, facts) {
+      let unknown = false;
+      for (const condition of conditions) {
+        const result = condition(attrs, facts);
+        if (result === false) return false; // one false settles it, whatever is still unknown
+        if (result === undefined) unknown = true;
+      }
+      return unknown ? undefined : true;
+    },
+  };
+}
+
+/** The real size once known; before that the declared Content-Length; else unknown. */
+export function bodySize(attrs: RequestAttributes, facts: BodyFacts): number | undefined {
+  if (facts.size !== undefined) return facts.size;
+  if (facts.complete) return 0;
+  return attrs.declaredSize;
+}
+
+function anyMatch(globs: readonly Glob[], text: string): boolean {
+  return globs.some((g) => g.matches(text));
+}
+
+function compileHeaderCondition(config: HeaderConditionConfig): Condition {
+  const op = HEADER_OPERATORS.find((o) => config[o] !== undefined) as HeaderOperator;
+  const caseSensitive = config.case_sensitive === true;
+  const fold = (s: string): string => (caseSensitive ? s : s.toLowerCase());
+  const wanted = fold(config[op]!);
+  const test = OPERATORS[op];
+  const sources: readonly HeaderSource[] = config.in ?? HEADER_SOURCES;
+  return (a) =>
+    sources.some((source) => {
+      const lookup: HeaderLookup | undefined = a.headers[source];
+      return lookup !== undefined && lookup.getAll(config.name).some((value) => test(fold(value.trim()), wanted));
+    });
+}
+
+const OPERATORS: { readonly [O in HeaderOperator]: (value: string, wanted: string) => boolean } = {
+  equals: (v, w) => v === w,
+  contains: (v, w) => v.includes(w),
+  prefix: (v, w) => v.startsWith(w),
+  suffix: (v, w) => v.endsWith(w),
+};

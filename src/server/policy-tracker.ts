@@ -1,0 +1,104 @@
+/**
+ * The policy stage of one transaction (src/policy): which list or rule applies, decided as early
+ * as the facts allow.
+ *
+ *   header time   request attributes (client, user, method, host, URL, content type, declared
+ *                 size, headers) → often enough: lists by host/URL, rules without file_type
+ *   first bytes   SNIFF_BYTES of body (from the preview where there is one) → the file type
+ *   end of body   the real size and, when the service has hash lists, the SHA-256
+ *
+ * Until a rule is chosen the first bytes are held (copies; fewer than SNIFF_BYTES in all), so
+ * that streaming backends opened once it is chosen still get every byte. The SHA-256 is computed
+ * while the body arrives, and only when the service has hash lists.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import {
+  detectFileType,
+  evaluatePolicy,
+  SNIFF_BYTES,
+  type BodyFacts,
+  type CompiledRule,
+  type PolicyOutcome,
+  type RequestAttributes,
+  type ServicePolicy,
+} from '../policy/index.js';
+
+export class PolicyTracker {
+  readonly #policy: ServicePolicy;
+  readonly #attributes: () => RequestAttributes;
+  #outcome: PolicyOutcome = { kind: 'pending' };
+  readonly #sniff = Buffer.alloc(SNIFF_BYTES);
+  #sniffLength = 0;
+  /** Body chunks seen while no rule is chosen yet, to replay into streams opened later. */
+  #held: Buffer[] = [];
+  #hash: Hash | null = null;
+
+  constructor(policy: ServicePolicy, attributes: () => RequestAttributes) {
+    this.#policy = policy;
+    this.#attributes = attributes;
+  }
+
+  /** The scan rule chosen so far, if any (its streaming backends may open). */
+  get scanRule(): CompiledRule | null {
+    const o = this.#outcome;
+    return o.kind === 'rule' && o.rule.action === 'scan' ? o.rule : null;
+  }
+
+  /** Headers are complete and a body follows. Returns the scan rule, if one is chosen already. */
+  beginBody(): CompiledRule | null {
+    if (this.#policy.lists.needsSha256) this.#hash = createHash('sha256');
+    this.#evaluate(false);
+    return this.scanRule;
+  }
+
+  /**
+   * Body bytes, before they go to the spool and streams. Returns the chunks to replay when this
+   * chunk made a scan rule chosen (its streams open now), else null.
+   */
+  onBody(data: Buffer): { rule: CompiledRule; replay: Buffer[] } | null {
+    this.#hash?.update(data);
+    // The first bytes are kept whatever happens: the final evaluation needs the file type too.
+    const sniffWasFull = this.#sniffLength >= SNIFF_BYTES;
+    if (!sniffWasFull) this.#sniffLength += data.copy(this.#sniff, this.#sniffLength, 0, SNIFF_BYTES - this.#sniffLength);
+    // Chosen already, or waiting for the end (a size) rather than for bytes: nothing to redo.
+    if (this.#outcome.kind !== 'pending' || sniffWasFull) return null;
+    if (this.#sniffLength < SNIFF_BYTES) {
+      this.#held.push(Buffer.from(data)); // a view of the socket buffer: copy
+      return null;
+    }
+    this.#evaluate(false); // the file type is known now
+    const replay = this.#held;
+    this.#held = [];
+    const rule = this.scanRule;
+    return rule === null ? null : { rule, replay };
+  }
+
+  /**
+   * The preview ended without ieof. True when the outcome is settled and needs no scan, so the
+   * answer can go out now and the rest of the body is not needed (RFC 3507 §4.5).
+   */
+  settledAfterPreview(serviceAllows204: boolean): boolean {
+    const o = this.#outcome;
+    if (o.kind === 'pending' || !o.final) return false;
+    const action = o.kind === 'list' ? o.action : o.rule.action;
+    // An allow answered now can only be a 204 (§4.5 allows it after any preview): the body an
+    // echo would need was never read.
+    return action === 'block' || (action === 'allow' && serviceAllows204);
+  }
+
+  /** The body is complete (`size` bytes; 0 or no body at all): the final outcome. */
+  finish(size: number, answeredEarly: boolean): PolicyOutcome {
+    if (answeredEarly) return this.#outcome; // decided on what was known then; final by construction
+    const sha256 = this.#hash?.digest('hex');
+    this.#hash = null;
+    this.#held = [];
+    this.#evaluate(true, { size, ...(sha256 !== undefined && size > 0 && { sha256 }) });
+    return this.#outcome;
+  }
+
+  #evaluate(complete: boolean, end: { size?: number; sha256?: string } = {}): void {
+    const fileType = detectFileType(this.#sniff.subarray(0, this.#sniffLength), complete);
+    const facts: BodyFacts = { complete, ...(fileType !== undefined && { fileType }), ...end };
+    this.#outcome = evaluatePolicy(this.#policy, this.#attributes(), facts);
+  }
+}
