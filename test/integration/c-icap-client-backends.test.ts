@@ -4,7 +4,7 @@
  * in X-Infection-Found (c-icap-client -v prints the ICAP headers).
  *
  * BACKENDS is a table: a row starts what its engine needs and returns its `backends:` entry and the
- * name the engine gives EICAR. An upstream `icap` row goes here the same way.
+ * name the engine gives EICAR. The `icap` row scans through c-icap virus_scan on its own clamd.
  */
 import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -13,6 +13,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmulator } from '../../emulators/metadefender/emulator.js';
 import { startChildServer, type ChildServer } from '../helpers/child-server.js';
+import { HAVE_C_ICAP_VIRUS_SCAN, startCIcap } from '../helpers/c-icap.js';
 import { HAVE_CLAMD, SIG, startClamd } from '../helpers/clamd.js';
 import { EICAR } from '../helpers/icap-messages.js';
 
@@ -57,7 +58,27 @@ const BACKENDS: readonly BackendRow[] = [
       };
     },
   },
-  // { type: 'icap', start: async () => … an upstream (test/helpers/c-icap.ts or another icap-bridge) … },
+  {
+    // The upstream is the real thing: Debian's c-icap with its virus_scan service on a private clamd.
+    type: 'icap',
+    start: async () => {
+      if (!HAVE_CLAMD || !HAVE_C_ICAP_VIRUS_SCAN) throw new Error('c-icap virus_scan or clamd missing: scripts/test-all.sh installs c-icap, libc-icap-mod-virus-scan, clamav-daemon');
+      const clamd = await startClamd();
+      const cicap = await startCIcap({ clamdSocket: clamd.socketPath }).catch(async (err: unknown) => {
+        await clamd.stop();
+        throw err;
+      });
+      return {
+        yaml: `{ type: icap, endpoints: ["${cicap.avscanUrl}"], timeout_ms: 20000 }`,
+        // virus_scan passes on clamd's name, which X-Infection-Found carries through both hops.
+        eicarThreat: SIG.eicar,
+        stop: async () => {
+          await cicap.stop();
+          await clamd.stop();
+        },
+      };
+    },
+  },
 ];
 
 let srv: ChildServer;
