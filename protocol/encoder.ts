@@ -110,6 +110,16 @@ export function encodeLastChunk(extension?: string | null, trailers?: Buffer | n
   return Buffer.concat([chunkHeader(0, extension ?? undefined), trailers ?? Buffer.alloc(0), CRLF]);
 }
 
+/**
+ * The last chunk of a 206 Partial Content body (icap-extensions.md §C): `use-original-body=N`
+ * tells the client to append its own copy of the original body from byte N on. N = 0 with no
+ * data chunks before it means "these headers, the original body".
+ */
+export function encodeUseOriginalBody(offset: number): Buffer {
+  if (!Number.isSafeInteger(offset) || offset < 0) throw new RangeError(`use-original-body offset must be a non-negative integer, got ${offset}`);
+  return encodeLastChunk(`use-original-body=${offset}`);
+}
+
 /** A response with no body: errors, 204, OPTIONS. */
 export function encodeSimpleResponse(status: number, headers: HeaderPairs): Buffer {
   return encodeResponseHead({ status, headers, body: null });

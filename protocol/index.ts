@@ -16,6 +16,7 @@ export {
   encodeRequestHead,
   encodeResponseHead,
   encodeSimpleResponse,
+  encodeUseOriginalBody,
   type HeaderPairs,
   type RequestHeadInit,
   type ResponseHeadInit,

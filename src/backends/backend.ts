@@ -13,6 +13,11 @@ export const SCAN_ERROR_KINDS = [
   'encrypted',
   'unsupported',
   'backend-error',
+  /**
+   * A Content-Encoding body whose decoded size passed the ratio bound (issue 5): not a backend's
+   * outcome but the content's. Blocks unless the failure matrix maps it to allow by name.
+   */
+  'decompression-bomb',
 ] as const;
 export type ScanErrorKind = (typeof SCAN_ERROR_KINDS)[number];
 

@@ -33,6 +33,9 @@ export const PREVIEW_BYTES_MAX = 16_777_216;
 /** server.limits.preview_bytes alone; the loader reads it first to bound each service's preview. */
 export const serverPreviewBytes = integer(0, PREVIEW_BYTES_MAX).default(65_536);
 
+/** Whether the verdict cache is on when the config does not say. */
+export const VERDICT_CACHE_ENABLED_BY_DEFAULT = true;
+
 export const ICAP_METHODS = ['REQMOD', 'RESPMOD'] as const;
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -125,6 +128,11 @@ function serviceSchema(ctx: SchemaContext) {
       .prefault(1024),
     options_ttl_s: integer(1).default(3600),
     allow_204: boolean().default(true),
+    /**
+     * 206 Partial Content (icap-extensions.md §C): advertise Allow: 206 and answer an unchanged
+     * message with its headers and use-original-body=0 where no 204 is sent (src/server/partial-content.ts).
+     */
+    allow_206: boolean().default(false),
     /** The implicit last rule: scan with these backends, on_error for every failure kind. */
     backends: list(name('backend'), { nonEmpty: true, unique: true }).default(['builtin']),
     on_error: oneOf(['block', 'allow']).default('block'),
@@ -141,6 +149,31 @@ function serviceSchema(ctx: SchemaContext) {
       enabled: boolean().default(true),
       idle_ms: integer(1, 60_000).default(100),
       max_bytes: integer(1, 65_536).default(256),
+    }),
+    /**
+     * Trickle delivery of large RESPMOD bodies (src/server/trickle.ts): once the body reaches
+     * min_body_bytes (or Content-Length says it will), the 200 answer starts and body bytes flow
+     * to the client while they arrive, all but the last hold_back_bytes until the verdict.
+     */
+    trickle: section({
+      enabled: boolean().default(false),
+      min_body_bytes: integer(0).default(10_485_760),
+      hold_back_bytes: integer(1, 1_073_741_824).default(1_048_576),
+    }),
+    /**
+     * Content-Encoding gzip, deflate and br bodies are scanned decoded (issue 5); what is echoed
+     * stays the original bytes. Past max_decoded_bytes the outcome is too-large; past max_ratio
+     * decoded bytes per encoded byte (beyond the first MiB) it is decompression-bomb.
+     */
+    content_decoding: section({
+      enabled: boolean().default(true),
+      max_decoded_bytes: integer(1).default(536_870_912),
+      max_ratio: integer(1).default(100),
+    }),
+    /** REQMOD multipart/form-data: each part is also scanned as its own file (issue 5). */
+    multipart: section({
+      enabled: boolean().default(true),
+      max_parts: integer(1, 100_000).default(500),
     }),
   });
 }
@@ -165,6 +198,18 @@ export function createConfigSchema(ctx: SchemaContext) {
     logging: section({
       level: oneOf(LOG_LEVELS).default('info'),
       access_log: boolean().default(true),
+    }),
+    /**
+     * Verdict cache (issue 5): a repeated file is answered without rescanning. Keyed by the
+     * SHA-256 of the scanned content, the engines' versions and the policy; only definite
+     * verdicts (every engine clean, or one infected) are kept. One cache per configuration
+     * generation: a reload starts empty.
+     */
+    cache: section({
+      enabled: boolean().default(VERDICT_CACHE_ENABLED_BY_DEFAULT),
+      max_entries: integer(1, 10_000_000).default(10_000),
+      ttl_s: integer(1).default(3600),
+      max_bytes: integer(1024).default(16_777_216),
     }),
   });
 }

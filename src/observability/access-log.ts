@@ -28,8 +28,24 @@ export interface AccessRecord {
   /** What decided the answer: clean, infected, error-policy, not-scanned, rule, allow-list, deny-list, client-aborted... */
   reason: string;
   duration_ms: number;
-  /** Per backend: outcome and scan time, so a slow or failing engine is visible per transaction. */
-  scans: { backend: string; endpoint?: string; outcome: string; ms: number }[];
+  /**
+   * Per backend: outcome and scan time, so a slow or failing engine is visible per transaction.
+   * `part` names the multipart part a scan was of (one entry per part and backend then).
+   */
+  scans: { backend: string; endpoint?: string; outcome: string; ms: number; part?: string }[];
+  /**
+   * The verdict cache for this scan: hit (answered without scanning), miss (scanned, stored when
+   * definite) or bypass (off, or content that failed to decode or split). Absent when nothing was scanned.
+   */
+  cache?: 'hit' | 'miss' | 'bypass';
+  /** A Content-Encoding undone for scanning: the codings and `decoded` or why it failed. */
+  decoding?: { codings: string[]; outcome: string; decoded_bytes?: number };
+  /** A multipart/form-data upload: `split` or why splitting failed, and how many parts. */
+  multipart?: { outcome: string; parts: number };
+  /** Each part of a multipart upload, scanned as its own file. */
+  parts?: { label: string; file_name?: string; media_type: string; bytes: number; outcome: string; threats: string[]; cached?: true }[];
+  /** The engine batch the parts went to (MetaDefender Core), with its signed result's state. */
+  batch?: { backend: string; id: string; endpoint: string; signed: boolean; verified: boolean | null; detail?: string };
   /** Present when the answer was committed on idle before the verdict (Squid 5.7 workaround). */
   committed?: { kicks: number; released_bytes: number };
   x_client_ip?: string;

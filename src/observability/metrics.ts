@@ -2,7 +2,8 @@
  * Prometheus metrics (DESIGN.md "Operations"; c-icap's request.c counters as the model of what
  * operators ask about). One registry per server instance so tests and reloads never collide.
  * Everything is fed from access records and periodic reads of live state; nothing on the
- * per-byte path.
+ * per-byte path. Each process has its own registry; with server.processes > 1 the primary serves
+ * their aggregate (src/cluster/cluster-metrics.ts), so every counter and gauge here is per process.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Backend } from '../backends/backend.js';
@@ -51,6 +52,25 @@ export function createMetrics(live: LiveState): Metrics {
     registers: [registry],
   });
   const rejected = new Counter({ name: 'icap_bridge_connections_rejected_total', help: 'Connections refused (503) past Max-Connections.', labelNames: ['reason'] as const, registers: [registry] });
+  // Issue 5 content handling, counted from the access record's cache / decoding / multipart fields.
+  const verdictCache = new Counter({
+    name: 'icap_bridge_verdict_cache_lookups_total',
+    help: 'Body-end scans by verdict cache use: hit (answered without scanning), miss, bypass.',
+    labelNames: ['service', 'result'] as const,
+    registers: [registry],
+  });
+  const contentDecoding = new Counter({
+    name: 'icap_bridge_content_decoding_total',
+    help: 'Content-Encoding bodies decoded for scanning, by outcome (decoded, decompression-bomb, corrupt, ...).',
+    labelNames: ['service', 'outcome'] as const,
+    registers: [registry],
+  });
+  const multipartUploads = new Counter({
+    name: 'icap_bridge_multipart_uploads_total',
+    help: 'multipart/form-data uploads split into parts for scanning, by outcome (split, malformed, ...).',
+    labelNames: ['service', 'outcome'] as const,
+    registers: [registry],
+  });
   const protocolErrors = new Counter({ name: 'icap_bridge_protocol_errors_total', help: 'Requests answered with an ICAP error status before any transaction ran.', labelNames: ['status'] as const, registers: [registry] });
 
   new Gauge({
@@ -69,12 +89,20 @@ export function createMetrics(live: LiveState): Metrics {
       this.set(live.spoolBytesOnDisk());
     },
   });
-  const endpointGauge = (name: string, help: string, pick: (s: { healthy: boolean; inFlight: number; queued: number }) => number): void => {
+  // With several server processes (src/cluster/), the primary sums each metric over the workers
+  // (prom-client AggregatorRegistry); `aggregator` overrides that where a sum would mislead.
+  const endpointGauge = (
+    name: string,
+    help: string,
+    pick: (s: { healthy: boolean; inFlight: number; queued: number }) => number,
+    aggregator: 'sum' | 'min' = 'sum',
+  ): void => {
     new Gauge({
       name,
       help,
       labelNames: ['backend', 'endpoint'] as const,
       registers: [registry],
+      aggregator,
       collect() {
         this.reset();
         for (const [backend, b] of live.backends()) {
@@ -83,7 +111,8 @@ export function createMetrics(live: LiveState): Metrics {
       },
     });
   };
-  endpointGauge('icap_bridge_backend_endpoint_up', 'Whether a backend endpoint is healthy (1) or not (0).', (s) => (s.healthy ? 1 : 0));
+  // Up only when every process sees it up.
+  endpointGauge('icap_bridge_backend_endpoint_up', 'Whether a backend endpoint is healthy (1) or not (0).', (s) => (s.healthy ? 1 : 0), 'min');
   endpointGauge('icap_bridge_backend_endpoint_in_flight', 'Scans running on a backend endpoint.', (s) => s.inFlight);
   endpointGauge('icap_bridge_backend_endpoint_queued', 'Scans waiting for a backend endpoint (for builtin: the worker pool queue).', (s) => s.queued);
 
@@ -95,6 +124,9 @@ export function createMetrics(live: LiveState): Metrics {
       bytesOut.inc({ service: r.service }, r.bytes_out);
       duration.observe({ method: r.method, service: r.service }, r.duration_ms / 1000);
       for (const s of r.scans) scanDuration.observe({ backend: s.backend, endpoint: s.endpoint ?? '', outcome: s.outcome }, s.ms / 1000);
+      if (r.cache !== undefined) verdictCache.inc({ service: r.service, result: r.cache });
+      if (r.decoding !== undefined) contentDecoding.inc({ service: r.service, outcome: r.decoding.outcome });
+      if (r.multipart !== undefined) multipartUploads.inc({ service: r.service, outcome: r.multipart.outcome });
     },
     recordOptions(service, status) {
       transactions.inc({ method: 'OPTIONS', service, status: String(status), verdict: 'none' });

@@ -22,6 +22,7 @@ import { EventEmitter } from 'node:events';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import type { SpooledBody } from './spooled-body.js';
 import { createSpooledBodyReader, spooledBodyFromBuffer } from './spooled-body-reader.js';
 
@@ -103,6 +104,29 @@ export class BodySpool extends EventEmitter {
 
   get size(): number {
     return this.#size;
+  }
+
+  /**
+   * Leading bytes readable before the body is complete (trickle delivery forwards them while the
+   * rest arrives; src/server/trickle.ts): all of them in memory, on disk those the temp file holds.
+   */
+  get readableBytes(): number {
+    if (this.#state === 'disposed' || this.#error) return 0;
+    return this.#file === null ? this.#size : this.#file.bytesWritten;
+  }
+
+  /** Streams [start, end) of the readable bytes (readableBytes) while the body may still arrive. */
+  createEarlyReadStream(start: number, end: number): Readable {
+    if (end > this.readableBytes) throw new RangeError(`bytes [${start}, ${end}) are not readable yet (${this.readableBytes})`);
+    const assertUsable = (): void => {
+      if (this.#state === 'disposed') throw new SpoolError(SPOOL_ERROR_CODES.closed, 'body used after dispose');
+    };
+    // In memory a view is safe: bytes below #size are never rewritten (growth copies to a new buffer).
+    const source =
+      this.#file === null
+        ? { size: end, memory: (this.#memory ?? Buffer.alloc(0)).subarray(0, end), path: null }
+        : { size: end, memory: null, path: this.#path };
+    return createSpooledBodyReader({ ...source, assertUsable }).createReadStream(start, end);
   }
 
   /**

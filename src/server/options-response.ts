@@ -11,7 +11,9 @@ export function buildOptionsHeaders(service: Service, maxConnections: number): [
     ['Max-Connections', String(maxConnections)],
     ['Options-TTL', String(cfg.options_ttl_s)],
   ];
-  if (cfg.allow_204) headers.push(['Allow', '204']);
+  // icap-extensions.md §C: "Allow: 204, 206" or "Allow: 206" advertises Partial Content.
+  const allow = [...(cfg.allow_204 ? ['204'] : []), ...(cfg.allow_206 ? ['206'] : [])];
+  if (allow.length > 0) headers.push(['Allow', allow.join(', ')]);
   // Preview 0 is meaningful (headers only, then decide); the header is always sent so Squid
   // does not fall back to its own icap_preview_size.
   headers.push(['Preview', String(cfg.preview_bytes)]);

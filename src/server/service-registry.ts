@@ -10,6 +10,7 @@
 import { readFileSync } from 'node:fs';
 import type { Backend } from '../backends/backend.js';
 import type { Config, ServiceConfig } from '../config/index.js';
+import { VerdictCache } from '../pipeline/verdict-cache.js';
 import { compileServicePolicy, listsFingerprint, type CompiledRule, type ServicePolicy } from '../policy/index.js';
 import { computeIstag } from './istag.js';
 
@@ -28,6 +29,8 @@ export interface Service {
   readonly istag: string;
   /** The backends a scan rule scans with, in the rule's order. */
   backendsFor(rule: CompiledRule): readonly Backend[];
+  /** The generation's verdict cache (config `cache`), shared by its services; null when off. */
+  readonly verdictCache: VerdictCache | null;
 }
 
 export class ServiceRegistry {
@@ -36,6 +39,8 @@ export class ServiceRegistry {
 
   constructor(config: Config, backends: ReadonlyMap<string, Backend>) {
     const tagOf = this.#serviceTags;
+    const c = config.cache;
+    const verdictCache = c.enabled ? new VerdictCache({ maxEntries: c.max_entries, ttlMs: c.ttl_s * 1000, maxBytes: c.max_bytes }) : null;
     for (const [name, svc] of Object.entries(config.services)) {
       const blockPageTemplate = readFileSync(svc.block_page, 'utf8');
       const policy = compileServicePolicy(svc);
@@ -62,6 +67,7 @@ export class ServiceRegistry {
           return istag();
         },
         backendsFor: (rule) => byRule.get(rule) ?? [],
+        verdictCache,
       };
       this.#byPath.set(name.toLowerCase(), service);
       for (const alias of svc.aliases) this.#byPath.set(alias.toLowerCase(), service);

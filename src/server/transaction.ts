@@ -12,6 +12,8 @@
  * body bytes one at a time, because Debian's Squid 5.7 sends no more body until it sees adapted
  * bytes. A committed transaction can no longer show a block page: if the verdict is to block,
  * it closes the connection without the last chunk so the client never gets a complete file.
+ * Trickle delivery (trickle.ts, off by default) starts the same early answer for large RESPMOD
+ * bodies and forwards all but a held-back tail while the body arrives.
  *
  * The service's policy (rules, allow/deny lists; policy-tracker.ts) decides which backends scan,
  * or whether to allow or block without a scan, as early as its facts allow: streaming backends
@@ -32,7 +34,8 @@ import {
 import type { Backend, BackendResult, ScanMeta, StreamingScan } from '../backends/backend.js';
 import type { AccessRecord } from '../observability/access-log.js';
 import type { Logger } from '../observability/logger.js';
-import { runScans } from '../pipeline/run-scans.js';
+import { Sha256Accumulator } from '../pipeline/hashing.js';
+import { scanContent, verdictCacheScope, type ContentScan } from '../pipeline/scan-content.js';
 import { BodySpool, type SpoolOptions } from '../pipeline/spool.js';
 import type { SpooledBody } from '../pipeline/spooled-body.js';
 import { requestAttributes, type CompiledRule, type PolicyOutcome, type RequestAttributes } from '../policy/index.js';
@@ -48,10 +51,14 @@ import {
   type Decision,
   type ResponsePlan,
 } from '../verdict/index.js';
+import { NO_CONTENT_PLAN, planContent, type ContentPlan } from './content-plan.js';
+import { contentScanFields } from './content-scan-record.js';
 import { PolicyTracker } from './policy-tracker.js';
 import { commonHeaders } from './response-headers.js';
 import type { ResponseSink } from './response-sink.js';
 import type { Service } from './service-registry.js';
+import { encodePartialContent, may206 } from './partial-content.js';
+import { declaredLength, reachesTrickle, TrickleForwarder, trickleSettings, type TrickleSettings } from './trickle.js';
 
 export interface TransactionInit {
   readonly id: string;
@@ -109,11 +116,24 @@ export class Transaction {
   #kicks = 0;
   /** Early writes (the commit head and kicks) in order; respond() waits for them. */
   #earlyWrites: Promise<void> = Promise.resolve();
+  // Trickle delivery of large RESPMOD bodies (trickle.ts): starts the same early answer.
+  readonly #trickleSettings: TrickleSettings | null;
+  #trickle: TrickleForwarder | null = null;
+  /** The whole body was asked for (100 Continue sent, or no preview): an early answer may start. */
+  #restRequested = false;
+  /** The HTTP response's Content-Length (null: none or not a number); read once. */
+  #declaredLength: number | null | undefined = undefined;
   /** Scans fed while the body arrives (clamd INSTREAM, upstream ICAP). */
   readonly #streams = new Map<Backend, StreamingScan>();
   /** Consumers (spool, streams) that said "full"; the socket resumes when none is left. */
   #blockedConsumers = 0;
   #drainWaiter: (() => void) | null = null;
+  /** Content-Encoding and multipart handling, decided at header time (content-plan.ts). */
+  #content: ContentPlan = NO_CONTENT_PLAN;
+  /** SHA-256 of the body as it arrives: the verdict cache key, with no second read. */
+  #bodyHash: Sha256Accumulator | null = null;
+  /** The body-end scan (scan-content.ts): its spools, cache use, parts and batches. */
+  #contentScan: ContentScan | null = null;
 
   constructor(init: TransactionInit) {
     this.#init = init;
@@ -124,6 +144,7 @@ export class Transaction {
     this.#commit = commit.enabled && init.head.method === 'RESPMOD' && !init.head.allow.has('204')
       ? { idleMs: commit.idle_ms, maxBytes: commit.max_bytes }
       : null;
+    this.#trickleSettings = init.head.method === 'RESPMOD' ? trickleSettings(init.service.config.trickle) : null;
     this.#policy = new PolicyTracker(init.service.policy, () => this.#attributes());
   }
 
@@ -150,11 +171,15 @@ export class Transaction {
 
   beginBody(): void {
     this.#spool = new BodySpool(this.#init.spool);
+    const method = this.head.method === 'REQMOD' ? 'REQMOD' : 'RESPMOD';
+    this.#content = planContent({ method, reqHdr: this.#reqHdr, resHdr: this.#resHdr, service: this.#init.service.config });
+    if (this.#init.service.verdictCache !== null) this.#bodyHash = new Sha256Accumulator();
     const rule = this.#policy.beginBody();
     if (rule !== null) this.#openStreams(rule, []);
     // Squid waits for 100 Continue after a preview and sends nothing meanwhile; the idle watch
     // starts once the rest of the body is flowing (or at once without a preview).
     if (this.head.preview === null) this.#armCommit();
+    if (this.head.preview === null) this.#requestedRest();
   }
 
   /** Returns false when the caller must stop reading until `onDrain` fires (disk backpressure). */
@@ -171,16 +196,20 @@ export class Transaction {
     if (chosen !== null) this.#openStreams(chosen.rule, chosen.replay);
     // The same bytes go to the spool and to every streaming scan; the caller stops reading the
     // socket until every consumer that said "full" has drained (STYLE.md "Streams and backpressure").
+    this.#bodyHash?.update(data);
     const spool = this.#spool!;
     if (!spool.write(data)) this.#markBlocked((done) => spool.once('drain', done));
     for (const stream of this.#streams.values()) {
       if (!stream.write(data)) this.#markBlocked((done) => stream.onDrain(done));
     }
+    this.#trickleOnBody();
     return this.#blockedConsumers === 0;
   }
 
   /** Streaming backends of the chosen scan rule start here; `replay` is the body so far. */
   #openStreams(rule: CompiledRule, replay: readonly Buffer[]): void {
+    // Encoded bodies are scanned decoded at the end; a stream would only see compressed bytes.
+    if (this.#content.suppressStreams) return;
     for (const backend of this.#init.service.backendsFor(rule)) {
       if (!backend.openStream || this.#streams.has(backend)) continue;
       const stream = backend.openStream(this.#scanMeta(), this.#abort.signal);
@@ -211,18 +240,84 @@ export class Transaction {
 
   /**
    * Returns false when the rest of the body is not wanted: the policy settled the answer on what
-   * the preview showed (a block, or an allow that may be a 204 here). The caller then skips the
-   * body instead of sending 100 Continue, and respond() answers at once.
+   * the preview showed (a block, or an allow that may be a 204 or a 206 here). The caller then
+   * skips the body instead of sending 100 Continue, and respond() answers at once.
    */
   previewEnded(ieof: boolean): boolean {
     this.#bodyInPreview = ieof;
     if (ieof) return true;
-    if (this.#policy.settledAfterPreview(this.#init.service.config.allow_204)) {
+    const cfg = this.#init.service.config;
+    if (this.#policy.settledAfterPreview(cfg.allow_204 || this.#may206(true))) {
       this.#answeredInPreview = true;
       return false;
     }
     this.#armCommit();
+    this.#requestedRest();
     return true;
+  }
+
+  // ── 206 Partial Content (partial-content.ts) ───────────────────────────────────────────────
+
+  #may206(answeringPreview: boolean): boolean {
+    const cfg = this.#init.service.config;
+    const head = this.head.method === 'REQMOD' ? this.#reqHdr : this.#resHdr;
+    return may206({
+      serviceAllows206: cfg.allow_206,
+      allow: this.head.allow,
+      hasBodyAndHead: this.#spool !== null && head !== null,
+      answeringPreview,
+    });
+  }
+
+  // ── trickle delivery (trickle.ts) ──────────────────────────────────────────────────────────
+
+  /** The client was asked for the whole body; the early answer's head may follow the 100 Continue. */
+  #requestedRest(): void {
+    this.#restRequested = true;
+    this.#trickleOnBody();
+  }
+
+  /** After each body write: forward what the hold-back allows, or start trickling once the body is large. */
+  #trickleOnBody(): void {
+    if (this.#trickle !== null) {
+      this.#trickle.pump();
+      return;
+    }
+    const settings = this.#trickleSettings;
+    const spool = this.#spool;
+    if (settings === null || spool === null || !this.#restRequested || this.aborted) return;
+    if (this.#declaredLength === undefined) this.#declaredLength = declaredLength(this.#resHdr);
+    if (!reachesTrickle(settings, spool.size, this.#declaredLength)) return;
+    // A block the headers already settled (a deny rule or list) keeps its block page.
+    if (this.#policy.settledAfterPreview(false)) return;
+    const trickle = new TrickleForwarder({
+      source: spool,
+      holdBackBytes: settings.holdBackBytes,
+      startAt: this.#released,
+      write: (...buffers) => this.#write(...buffers),
+    });
+    this.#trickle = trickle;
+    const head = this.#committed ? null : this.#committedHead('trickle');
+    this.#committed = true;
+    this.#init.logger.debug({ transaction_id: this.id, body_bytes: spool.size }, 'trickle delivery started');
+    // Always queued (a then-callback), so the head follows the 100 Continue the connection writes
+    // right after previewEnded() returns, and any kick already queued.
+    this.#earlyWrites = this.#earlyWrites
+      .then(async () => {
+        if (head !== null) await this.#write(head);
+        trickle.begin();
+      })
+      .catch(() => {});
+  }
+
+  /** The early 200: the original HTTP head (Content-Length kept, so clients can tell a cut), no verdict yet. */
+  #committedHead(reason: string): Buffer {
+    return encodeResponseHead({
+      status: 200,
+      headers: [...commonHeaders(this.#init.service.istag), ['X-ICAP-Bridge-Decision', `pending; reason=${reason}`]],
+      resHdr: this.#resHdr?.raw,
+      body: 'res-body',
+    });
   }
 
   bodyEnded(trailers: Buffer | null): void {
@@ -264,16 +359,12 @@ export class Transaction {
     const writes: Buffer[] = [];
     if (!this.#committed) {
       this.#committed = true;
-      writes.push(
-        encodeResponseHead({
-          status: 200,
-          headers: [...commonHeaders(this.#init.service.istag), ['X-ICAP-Bridge-Decision', 'pending; reason=committed-on-idle']],
-          resHdr: this.#resHdr?.raw,
-          body: 'res-body',
-        }),
-      );
+      writes.push(this.#committedHead('committed-on-idle'));
     }
-    if (this.#released < this.#heldLength) {
+    if (this.#trickle !== null) {
+      // Trickle delivery took over (trickle.ts): a kick lets one more byte past its hold-back line.
+      if (this.#trickle.kick()) this.#kicks += 1;
+    } else if (this.#released < this.#heldLength) {
       writes.push(encodeChunk(this.#held!.subarray(this.#released, this.#released + 1)));
       this.#released += 1;
       this.#kicks += 1;
@@ -282,7 +373,8 @@ export class Transaction {
       this.#earlyWrites = this.#earlyWrites.then(() => this.#write(...writes)).catch(() => {});
     }
     this.#lastBodyActivity = performance.now();
-    if (this.#released < commit.maxBytes) this.#scheduleIdleCheck(commit.idleMs);
+    // Without trickling each kick released one byte, so kicks and released bytes are the same count.
+    if (this.#kicks < commit.maxBytes) this.#scheduleIdleCheck(commit.idleMs);
   }
 
   /** The request is complete: scan, decide, write the answer. Never rejects. */
@@ -294,6 +386,7 @@ export class Transaction {
     let plan: ResponsePlan | null = null;
     try {
       body = this.#spool ? await this.#spool.end() : null;
+      this.#trickle?.pump(); // all of it is on disk now: up to the hold-back line while the scan runs
       decision = await this.#decide(body);
       if (this.aborted) return;
       await this.#earlyWrites;
@@ -305,11 +398,13 @@ export class Transaction {
         method: this.head.method === 'REQMOD' ? 'REQMOD' : 'RESPMOD',
         may204: this.#bodyInPreview || this.#answeredInPreview || this.head.allow.has('204'),
         serviceAllows204: this.#init.service.config.allow_204,
+        may206: this.#may206(this.#answeredInPreview),
         transactionId: this.id,
         serviceName: this.#init.service.name,
         url: this.#url() ?? '',
         blockPageTemplate: this.#init.service.blockPageTemplate,
         ...(this.#ruleName() !== undefined && { rule: this.#ruleName()! }),
+        cacheHit: this.#contentScan?.cache === 'hit',
       });
       await this.#writePlan(plan, body);
       this.#finish(this.#record(plan, decision, 'answered'));
@@ -323,7 +418,9 @@ export class Transaction {
         throw err;
       }
     } finally {
+      void this.#trickle?.stop(); // stopped already unless the answer failed
       await this.#spool?.dispose();
+      await this.#contentScan?.dispose();
       await Promise.all(this.#results.map((r) => (r.outcome === 'sanitized' ? r.dispose().catch(() => {}) : undefined)));
     }
   }
@@ -335,7 +432,13 @@ export class Transaction {
    * and bytes are out), so the original is cut like a block.
    */
   async #finishCommitted(decision: Decision, body: SpooledBody | null): Promise<void> {
+    const trickle = this.#trickle;
     if (decision.action === 'allow') {
+      // Trickled bytes are out; the rest (at least the held-back tail) follows from the spool.
+      if (trickle !== null) {
+        await trickle.stop();
+        this.#released = trickle.forwarded;
+      }
       if (body !== null && body.size > this.#released) {
         for await (const chunk of body.createReadStream(this.#released) as AsyncIterable<Buffer>) {
           await this.#write(chunkHeader(chunk.length), chunk, CRLF);
@@ -345,13 +448,25 @@ export class Transaction {
       this.#finish(this.#record(null, decision, 'answered-after-commit'));
       return;
     }
+    const stopped = trickle?.stop();
     this.#init.sink.destroy();
+    if (trickle !== null) {
+      this.#released = trickle.forwarded;
+      // X-ICAP-Bridge-Decision went out as "pending" with the head; the verdict is only ours to log.
+      this.#init.logger.info(
+        { transaction_id: this.id, verdict: verdictLabel(decision), reason: decision.reason, released_bytes: this.#released },
+        'trickled answer cut: blocked by truncation',
+      );
+    }
+    // Logged before the socket's 'close' can turn this into an abort ("client-disconnected").
     this.#finish(this.#record(null, decision, 'blocked-by-truncation'));
+    await stopped; // a write waiting for the client fails at once on the destroyed socket; then the spool may go
   }
 
   /** Ends the transaction without an answer; frees the spool; logs it as aborted, never as clean. */
   abort(reason: AbortReason): void {
     this.#stopCommitWatch();
+    void this.#trickle?.stop();
     if (this.#finished || this.aborted) return;
     this.#abort.abort(reason);
     this.#abortStreams(reason);
@@ -392,15 +507,36 @@ export class Transaction {
       this.#abortStreams('empty body');
       return notScanned(body === null ? 'no body' : 'empty body');
     }
-    const results = await runScans(backends, body, this.#scanMeta(), this.#abort.signal, this.#streams);
+    const cache = this.#init.service.verdictCache;
+    const scan = await scanContent({
+      backends,
+      body,
+      bodySha256: this.#bodyHash?.hex() ?? null,
+      meta: this.#scanMeta(),
+      signal: this.#abort.signal,
+      streams: this.#streams,
+      abortStreams: (reason) => this.#abortStreams(reason),
+      decode: this.#content.decode,
+      multipart: this.#content.multipart,
+      spool: this.#init.spool,
+      cache: cache === null ? null : { cache, context: verdictCacheScope(backends, this.#init.service.name, rule.name) },
+    });
+    this.#contentScan = scan;
+    const results = scan.results.map((r) => r.result);
     this.#results = results;
-    this.#scanResults = results.map((r) => ({
-      backend: r.backend,
-      ...(r.endpoint !== undefined && { endpoint: r.endpoint }),
-      outcome: r.outcome === 'error' ? `error:${r.kind}` : r.outcome,
-      ms: Math.round(r.durationMs),
-    }));
-    return decide(results, rule.onError);
+    // Backends that ran now; cached verdicts and content outcomes are in `cache` and scan_errors.
+    this.#scanResults = scan.results.flatMap(({ result: r, part, synthetic }) =>
+      synthetic !== undefined
+        ? []
+        : [{
+            backend: r.backend,
+            ...(r.endpoint !== undefined && { endpoint: r.endpoint }),
+            outcome: r.outcome === 'error' ? `error:${r.kind}` : r.outcome,
+            ms: Math.round(r.durationMs),
+            ...(part !== undefined && { part }),
+          }],
+    );
+    return decide(results, rule.onError, scan.results.map((r) => r.part));
   }
 
   /** The configured rule that applied, if one did (not the service's implicit rule). */
@@ -493,6 +629,13 @@ export class Transaction {
         await this.#write(LAST_CHUNK);
         return;
       }
+      case 'partial-content': {
+        // The original head and use-original-body=0: the client keeps its own body (partial-content.ts).
+        const isReqmod = this.head.method === 'REQMOD';
+        const httpHead = (isReqmod ? this.#reqHdr : this.#resHdr)!.raw; // may206 required it
+        await this.#write(encodePartialContent({ headers, method: isReqmod ? 'REQMOD' : 'RESPMOD', httpHead }));
+        return;
+      }
       case 'echo': {
         const isReqmod = this.head.method === 'REQMOD';
         const hasBody = this.#spool !== null;
@@ -544,7 +687,7 @@ export class Transaction {
       client: this.#init.clientAddress,
       method: this.head.method,
       service: this.#init.service.name,
-      icap_status: answered ? (plan.kind === 'no-content' ? 204 : 200) : 0,
+      icap_status: answered ? (plan.kind === 'no-content' ? 204 : plan.kind === 'partial-content' ? 206 : 200) : 0,
       http_status: answered ? this.#httpStatus(plan) : null,
       bytes_in: this.#bytesIn,
       bytes_out: this.#bytesOut,
@@ -560,6 +703,7 @@ export class Transaction {
       ...(clientIp !== undefined && { x_client_ip: clientIp }),
       ...(username !== undefined && { x_client_username: username }),
       scans: this.#scanResults,
+      ...(this.#contentScan !== null && contentScanFields(this.#contentScan)),
       ...(user !== undefined && { user }),
       ...(answered && this.#policyFields(decision)),
     };

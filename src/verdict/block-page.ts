@@ -10,6 +10,8 @@ export interface BlockPageValues {
   transaction_id: string;
   service: string;
   reason: string;
+  /** The multipart part(s) a threat was found in, e.g. `eicar.com`; empty otherwise. */
+  part?: string;
 }
 
 const HTML_ESCAPES: Readonly<Record<string, string>> = {
@@ -32,7 +34,9 @@ const PLACEHOLDER = /\{\{\s*([a-z_]+)\s*\}\}/g;
  * `{{reason}}` stays literal text.
  */
 export function renderBlockPage(template: string, values: BlockPageValues): string {
-  return template.replace(PLACEHOLDER, (whole, name: string) =>
-    Object.hasOwn(values, name) ? escapeHtml(values[name as keyof BlockPageValues]) : whole,
-  );
+  return template.replace(PLACEHOLDER, (whole, name: string) => {
+    // {{part}} is known even when no part is involved: it then reads as nothing.
+    if (name === 'part') return escapeHtml(values.part ?? '');
+    return Object.hasOwn(values, name) ? escapeHtml(values[name as keyof BlockPageValues] ?? '') : whole;
+  });
 }

@@ -16,7 +16,7 @@
  */
 import type { BackendResult, ScanErrorKind } from '../backends/backend.js';
 import type { SpooledBody } from '../pipeline/spooled-body.js';
-import { sanitizeThreatName } from './threat-name.js';
+import { sanitizeHeaderText, sanitizeThreatName } from './threat-name.js';
 
 export const FAILURE_ACTIONS = ['block', 'allow'] as const;
 /** What a non-verdict outcome (timeout, unreachable, ...) leads to. */
@@ -27,15 +27,27 @@ export type FailureAction = (typeof FAILURE_ACTIONS)[number];
  */
 export type FailurePolicy = FailureAction | { readonly [K in ScanErrorKind]?: FailureAction };
 
+/**
+ * Outcomes a one-word `on_error: allow` does not cover: a decompression bomb is an attack on the
+ * scanner, not an unavailable engine, so it blocks unless a per-kind map allows it by name.
+ */
+export const BLOCK_UNLESS_NAMED: readonly ScanErrorKind[] = ['decompression-bomb'];
+
 /** The action `policy` gives an error of `kind`; unlisted kinds block. */
 export function failureAction(policy: FailurePolicy, kind: ScanErrorKind): FailureAction {
-  return typeof policy === 'string' ? policy : (policy[kind] ?? 'block');
+  if (typeof policy !== 'string') return policy[kind] ?? 'block';
+  return policy === 'allow' && BLOCK_UNLESS_NAMED.includes(kind) ? 'block' : policy;
 }
+
+/** Longest part label kept in headers and pages; client file names can be long. */
+export const MAX_PART_LABEL_LENGTH = 100;
 
 export interface ThreatEntry {
   /** Sanitized (threat-name.ts): safe for a header value. */
   name: string;
   backend: string;
+  /** The multipart part it was found in (its label, sanitized like a threat name), if any. */
+  part?: string;
 }
 
 export interface ErrorEntry {
@@ -43,8 +55,13 @@ export interface ErrorEntry {
   kind: ScanErrorKind;
   /** The backend's own words, for logs only; never written to a header or the block page. */
   message: string;
-  /** What this error's kind decided; present when the failure policy was a per-kind map. */
+  /**
+   * What this error's kind decided; present when the failure policy was a per-kind map, or when
+   * a one-word policy did not apply to the kind (BLOCK_UNLESS_NAMED).
+   */
   decision?: FailureAction;
+  /** The multipart part the error was about (sanitized label), if any. */
+  part?: string;
 }
 
 /** A rewritten body from one engine, to send instead of the original. */
@@ -77,8 +94,12 @@ export type Decision =
 /** Backend name on the error entry made up when no backend ran at all. */
 export const NO_BACKEND = 'none';
 
-/** Merges every backend's result for one body into one decision. */
-export function decide(results: readonly BackendResult[], onError: FailurePolicy): Decision {
+/**
+ * Merges every backend's result for one body into one decision. `parts[i]`, when given, is the
+ * label of the multipart part `results[i]` is about (partLabel(): file name, `field x`, `part n`);
+ * threats and errors then carry it, sanitized, so the answer can name the part.
+ */
+export function decide(results: readonly BackendResult[], onError: FailurePolicy, parts?: readonly (string | undefined)[]): Decision {
   // A service with no backend (or a fan-out that returned nothing) must never pass content as clean.
   if (results.length === 0) {
     return {
@@ -92,7 +113,9 @@ export function decide(results: readonly BackendResult[], onError: FailurePolicy
   const seen = new Set<string>();
   const errors: ErrorEntry[] = [];
   let replacement: Replacement | undefined;
-  for (const r of results) {
+  for (const [i, r] of results.entries()) {
+    const label = parts?.[i];
+    const part = label === undefined ? undefined : partName(label);
     switch (r.outcome) {
       case 'clean':
         break;
@@ -112,21 +135,24 @@ export function decide(results: readonly BackendResult[], onError: FailurePolicy
         for (const raw of names) {
           const name = sanitizeThreatName(raw);
           // Dedupe by name + backend after sanitizing: two raw names may clean up to the same text.
-          const key = `${r.backend}\u0000${name}`;
+          const key = `${r.backend}\u0000${name}\u0000${part ?? ''}`;
           if (seen.has(key)) continue;
           seen.add(key);
-          threats.push({ name, backend: r.backend });
+          threats.push({ name, backend: r.backend, ...(part !== undefined && { part }) });
         }
         break;
       }
-      case 'error':
+      case 'error': {
+        const decision = failureAction(onError, r.kind);
         errors.push({
           backend: r.backend,
           kind: r.kind,
           message: r.message,
-          ...(typeof onError !== 'string' && { decision: failureAction(onError, r.kind) }),
+          ...((typeof onError !== 'string' || decision !== onError) && { decision }),
+          ...(part !== undefined && { part }),
         });
         break;
+      }
     }
   }
 
@@ -135,6 +161,12 @@ export function decide(results: readonly BackendResult[], onError: FailurePolicy
   if (replacement !== undefined) return { action: 'sanitize', reason: 'sanitized', replacement, errors };
   if (errors.length > 0) return { action: 'allow', reason: 'error-policy', errors };
   return { action: 'allow', reason: 'clean' };
+}
+
+/** A part label fit for a header value and a page: printable ASCII, no `;`, bounded, never empty. */
+export function partName(label: string): string {
+  const clean = sanitizeHeaderText(label).slice(0, MAX_PART_LABEL_LENGTH).trimEnd();
+  return clean === '' ? 'part' : clean;
 }
 
 /** The decision for content there was nothing to scan in (no body, empty body). */

@@ -28,12 +28,15 @@ export function headerToken(value: string): string {
  *   block; reason=deny-list; list=<deny_hosts|deny_urls|deny_sha256>
  *
  * `:<allow|block>` after an error is what the rule's failure matrix made of that error's kind;
- * it is written when the matrix is per-kind (with one word for all kinds the action says it).
+ * it is written when the matrix is per-kind (with one word for all kinds the action says it,
+ * except for a kind the word does not cover, such as decompression-bomb).
  * `rule=` names the configured rule that chose the backends; it is absent when the service's
- * own `backends`/`on_error` applied. Parameters only ever get appended, so a parser of the
- * older forms (`action; reason=...; errors=backend:kind`) still reads the new ones.
+ * own `backends`/`on_error` applied. Then, after an infected multipart upload,
+ * `part=<label>[,<label>...]` names the parts the threats were in (as tokens), and after an
+ * answer taken from the verdict cache, `cache=hit`. Parameters only ever get appended, so a
+ * parser of the older forms (`action; reason=...; errors=backend:kind`) still reads the new ones.
  */
-export function decisionHeader(d: Decision, rule?: string): [string, string] {
+export function decisionHeader(d: Decision, rule?: string, opts: { readonly cacheHit?: boolean } = {}): [string, string] {
   let value = `${d.action}; reason=${d.reason}`;
   switch (d.reason) {
     case 'rule':
@@ -45,6 +48,9 @@ export function decisionHeader(d: Decision, rule?: string): [string, string] {
       const errors = 'errors' in d ? d.errors : [];
       if (errors.length > 0) value += `; errors=${errorList(errors)}`;
       if (rule !== undefined) value += `; rule=${headerToken(rule)}`;
+      const parts = d.reason === 'infected' ? [...new Set(d.threats.flatMap((t) => (t.part === undefined ? [] : [headerToken(t.part)])))] : [];
+      if (parts.length > 0) value += `; part=${parts.join(',')}`;
+      if (opts.cacheHit === true) value += '; cache=hit';
       return ['X-ICAP-Bridge-Decision', value];
     }
   }
@@ -60,20 +66,35 @@ function errorList(errors: readonly ErrorEntry[]): string {
  * sanitized threat names (at least one) and the file name.
  */
 export function infectionHeaders(threatNames: readonly string[], fileName: string): HeaderList {
+  return violationHeaders(threatNames.map((name) => ({ threat: name, fileName })));
+}
+
+/** One blocked threat as the §B headers report it. */
+export interface Violation {
+  /** Sanitized; for a multipart part it reads `<threat> (in <part>)`. */
+  readonly threat: string;
+  /** Sanitized file name, or the part label. */
+  readonly fileName: string;
+  /** The bare threat name for X-Virus-ID; `threat` when absent. */
+  readonly name?: string;
+}
+
+/** §B headers for distinct violations (at least one), each with its own file name. */
+export function violationHeaders(violations: readonly Violation[]): HeaderList {
   const headers: HeaderList = [];
   // §B: exactly Type, Resolution, Threat in this order; the final `;` ends the threat text.
   // Type=0 virus; Resolution=2 blocked (we send a block page, never the content).
-  for (const name of threatNames) {
-    headers.push(['X-Infection-Found', `Type=0; Resolution=2; Threat=${name};`]);
+  for (const v of violations) {
+    headers.push(['X-Infection-Found', `Type=0; Resolution=2; Threat=${v.threat};`]);
   }
   // §B: a count, then per violation four continuation lines: file name, threat, problem id, resolution.
-  let violations = String(threatNames.length);
-  for (const name of threatNames) {
-    violations += `\r\n\t${fileName}\r\n\t${name}\r\n\t0\r\n\t2`;
+  let text = String(violations.length);
+  for (const v of violations) {
+    text += `\r\n\t${v.fileName}\r\n\t${v.threat}\r\n\t0\r\n\t2`;
   }
-  headers.push(['X-Violations-Found', violations]);
+  headers.push(['X-Violations-Found', text]);
   // §B: X-Virus-ID is a one-line alternative for clients that read only that.
-  const first = threatNames[0];
-  if (first !== undefined) headers.push(['X-Virus-ID', first]);
+  const first = violations[0];
+  if (first !== undefined) headers.push(['X-Virus-ID', first.name ?? first.threat]);
   return headers;
 }

@@ -5,7 +5,7 @@
 import type { Decision, Replacement } from './decide.js';
 import { renderBlockPage } from './block-page.js';
 import { fileNameFromUrl } from './file-name.js';
-import { decisionHeader, headerToken, infectionHeaders, type HeaderList } from './headers.js';
+import { decisionHeader, headerToken, violationHeaders, type HeaderList, type Violation } from './headers.js';
 
 export interface PlanContext {
   method: 'REQMOD' | 'RESPMOD';
@@ -13,14 +13,22 @@ export interface PlanContext {
   may204: boolean;
   /** Does the service want 204 at all (config allow_204). */
   serviceAllows204: boolean;
+  /**
+   * 206 with use-original-body=0 may be sent (icap-extensions.md §C): the client sent Allow: 206,
+   * the service allows it, and the client still holds the whole body. Computed by the caller
+   * (src/server/partial-content.ts). Absent: false.
+   */
+  may206?: boolean;
   transactionId: string;
   serviceName: string;
   /** Request URL if known, else ''. */
   url: string;
-  /** HTML with {{threat}} {{url}} {{transaction_id}} {{service}} {{reason}}. */
+  /** HTML with {{threat}} {{url}} {{transaction_id}} {{service}} {{reason}} {{part}}. */
   blockPageTemplate: string;
   /** The configured policy rule that chose the backends, if one did (named in the decision header). */
   rule?: string;
+  /** The verdict came from the verdict cache, not from a scan now (`cache=hit` in the decision header). */
+  cacheHit?: boolean;
 }
 
 export type ResponsePlan =
@@ -28,6 +36,8 @@ export type ResponsePlan =
   | { kind: 'no-content'; icapHeaders: [string, string][] }
   /** ICAP 200 with the original HTTP header bytes and body. */
   | { kind: 'echo'; icapHeaders: [string, string][] }
+  /** ICAP 206 with the original HTTP header bytes and `use-original-body=0`: the client keeps its own body. */
+  | { kind: 'partial-content'; icapHeaders: [string, string][] }
   /** ICAP 200 with an encapsulated HTTP/1.1 403 (head ends with CRLF CRLF). */
   | { kind: 'block'; icapHeaders: [string, string][]; httpHead: Buffer; httpBody: Buffer }
   /**
@@ -50,7 +60,7 @@ export function planResponse(decision: Decision, ctx: PlanContext): ResponsePlan
       return planBlock(decision, ctx);
     case 'sanitized': {
       // §B Resolution=1: "repaired file returned". Named only when the engine said what it removed.
-      const icapHeaders: HeaderList = [decisionHeader(decision, ctx.rule)];
+      const icapHeaders: HeaderList = [decisionHeader(decision, ctx.rule, ctx)];
       for (const note of decision.replacement.notes) icapHeaders.push(['X-Infection-Found', `Type=0; Resolution=1; Threat=${note};`]);
       return { kind: 'replace', icapHeaders, replacement: decision.replacement };
     }
@@ -58,10 +68,13 @@ export function planResponse(decision: Decision, ctx: PlanContext): ResponsePlan
 }
 
 function planAllow(decision: Decision, ctx: PlanContext): ResponsePlan {
-  const icapHeaders: HeaderList = [decisionHeader(decision, ctx.rule)];
+  const icapHeaders: HeaderList = [decisionHeader(decision, ctx.rule, ctx)];
   // RFC 3507 §4.6: 204 only when the client allowed it (Allow: 204, or any preview); the service may
-  // still prefer to echo (allow_204: false). Otherwise a 200 echo is always a valid "unchanged".
-  return ctx.may204 && ctx.serviceAllows204 ? { kind: 'no-content', icapHeaders } : { kind: 'echo', icapHeaders };
+  // still prefer not to (allow_204: false). Next best is a 206 that sends the headers and lets the
+  // client use its own body (icap-extensions.md §C), which saves echoing it; a 200 echo is always
+  // a valid "unchanged".
+  if (ctx.may204 && ctx.serviceAllows204) return { kind: 'no-content', icapHeaders };
+  return ctx.may206 === true ? { kind: 'partial-content', icapHeaders } : { kind: 'echo', icapHeaders };
 }
 
 /**
@@ -72,13 +85,20 @@ function planAllow(decision: Decision, ctx: PlanContext): ResponsePlan {
 function planBlock(decision: Extract<Decision, { action: 'block' }>, ctx: PlanContext): ResponsePlan {
   const icapHeaders: HeaderList = [];
   let threat = '';
+  let part = '';
   let reason: string;
   if (decision.reason === 'infected') {
-    // The client sees one entry per distinct threat; which backend found it is for our logs.
-    const names = [...new Set(decision.threats.map((t) => t.name))];
-    threat = names.join(', ');
+    // The client sees one entry per distinct threat (and part); which backend found it is for our logs.
+    const violations = new Map<string, Violation>();
+    const urlFileName = fileNameFromUrl(ctx.url);
+    for (const t of decision.threats) {
+      const text = t.part === undefined ? t.name : `${t.name} (in ${t.part})`;
+      if (!violations.has(text)) violations.set(text, { threat: text, fileName: t.part ?? urlFileName, name: t.name });
+    }
+    threat = [...violations.keys()].join(', ');
+    part = [...new Set(decision.threats.flatMap((t) => (t.part === undefined ? [] : [t.part])))].join(', ');
     reason = `infected: ${threat}`;
-    icapHeaders.push(...infectionHeaders(names, fileNameFromUrl(ctx.url)));
+    icapHeaders.push(...violationHeaders([...violations.values()]));
   } else if (decision.reason === 'rule') {
     // Policy blocks are not threats either: no X-Infection-Found (§B is for found threats).
     reason = `blocked by policy rule ${decision.rule}`;
@@ -88,7 +108,7 @@ function planBlock(decision: Extract<Decision, { action: 'block' }>, ctx: PlanCo
     // Not infected, just unscanned: no X-Infection-Found, but say why.
     reason = `scan failed: ${decision.errors.map((e) => `${e.kind} (${headerToken(e.backend)})`).join(', ')}`;
   }
-  icapHeaders.push(['X-Response-Info', 'Blocked'], decisionHeader(decision, ctx.rule));
+  icapHeaders.push(['X-Response-Info', 'Blocked'], decisionHeader(decision, ctx.rule, ctx));
 
   const httpBody = Buffer.from(
     renderBlockPage(ctx.blockPageTemplate, {
@@ -97,6 +117,7 @@ function planBlock(decision: Extract<Decision, { action: 'block' }>, ctx: PlanCo
       transaction_id: ctx.transactionId,
       service: ctx.serviceName,
       reason,
+      part,
     }),
     'utf8',
   );

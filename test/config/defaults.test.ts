@@ -17,6 +17,10 @@ const service = (methods: string[], aliases: string[]) => ({
   on_error: 'block',
   block_page: BLOCK_PAGE,
   commit_on_idle: { enabled: true, idle_ms: 100, max_bytes: 256 },
+  content_decoding: { enabled: true, max_decoded_bytes: 536_870_912, max_ratio: 100 },
+  multipart: { enabled: true, max_parts: 500 },
+  allow_206: false,
+  trickle: { enabled: false, min_body_bytes: 10_485_760, hold_back_bytes: 1_048_576 },
 });
 
 const DEFAULTS = {
@@ -45,6 +49,7 @@ const DEFAULTS = {
   },
   admin: { enabled: false, host: '127.0.0.1', port: 9090 },
   logging: { level: 'info', access_log: true },
+  cache: { enabled: true, max_entries: 10_000, ttl_s: 3600, max_bytes: 16_777_216 },
 };
 
 describe('defaults', () => {

@@ -35,6 +35,8 @@ export const ORIGIN_FILES: Readonly<Record<string, GeneratedFile>> = {
   '/clean-100m.bin': { size: 100 * MiB },
   '/eicar.com': { size: EICAR.length, tail: EICAR },
   '/eicar-1m.bin': { size: MiB, tail: EICAR },
+  '/clean-500m.bin': { size: 500 * MiB },
+  '/eicar-500m.bin': { size: 500 * MiB, tail: EICAR },
 };
 
 const PIECE = 64 * 1024;

@@ -6,7 +6,7 @@
  *
  * The ICAP lines are those of config/examples/squid.conf, verbatim, with only the icap-bridge port
  * replaced; `recipe2: true` also uncomments that file's four delay-pool lines (Recipe 2,
- * ../shared/specs/squid-interop.md). Squid authenticates clients with Basic auth (Debian's
+ * ../shared/specs/squid-interop.md), `icap206: true` its `icap_206_enable on` line. Squid authenticates clients with Basic auth (Debian's
  * basic_ncsa_auth and a generated htpasswd file), so it has a username to send to icap-bridge.
  *
  * `proxyRequest()` is the client side: node:http with an absolute URL and Proxy-Authorization,
@@ -103,6 +103,8 @@ export function squidParse(file: string): Promise<{ code: number | null; output:
 
 /** The four Recipe 2 lines, commented out in the example file. */
 const RECIPE2_LINE = /^#\s*(delay_pools|delay_class|delay_parameters|delay_access)\b/;
+/** The example file's commented `icap_206_enable on` line (206 Partial Content). */
+const ICAP_206_LINE = /^#\s*icap_206_enable on\s*$/;
 /** The example file's two active (plain ICAP) icap_service lines. */
 const PLAIN_SERVICE_LINE = /^icap_service\s+\S+\s+\S+\s+icap:\/\//;
 /** The example file's two commented ICAPS icap_service lines. */
@@ -123,14 +125,20 @@ export interface IcapsOptions {
  * With `recipe2`, its four commented delay-pool lines are uncommented (exactly four must exist).
  * With `icaps`, its two plain icap_service lines are dropped and its two commented icaps:// lines
  * are uncommented instead, with port `icaps.port` and `tls-cafile=icaps.cafile` (exactly two
- * of each must exist); the service names and everything else stay as they are.
+ * of each must exist); the service names and everything else stay as they are. With `icap206`,
+ * its commented `icap_206_enable on` line is uncommented (exactly one must exist).
  */
-export function exampleIcapLines(icapPort: number, recipe2 = false, icaps?: IcapsOptions): string {
+export function exampleIcapLines(icapPort: number, recipe2 = false, icaps?: IcapsOptions, icap206 = false): string {
   let lines = readFileSync(EXAMPLE_CONF, 'utf8').replaceAll('127.0.0.1:1344', `127.0.0.1:${icapPort}`).split('\n');
   if (recipe2) {
     const found = lines.filter((l) => RECIPE2_LINE.test(l)).length;
     if (found !== 4) throw new Error(`${EXAMPLE_CONF}: expected the 4 commented Recipe 2 lines, found ${found}`);
     lines = lines.map((l) => (RECIPE2_LINE.test(l) ? l.replace(/^#\s*/, '') : l));
+  }
+  if (icap206) {
+    const found = lines.filter((l) => ICAP_206_LINE.test(l)).length;
+    if (found !== 1) throw new Error(`${EXAMPLE_CONF}: expected 1 commented "icap_206_enable on" line, found ${found}`);
+    lines = lines.map((l) => (ICAP_206_LINE.test(l) ? l.replace(/^#\s*/, '') : l));
   }
   if (icaps !== undefined) {
     const plain = lines.filter((l) => PLAIN_SERVICE_LINE.test(l)).length;
@@ -203,6 +211,8 @@ export interface SquidOptions {
   icapPort: number;
   /** Uncomment the example file's Recipe 2 (delay pool) lines. */
   recipe2?: boolean;
+  /** Uncomment the example file's `icap_206_enable on` line (206 Partial Content). */
+  icap206?: boolean;
   /** More squid.conf lines, appended last. */
   extraConf?: string;
   /**
@@ -274,7 +284,7 @@ http_access allow authenticated
 http_access deny all
 
 # ---- ${EXAMPLE_CONF}, icap-bridge port replaced${options.icaps ? ', icaps:// lines in place of icap://' : ''} ----
-${exampleIcapLines(options.icapPort, options.recipe2 ?? false, options.icaps)}
+${exampleIcapLines(options.icapPort, options.recipe2 ?? false, options.icaps, options.icap206 ?? false)}
 # ---- test-specific ----
 ${options.extraConf ?? ''}
 `;
@@ -345,6 +355,10 @@ export interface ProxyResult {
   error: string | null;
   /** Time to the end of the response (or the failure), in ms. */
   ms: number;
+  /** Time to the first body byte, in ms; null when none arrived. */
+  firstBodyByteMs: number | null;
+  /** Time until half of Content-Length had arrived, in ms; null when it never did (or no Content-Length). */
+  halfBodyMs: number | null;
 }
 
 export interface ProxyRequestOptions {
@@ -382,6 +396,8 @@ export function proxyRequest(proxyPort: number, options: ProxyRequestOptions): P
       complete: false,
       error: null,
       ms: 0,
+      firstBodyByteMs: null,
+      halfBodyMs: null,
     };
     let done = false;
     const finish = (error: string | null): void => {
@@ -414,7 +430,10 @@ export function proxyRequest(proxyPort: number, options: ProxyRequestOptions): P
       const cl = res.headers['content-length'];
       result.contentLength = cl === undefined ? null : Number(cl);
       res.on('data', (d: Buffer) => {
+        const now = Math.round(performance.now() - started);
+        result.firstBodyByteMs ??= now;
         result.bytes += d.length;
+        if (result.contentLength !== null && result.halfBodyMs === null && result.bytes * 2 >= result.contentLength) result.halfBodyMs = now;
         hash.update(d);
         if (textBytes < 65_536) {
           textParts.push(d.subarray(0, 65_536 - textBytes));

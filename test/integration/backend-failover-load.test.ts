@@ -156,6 +156,8 @@ services:
     # Commit-on-idle answers before the verdict (a Squid 5.7 workaround); this test checks verdicts.
     commit_on_idle: { enabled: false }
 admin: { enabled: true, host: 127.0.0.1, port: 0 }
+# Repeated bodies must reach the engines: this test counts scans per endpoint.
+cache: { enabled: false }
 `);
   adminPort = srv.logs().find((l) => l.msg === 'admin listening')!.port as number;
 }, 90_000);

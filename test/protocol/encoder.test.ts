@@ -9,6 +9,9 @@ import {
   encodeRequestHead,
   encodeResponseHead,
   encodeSimpleResponse,
+  encodeUseOriginalBody,
+  IcapResponseDecoder,
+  type ResponseDecoderEvent,
 } from '../../protocol/index.js';
 import { decodePieces, randomSlices } from '../helpers/decode.js';
 import { parseResponse } from '../helpers/icap-response.js';
@@ -47,6 +50,35 @@ describe('encoder', () => {
     const r = parseResponse(bytes)!;
     expect(r).toMatchObject({ status: 200, resHdr: resHdr.toString(), length: bytes.length });
     expect(r.body?.toString()).toBe('nope');
+  });
+});
+
+describe('206 Partial Content (icap-extensions.md §C)', () => {
+  it('ends the body with use-original-body=N', () => {
+    expect(encodeUseOriginalBody(0).toString()).toBe('0; use-original-body=0\r\n\r\n');
+    expect(encodeUseOriginalBody(1024).toString()).toBe('0; use-original-body=1024\r\n\r\n');
+  });
+
+  it.each([-1, 1.5, Number.NaN, 2 ** 53])('refuses the offset %s', (offset) => {
+    expect(() => encodeUseOriginalBody(offset)).toThrow(RangeError);
+  });
+
+  it('a 206 with the original head and no data chunks decodes as "these headers, the original body"', () => {
+    const resHdr = b('HTTP/1.1 200 OK\r\nContent-Length: 300000\r\n\r\n');
+    const bytes = Buffer.concat([
+      encodeResponseHead({ status: 206, headers: [['ISTag', '"a"']], resHdr, body: 'res-body' }),
+      encodeUseOriginalBody(0),
+    ]);
+    expect(bytes.toString('latin1')).toMatch(/^ICAP\/1\.0 206 Partial Content\r\n/);
+    const events: ResponseDecoderEvent[] = [];
+    const decoder = new IcapResponseDecoder((e) => events.push(e));
+    for (const piece of randomSlices(bytes, 7)) decoder.push(piece);
+    expect(events.map((e) => e.type)).toEqual(['response-head', 'http-head', 'headers-end', 'body-end', 'message-end']);
+    expect(events.find((e) => e.type === 'body-end')).toMatchObject({ extension: 'use-original-body=0', trailers: null });
+    expect(decoder.idle).toBe(true);
+    const r = parseResponse(bytes)!;
+    expect(r).toMatchObject({ status: 206, resHdr: resHdr.toString('latin1'), lastChunkExtension: 'use-original-body=0', length: bytes.length });
+    expect(r.body!.length).toBe(0);
   });
 });
 

@@ -1,0 +1,275 @@
+/**
+ * The scan of one complete body (DESIGN.md step 5, extended by issue 5): what gets scanned, by
+ * whom, and what the verdict cache already knows.
+ *
+ *   body ─┬─ Content-Encoding? ─► decode ─┬─ ok ─────► the decoded body is "the content"
+ *         │                               └─ failed ─► raw body + partial decode, and the failure
+ *         │                                            as an outcome for the policy
+ *         └─ the content ─┬─ multipart? ─► split ─┬─ ok ─────► each part; raw body by streams only
+ *                         │                       └─ failed ─► salvaged parts + the whole content,
+ *                         │                                    and the failure as an outcome
+ *                         └─ else ────────────────► the content, whole
+ *
+ * Each thing scanned is a "subject". Subjects with a SHA-256 (the body, the decoded body, each
+ * complete part) are looked up in the verdict cache first: when every one hits, streams still
+ * running are aborted and nothing is scanned. Subjects that missed are scanned, and stored when
+ * every backend gave a definite verdict. A decoding or split failure bypasses the cache: only
+ * definite verdicts on whole content are ever stored.
+ *
+ * What the transaction answers with (echo, 204, block page) is always built from the original
+ * body, never from anything here. A sanitized copy (CDR) is only usable when it replaces the
+ * body as received; one made of a decoded body or a part becomes an `unsupported` error.
+ *
+ * Never rejects: every step it takes never rejects (should one break that, the spools made so
+ * far are freed before the error goes on). dispose() frees every spool made here (decoded body,
+ * parts); the transaction calls it on every path. Sanitized results of the raw body stay the
+ * caller's to dispose.
+ */
+import type { Backend, BackendResult, ScanErrorKind, ScanMeta, StreamingScan } from '../backends/backend.js';
+import { decodeContentEncoding, type ContentDecodingLimits } from './content-decoding.js';
+import { partLabel, spoolMultipartParts, type MultipartPart } from './multipart/index.js';
+import { runScans } from './run-scans.js';
+import { scanPartsWithBackends, type PartsScanOutcome } from './scan-parts.js';
+import type { SpoolOptions } from './spool.js';
+import type { SpooledBody } from './spooled-body.js';
+import { cacheableVerdict, verdictCacheContext, verdictCacheKey, type CachedVerdict, type VerdictCache } from './verdict-cache.js';
+
+/** Backend names of the outcomes this module makes up (they appear in `errors=` and logs). */
+export const CONTENT_DECODING = 'content-decoding';
+export const MULTIPART = 'multipart';
+
+export interface ContentScanInput {
+  readonly backends: readonly Backend[];
+  /** The body as received: what is echoed, and what streams were fed. */
+  readonly body: SpooledBody;
+  /** SHA-256 of `body`, computed while it arrived; null when not computed (no cache). */
+  readonly bodySha256: string | null;
+  readonly meta: ScanMeta;
+  readonly signal: AbortSignal;
+  /** Scans fed the raw body while it arrived. */
+  readonly streams: ReadonlyMap<Backend, StreamingScan>;
+  /** Ends every stream without a verdict (a cache hit, or content scanned otherwise). */
+  readonly abortStreams: (reason: string) => void;
+  readonly decode: { readonly contentEncoding: string; readonly limits: Partial<ContentDecodingLimits> } | null;
+  readonly multipart: { readonly contentType: string; readonly maxParts: number } | null;
+  readonly spool: SpoolOptions;
+  /** The cache and this transaction's context digest (verdictCacheScope), or null. */
+  readonly cache: { readonly cache: VerdictCache; readonly context: string } | null;
+}
+
+export interface ScannedResult {
+  readonly result: BackendResult;
+  /** partLabel() of the multipart part the result is about. */
+  readonly part?: string;
+  /** Not a backend scanning now: a content failure made an outcome, or a cached verdict. */
+  readonly synthetic?: 'content' | 'cache';
+}
+
+export interface PartSummary {
+  readonly label: string;
+  readonly file_name?: string;
+  readonly media_type: string;
+  readonly bytes: number;
+  /** clean | infected | error:<kind>; `cached` when it came from the cache. */
+  readonly outcome: string;
+  readonly threats: string[];
+  readonly cached?: true;
+}
+
+export interface ContentScan {
+  readonly results: readonly ScannedResult[];
+  readonly cache: 'hit' | 'miss' | 'bypass';
+  /** Present when a Content-Encoding was undone (or failed to be). */
+  readonly decoding?: { readonly codings: string[]; readonly outcome: string; readonly decoded_bytes?: number };
+  /** Present for a multipart upload: `split` or why the split failed, and the part count. */
+  readonly multipart?: { readonly outcome: string; readonly parts: number };
+  readonly parts?: readonly PartSummary[];
+  readonly batches: PartsScanOutcome['batches'];
+  dispose(): Promise<void>;
+}
+
+/**
+ * The cache context of one transaction: the engines that scan (name and version, which changes
+ * with signature updates) and the policy that chose them (service, rule, backend list).
+ */
+export function verdictCacheScope(backends: readonly Backend[], service: string, rule: string | null): string {
+  const policy = JSON.stringify([service, rule, backends.map((b) => b.name)]);
+  return verdictCacheContext(backends.map((b) => `${b.name}@${b.version}`), policy);
+}
+
+interface Subject {
+  readonly body: SpooledBody;
+  /** Cache key content; null = never looked up or stored. */
+  readonly sha256: string | null;
+  /** Which backends scan it; the raw body also uses the streams. */
+  readonly backends: readonly Backend[];
+  readonly raw: boolean;
+  readonly part?: MultipartPart;
+  cached?: CachedVerdict;
+  results?: BackendResult[];
+}
+
+export async function scanContent(input: ContentScanInput): Promise<ContentScan> {
+  const disposers: (() => Promise<void>)[] = [];
+  const dispose = async (): Promise<void> => {
+    await Promise.all(disposers.map((d) => d().catch(() => {})));
+  };
+  try {
+    return await scanWith(input, disposers, dispose);
+  } catch (err) {
+    // Every step says it never rejects; should one break that promise, no spool is left behind.
+    await dispose();
+    throw err;
+  }
+}
+
+async function scanWith(input: ContentScanInput, disposers: (() => Promise<void>)[], dispose: () => Promise<void>): Promise<ContentScan> {
+  const synthetic: ScannedResult[] = [];
+  const fail = (backend: string, kind: ScanErrorKind, message: string): void => {
+    synthetic.push({ result: { outcome: 'error', backend, kind, message, durationMs: 0 }, synthetic: 'content' });
+  };
+  const out: { decoding?: ContentScan['decoding']; multipart?: ContentScan['multipart'] } = {};
+  const { backends } = input;
+  const rawSubject = (scanners: readonly Backend[]): Subject => ({ body: input.body, sha256: input.bodySha256, backends: scanners, raw: true });
+
+  // 1. The content: the body, or the body decoded.
+  let content: Subject = rawSubject(backends);
+  const subjects: Subject[] = [];
+  if (input.decode !== null) {
+    const decoded = await decodeContentEncoding(input.body, input.decode.contentEncoding, {
+      spool: input.spool,
+      limits: input.decode.limits,
+      signal: input.signal,
+    });
+    disposers.push(decoded.dispose);
+    if (decoded.ok) {
+      if (decoded.decoded) content = { body: decoded.body, sha256: decoded.sha256, backends, raw: false };
+      out.decoding = { codings: [...decoded.codings], outcome: decoded.decoded ? 'decoded' : 'identity', decoded_bytes: decoded.body.size };
+    } else {
+      out.decoding = { codings: [...decoded.codings], outcome: decoded.reason, ...(decoded.partial && { decoded_bytes: decoded.partial.size }) };
+      // A bomb has its own outcome (blocked unless named allow); content-decoding.ts maps it to too-large.
+      fail(CONTENT_DECODING, decoded.reason === 'decompression-bomb' ? 'decompression-bomb' : decoded.kind, decoded.message);
+      // What a lenient client would still render, and the raw bytes: a finding in either blocks.
+      if (decoded.partial !== null && decoded.partial.size > 0) subjects.push({ body: decoded.partial, sha256: null, backends, raw: false });
+      content = { ...content, sha256: null };
+    }
+  }
+
+  // 2. The subjects: the content's parts, or the content whole.
+  if (input.multipart !== null && synthetic.length === 0) {
+    const split = await spoolMultipartParts(content.body, input.multipart.contentType, {
+      spool: input.spool,
+      limits: { maxParts: input.multipart.maxParts },
+      signal: input.signal,
+    });
+    disposers.push(split.dispose);
+    out.multipart = { outcome: split.ok ? 'split' : split.reason, parts: split.parts.length };
+    for (const part of split.parts) {
+      subjects.push({ body: part.body, sha256: part.complete ? part.sha256 : null, backends, raw: false, part });
+    }
+    if (split.ok && split.parts.length > 0) {
+      // The whole raw body too, by the streams it was fed to anyway: a safety net, not cached.
+      const streamed = backends.filter((b) => input.streams.has(b));
+      if (content.raw && streamed.length > 0) subjects.unshift({ ...rawSubject(streamed), sha256: null });
+    } else {
+      if (!split.ok) fail(MULTIPART, split.kind, split.message);
+      subjects.unshift({ ...content, sha256: split.ok ? content.sha256 : null });
+    }
+  } else {
+    subjects.unshift(content);
+  }
+  // Streams were fed the raw body; when no subject is the raw body they have nothing to say.
+  if (!subjects.some((s) => s.raw)) input.abortStreams('raw body not scanned');
+
+  // 3. The cache: every subject with a key hits, or the ones that missed are scanned.
+  const cache = synthetic.length === 0 ? input.cache : null;
+  const keyed = cache === null ? [] : subjects.filter((s) => s.sha256 !== null);
+  for (const subject of keyed) {
+    const lookup = cache!.cache.get(verdictCacheKey(subject.sha256!, cache!.context));
+    if (lookup.hit) subject.cached = lookup.verdict;
+  }
+  const status: ContentScan['cache'] = keyed.length === 0 ? 'bypass' : keyed.every((s) => s.cached) ? 'hit' : 'miss';
+  const toScan = status === 'hit' ? [] : subjects.filter((s) => s.cached === undefined);
+  if (status === 'hit') input.abortStreams('verdict cache hit');
+  const batches = await scanSubjects(toScan, input);
+
+  // 4. Store what is definite; gather results in subject order.
+  const results: ScannedResult[] = [...synthetic];
+  for (const subject of subjects) {
+    const label = subject.part ? partLabel(subject.part) : undefined;
+    const own = subject.cached ? resultsFromCache(subject.cached) : (subject.results ?? []);
+    if (!subject.cached && subject.results && cache !== null && subject.sha256 !== null) {
+      cache.cache.set(verdictCacheKey(subject.sha256, cache.context), cacheableVerdict(subject.results));
+    }
+    for (const result of own) {
+      results.push({ result, ...(label !== undefined && { part: label }), ...(subject.cached && { synthetic: 'cache' as const }) });
+    }
+  }
+  const parts = subjects.flatMap((s) => (s.part === undefined ? [] : [summarizePart(s, s.part)]));
+  return { results, cache: status, ...out, ...(parts.length > 0 && { parts }), batches, dispose };
+}
+
+/** Scans every subject in parallel; fills each one's `results`. Returns the parts' batches. */
+async function scanSubjects(subjects: readonly Subject[], input: ContentScanInput): Promise<PartsScanOutcome['batches']> {
+  const parts = subjects.filter((s) => s.part !== undefined);
+  const whole = subjects.filter((s) => s.part === undefined);
+  const [partsScan] = await Promise.all([
+    parts.length === 0
+      ? null
+      : scanPartsWithBackends(
+          input.backends,
+          parts.map((s) => ({ body: s.body, label: partLabel(s.part!), contentType: s.part!.mediaType, ...(s.part!.fileName !== null && { fileName: s.part!.fileName }) })),
+          input.meta,
+          input.signal,
+        ),
+    ...whole.map(async (s) => {
+      s.results = await runScans(s.backends, s.body, input.meta, input.signal, s.raw ? input.streams : new Map());
+    }),
+  ]);
+  parts.forEach((s, i) => {
+    s.results = [...partsScan!.byPart[i]!];
+  });
+  for (const s of subjects) if (!s.raw) s.results = await Promise.all(s.results!.map(unusableCopy));
+  return partsScan?.batches ?? [];
+}
+
+/**
+ * A sanitized copy of a decoded body or of one part cannot be sent in place of the original
+ * (its encoding or its siblings would be lost), and the original is not known to be clean:
+ * the policy decides, as for content that cannot be scanned.
+ */
+async function unusableCopy(result: BackendResult): Promise<BackendResult> {
+  if (result.outcome !== 'sanitized') return result;
+  await result.dispose().catch(() => {});
+  return {
+    outcome: 'error',
+    backend: result.backend,
+    kind: 'unsupported',
+    message: 'the engine rewrote a decoded body or a part; only the whole original could be replaced',
+    durationMs: result.durationMs,
+  };
+}
+
+/** A cached verdict as results: clean per backend, or the threats (found by the cache's backends). */
+function resultsFromCache(verdict: CachedVerdict): BackendResult[] {
+  if (verdict.outcome === 'clean') return verdict.backends.map((backend) => ({ outcome: 'clean', backend, durationMs: 0 }));
+  return [{ outcome: 'infected', backend: verdict.backends.join('+') || 'cache', threats: verdict.threats, durationMs: 0 }];
+}
+
+function summarizePart(subject: Subject, part: MultipartPart): PartSummary {
+  const own = subject.cached ? resultsFromCache(subject.cached) : (subject.results ?? []);
+  const threats = [...new Set(own.flatMap((r) => (r.outcome === 'infected' ? r.threats : [])))];
+  const error = own.find((r) => r.outcome === 'error');
+  let outcome = 'clean';
+  if (own.some((r) => r.outcome === 'infected')) outcome = 'infected';
+  else if (error?.outcome === 'error') outcome = `error:${error.kind}`;
+  return {
+    label: partLabel(part),
+    ...(part.fileName !== null && { file_name: part.fileName }),
+    media_type: part.mediaType,
+    bytes: part.body.size,
+    outcome,
+    threats,
+    ...(subject.cached && { cached: true as const }),
+  };
+}

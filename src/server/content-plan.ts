@@ -1,0 +1,62 @@
+/**
+ * What a transaction's content needs beyond "scan the body as it came" (issue 5), decided at
+ * header time from the encapsulated HTTP head of the message being scanned:
+ *
+ * - Content-Encoding (RESPMOD: the response head; REQMOD: the request head) that we can undo:
+ *   the body is scanned decoded at its end, and streaming scans stay closed, because they
+ *   would only ever see the compressed bytes. A coding we cannot undo (zstd, a typo) keeps the
+ *   streams (the raw bytes are all there is to scan) and becomes an `unsupported` outcome.
+ * - REQMOD multipart/form-data: the parts are split off at the end and each is scanned as its
+ *   own file; streams still scan the whole raw body, so nothing is lost if the split fails.
+ *
+ * Pure: heads and the service's settings in, a plan out.
+ */
+import type { HttpHead } from '../../protocol/index.js';
+import type { ServiceConfig } from '../config/index.js';
+import { parseContentEncoding, type ContentDecodingLimits } from '../pipeline/content-decoding.js';
+
+export interface ContentPlan {
+  /** Content-Encoding to undo before scanning (the field value as received), or null. */
+  readonly decode: { readonly contentEncoding: string; readonly limits: Partial<ContentDecodingLimits> } | null;
+  /** True when streaming scans must not open: they would see encoded bytes only. */
+  readonly suppressStreams: boolean;
+  /** The Content-Type of a multipart/form-data upload to split, or null. */
+  readonly multipart: { readonly contentType: string; readonly maxParts: number } | null;
+}
+
+export const NO_CONTENT_PLAN: ContentPlan = Object.freeze({ decode: null, suppressStreams: false, multipart: null });
+
+export interface ContentPlanInput {
+  readonly method: 'REQMOD' | 'RESPMOD';
+  readonly reqHdr: HttpHead | null;
+  readonly resHdr: HttpHead | null;
+  readonly service: Pick<ServiceConfig, 'content_decoding' | 'multipart'>;
+}
+
+const MULTIPART_FORM_DATA = /^\s*multipart\/form-data\s*(?:;|$)/i;
+
+export function planContent(input: ContentPlanInput): ContentPlan {
+  // The message being scanned: a REQMOD's request, a RESPMOD's response.
+  const head = input.method === 'REQMOD' ? input.reqHdr : input.resHdr;
+  if (head === null) return NO_CONTENT_PLAN;
+  const settings = input.service.content_decoding;
+  let decode: ContentPlan['decode'] = null;
+  let suppressStreams = false;
+  if (settings.enabled) {
+    // RFC 9110 §5.3: several fields of one list-valued name are one comma-joined list.
+    const fields = head.headers.getAll('Content-Encoding');
+    const contentEncoding = fields.join(', ');
+    const parsed = parseContentEncoding(contentEncoding);
+    const undo = parsed.ok ? parsed.codings.length > 0 : true;
+    if (fields.length > 0 && undo) {
+      decode = { contentEncoding, limits: { maxDecodedBytes: settings.max_decoded_bytes, maxRatio: settings.max_ratio } };
+      suppressStreams = parsed.ok;
+    }
+  }
+  const contentType = head.headers.get('Content-Type');
+  const multipart =
+    input.method === 'REQMOD' && input.service.multipart.enabled && contentType !== undefined && MULTIPART_FORM_DATA.test(contentType)
+      ? { contentType, maxParts: input.service.multipart.max_parts }
+      : null;
+  return { decode, suppressStreams, multipart };
+}

@@ -1,0 +1,26 @@
+/**
+ * The access-log fields of a body-end scan (scan-content.ts): cache use, decoding, multipart
+ * split, per-part outcomes and the engine batch. Field names are stable (access-log.ts).
+ */
+import type { AccessRecord } from '../observability/access-log.js';
+import type { ContentScan } from '../pipeline/scan-content.js';
+
+export function contentScanFields(scan: ContentScan): Partial<AccessRecord> {
+  const fields: Partial<AccessRecord> = { cache: scan.cache };
+  if (scan.decoding !== undefined) fields.decoding = { ...scan.decoding, codings: [...scan.decoding.codings] };
+  if (scan.multipart !== undefined) fields.multipart = { ...scan.multipart };
+  if (scan.parts !== undefined) fields.parts = scan.parts.map((p) => ({ ...p, threats: [...p.threats] }));
+  // One batch per upload is the usual case (one MetaDefender backend); with several, the first.
+  const batch = scan.batches[0];
+  if (batch !== undefined) {
+    fields.batch = {
+      backend: batch.backend,
+      id: batch.id,
+      endpoint: batch.endpoint,
+      signed: batch.signed,
+      verified: batch.verified,
+      ...(batch.detail !== undefined && { detail: batch.detail }),
+    };
+  }
+  return fields;
+}

@@ -1,0 +1,152 @@
+/**
+ * multipart/form-data uploads through the server (issue 5): every part scanned as its own file,
+ * a block names the part, scanParts backends get one batch, and a split failure is an outcome.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EICAR } from '../helpers/icap-messages.js';
+import { exchange } from '../helpers/icap-exchange.js';
+import { ScriptedBackend } from '../helpers/scripted-backend.js';
+import { startTestServer, type TestServer } from '../helpers/test-server.js';
+import { formData } from '../pipeline/multipart-fixtures.js';
+
+const BOUNDARY = '----icapbridge7MA4YWxkTrZu0gW';
+const TEXT = 'a harmless comment\r\nover two lines';
+/** A "binary" upload: bytes of every value, EICAR in the middle. */
+const BINARY = Buffer.concat([Buffer.from(Array.from({ length: 4096 }, (_, i) => i & 0xff)), EICAR, Buffer.alloc(3000, 0xfe)]);
+
+function upload(body: Buffer, contentType = `multipart/form-data; boundary=${BOUNDARY}`) {
+  const reqHdr = `POST http://uploads.example/form HTTP/1.1\r\nHost: uploads.example\r\nContent-Type: ${contentType}\r\nContent-Length: ${body.length}\r\n\r\n`;
+  return { method: 'REQMOD' as const, reqHdr, body: [body] };
+}
+
+const infectedUpload = (): Buffer =>
+  formData(BOUNDARY, [
+    { name: 'comment', body: TEXT },
+    { name: 'upload', fileName: 'eicar.bin', contentType: 'application/octet-stream', body: BINARY },
+  ]);
+
+describe('with the embedded engine', () => {
+  let srv: TestServer;
+  beforeAll(async () => {
+    srv = await startTestServer(`
+cache: { enabled: false }
+services:
+  reqmod: { methods: [REQMOD] }
+  lenient:
+    methods: [REQMOD]
+    rules: [{ name: odd-uploads, on_error: { unsupported: allow } }]
+`);
+  });
+  afterAll(() => srv.close());
+
+  it('a clean text part and an EICAR binary part → blocked, naming the part everywhere', async () => {
+    const record = srv.nextRecord();
+    const r = await exchange(srv.port, upload(infectedUpload()));
+    expect(r.resHdr).toMatch(/^HTTP\/1\.1 403 Forbidden/);
+    expect(r.header('X-Infection-Found')).toBe('Type=0; Resolution=2; Threat=EICAR-Test-File (in eicar.bin);');
+    expect(r.header('X-Violations-Found')).toBe('1\r\n\teicar.bin\r\n\tEICAR-Test-File (in eicar.bin)\r\n\t0\r\n\t2');
+    expect(r.header('X-Virus-ID')).toBe('EICAR-Test-File');
+    expect(r.header('X-ICAP-Bridge-Decision')).toBe('block; reason=infected; part=eicar.bin');
+    expect(r.body?.toString()).toContain('EICAR-Test-File (in eicar.bin)');
+    const rec = await record;
+    expect(rec).toMatchObject({ verdict: 'infected', threats: ['EICAR-Test-File'], multipart: { outcome: 'split', parts: 2 } });
+    expect(rec.parts).toEqual([
+      { label: 'field comment', media_type: 'text/plain', bytes: Buffer.byteLength(TEXT), outcome: 'clean', threats: [] },
+      { label: 'eicar.bin', file_name: 'eicar.bin', media_type: 'application/octet-stream', bytes: BINARY.length, outcome: 'infected', threats: ['EICAR-Test-File'] },
+    ]);
+    expect(rec.scans.map((s) => `${s.backend}:${s.part ?? '-'}:${s.outcome}`)).toEqual(['builtin:field comment:clean', 'builtin:eicar.bin:infected']);
+  });
+
+  it('every part clean → 204 with Allow: 204, and without it the original upload echoed byte for byte', async () => {
+    const body = formData(BOUNDARY, [
+      { name: 'comment', body: TEXT },
+      { name: 'upload', fileName: 'photo.jpg', contentType: 'image/jpeg', body: Buffer.alloc(20_000, 0xd8) },
+    ]);
+    const allowed = await exchange(srv.port, { ...upload(body), headers: [['Allow', '204']] });
+    expect(allowed.status).toBe(204);
+    expect(allowed.header('X-ICAP-Bridge-Decision')).toBe('allow; reason=clean');
+    const echoed = await exchange(srv.port, upload(body));
+    expect(echoed.status).toBe(200);
+    expect(echoed.body?.equals(body)).toBe(true);
+  });
+
+  it('an upload cut before its close delimiter: unsupported (blocked), allowed and marked where the policy says so', async () => {
+    const cut = formData(BOUNDARY, [{ name: 'comment', body: TEXT }, { name: 'f', fileName: 'a.txt', body: 'plain text' }], { close: false });
+    const record = srv.nextRecord();
+    const blocked = await exchange(srv.port, upload(cut));
+    expect(blocked.header('X-ICAP-Bridge-Decision')).toBe('block; reason=error-policy; errors=multipart:unsupported');
+    expect(await record).toMatchObject({ multipart: { outcome: 'truncated' }, scan_errors: ['multipart:unsupported'] });
+    const allowed = await exchange(srv.port, { ...upload(cut), service: 'lenient', headers: [['Allow', '204']] });
+    expect(allowed.status).toBe(204);
+    expect(allowed.header('X-ICAP-Bridge-Decision')).toBe('allow; reason=error-policy; errors=multipart:unsupported:allow; rule=odd-uploads');
+  });
+
+  it('a cut upload with EICAR in a part that did arrive → blocked as infected, whatever the policy says about the cut', async () => {
+    const cut = formData(BOUNDARY, [{ name: 'upload', fileName: 'eicar.bin', body: BINARY }, { name: 'more', body: 'x' }], { close: false });
+    const r = await exchange(srv.port, { ...upload(cut), service: 'lenient' });
+    // The whole body is scanned too when the split fails; the salvaged part is named.
+    expect(r.headers.get('x-infection-found')).toEqual([
+      'Type=0; Resolution=2; Threat=EICAR-Test-File;',
+      'Type=0; Resolution=2; Threat=EICAR-Test-File (in eicar.bin);',
+    ]);
+    expect(r.header('X-ICAP-Bridge-Decision')).toBe('block; reason=infected; errors=multipart:unsupported:allow; rule=odd-uploads; part=eicar.bin');
+  });
+
+  it('a multipart Content-Type without a boundary: the whole body is scanned, and the split failure is unsupported', async () => {
+    const body = Buffer.concat([Buffer.from('not really multipart '), EICAR]);
+    const infected = await exchange(srv.port, upload(body, 'multipart/form-data'));
+    expect(infected.header('X-Infection-Found')).toBe('Type=0; Resolution=2; Threat=EICAR-Test-File;');
+    const clean = await exchange(srv.port, upload(Buffer.from('just text'), 'multipart/form-data'));
+    expect(clean.header('X-ICAP-Bridge-Decision')).toBe('block; reason=error-policy; errors=multipart:unsupported');
+  });
+});
+
+describe('with scanParts and streaming backends', () => {
+  let srv: TestServer;
+  const batcher = new ScriptedBackend({ name: 'builtin', parts: true });
+  const streamer = new ScriptedBackend({ name: 'streamer', streaming: true });
+  beforeAll(async () => {
+    srv = await startTestServer(
+      `
+cache: { enabled: false }
+backends:
+  builtin: { type: builtin }
+  streamer: { type: builtin }
+services:
+  reqmod: { methods: [REQMOD], backends: [builtin, streamer] }
+`,
+      { backends: new Map<string, ScriptedBackend>([['builtin', batcher], ['streamer', streamer]]) },
+    );
+  });
+  afterAll(() => srv.close());
+
+  it('scanParts gets every part in one call (batch logged); a backend without it gets scan() per part; streams see the whole body', async () => {
+    const body = infectedUpload();
+    const record = srv.nextRecord();
+    const r = await exchange(srv.port, { ...upload(body), preview: 100 });
+    expect(r.header('X-ICAP-Bridge-Decision')).toBe('block; reason=infected; part=eicar.bin');
+    // Distinct threat texts: the part-level finding names the part; the whole-body stream's does not.
+    expect(r.headers.get('x-infection-found')).toEqual([
+      'Type=0; Resolution=2; Threat=Scripted.Eicar;',
+      'Type=0; Resolution=2; Threat=Scripted.Eicar (in eicar.bin);',
+    ]);
+    expect(batcher.partsCalls).toHaveLength(1);
+    expect(batcher.partsCalls[0]!.map((p) => [p.label, p.fileName, p.bytes.length])).toEqual([
+      ['field comment', undefined, Buffer.byteLength(TEXT)],
+      ['eicar.bin', 'eicar.bin', BINARY.length],
+    ]);
+    expect(batcher.scanned).toEqual([]);
+    expect(streamer.streamed).toHaveLength(1);
+    expect(streamer.streamed[0]!.equals(body)).toBe(true);
+    expect(streamer.scanned.map((b) => b.length)).toEqual([Buffer.byteLength(TEXT), BINARY.length]);
+    const rec = await record;
+    expect(rec.batch).toEqual({ backend: 'builtin', id: 'batch-1', endpoint: 'scripted:1', signed: true, verified: true });
+    expect(rec.scans.map((s) => `${s.backend}:${s.part ?? 'whole body'}:${s.outcome}`)).toEqual([
+      'streamer:whole body:infected',
+      'builtin:field comment:clean',
+      'streamer:field comment:clean',
+      'builtin:eicar.bin:infected',
+      'streamer:eicar.bin:infected',
+    ]);
+  });
+});
