@@ -40,8 +40,9 @@ describe('admin listener', () => {
     const c = await TestClient.connect(srv.port);
     c.write(buildRequest({ method: 'OPTIONS' }).first);
     await c.read();
+    // Three different bodies: a repeated one would be answered by the verdict cache, unscanned.
     for (let i = 0; i < 3; i++) {
-      c.write(buildRequest({ body: ['clean data'], headers: [['Allow', '204']] }).first);
+      c.write(buildRequest({ body: [`clean data ${i}`], headers: [['Allow', '204']] }).first);
       expect((await c.read()).status).toBe(204);
     }
     c.write(buildRequest({ body: [EICAR] }).first);
@@ -59,6 +60,7 @@ describe('admin listener', () => {
     expect(metric(text, 'icap_bridge_backend_endpoint_queued', { backend: 'builtin' })).toBe(0);
     expect(metric(text, 'icap_bridge_spool_bytes_on_disk')).toBe(0);
     expect(metric(text, 'icap_bridge_scan_duration_seconds_count', { backend: 'builtin', endpoint: 'worker-pool', outcome: 'clean' })).toBe(3);
+    expect(metric(text, 'icap_bridge_verdict_cache_lookups_total', { service: 'respmod', result: 'miss' })).toBe(4);
     c.close();
   });
 });
