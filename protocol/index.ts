@@ -38,7 +38,6 @@ export {
   type ResponseDecoderLimits,
 } from './response-decoder.js';
 export {
-  parseResponseEncapsulated,
   parseResponseHead,
   type IcapResponseHead,
   type ResponseBodySection,

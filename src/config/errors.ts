@@ -3,6 +3,7 @@
  * operator fixes a file once instead of once per mistake (fastify's initial-config-validation does
  * the same), and each problem names the key path and the rule that was broken.
  */
+import { CodedError } from '../errors.js';
 
 /** One thing wrong with a configuration file. */
 export interface ConfigProblem {
@@ -15,16 +16,13 @@ export interface ConfigProblem {
   readonly column?: number;
 }
 
-export class ConfigError extends Error {
-  /** Stable code: branch on this, never on the message text. */
-  readonly code = 'ICAP_ERR_CONFIG';
+export class ConfigError extends CodedError<'ICAP_ERR_CONFIG'> {
   /** The configuration file (absolute path) the problems were found in. */
   readonly file: string;
   readonly problems: readonly ConfigProblem[];
 
   constructor(file: string, problems: readonly ConfigProblem[], options?: ErrorOptions) {
-    super(formatProblems(file, problems), options);
-    this.name = 'ConfigError';
+    super('ICAP_ERR_CONFIG', formatProblems(file, problems), options);
     this.file = file;
     this.problems = problems;
   }

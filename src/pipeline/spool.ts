@@ -23,6 +23,7 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
+import { CodedError, type ErrorCode } from '../errors.js';
 import type { SpooledBody } from './spooled-body.js';
 import { createSpooledBodyReader, spooledBodyFromBuffer } from './spooled-body-reader.js';
 
@@ -41,16 +42,9 @@ export const SPOOL_ERROR_CODES = {
   closed: 'ICAP_ERR_SPOOL_CLOSED',
   /** The temp file could not be created or written (ENOSPC, EACCES, missing directory...). */
   io: 'ICAP_ERR_SPOOL_IO',
-} as const;
+} as const satisfies Record<string, ErrorCode>;
 
-export class SpoolError extends Error {
-  readonly code: (typeof SPOOL_ERROR_CODES)[keyof typeof SPOOL_ERROR_CODES];
-  constructor(code: SpoolError['code'], message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'SpoolError';
-    this.code = code;
-  }
-}
+export class SpoolError extends CodedError<(typeof SPOOL_ERROR_CODES)[keyof typeof SPOOL_ERROR_CODES]> {}
 
 // Process-wide bookkeeping for tests and metrics. Only this module mutates it.
 const livePaths = new Set<string>();

@@ -10,6 +10,7 @@
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
+import { CodedError, type ErrorCode } from '../errors.js';
 import { workerExecArgv } from './worker-module.js';
 
 export { resolveWorkerFile } from './worker-module.js';
@@ -23,17 +24,10 @@ export const POOL_ERROR_CODES = {
   closed: 'ICAP_ERR_POOL_CLOSED',
   /** The task module threw, or its thread died; the original error is the `cause`. */
   taskFailed: 'ICAP_ERR_POOL_TASK_FAILED',
-} as const;
+} as const satisfies Record<string, ErrorCode>;
 export type PoolErrorCode = (typeof POOL_ERROR_CODES)[keyof typeof POOL_ERROR_CODES];
 
-export class PoolError extends Error {
-  readonly code: PoolErrorCode;
-  constructor(code: PoolErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'PoolError';
-    this.code = code;
-  }
-}
+export class PoolError extends CodedError<PoolErrorCode> {}
 
 type PiscinaRunOptions = NonNullable<Parameters<Piscina['run']>[1]>;
 /** What may be moved to the worker without a copy (ArrayBuffer, MessagePort, ...). */

@@ -8,10 +8,9 @@
  *   end of body   the real size and, when the service has hash lists, the SHA-256
  *
  * Until a rule is chosen the first bytes are held (copies; fewer than SNIFF_BYTES in all), so
- * that streaming backends opened once it is chosen still get every byte. The SHA-256 is computed
- * while the body arrives, and only when the service has hash lists.
+ * that streaming backends opened once it is chosen still get every byte. The SHA-256 is the
+ * transaction's, computed once while the body arrives (for hash lists and the verdict cache).
  */
-import { createHash, type Hash } from 'node:crypto';
 import {
   detectFileType,
   evaluatePolicy,
@@ -31,7 +30,6 @@ export class PolicyTracker {
   #sniffLength = 0;
   /** Body chunks seen while no rule is chosen yet, to replay into streams opened later. */
   #held: Buffer[] = [];
-  #hash: Hash | null = null;
 
   constructor(policy: ServicePolicy, attributes: () => RequestAttributes) {
     this.#policy = policy;
@@ -44,9 +42,13 @@ export class PolicyTracker {
     return o.kind === 'rule' && o.rule.action === 'scan' ? o.rule : null;
   }
 
+  /** True when finish() needs the body's SHA-256: some hash list has entries. */
+  get needsSha256(): boolean {
+    return this.#policy.lists.needsSha256;
+  }
+
   /** Headers are complete and a body follows. Returns the scan rule, if one is chosen already. */
   beginBody(): CompiledRule | null {
-    if (this.#policy.lists.needsSha256) this.#hash = createHash('sha256');
     this.#evaluate(false);
     return this.scanRule;
   }
@@ -56,7 +58,6 @@ export class PolicyTracker {
    * chunk made a scan rule chosen (its streams open now), else null.
    */
   onBody(data: Buffer): { rule: CompiledRule; replay: Buffer[] } | null {
-    this.#hash?.update(data);
     // The first bytes are kept whatever happens: the final evaluation needs the file type too.
     const sniffWasFull = this.#sniffLength >= SNIFF_BYTES;
     if (!sniffWasFull) this.#sniffLength += data.copy(this.#sniff, this.#sniffLength, 0, SNIFF_BYTES - this.#sniffLength);
@@ -86,13 +87,15 @@ export class PolicyTracker {
     return action === 'block' || (action === 'allow' && serviceAllows204);
   }
 
-  /** The body is complete (`size` bytes; 0 or no body at all): the final outcome. */
-  finish(size: number, answeredEarly: boolean): PolicyOutcome {
+  /**
+   * The body is complete (`size` bytes; 0 or no body at all): the final outcome. `sha256()` gives
+   * the body's digest, asked for only when needsSha256.
+   */
+  finish(size: number, answeredEarly: boolean, sha256: () => string | undefined): PolicyOutcome {
     if (answeredEarly) return this.#outcome; // decided on what was known then; final by construction
-    const sha256 = this.#hash?.digest('hex');
-    this.#hash = null;
     this.#held = [];
-    this.#evaluate(true, { size, ...(sha256 !== undefined && size > 0 && { sha256 }) });
+    const digest = this.needsSha256 && size > 0 ? sha256() : undefined;
+    this.#evaluate(true, { size, ...(digest !== undefined && { sha256: digest }) });
     return this.#outcome;
   }
 

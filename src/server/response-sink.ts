@@ -4,6 +4,7 @@
  * buffer's worth of response queued.
  */
 import type { Socket } from 'node:net';
+import { CodedError } from '../errors.js';
 
 export class ResponseSink {
   readonly #socket: Socket;
@@ -26,7 +27,7 @@ export class ResponseSink {
   /** Writes the buffers in one go; resolves when the socket can take more. Rejects if it closed. */
   async write(...buffers: Buffer[]): Promise<void> {
     const socket = this.#socket;
-    if (this.closed) throw Object.assign(new Error('connection closed'), { code: 'ICAP_ERR_CLIENT_GONE' });
+    if (this.closed) throw new CodedError('ICAP_ERR_CLIENT_GONE', 'connection closed');
     this.started = true;
     socket.cork();
     let ok = true;
@@ -40,7 +41,7 @@ export class ResponseSink {
       };
       const onClose = (): void => {
         socket.off('drain', onDrain);
-        reject(Object.assign(new Error('connection closed while writing'), { code: 'ICAP_ERR_CLIENT_GONE' }));
+        reject(new CodedError('ICAP_ERR_CLIENT_GONE', 'connection closed while writing'));
       };
       socket.once('drain', onDrain);
       socket.once('close', onClose);

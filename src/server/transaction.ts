@@ -130,7 +130,7 @@ export class Transaction {
   #drainWaiter: (() => void) | null = null;
   /** Content-Encoding and multipart handling, decided at header time (content-plan.ts). */
   #content: ContentPlan = NO_CONTENT_PLAN;
-  /** SHA-256 of the body as it arrives: the verdict cache key, with no second read. */
+  /** SHA-256 of the body as it arrives, for hash lists and the verdict cache key: one pass, no second read. */
   #bodyHash: Sha256Accumulator | null = null;
   /** The body-end scan (scan-content.ts): its spools, cache use, parts and batches. */
   #contentScan: ContentScan | null = null;
@@ -173,7 +173,7 @@ export class Transaction {
     this.#spool = new BodySpool(this.#init.spool);
     const method = this.head.method === 'REQMOD' ? 'REQMOD' : 'RESPMOD';
     this.#content = planContent({ method, reqHdr: this.#reqHdr, resHdr: this.#resHdr, service: this.#init.service.config });
-    if (this.#init.service.verdictCache !== null) this.#bodyHash = new Sha256Accumulator();
+    if (this.#init.service.verdictCache !== null || this.#policy.needsSha256) this.#bodyHash = new Sha256Accumulator();
     const rule = this.#policy.beginBody();
     if (rule !== null) this.#openStreams(rule, []);
     // Squid waits for 100 Continue after a preview and sends nothing meanwhile; the idle watch
@@ -482,7 +482,7 @@ export class Transaction {
   }
 
   async #decide(body: SpooledBody | null): Promise<Decision> {
-    const outcome = this.#policy.finish(body?.size ?? 0, this.#answeredInPreview);
+    const outcome = this.#policy.finish(body?.size ?? 0, this.#answeredInPreview, () => this.#bodyHash?.hex());
     this.#applied = outcome;
     if (outcome.kind === 'pending') throw new Error('policy undecided with the whole body known'); // impossible: the implicit rule matches all
     if (outcome.kind === 'list') {

@@ -61,14 +61,6 @@ function errorList(errors: readonly ErrorEntry[]): string {
   return [...new Set(errors.map((e) => `${headerToken(e.backend)}:${e.kind}${e.decision === undefined ? '' : `:${e.decision}`}`))].join(',');
 }
 
-/**
- * The extension headers for a blocked infected object (icap-extensions.md §B), given distinct,
- * sanitized threat names (at least one) and the file name.
- */
-export function infectionHeaders(threatNames: readonly string[], fileName: string): HeaderList {
-  return violationHeaders(threatNames.map((name) => ({ threat: name, fileName })));
-}
-
 /** One blocked threat as the §B headers report it. */
 export interface Violation {
   /** Sanitized; for a multipart part it reads `<threat> (in <part>)`. */
@@ -79,7 +71,10 @@ export interface Violation {
   readonly name?: string;
 }
 
-/** §B headers for distinct violations (at least one), each with its own file name. */
+/**
+ * The extension headers for a blocked infected object (icap-extensions.md §B): distinct
+ * violations (at least one), each with its own sanitized threat and file name.
+ */
 export function violationHeaders(violations: readonly Violation[]): HeaderList {
   const headers: HeaderList = [];
   // §B: exactly Type, Resolution, Threat in this order; the final `;` ends the threat text.

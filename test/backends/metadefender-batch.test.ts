@@ -238,23 +238,8 @@ describe('scanParts against the emulator', () => {
 
   it('no server reachable: every part an error, nothing pretends to be clean', async () => {
     const em = await emulator();
-    const url = em.url;
-    await em.close();
-    const b = await createMetaDefenderBackend({
-      name: 'md',
-      endpoints: [url],
-      apikey: '',
-      rule: '',
-      timeoutMs: 2000,
-      pollInitialMs: 5,
-      pollMaxMs: 20,
-      hashLookup: false,
-      sanitize: false,
-      maxFileBytes: 0,
-      spool: { memoryBytes: 1 << 20, directory: '/tmp' },
-      pool: { health_interval_ms: 0 },
-    });
-    backends.push(b);
+    await em.close(); // its URL now refuses connections
+    const b = await backendFor([em], { timeoutMs: 2000 });
     const scan = await scanParts(b, threeParts());
     for (const r of scan.results) expect(r).toMatchObject({ outcome: 'error', kind: 'unreachable' });
     expect(scan.batch).toBeUndefined();

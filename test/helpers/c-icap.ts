@@ -12,10 +12,11 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './child-server.js';
+import { requestReply } from './socket-reply.js';
+import { waitFor } from './wait.js';
 
 export const C_ICAP_BIN = '/usr/bin/c-icap';
 
@@ -55,22 +56,10 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 /** One OPTIONS exchange; resolves the status line, or null (bounded by `timeoutMs`). */
 export function optionsStatus(port: number, service: string, timeoutMs = 1000): Promise<string | null> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port });
-    let out = '';
-    const done = (value: string | null): void => {
-      clearTimeout(timer);
-      socket.destroy();
-      resolve(value);
-    };
-    const timer = setTimeout(() => done(null), timeoutMs);
-    socket.on('error', () => done(null));
-    socket.on('data', (d: Buffer) => {
-      out += d.toString('latin1');
-      if (out.includes('\r\n\r\n')) done(out.slice(0, out.indexOf('\r\n')));
-    });
-    socket.on('close', () => done(null));
-    socket.write(`OPTIONS icap://127.0.0.1:${port}/${service} ICAP/1.0\r\nHost: 127.0.0.1\r\nEncapsulated: null-body=0\r\n\r\n`);
+  const request = `OPTIONS icap://127.0.0.1:${port}/${service} ICAP/1.0\r\nHost: 127.0.0.1\r\nEncapsulated: null-body=0\r\n\r\n`;
+  return requestReply({ host: '127.0.0.1', port }, request, {
+    timeoutMs,
+    complete: (text) => (text.includes('\r\n\r\n') ? text.slice(0, text.indexOf('\r\n')) : undefined),
   });
 }
 
@@ -173,20 +162,21 @@ export async function startCIcap(options: CIcapOptions): Promise<RunningCIcap> {
   }
 
   // Bounded readiness poll: c-icap loads its modules and connects to clamd in well under a second.
-  let ready = false;
-  for (let i = 0; i < 200 && !gone; i++) {
-    const status = await optionsStatus(port, 'avscan', 500);
-    if (status !== null && / 200 /.test(status)) {
-      ready = true;
-      break;
-    }
-    await sleep(50);
-  }
-  if (!ready) {
+  try {
+    await waitFor(
+      'c-icap to answer OPTIONS',
+      async () => {
+        if (gone) throw new Error('c-icap exited');
+        const status = await optionsStatus(port, 'avscan', 500);
+        return status !== null && / 200 /.test(status);
+      },
+      { timeoutMs: 20_000 },
+    );
+  } catch (err) {
     await killAll('SIGKILL');
     const log = serverLog().slice(-2000);
     rmSync(dir, { recursive: true, force: true });
-    throw new Error(`c-icap did not answer OPTIONS (exited: ${gone})\n${output}\n${log}`);
+    throw new Error(`c-icap did not answer OPTIONS (${(err as Error).message})\n${output}\n${log}`);
   }
 
   return {

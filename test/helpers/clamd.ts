@@ -14,11 +14,12 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { freePort } from './child-server.js';
+import { requestReply } from './socket-reply.js';
+import { waitFor } from './wait.js';
 
 export const CLAMD_BIN = '/usr/sbin/clamd';
 export const SIGTOOL_BIN = '/usr/bin/sigtool';
@@ -101,23 +102,13 @@ function buildCud(dbDir: string, version: number): void {
 
 /** One `z` command over the UNIX socket; resolves the reply or null (bounded by `timeoutMs`). */
 export function clamdCommand(socketPath: string, command: string, timeoutMs = 1000): Promise<string | null> {
-  return new Promise((resolve) => {
-    const socket = connect({ path: socketPath });
-    let out = '';
-    const done = (value: string | null): void => {
-      clearTimeout(timer);
-      socket.destroy();
-      resolve(value);
-    };
-    const timer = setTimeout(() => done(null), timeoutMs);
-    socket.on('error', () => done(null));
-    socket.on('data', (d: Buffer) => {
-      out += d.toString('latin1');
-      const end = out.indexOf('\0');
-      if (end !== -1) done(out.slice(0, end));
-    });
-    socket.on('close', () => done(out === '' ? null : out));
-    socket.write(`z${command}\0`);
+  return requestReply({ path: socketPath }, `z${command}\0`, {
+    timeoutMs,
+    complete: (text) => {
+      const end = text.indexOf('\0');
+      return end === -1 ? undefined : text.slice(0, end);
+    },
+    onClose: (text) => (text === '' ? null : text),
   });
 }
 
@@ -168,15 +159,21 @@ export async function startClamd(options: ClamdOptions = {}): Promise<RunningCla
     exited = new Promise((resolve) => proc.once('exit', () => ((gone = true), resolve())));
     child = proc;
     // Bounded readiness poll: loading a small DB takes about a second.
-    for (let i = 0; i < 300 && !gone; i++) {
-      if ((await clamdCommand(socketPath, 'PING', 500)) === 'PONG') {
-        startTimesMs.push(Math.round(performance.now() - started));
-        return;
-      }
-      await sleep(50);
+    try {
+      await waitFor(
+        'clamd to answer PING',
+        async () => {
+          if (gone) throw new Error('clamd exited');
+          return (await clamdCommand(socketPath, 'PING', 500)) === 'PONG';
+        },
+        { timeoutMs: 30_000 },
+      );
+    } catch (err) {
+      if (!gone) proc.kill('SIGKILL');
+      const log = existsSync(logPath) ? readFileSync(logPath, 'utf8').slice(-2000) : '';
+      throw new Error(`clamd did not become ready (${(err as Error).message})\n${stderr}\n${log}`);
     }
-    if (!gone) proc.kill('SIGKILL');
-    throw new Error(`clamd did not become ready (exited: ${gone})\n${stderr}\n${existsSync(logPath) ? readFileSync(logPath, 'utf8').slice(-2000) : ''}`);
+    startTimesMs.push(Math.round(performance.now() - started));
   }
 
   async function kill(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
@@ -209,12 +206,9 @@ export async function startClamd(options: ClamdOptions = {}): Promise<RunningCla
     setDbVersion: async (version) => {
       buildCud(dbDir, version);
       await clamdCommand(socketPath, 'RELOAD');
-      for (let i = 0; i < 100; i++) {
-        const reply = await clamdCommand(socketPath, 'VERSION');
-        if (reply?.includes(`/${version}/`)) return;
-        await sleep(50);
-      }
-      throw new Error(`clamd did not load DB version ${version}`);
+      await waitFor(`clamd to load DB version ${version}`, async () => (await clamdCommand(socketPath, 'VERSION'))?.includes(`/${version}/`), {
+        timeoutMs: 10_000,
+      });
     },
     stop: async () => {
       await kill('SIGTERM');

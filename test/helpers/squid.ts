@@ -26,6 +26,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, ROOT } from './child-server.js';
+import { waitFor } from './wait.js';
 
 export const SQUID = '/usr/sbin/squid';
 export const NCSA_HELPER = '/usr/lib/squid/basic_ncsa_auth';
@@ -453,17 +454,14 @@ export function proxyRequest(proxyPort: number, options: ProxyRequestOptions): P
 }
 
 /** The access record icap-bridge wrote for `method` and `url`, waiting up to `timeoutMs`. */
-export async function waitForAccess(
+export function waitForAccess(
   records: () => Record<string, unknown>[],
   method: 'REQMOD' | 'RESPMOD',
   url: string,
   timeoutMs = 5_000,
 ): Promise<Record<string, unknown>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const found = records().find((r) => r.method === method && r.url === url);
-    if (found !== undefined) return found;
-    if (Date.now() > deadline) throw new Error(`no ${method} access record for ${url}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+  return waitFor(`the ${method} access record for ${url}`, () => records().find((r) => r.method === method && r.url === url), {
+    timeoutMs,
+    intervalMs: 25,
+  });
 }

@@ -8,13 +8,13 @@
  * icap-bridge, through its ${...} variables (and its MetaDefender weights renamed to match, see
  * test/helpers/multi-backend-example.ts).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmulator, type EmulatorHandle } from '../../emulators/metadefender/emulator.js';
-import { ROOT, startChildServer, type ChildServer } from '../helpers/child-server.js';
+import { startChildServer, type ChildServer } from '../helpers/child-server.js';
+import { spawnCli, type CliProcess } from '../helpers/cli-process.js';
 import { BODY_MARKER, HAVE_CLAMD, SIG, startClamd, type RunningClamd } from '../helpers/clamd.js';
 import { TestClient } from '../helpers/icap-client.js';
 import { buildRequest, EICAR, httpRequestHead } from '../helpers/icap-messages.js';
@@ -196,11 +196,8 @@ describe('one engine timing out', () => {
 
 // ─── config/examples/multi-backend.yaml, served ─────────────────────────────────────────────────
 
-interface ExampleServer {
+interface ExampleServer extends CliProcess {
   host: string;
-  proc: ChildProcess;
-  logs(): Record<string, unknown>[];
-  stop(): Promise<void>;
 }
 
 /** A loopback address of its own (127.x.y.z), so the example's fixed ports 1344 and 9090 are free. */
@@ -210,35 +207,8 @@ function privateLoopbackAddress(): string {
 }
 
 async function serveExample(configPath: string, env: Record<string, string>, host: string): Promise<ExampleServer> {
-  const proc = spawn(process.execPath, [join(ROOT, 'dist/src/cli.js'), '--config', configPath], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...env },
-  });
-  let out = '';
-  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-  const stop = async (): Promise<void> => {
-    if (proc.exitCode !== null || proc.signalCode !== null) return;
-    process.kill(proc.pid!, 'SIGTERM');
-    const timer = setTimeout(() => proc.exitCode === null && process.kill(proc.pid!, 'SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(timer);
-  };
-  const deadline = Date.now() + 20_000;
-  while (!out.includes('"icap-bridge started"')) {
-    if (proc.exitCode !== null || Date.now() > deadline) {
-      await stop();
-      throw new Error(`the example did not start: ${out.slice(-3000)}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  const logs = (): Record<string, unknown>[] =>
-    out
-      .split('\n')
-      .filter((l) => l.startsWith('{'))
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
-  return { host, proc, logs, stop };
+  const cli = await spawnCli(configPath, { env: { ...process.env, ...env }, startTimeoutMs: 20_000 });
+  return { ...cli, host };
 }
 
 describe('config/examples/multi-backend.yaml served against local clamd and emulators', () => {
@@ -303,14 +273,7 @@ describe('config/examples/multi-backend.yaml served against local clamd and emul
     }
   }
 
-  const accessFor = async (url: string): Promise<Record<string, unknown>> => {
-    for (let i = 0; i < 250; i++) {
-      const line = example!.logs().find((l) => l.msg === 'access' && (l.access as { url?: string }).url === url);
-      if (line !== undefined) return line.access as Record<string, unknown>;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    throw new Error(`no access record for ${url}`);
-  };
+  const accessFor = (url: string): Promise<Record<string, unknown>> => example!.recordFor(url);
 
   it('EICAR on avscan → blocked by all four engines, each naming it', async () => {
     const url = 'http://origin.test/example/eicar.com';

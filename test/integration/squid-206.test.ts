@@ -11,22 +11,15 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startChildServer, type ChildServer } from '../helpers/child-server.js';
-import { expectedSha256, ORIGIN_FILES, startOriginServer, type OriginServer } from '../helpers/origin-server.js';
-import { exampleIcapLines, proxyRequest, requireSquid, squidParse, squidVersion, startSquid, waitForAccess, type Squid } from '../helpers/squid.js';
+import { expectedSha256, ORIGIN_FILES } from '../helpers/origin-server.js';
+import { exampleIcapLines, proxyRequest, squidParse, waitForAccess } from '../helpers/squid.js';
+import { expectIntactDownload, startSquidStack, type SquidStack } from '../helpers/squid-stack.js';
 
-let bridge: ChildServer;
-let squid: Squid;
-let origin: OriginServer;
-let n = 0;
-const urlFor = (path: string): string => `${origin.base}${path}?n=${++n}`;
-const records = (): Record<string, unknown>[] => bridge.accessRecords();
+let stack: SquidStack;
 
 beforeAll(async () => {
-  requireSquid();
-  console.log(`squid ${await squidVersion()}`);
-  origin = await startOriginServer();
-  bridge = await startChildServer(`services:
+  stack = await startSquidStack({
+    bridgeYaml: `services:
   respmod:
     methods: [RESPMOD]
     allow_204: false
@@ -37,20 +30,19 @@ beforeAll(async () => {
         action: allow
   reqmod:
     methods: [REQMOD]
-`);
-  squid = await startSquid({ icapPort: bridge.port, icap206: true });
+`,
+    squid: { icap206: true },
+  });
 }, 60_000);
 
 afterAll(async () => {
-  await squid?.stop();
-  await bridge?.stop();
-  await origin?.stop();
+  await stack?.stop();
 }, 60_000);
 
 describe('Squid with icap_206_enable on', () => {
   it('runs the example file with its icap_206_enable line uncommented, which parses cleanly', async () => {
-    expect(squid.conf).toMatch(/^icap_206_enable on$/m);
-    const file = join(squid.dir, 'example-206.conf');
+    expect(stack.squid.conf).toMatch(/^icap_206_enable on$/m);
+    const file = join(stack.squid.dir, 'example-206.conf');
     writeFileSync(file, exampleIcapLines(1344, false, undefined, true));
     const r = await squidParse(file);
     expect(r.code, r.output).toBe(0);
@@ -62,14 +54,10 @@ describe('Squid with icap_206_enable on', () => {
     ['/clean-1m.bin', 15_000],
     ['/clean-100m.bin', 60_000],
   ])('%s, allowed by a rule at the preview: ICAP 206, Squid delivers its own copy byte-identical', async (path, boundMs) => {
-    const url = urlFor(path);
-    const r = await proxyRequest(squid.port, { url, timeoutMs: boundMs });
-    expect(r.error).toBeNull();
-    expect(r.status).toBe(200);
-    expect(r.complete).toBe(true);
-    expect(r.bytes).toBe(ORIGIN_FILES[path]!.size);
-    expect(r.sha256).toBe(expectedSha256(path));
-    const rec = await waitForAccess(records, 'RESPMOD', url);
+    const url = stack.urlFor(path);
+    const r = await proxyRequest(stack.squid.port, { url, timeoutMs: boundMs });
+    expectIntactDownload(r, path);
+    const rec = await waitForAccess(stack.records, 'RESPMOD', url);
     // Only the preview crossed the ICAP connection; nothing was echoed back.
     expect(rec).toMatchObject({ icap_status: 206, http_status: 200, verdict: 'rule-allowed', rule: 'trusted-downloads', body_bytes: 1024 });
     expect(rec.bytes_out as number).toBeLessThan(2048);
@@ -78,26 +66,26 @@ describe('Squid with icap_206_enable on', () => {
 
   it('a scanned clean download is still answered without 206 (Squid offered "Allow: 206" for the preview only)', async () => {
     const path = '/clean-64k.bin';
-    const url = urlFor(path);
-    const r = await proxyRequest(squid.port, { url, timeoutMs: 10_000 });
+    const url = stack.urlFor(path);
+    const r = await proxyRequest(stack.squid.port, { url, timeoutMs: 10_000 });
     expect(r.status).toBe(200);
     expect(r.complete).toBe(true);
     expect(r.sha256).toBe(expectedSha256(path));
-    const rec = await waitForAccess(records, 'RESPMOD', url);
+    const rec = await waitForAccess(stack.records, 'RESPMOD', url);
     expect(rec).toMatchObject({ icap_status: 200, verdict: 'clean', body_bytes: ORIGIN_FILES[path]!.size });
   });
 
   it('EICAR still gets the block page', async () => {
-    const url = urlFor('/eicar.com');
-    const r = await proxyRequest(squid.port, { url, timeoutMs: 10_000 });
+    const url = stack.urlFor('/eicar.com');
+    const r = await proxyRequest(stack.squid.port, { url, timeoutMs: 10_000 });
     expect(r.status).toBe(403);
     expect(r.text).toContain('EICAR-Test-File');
-    const rec = await waitForAccess(records, 'RESPMOD', url);
+    const rec = await waitForAccess(stack.records, 'RESPMOD', url);
     expect(rec).toMatchObject({ icap_status: 200, http_status: 403, verdict: 'infected' });
   });
 
   it('Squid logged no ICAP failure', () => {
-    expect(squid.cacheLog()).not.toMatch(/ICAP.*(error|fail)|essential ICAP service is down|assertion/i);
-    expect(squid.accessLog()).not.toMatch(/ TCP_MISS\/5\d\d /);
+    expect(stack.squid.cacheLog()).not.toMatch(/ICAP.*(error|fail)|essential ICAP service is down|assertion/i);
+    expect(stack.squid.accessLog()).not.toMatch(/ TCP_MISS\/5\d\d /);
   });
 });

@@ -25,29 +25,15 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, startChildServer, type ChildServer } from '../helpers/child-server.js';
 import { EICAR } from '../helpers/icap-messages.js';
-import { expectedSha256, fileBytes, ORIGIN_FILES, startOriginServer, type OriginServer } from '../helpers/origin-server.js';
-import {
-  exampleIcapLines,
-  proxyRequest,
-  proxyUser,
-  requireSquidIcaps,
-  squidParse,
-  squidVersion,
-  startSquid,
-  waitForAccess,
-  type Squid,
-} from '../helpers/squid.js';
+import { expectedSha256, fileBytes, ORIGIN_FILES } from '../helpers/origin-server.js';
+import { exampleIcapLines, proxyRequest, proxyUser, requireSquidIcaps, squidParse, startSquid, waitForAccess, type Squid } from '../helpers/squid.js';
+import { expectIntactDownload, startSquidStack, type SquidStack } from '../helpers/squid-stack.js';
 import { makeTestCerts, type TestCerts } from '../helpers/tls-certs.js';
 
 let certs: TestCerts;
-let bridge: ChildServer;
-let squid: Squid;
-let origin: OriginServer;
+let stack: SquidStack;
 let tlsPort: number;
-let n = 0;
 const started = Date.now();
-const urlFor = (path: string): string => `${origin.base}${path}?icaps=${++n}`;
-const records = (): Record<string, unknown>[] => bridge.accessRecords();
 
 /** Established TCP connections to 127.0.0.1:`port` owned by process `pid`, from `ss`. */
 function connectionsTo(port: number, pid: number): Promise<string[]> {
@@ -66,29 +52,27 @@ const tlsYaml = (port: number, extra = ''): string =>
 beforeAll(async () => {
   // Fails (never skips) with what is missing when this Squid cannot do icaps:// with tls-cafile.
   await requireSquidIcaps();
-  console.log(`squid ${await squidVersion()} (built --with-openssl)`);
   certs = makeTestCerts();
   // Squid drops to the proxy user when started as root; the CA certificate is public.
   chmodSync(certs.dir, 0o755);
   chmodSync(certs.caCert, 0o644);
-  origin = await startOriginServer();
   tlsPort = await freePort();
-  bridge = await startChildServer('', tlsYaml(tlsPort));
-  squid = await startSquid({ icapPort: bridge.port, icaps: { port: tlsPort, cafile: certs.caCert } });
+  stack = await startSquidStack({
+    serverYaml: tlsYaml(tlsPort),
+    squid: { icaps: { port: tlsPort, cafile: certs.caCert } },
+    urlTag: 'icaps',
+  });
 }, 60_000);
 
 afterAll(async () => {
-  // Squid first: icap-bridge's graceful stop waits for Squid's persistent ICAP connections.
-  await squid?.stop();
-  await bridge?.stop();
-  await origin?.stop();
+  await stack?.stop();
   if (certs !== undefined) rmSync(certs.dir, { recursive: true, force: true });
   console.log(`squid-icaps.test.ts: ${Date.now() - started} ms in all`);
 }, 60_000);
 
 describe('config/examples/squid.conf, ICAPS lines', () => {
   it('parse cleanly with squid -k parse (uncommented, in place of the plain lines)', async () => {
-    const file = join(squid.dir, 'example-icaps.conf');
+    const file = join(stack.squid.dir, 'example-icaps.conf');
     writeFileSync(file, exampleIcapLines(1344, false, { port: 11344, cafile: certs.caCert }));
     const r = await squidParse(file);
     expect(r.code, r.output).toBe(0);
@@ -102,70 +86,66 @@ describe('config/examples/squid.conf, ICAPS lines', () => {
   });
 
   it('are what the running Squid uses: icaps:// to the TLS port only, no plain icap:// service', () => {
-    expect(squid.conf).toMatch(
+    expect(stack.squid.conf).toMatch(
       new RegExp(`^icap_service av_resp respmod_precache icaps://127\\.0\\.0\\.1:${tlsPort}/respmod bypass=0 tls-cafile=${certs.caCert}$`, 'm'),
     );
-    expect(squid.conf).toMatch(
+    expect(stack.squid.conf).toMatch(
       new RegExp(`^icap_service av_req reqmod_precache icaps://127\\.0\\.0\\.1:${tlsPort}/reqmod bypass=0 tls-cafile=${certs.caCert}$`, 'm'),
     );
-    expect(squid.conf.split('\n').filter((l) => /^icap_service\b/.test(l))).toHaveLength(2);
-    expect(squid.conf).not.toMatch(/^icap_service\s.*\sicap:\/\//m);
+    expect(stack.squid.conf.split('\n').filter((l) => /^icap_service\b/.test(l))).toHaveLength(2);
+    expect(stack.squid.conf).not.toMatch(/^icap_service\s.*\sicap:\/\//m);
   });
 
   it('icap-bridge listens on both: plain (tls:false) and the TLS port Squid uses (tls:true)', () => {
-    const listening = bridge.logs().filter((l) => l.msg === 'listening');
+    const listening = stack.bridge.logs().filter((l) => l.msg === 'listening');
     expect(listening).toContainEqual(expect.objectContaining({ port: tlsPort, tls: true }));
-    expect(listening).toContainEqual(expect.objectContaining({ port: bridge.port, tls: false }));
+    expect(listening).toContainEqual(expect.objectContaining({ port: stack.bridge.port, tls: false }));
   });
 });
 
 describe('through Squid over ICAPS', () => {
   it('a clean 1 MiB download arrives byte-identical (REQMOD and RESPMOD over TLS)', async () => {
     const path = '/clean-1m.bin';
-    const url = urlFor(path);
-    const r = await proxyRequest(squid.port, { url, timeoutMs: 10_000 });
-    expect(r.error).toBeNull();
-    expect(r.status).toBe(200);
-    expect(r.complete).toBe(true);
-    expect(r.bytes).toBe(ORIGIN_FILES[path]!.size);
-    expect(r.sha256).toBe(expectedSha256(path));
+    const url = stack.urlFor(path);
+    const r = await proxyRequest(stack.squid.port, { url, timeoutMs: 10_000 });
+    expectIntactDownload(r, path);
     expect(r.ms).toBeLessThan(10_000);
-    expect(await waitForAccess(records, 'REQMOD', url)).toMatchObject({
+    expect(await waitForAccess(stack.records, 'REQMOD', url)).toMatchObject({
       verdict: 'not-scanned',
       icap_status: 204,
       x_client_username: 'alice',
     });
-    const rec = await waitForAccess(records, 'RESPMOD', url);
+    const rec = await waitForAccess(stack.records, 'RESPMOD', url);
     expect(rec).toMatchObject({ verdict: 'clean', icap_status: 200, body_bytes: ORIGIN_FILES[path]!.size });
     console.log(`${path} over icaps: ${r.ms} ms, committed=${JSON.stringify(rec.committed ?? null)}`);
   });
 
   it('the EICAR download gets the 403 block page', async () => {
-    const url = urlFor('/eicar.com');
-    const r = await proxyRequest(squid.port, { url, timeoutMs: 10_000 });
+    const url = stack.urlFor('/eicar.com');
+    const r = await proxyRequest(stack.squid.port, { url, timeoutMs: 10_000 });
     expect(r.status).toBe(403);
     expect(r.complete).toBe(true);
     expect(r.text).toContain('Blocked by icap-bridge');
     expect(r.text).toContain('EICAR-Test-File');
-    const rec = await waitForAccess(records, 'RESPMOD', url);
+    const rec = await waitForAccess(stack.records, 'RESPMOD', url);
     expect(rec).toMatchObject({ verdict: 'infected', reason: 'infected', http_status: 403, threats: ['EICAR-Test-File'] });
   });
 
   it('a clean 200 KiB POST reaches the origin byte-identical; an EICAR POST gets 403 and never does', async () => {
     const body = fileBytes('/clean-200k.bin');
-    const url = urlFor('/upload/clean');
-    const r = await proxyRequest(squid.port, { method: 'POST', url, body, timeoutMs: 10_000 });
+    const url = stack.urlFor('/upload/clean');
+    const r = await proxyRequest(stack.squid.port, { method: 'POST', url, body, timeoutMs: 10_000 });
     expect(r.status).toBe(200);
     expect(JSON.parse(r.text)).toEqual({ bytes: body.length, sha256: expectedSha256('/clean-200k.bin') });
-    expect(await waitForAccess(records, 'REQMOD', url)).toMatchObject({ verdict: 'clean', body_bytes: body.length });
+    expect(await waitForAccess(stack.records, 'REQMOD', url)).toMatchObject({ verdict: 'clean', body_bytes: body.length });
 
-    const bad = urlFor('/upload/infected');
-    const b = await proxyRequest(squid.port, { method: 'POST', url: bad, body: EICAR, timeoutMs: 10_000 });
+    const bad = stack.urlFor('/upload/infected');
+    const b = await proxyRequest(stack.squid.port, { method: 'POST', url: bad, body: EICAR, timeoutMs: 10_000 });
     expect(b.status).toBe(403);
     expect(b.text).toContain('Blocked by icap-bridge');
-    expect(await waitForAccess(records, 'REQMOD', bad)).toMatchObject({ verdict: 'infected', http_status: 403 });
+    expect(await waitForAccess(stack.records, 'REQMOD', bad)).toMatchObject({ verdict: 'infected', http_status: 403 });
     const target = new URL(bad).pathname + new URL(bad).search;
-    expect(origin.requests.filter((q) => q.url === target)).toEqual([]);
+    expect(stack.origin.requests.filter((q) => q.url === target)).toEqual([]);
   });
 
   it('all of it went over TLS: Squid is connected to the TLS port only, no handshake failed', async () => {
@@ -173,15 +153,15 @@ describe('through Squid over ICAPS', () => {
     // (icap_persistent_connections on): they must all be to the TLS listener.
     // 4 requests: REQMOD for each, RESPMOD for the three that reached the origin (not the
     // EICAR upload, which REQMOD blocked).
-    const mine = records().filter((r) => typeof r.url === 'string' && r.url.includes('?icaps='));
+    const mine = stack.records().filter((r) => typeof r.url === 'string' && r.url.includes('?icaps='));
     expect(mine.filter((r) => r.method === 'REQMOD')).toHaveLength(4);
     expect(mine.filter((r) => r.method === 'RESPMOD')).toHaveLength(3);
-    const toTls = await connectionsTo(tlsPort, squid.pid);
-    const toPlain = await connectionsTo(bridge.port, squid.pid);
+    const toTls = await connectionsTo(tlsPort, stack.squid.pid);
+    const toPlain = await connectionsTo(stack.bridge.port, stack.squid.pid);
     expect(toTls.length, `ss: Squid's connections to the TLS port ${tlsPort}`).toBeGreaterThanOrEqual(1);
-    expect(toPlain, `ss: Squid's connections to the plain port ${bridge.port}`).toEqual([]);
-    expect(bridge.logs().filter((l) => l.msg === 'TLS handshake failed')).toEqual([]);
-    expect(squid.cacheLog()).not.toMatch(/ERROR|FATAL|certificate verify|handshake/i);
+    expect(toPlain, `ss: Squid's connections to the plain port ${stack.bridge.port}`).toEqual([]);
+    expect(stack.bridge.logs().filter((l) => l.msg === 'TLS handshake failed')).toEqual([]);
+    expect(stack.squid.cacheLog()).not.toMatch(/ERROR|FATAL|certificate verify|handshake/i);
     console.log(`${mine.length} access records; Squid -> TLS port: ${toTls.length} connection(s), -> plain port: 0`);
   });
 });
@@ -208,12 +188,12 @@ describe('mutual TLS (server.tls.client_ca): Squid presents a client certificate
 
   it('with tls-cert= and tls-key= on both icap_service lines: clean download and EICAR block page', async () => {
     expect(mtlsSquid.conf).toContain(`tls-cafile=${certs.caCert} tls-cert=${certs.clientCert} tls-key=${certs.clientKey}\n`);
-    const clean = urlFor('/clean-1m.bin');
+    const clean = stack.urlFor('/clean-1m.bin');
     const r = await proxyRequest(mtlsSquid.port, { url: clean, timeoutMs: 10_000 });
     expect(r.status).toBe(200);
     expect(r.complete).toBe(true);
     expect(r.sha256).toBe(expectedSha256('/clean-1m.bin'));
-    const infected = urlFor('/eicar.com');
+    const infected = stack.urlFor('/eicar.com');
     const b = await proxyRequest(mtlsSquid.port, { url: infected, timeoutMs: 10_000 });
     expect(b.status).toBe(403);
     expect(b.text).toContain('Blocked by icap-bridge');

@@ -26,6 +26,8 @@ import {
   type ProxyResult,
   type Squid,
 } from '../helpers/squid.js';
+import { expectIntactDownload } from '../helpers/squid-stack.js';
+import { waitFor } from '../helpers/wait.js';
 
 requireSquid();
 const version = await squidVersion();
@@ -132,11 +134,7 @@ describe('icap-bridge with commit_on_idle off for respmod', () => {
     ])('clean %s arrives byte-identical (< %i ms)', async (path, boundMs) => {
       const url = urlFor(path);
       const r = await proxyRequest(squid.port, { url, timeoutMs: boundMs });
-      expect(r.error).toBeNull();
-      expect(r.status).toBe(200);
-      expect(r.complete).toBe(true);
-      expect(r.bytes).toBe(ORIGIN_FILES[path]!.size);
-      expect(r.sha256).toBe(expectedSha256(path));
+      expectIntactDownload(r, path);
       const rec = await waitForAccess(() => b.accessRecords(), 'RESPMOD', url);
       expect(rec).toMatchObject({ verdict: 'clean', body_bytes: ORIGIN_FILES[path]!.size });
       console.log(`Recipe 2, clean ${path}: ${r.ms} ms`);
@@ -234,16 +232,9 @@ describe('restart: icap-bridge stopped (SIGTERM) while Squid streams requests, t
         if (r.status >= 500 || r.status === 0) await sleep(50);
       }
     })();
-    const waitFor = async (what: string, cond: () => boolean, timeoutMs: number): Promise<void> => {
-      const deadline = performance.now() + timeoutMs;
-      while (!cond()) {
-        if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-        await sleep(20);
-      }
-    };
 
     try {
-      await waitFor('4 successes before the stop', () => outcomes.filter(succeeded).length >= 4, 20_000);
+      await waitFor('4 successes before the stop', () => outcomes.filter(succeeded).length >= 4, { timeoutMs: 20_000, intervalMs: 20 });
       const tSigterm = performance.now();
       sigterm.exitCode = await first.stop('SIGTERM'); // SIGKILL after 10 s (test/helpers/child-server.ts)
       const tExited = performance.now();
@@ -257,7 +248,7 @@ describe('restart: icap-bridge stopped (SIGTERM) while Squid streams requests, t
       await waitFor(
         'a full cycle of requests after the restart',
         () => outcomes.filter((o) => o.startedAt > tRestarted).length >= CYCLE.length + 1,
-        20_000,
+        { timeoutMs: 20_000, intervalMs: 20 },
       );
       stopStream = true;
       await stream;
@@ -289,7 +280,7 @@ describe('restart: icap-bridge stopped (SIGTERM) while Squid streams requests, t
       await waitFor(
         'infected and clean RESPMOD records from the restarted icap-bridge',
         () => scanned().some((x) => x.verdict === 'infected') && scanned().some((x) => x.verdict === 'clean'),
-        5_000,
+        { timeoutMs: 5_000, intervalMs: 20 },
       );
       expect(squid.cacheLog()).not.toContain('suspending ICAP service');
 

@@ -17,27 +17,20 @@
 import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startChildServer, type ChildServer } from '../helpers/child-server.js';
-import { expectedSha256, ORIGIN_FILES, startOriginServer, type OriginServer } from '../helpers/origin-server.js';
-import { proxyRequest, requireSquid, squidVersion, startSquid, SQUID_PASSWORD, SQUID_USER, waitForAccess, type Squid } from '../helpers/squid.js';
+import { expectedSha256, ORIGIN_FILES } from '../helpers/origin-server.js';
+import { proxyRequest, SQUID_PASSWORD, SQUID_USER, waitForAccess } from '../helpers/squid.js';
+import { expectIntactDownload, startSquidStack, type SquidStack } from '../helpers/squid-stack.js';
 
 const MiB = 1024 * 1024;
 const HOLD_BACK = MiB; // the default hold_back_bytes
 const RSS_BOUND = 256 * MiB;
 const TIMEOUT_MS = 180_000;
 
-let bridge: ChildServer;
-let squid: Squid;
-let origin: OriginServer;
-let n = 0;
-const urlFor = (path: string): string => `${origin.base}${path}?n=${++n}`;
-const records = (): Record<string, unknown>[] => bridge.accessRecords();
+let stack: SquidStack;
 
 beforeAll(async () => {
-  requireSquid();
-  console.log(`squid ${await squidVersion()}`);
-  origin = await startOriginServer();
-  bridge = await startChildServer(`backends:
+  stack = await startSquidStack({
+    bridgeYaml: `backends:
   builtin:
     type: builtin
     workers: 2
@@ -47,14 +40,12 @@ services:
     trickle: { enabled: true }
   reqmod:
     methods: [REQMOD]
-`);
-  squid = await startSquid({ icapPort: bridge.port });
+`,
+  });
 }, 60_000);
 
 afterAll(async () => {
-  await squid?.stop();
-  await bridge?.stop();
-  await origin?.stop();
+  await stack?.stop();
 }, 60_000);
 
 interface CurlResult {
@@ -67,7 +58,7 @@ interface CurlResult {
 /** curl through Squid, body to /dev/null; killed by its PID after `timeoutMs`. */
 function curl(url: string, timeoutMs: number): Promise<CurlResult> {
   return new Promise((resolve, reject) => {
-    const args = ['-sS', '-o', '/dev/null', '-x', `http://127.0.0.1:${squid.port}`, '-U', `${SQUID_USER}:${SQUID_PASSWORD}`];
+    const args = ['-sS', '-o', '/dev/null', '-x', `http://127.0.0.1:${stack.squid.port}`, '-U', `${SQUID_USER}:${SQUID_PASSWORD}`];
     const child = spawn('curl', [...args, '-w', '%{http_code} %{size_download}', url], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
@@ -87,15 +78,11 @@ describe('trickle delivery through Squid, 500 MB', () => {
   it('clean: byte-identical; the first byte and the first half arrive long before the end', async () => {
     const path = '/clean-500m.bin';
     const size = ORIGIN_FILES[path]!.size;
-    const expected = expectedSha256(path); // computed before the clock starts
-    const url = urlFor(path);
-    const r = await proxyRequest(squid.port, { url, timeoutMs: TIMEOUT_MS });
-    expect(r.error).toBeNull();
-    expect(r.status).toBe(200);
-    expect(r.complete).toBe(true);
-    expect(r.bytes).toBe(size);
-    expect(r.sha256).toBe(expected);
-    const rec = await waitForAccess(records, 'RESPMOD', url);
+    expectedSha256(path); // computed (and cached) before the clock starts
+    const url = stack.urlFor(path);
+    const r = await proxyRequest(stack.squid.port, { url, timeoutMs: TIMEOUT_MS });
+    expectIntactDownload(r, path);
+    const rec = await waitForAccess(stack.records, 'RESPMOD', url);
     expect(rec).toMatchObject({ verdict: 'clean', reason: 'clean', icap_status: 200, body_bytes: size });
     const committed = rec.committed as { kicks: number; released_bytes: number };
     expect(committed.released_bytes).toBeGreaterThan(0);
@@ -112,7 +99,7 @@ describe('trickle delivery through Squid, 500 MB', () => {
   it('EICAR at the very end: a truncated transfer (curl fails, less than the file), logged blocked-by-truncation', async () => {
     const path = '/eicar-500m.bin';
     const size = ORIGIN_FILES[path]!.size;
-    const url = urlFor(path);
+    const url = stack.urlFor(path);
     const c = await curl(url, TIMEOUT_MS);
     console.log(`${path}: curl exit ${c.code}, HTTP ${c.httpCode}, ${c.sizeDownload} of ${size} bytes, ${c.stderr.trim()}`);
     expect(c.httpCode).toBe(200); // the head went out before the verdict
@@ -120,15 +107,15 @@ describe('trickle delivery through Squid, 500 MB', () => {
     expect(c.code).not.toBeNull(); // exited by itself, not killed at the timeout
     expect(c.sizeDownload).toBeLessThan(size);
     expect(c.sizeDownload).toBeLessThanOrEqual(size - HOLD_BACK + 256); // never the held-back tail
-    const rec = await waitForAccess(records, 'RESPMOD', url, 10_000);
+    const rec = await waitForAccess(stack.records, 'RESPMOD', url, 10_000);
     expect(rec).toMatchObject({ verdict: 'infected', reason: 'blocked-by-truncation', threats: ['EICAR-Test-File'], body_bytes: size });
   }, TIMEOUT_MS + 30_000);
 
   it('icap-bridge stayed under 256 MiB peak RSS and left no temp file', async () => {
-    const peak = bridge.peakRss();
+    const peak = stack.bridge.peakRss();
     console.log(`icap-bridge peak RSS ${(peak / MiB).toFixed(1)} MiB`);
     expect(peak).toBeLessThan(RSS_BOUND);
     await new Promise((r) => setTimeout(r, 200));
-    expect(readdirSync(bridge.spoolDir)).toEqual([]);
+    expect(readdirSync(stack.bridge.spoolDir)).toEqual([]);
   });
 });

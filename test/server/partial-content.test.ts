@@ -9,7 +9,7 @@ import { may206 } from '../../src/server/partial-content.js';
 import { planResponse, type Decision } from '../../src/verdict/index.js';
 import { buildRequest, EICAR, httpRequestHead, httpResponseHead } from '../helpers/icap-messages.js';
 import { TestClient } from '../helpers/icap-client.js';
-import type { ParsedResponse } from '../helpers/icap-response.js';
+import { exchangeOnConnection, type WireRequest } from '../helpers/icap-exchange.js';
 import { startTestServer, type TestServer } from '../helpers/test-server.js';
 
 describe('may206', () => {
@@ -80,17 +80,7 @@ const RES_HDR = httpResponseHead(300_000);
 const TRUSTED = 'GET http://trusted.example/big.iso HTTP/1.1\r\nHost: trusted.example\r\n\r\n';
 const OTHER = httpRequestHead('http://other.example/file.bin');
 
-/** Sends a request; after a 100 Continue sends the rest; returns every response read (100 included). */
-async function exchange(req: { first: Buffer; rest: Buffer }, client?: TestClient): Promise<{ responses: ParsedResponse[]; client: TestClient }> {
-  const c = client ?? (await TestClient.connect(srv.port));
-  c.write(req.first);
-  const responses = [await c.read()];
-  if (responses[0]!.status === 100) {
-    c.write(req.rest);
-    responses.push(await c.read());
-  }
-  return { responses, client: c };
-}
+const exchange = (req: WireRequest, client?: TestClient): ReturnType<typeof exchangeOnConnection> => exchangeOnConnection(srv.port, req, client);
 
 describe('OPTIONS', () => {
   it.each([

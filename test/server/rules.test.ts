@@ -12,6 +12,7 @@ import type { Backend, BackendResult, ScanErrorKind, StreamingScan } from '../..
 import { parseConfig } from '../../src/config/index.js';
 import { buildRequest, EICAR } from '../helpers/icap-messages.js';
 import { TestClient } from '../helpers/icap-client.js';
+import { exchangeOnConnection, type WireRequest } from '../helpers/icap-exchange.js';
 import type { ParsedResponse } from '../helpers/icap-response.js';
 import { startTestServer, type TestServer } from '../helpers/test-server.js';
 
@@ -82,20 +83,8 @@ const b64 = (s: string): string => Buffer.from(s).toString('base64');
 const reqHdr = (host: string, path = '/file.bin', method = 'GET'): string => `${method} http://${host}${path} HTTP/1.1\r\nHost: ${host}\r\n\r\n`;
 const resHdr = (extra = ''): string => `HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n${extra}\r\n`;
 
-async function exchange(
-  srv: TestServer,
-  req: { first: Buffer; rest: Buffer },
-  client?: TestClient,
-): Promise<{ responses: ParsedResponse[]; client: TestClient }> {
-  const c = client ?? (await TestClient.connect(srv.port));
-  c.write(req.first);
-  const responses = [await c.read()];
-  if (responses[0]!.status === 100) {
-    c.write(req.rest);
-    responses.push(await c.read());
-  }
-  return { responses, client: c };
-}
+const exchange = (srv: TestServer, req: WireRequest, client?: TestClient): ReturnType<typeof exchangeOnConnection> =>
+  exchangeOnConnection(srv.port, req, client);
 const decision = (r: ParsedResponse): string | undefined => r.header('X-ICAP-Bridge-Decision');
 
 describe('rules', () => {

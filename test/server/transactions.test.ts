@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildRequest, EICAR, httpRequestHead, httpResponseHead } from '../helpers/icap-messages.js';
 import { TestClient } from '../helpers/icap-client.js';
+import { exchangeOnConnection, type WireRequest } from '../helpers/icap-exchange.js';
 import { startTestServer, type TestServer } from '../helpers/test-server.js';
 
 const text = (n: number, seed = 'a'): Buffer => Buffer.alloc(n, seed);
@@ -15,16 +16,7 @@ beforeAll(async () => {
 });
 afterAll(() => srv.close());
 
-async function exchange(req: { first: Buffer; rest: Buffer }): Promise<{ responses: Awaited<ReturnType<TestClient['read']>>[]; client: TestClient }> {
-  const c = await TestClient.connect(srv.port);
-  c.write(req.first);
-  const responses = [await c.read()];
-  if (responses[0]!.status === 100) {
-    c.write(req.rest);
-    responses.push(await c.read());
-  }
-  return { responses, client: c };
-}
+const exchange = (req: WireRequest): ReturnType<typeof exchangeOnConnection> => exchangeOnConnection(srv.port, req);
 
 describe('clean bodies', () => {
   it('RESPMOD with Allow: 204 → 204', async () => {

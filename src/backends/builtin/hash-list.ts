@@ -10,16 +10,15 @@
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { CodedError, type ErrorCode } from '../../errors.js';
 
-export const HASH_LIST_ERROR_CODE = 'ICAP_ERR_HASH_LIST_INVALID';
+export const HASH_LIST_ERROR_CODE = 'ICAP_ERR_HASH_LIST_INVALID' satisfies ErrorCode;
 
-export class HashListError extends Error {
-  readonly code = HASH_LIST_ERROR_CODE;
+export class HashListError extends CodedError<typeof HASH_LIST_ERROR_CODE> {
   readonly file: string;
   readonly line: number;
-  constructor(file: string, line: number, message: string, options?: { cause?: unknown }) {
-    super(line > 0 ? `${file}:${line}: ${message}` : `${file}: ${message}`, options);
-    this.name = 'HashListError';
+  constructor(file: string, line: number, message: string, options?: ErrorOptions) {
+    super(HASH_LIST_ERROR_CODE, line > 0 ? `${file}:${line}: ${message}` : `${file}: ${message}`, options);
     this.file = file;
     this.line = line;
   }

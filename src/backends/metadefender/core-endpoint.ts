@@ -12,6 +12,7 @@ import { isIPv6, type LookupFunction } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { ConnectionOptions } from 'node:tls';
 import { Pool, type Dispatcher } from 'undici';
+import { CodedError, type ErrorCode } from '../../errors.js';
 import { BodySpool } from '../../pipeline/spool.js';
 import type { SpooledBody } from '../../pipeline/spooled-body.js';
 
@@ -23,16 +24,9 @@ export const MD_ERROR_CODES = {
   aborted: 'ICAP_ERR_MD_ABORTED',
   /** An answer broke HTTP or exceeded what we read. */
   protocol: 'ICAP_ERR_MD_PROTOCOL',
-} as const;
+} as const satisfies Record<string, ErrorCode>;
 
-export class MetaDefenderError extends Error {
-  readonly code: (typeof MD_ERROR_CODES)[keyof typeof MD_ERROR_CODES];
-  constructor(code: MetaDefenderError['code'], message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'MetaDefenderError';
-    this.code = code;
-  }
-}
+export class MetaDefenderError extends CodedError<(typeof MD_ERROR_CODES)[keyof typeof MD_ERROR_CODES]> {}
 
 /** A JSON answer; `json` is undefined and `malformed` set when the body did not parse. */
 export interface JsonReply {
