@@ -48,6 +48,8 @@ export interface LoadOptions {
   requestTimeoutMs: number;
   /** Hard cap on the whole run (warm-up + window + drain), seconds. */
   maxSeconds: number;
+  /** Called when the measurement window opens and closes (bench/lib/load-threads.ts lines threads up). */
+  onWindow?: ((edge: 'start' | 'end') => void) | undefined;
 }
 
 export const DEFAULT_LOAD_OPTIONS = {
@@ -111,7 +113,7 @@ class LoadRun {
   epoch = 0;
   readonly #clients: VirtualClient[] = [];
   readonly #latencies = new SampleBuffer();
-  readonly #resolve: (r: LoadResult) => void;
+  readonly #resolve: (r: LoadResult, samples: Float64Array) => void;
   #t0 = 0;
   #t1 = 0;
   #cpu0: NodeJS.CpuUsage = { user: 0, system: 0 };
@@ -132,7 +134,7 @@ class LoadRun {
   #timers: NodeJS.Timeout[] = [];
   #sweeper: NodeJS.Timeout | null = null;
 
-  constructor(opts: LoadOptions, request: BuiltRequest, resolve: (r: LoadResult) => void) {
+  constructor(opts: LoadOptions, request: BuiltRequest, resolve: (r: LoadResult, samples: Float64Array) => void) {
     this.opts = opts;
     this.request = request;
     this.#resolve = resolve;
@@ -219,6 +221,7 @@ class LoadRun {
     this.#t0 = performance.now();
     this.#cpu0 = process.cpuUsage();
     this.#elu0 = performance.eventLoopUtilization();
+    this.opts.onWindow?.('start');
     if (this.opts.count === undefined) {
       this.#timers.push(setTimeout(() => this.#endMeasure(), this.opts.durationS * 1000));
     } else if (this.opts.count <= 0) {
@@ -231,6 +234,7 @@ class LoadRun {
     this.#t1 = performance.now();
     this.#cpu = process.cpuUsage(this.#cpu0);
     this.#elu = performance.eventLoopUtilization(this.#elu0 ?? undefined).utilization;
+    this.opts.onWindow?.('end');
     this.phase = 'drain';
     this.#timers.push(setTimeout(() => this.#finish(), DRAIN_MAX_MS));
     for (const c of this.#clients) c.stopIfIdle();
@@ -255,12 +259,12 @@ class LoadRun {
     for (const t of this.#timers) clearTimeout(t);
     if (this.#sweeper !== null) clearInterval(this.#sweeper);
     for (const c of this.#clients) c.destroy();
-    this.#resolve(this.#result());
+    const sorted = this.#latencies.sorted();
+    this.#resolve(this.#result(sorted), sorted);
   }
 
-  #result(): LoadResult {
+  #result(sorted: Float64Array): LoadResult {
     const windowMs = Math.max(this.#t1 - this.#t0, 1e-6);
-    const sorted = this.#latencies.sorted();
     let sum = 0;
     for (let i = 0; i < sorted.length; i++) sum += sorted[i]!;
     const cpuUs = this.#cpu.user + this.#cpu.system;
@@ -479,10 +483,17 @@ class VirtualClient {
 }
 
 export function runLoad(options: Partial<LoadOptions> & Pick<LoadOptions, 'scenario'>): Promise<LoadResult> {
+  return runLoadWithSamples(options).then((r) => r.result);
+}
+
+/** runLoad, plus the sorted latency samples (ms) of the window, for merging several generators. */
+export function runLoadWithSamples(
+  options: Partial<LoadOptions> & Pick<LoadOptions, 'scenario'>,
+): Promise<{ result: LoadResult; samples: Float64Array }> {
   const opts: LoadOptions = { ...DEFAULT_LOAD_OPTIONS, ...options };
   validateOptions(opts);
   const request = buildScenario(opts.scenario, opts, { preview: opts.preview });
-  return new Promise((resolve) => new LoadRun(opts, request, resolve).start());
+  return new Promise((resolve) => new LoadRun(opts, request, (result, samples) => resolve({ result, samples })).start());
 }
 
 function validateOptions(o: LoadOptions): void {

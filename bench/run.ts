@@ -1,121 +1,88 @@
 /**
- * A/B benchmark: icap-bridge (A) against Debian's c-icap echo service (B).
+ * The whole benchmark in one command (issue 6): icap-bridge against Debian's c-icap 0.5.10 on the
+ * same machine, with direct clamd INSTREAM as the backend limit.
  *
- *   npm run bench -- [--target-host 127.0.0.1] [--target-port 1344] [--duration 5] [--runs 3]
- *                    [--concurrency 1,16,64] [--with-1m] [--ceiling] [--no-target] [...]
+ *   npm run bench -- [--runs 3] [--duration 5] [--concurrency 1,16,64] [--bridge-processes 1,2]
+ *                    [--scenarios LIST] [--ceiling] [--loadgen-threads N] [--help]
  *
- * For each scenario and concurrency it runs A B A B A B (default 3 × 5 s each, 1 s warm-up),
- * in this process with bench/loadgen.ts, and prints the medians (req/s, p99) and A/B ratios
- * as a Markdown table. c-icap is started and stopped here through bench/c-icap/start.sh and
- * stop.sh. If A does not answer an OPTIONS probe, only B runs (and the report says so).
- * --ceiling also runs the load generator against bench/trivial-responder.ts (a child process)
- * to show how far above the measured rates the generator itself can go.
- * Results: bench/results/run-<timestamp>.json and .md (git-ignored).
+ * It builds dist/ (tsc), then starts, each in a private temp directory on loopback:
+ *   - clamd (Debian clamav-daemon, installed with apt when missing) with a tiny offline DB;
+ *   - one icap-bridge per --bridge-processes value (server.processes), from dist/, with
+ *     bench/icap-bridge.bench.yaml: services respmod/reqmod (embedded engine) and clamd;
+ *   - c-icap (bench/c-icap/start.sh, installed with apt when missing): echo, and virus_scan on
+ *     the same clamd through clamd_mod (UNIX socket).
+ * For each scenario × concurrency it runs every target once per round, --runs rounds, targets
+ * alternating (A B C A B C …), and reports medians, p99, ratios and CPU per request. RESPMOD 1 MiB
+ * rows go to the bridge's clamd service and c-icap's virus_scan, and add direct clamd INSTREAM
+ * (bench/lib/instream-load.ts). --ceiling then measures the generator against
+ * bench/trivial-responder.ts. Every process started here is stopped by its PID at the end, on
+ * error and on SIGINT/SIGTERM. Results: bench/results/run-<date>.json and .md (git-ignored).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
-import { formatResult, probeOnce, runLoad, type LoadResult } from './loadgen.js';
-import { busyPercent, cpuSnapshot, machineInfo, waitForQuiet, type MachineInfo } from './lib/machine.js';
-import type { ScenarioName } from './lib/scenarios.js';
-import { median, round } from './lib/stats.js';
+import { formatResult, probeOnce, type LoadResult } from './loadgen.js';
+import { buildDist, startBridge, type BridgeProcess } from './lib/bridge-process.js';
+import { ensureClamdInstalled, startBenchClamd, type BenchClamd } from './lib/clamd.js';
+import { runInstreamLoad } from './lib/instream-load.js';
+import { runLoadThreads } from './lib/load-threads.js';
+import { busyPercent, cpuSnapshot, machineInfo, waitForQuiet } from './lib/machine.js';
+import { freePort } from './lib/ports.js';
+import { childPids, totalCpuMs } from './lib/proc-cpu.js';
+import { renderReport, type Case, type RunFile, type RunRecord, type TargetInfo } from './lib/report.js';
+import { isScenarioName, type ScenarioName } from './lib/scenarios.js';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
-
-type Label = 'A' | 'B' | 'ceiling';
-
-interface Case {
-  /** Display key, e.g. "respmod-1m+preview1024". */
-  key: string;
-  scenario: ScenarioName;
-  preview: number | undefined;
-}
-
-interface Endpoint {
-  host: string;
-  port: number;
-  /** Service path per scenario. */
-  service(scenario: ScenarioName): string;
-}
-
-interface RunRecord {
-  label: Label;
-  case: string;
-  connections: number;
-  iteration: number;
-  quietBefore: { quiet: boolean; busyPercent: number; waitedMs: number } | null;
-  /** Whole-machine busy % (all cores = 100) during the run: load generator + server + others. */
-  machineBusyPercent: number;
-  result: LoadResult;
-}
-
-interface SummaryRow {
-  case: string;
-  connections: number;
-  a: Stats | null;
-  b: Stats | null;
-  ratioRps: number | null;
-  ratioP99: number | null;
-}
-
-interface Stats {
-  runs: number;
-  rps: number;
-  rpsMin: number;
-  rpsMax: number;
-  p99: number;
-  p50: number;
-  loadgenCpu: number;
-  loadgenElu: number;
-  loadgenUsPerRequest: number;
-  errors: number;
-  statuses: string;
-}
+/** clamd's StreamMaxLength and the bridge's stream_max_bytes. */
+const STREAM_MAX = 32 * 1024 * 1024;
 
 const USAGE = `usage: npm run bench -- [options]
-  --target-host H              icap-bridge host (default 127.0.0.1)
-  --target-port P              icap-bridge port (default 1344)
-  --target-reqmod-service S    service for REQMOD scenarios (default reqmod)
-  --target-respmod-service S   service for RESPMOD scenarios (default respmod)
-  --target-options-service S   service for the OPTIONS scenario (default respmod)
-  --no-target                  skip A entirely
-  --cicap-port P               port for the private c-icap (default 1345)
-  --no-cicap                   skip B (c-icap) entirely
-  --scenarios LIST             default options,reqmod-null,respmod-4k
-  --with-1m                    add respmod-1m, without and with --preview 1024
-  --concurrency LIST           default 1,16,64
-  --runs N                     runs per target per cell (default 3)
-  --duration S                 seconds per run (default 5)
-  --warmup S                   warm-up seconds per run (default 1)
-  --ceiling                    also measure the generator against bench/trivial-responder.ts
-  --ceiling-concurrency LIST   default 16,64
-  --ceiling-port P             default 1346
-  --quiet-wait S               wait up to S s before each run for the machine to be quiet (default 10, 0 = off)
-  --quiet-busy PCT             "quiet" = whole-machine busy below PCT % (default 15)
-  --out DIR                    results directory (default bench/results)
-  --report FILE.json           only re-render the Markdown report of a saved run`;
+  --scenarios LIST          default options,reqmod-null,respmod-4k,respmod-1m,respmod-1m+preview1024
+  --concurrency LIST        default 1,16,64
+  --runs N                  rounds per cell (every target once per round; default 3)
+  --duration S              measured seconds per run (default 5)
+  --warmup S                warm-up seconds per run (default 1)
+  --bridge-processes LIST   one icap-bridge per value of server.processes (default 1,2)
+  --no-bridge | --no-cicap | --no-clamd-direct    leave a target out
+  --builtin-workers N       icap-bridge backends.builtin.workers, per process (default 0 = one per CPU)
+  --clamd-threads N         clamd MaxThreads (default 8)
+  --clamd-transport T       unix | tcp, for the bridge and the direct client (default unix;
+                            c-icap's clamd_mod always uses the UNIX socket)
+  --loadgen-threads N       generator threads (default 1)
+  --ceiling                 also run the generator against bench/trivial-responder.ts
+  --ceiling-concurrency L   default 16,64
+  --profile-bridge DIR      run the processes=1 bridge under node --cpu-prof, profile in DIR
+  --quiet-wait S            before each run wait up to S s for the machine to be quiet (default 5, 0 = off)
+  --quiet-busy PCT          "quiet" = whole machine below PCT % busy (default 15)
+  --no-build                use dist/ as it is
+  --out DIR                 results directory (default bench/results)
+  --report FILE.json        only re-render the report of a saved run`;
 
-function parseList(s: string): string[] {
+const ALL_CASES: Case[] = [
+  { key: 'options', scenario: 'options', preview: undefined, clamd: false },
+  { key: 'reqmod-null', scenario: 'reqmod-null', preview: undefined, clamd: false },
+  { key: 'respmod-4k', scenario: 'respmod-4k', preview: undefined, clamd: false },
+  { key: 'respmod-1m', scenario: 'respmod-1m', preview: undefined, clamd: true },
+  { key: 'respmod-1m+preview1024', scenario: 'respmod-1m', preview: 1024, clamd: true },
+];
+
+function parseIntList(s: string, name: string, min = 1): number[] {
   return s
     .split(',')
-    .map((x) => x.trim())
-    .filter((x) => x.length > 0);
-}
-
-function parseIntList(s: string, name: string): number[] {
-  return parseList(s).map((x) => {
-    const n = Number(x);
-    if (!Number.isInteger(n) || n < 1 || n > 4096) throw new RangeError(`${name}: bad value ${x}`);
-    return n;
-  });
+    .filter((x) => x.trim() !== '')
+    .map((x) => {
+      const n = Number(x);
+      if (!Number.isInteger(n) || n < min || n > 4096) throw new RangeError(`${name}: bad value ${x}`);
+      return n;
+    });
 }
 
 // ---------------------------------------------------------------------------------------------
-// Processes we start (c-icap, trivial responder) — stopped by PID on every exit path.
+// Processes started here; cleanup() stops each by PID on every exit path.
 
 interface CicapHandle {
   dir: string;
@@ -123,18 +90,19 @@ interface CicapHandle {
   port: number;
 }
 
+let clamd: BenchClamd | null = null;
+const bridges: { label: string; proc: BridgeProcess }[] = [];
 let cicap: CicapHandle | null = null;
 let responder: ChildProcess | null = null;
+const spoolLeft: Record<string, number> = {};
 
-function startCicap(port: number): CicapHandle {
-  const r = spawnSync('bash', [join(BENCH_DIR, 'c-icap', 'start.sh'), '--port', String(port)], {
+function startCicap(port: number, clamdSocket: string): CicapHandle {
+  const r = spawnSync('bash', [join(BENCH_DIR, 'c-icap', 'start.sh'), '--port', String(port), '--virus-scan', '--clamd-socket', clamdSocket], {
     encoding: 'utf8',
-    timeout: 120_000,
+    timeout: 600_000,
   });
   const m = /dir=(\S+) pid=(\d+) port=(\d+)/.exec(r.stdout ?? '');
-  if (r.status !== 0 || m === null) {
-    throw new Error(`c-icap start failed (exit ${r.status}): ${r.stderr}${r.stdout}`);
-  }
+  if (r.status !== 0 || m === null) throw new Error(`c-icap start failed (exit ${r.status}): ${r.stderr}${r.stdout}`);
   return { dir: m[1]!, pid: Number(m[2]), port: Number(m[3]) };
 }
 
@@ -147,20 +115,13 @@ function stopCicap(): void {
 }
 
 async function startResponder(port: number): Promise<ChildProcess> {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', join(BENCH_DIR, 'trivial-responder.ts'), '--port', String(port)],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
+  const child = spawn(process.execPath, ['--import', 'tsx', join(BENCH_DIR, 'trivial-responder.ts'), '--port', String(port)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   responder = child;
   let out = '';
-  child.stdout?.on('data', (d: Buffer) => {
-    out += d.toString();
-  });
-  for (let i = 0; i < 100 && !out.includes('listening'); i++) {
-    if (child.exitCode !== null) break;
-    await sleep(100);
-  }
+  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  for (let i = 0; i < 100 && !out.includes('listening') && child.exitCode === null; i++) await sleep(100);
   if (!out.includes('listening')) {
     stopResponder();
     throw new Error('trivial responder did not start within 10 s');
@@ -173,21 +134,6 @@ function stopResponder(): void {
   responder = null;
   if (child?.pid !== undefined && child.exitCode === null && child.signalCode === null) {
     try {
-      process.kill(child.pid, 'SIGTERM');
-    } catch {
-      // already gone
-    }
-  }
-}
-
-/** SIGTERM the responder by PID and wait (bounded, 5 s) for it to exit; SIGKILL after that. */
-async function stopResponderAndWait(): Promise<void> {
-  const child = responder;
-  stopResponder();
-  if (child?.pid === undefined) return;
-  for (let i = 0; i < 50 && child.exitCode === null && child.signalCode === null; i++) await sleep(100);
-  if (child.exitCode === null && child.signalCode === null) {
-    try {
       process.kill(child.pid, 'SIGKILL');
     } catch {
       // already gone
@@ -195,175 +141,111 @@ async function stopResponderAndWait(): Promise<void> {
   }
 }
 
-function cleanup(): void {
+async function stopAll(): Promise<void> {
   stopResponder();
   stopCicap();
+  for (const b of bridges.splice(0)) spoolLeft[b.label] = await b.proc.stop();
+  await clamd?.stop();
+  clamd = null;
 }
 
-process.on('exit', cleanup);
+/** Synchronous last resort (process 'exit'): SIGKILL whatever is still running, by PID. */
+function killAllNow(): void {
+  stopResponder();
+  stopCicap();
+  for (const b of bridges) {
+    for (const pid of new Set([b.proc.pid, ...b.proc.servingPids])) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+  }
+  if (clamd !== null) {
+    try {
+      process.kill(clamd.pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+}
+
+process.on('exit', killAllNow);
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.once(sig, () => {
-    cleanup();
-    process.exit(130);
+    void stopAll().finally(() => process.exit(130));
   });
 }
 
 // ---------------------------------------------------------------------------------------------
 
-function summarize(records: RunRecord[], label: Label, key: string, c: number): Stats | null {
-  const rs = records.filter((r) => r.label === label && r.case === key && r.connections === c).map((r) => r.result);
-  if (rs.length === 0) return null;
-  const statuses = new Map<string, number>();
-  for (const r of rs) for (const [k, v] of Object.entries(r.statuses)) statuses.set(k, (statuses.get(k) ?? 0) + v);
+interface Target {
+  info: TargetInfo;
+  /** Which cases it serves. */
+  serves(cs: Case): boolean;
+  /** Its processes, for CPU accounting (re-read per run: c-icap adds children). */
+  pids(): number[];
+  /** Empties its logs between runs (access logs grow by tens of MB per run). */
+  truncateLogs(): void;
+  measure(cs: Case, c: number, o: { durationS: number; warmupS: number; threads: number }): Promise<LoadResult>;
+}
+
+function icapTarget(info: TargetInfo, port: number, service: (cs: Case) => string, pids: () => number[], truncateLogs: () => void, serves: (cs: Case) => boolean): Target {
   return {
-    runs: rs.length,
-    rps: round(median(rs.map((r) => r.rps)), 1),
-    rpsMin: Math.min(...rs.map((r) => r.rps)),
-    rpsMax: Math.max(...rs.map((r) => r.rps)),
-    p99: round(median(rs.map((r) => r.latencyMs.p99)), 3),
-    p50: round(median(rs.map((r) => r.latencyMs.p50)), 3),
-    loadgenCpu: round(median(rs.map((r) => r.cpu.percentOfOneCore)), 1),
-    loadgenElu: round(median(rs.map((r) => r.cpu.eventLoopUtilization)), 2),
-    loadgenUsPerRequest: round(median(rs.map((r) => r.cpu.usPerRequest)), 2),
-    errors: rs.reduce((a, r) => a + r.errors.total, 0),
-    statuses: [...statuses].map(([k, v]) => `${k}×${v}`).join(' '),
+    info,
+    serves,
+    pids,
+    truncateLogs,
+    measure: (cs, c, o) =>
+      runLoadThreads(
+        {
+          host: '127.0.0.1',
+          port,
+          service: service(cs),
+          scenario: cs.scenario,
+          preview: cs.preview,
+          connections: c,
+          durationS: o.durationS,
+          warmupS: o.warmupS,
+          requestTimeoutMs: 30_000,
+          maxSeconds: o.warmupS + o.durationS + 60,
+          onWindow: undefined,
+        },
+        o.threads,
+      ),
   };
 }
 
-const fmt = (v: number | null | undefined, digits = 1): string =>
-  v === null || v === undefined || !Number.isFinite(v) ? '—' : v.toFixed(digits);
-
-const range = (s: Stats | null): string => (s === null ? '—' : `${fmt(s.rpsMin, 0)}–${fmt(s.rpsMax, 0)}`);
-
-function markdownAB(rows: SummaryRow[], aNote: string): string {
-  const lines = [
-    `A = icap-bridge (${aNote}); B = c-icap echo. Medians of the runs; p99 in ms; loadgen CPU = % of one core.`,
-    '',
-    '| scenario | conns | A req/s | A range | A p99 | B req/s | B range | B p99 | A/B req/s | A/B p99 | loadgen CPU (A / B) | errors (A / B) |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
-  ];
-  for (const r of rows) {
-    lines.push(
-      `| ${r.case} | ${r.connections} | ${fmt(r.a?.rps)} | ${range(r.a)} | ${fmt(r.a?.p99, 2)} | ` +
-        `${fmt(r.b?.rps)} | ${range(r.b)} | ${fmt(r.b?.p99, 2)} | ` +
-        `${fmt(r.ratioRps, 2)} | ${fmt(r.ratioP99, 2)} | ${fmt(r.a?.loadgenCpu, 0)} / ${fmt(r.b?.loadgenCpu, 0)} | ` +
-        `${r.a?.errors ?? '—'} / ${r.b?.errors ?? '—'} |`,
-    );
-  }
-  return lines.join('\n');
-}
-
-function markdownCeiling(records: RunRecord[], cases: Case[], conc: number[], rows: SummaryRow[]): string {
-  const lines = [
-    'Load generator against bench/trivial-responder.ts (fixed 204; 200 for OPTIONS). "Highest measured" is the best',
-    'median of A or B for the scenario at any concurrency. The trivial responder is itself one Node thread, so',
-    'the measured ceiling is usually the responder\'s limit; "capacity" = 1e6 ÷ generator CPU µs per request is',
-    'what the generator could drive with a whole core to itself.',
-    '',
-    '| scenario | conns | trivial req/s | p99 ms | loadgen CPU % | loadgen ELU | loadgen µs/req | loadgen capacity req/s | highest measured req/s | headroom (measured) × | headroom (capacity) × |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
-  ];
-  for (const cs of cases) {
-    const best = Math.max(
-      0,
-      ...rows.filter((r) => r.case === cs.key).flatMap((r) => [r.a?.rps ?? 0, r.b?.rps ?? 0]),
-    );
-    for (const c of conc) {
-      const s = summarize(records, 'ceiling', cs.key, c);
-      if (s === null) continue;
-      const capacity = s.loadgenUsPerRequest > 0 ? 1e6 / s.loadgenUsPerRequest : Number.NaN;
-      lines.push(
-        `| ${cs.key} | ${c} | ${fmt(s.rps)} | ${fmt(s.p99, 2)} | ${fmt(s.loadgenCpu, 0)} | ${fmt(s.loadgenElu, 2)} | ` +
-          `${fmt(s.loadgenUsPerRequest, 1)} | ${fmt(capacity, 0)} | ${best > 0 ? fmt(best) : '—'} | ` +
-          `${best > 0 ? fmt(s.rps / best, 2) : '—'} | ${best > 0 ? fmt(capacity / best, 2) : '—'} |`,
-      );
-    }
-  }
-  return lines.join('\n');
-}
-
-interface RunFile {
-  tool: 'icap-bridge-bench/run';
-  date: string;
-  wallSeconds: number;
-  machine: MachineInfo;
-  options: {
-    durationS: number;
-    warmupS: number;
-    runs: number;
-    concurrency: number[];
-    cases: Case[];
-    ceiling: boolean;
-    ceilingConc: number[];
-    quietWaitMs: number;
-    quietBusy: number;
-  };
-  a: { host: string; port: number; services: Record<string, string>; reachable: boolean; note: string };
-  b: { host: string; port: number; service: string } | null;
-  summary: SummaryRow[];
-  records: RunRecord[];
-}
-
-function buildRows(records: RunRecord[], cases: Case[], concurrency: number[]): SummaryRow[] {
-  const rows: SummaryRow[] = [];
-  for (const cs of cases) {
-    for (const c of concurrency) {
-      const sa = summarize(records, 'A', cs.key, c);
-      const sb = summarize(records, 'B', cs.key, c);
-      rows.push({
-        case: cs.key,
-        connections: c,
-        a: sa,
-        b: sb,
-        ratioRps: sa !== null && sb !== null && sb.rps > 0 ? round(sa.rps / sb.rps, 2) : null,
-        ratioP99: sa !== null && sb !== null && sb.p99 > 0 ? round(sa.p99 / sb.p99, 2) : null,
-      });
-    }
-  }
-  return rows;
-}
-
-/** The Markdown report for a run (also used by --report to re-render a saved JSON file). */
-function renderReport(f: RunFile): string {
-  const o = f.options;
-  const rows = buildRows(f.records, o.cases, o.concurrency);
-  let md =
-    `## icap-bridge vs c-icap — ${f.date}\n\n` +
-    `${f.machine.nproc} CPUs (${f.machine.cpuModel}), ${f.machine.memoryMiB} MiB, node ${f.machine.node}, ` +
-    `c-icap ${f.machine.cicap ?? '—'}; ${o.runs} runs × ${o.durationS} s (+${o.warmupS} s warm-up) per cell, ` +
-    `A/B alternating.\n\n` +
-    markdownAB(rows, f.a.note);
-  if (o.ceiling) md += `\n\n${markdownCeiling(f.records, o.cases, o.ceilingConc, rows)}`;
-  const busyRuns = f.records.filter((r) => r.quietBefore !== null && !r.quietBefore.quiet).length;
-  if (busyRuns > 0) {
-    md += `\n\nNote: ${busyRuns} of ${f.records.length} runs started while the machine was busy with other work (see JSON).`;
-  }
-  return md;
+async function expectAnswer(label: string, port: number, service: string, scenario: ScenarioName, preview?: number): Promise<void> {
+  const p = await probeOnce({ host: '127.0.0.1', port, service, scenario, preview, timeoutMs: 10_000 });
+  const final = p.statuses.at(-1) ?? 0;
+  if (final < 200 || final >= 300) throw new Error(`${label} answered ${p.statuses.join(',')} to ${scenario} on /${service}:\n${p.raw.toString('latin1').slice(0, 1500)}`);
 }
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
     args: process.argv.slice(2),
     options: {
-      'target-host': { type: 'string' },
-      'target-port': { type: 'string' },
-      'target-reqmod-service': { type: 'string' },
-      'target-respmod-service': { type: 'string' },
-      'target-options-service': { type: 'string' },
-      'no-target': { type: 'boolean' },
-      'cicap-port': { type: 'string' },
-      'no-cicap': { type: 'boolean' },
       scenarios: { type: 'string' },
-      'with-1m': { type: 'boolean' },
       concurrency: { type: 'string' },
       runs: { type: 'string' },
       duration: { type: 'string' },
       warmup: { type: 'string' },
+      'bridge-processes': { type: 'string' },
+      'no-bridge': { type: 'boolean' },
+      'no-cicap': { type: 'boolean' },
+      'no-clamd-direct': { type: 'boolean' },
+      'clamd-threads': { type: 'string' },
+      'builtin-workers': { type: 'string' },
+      'clamd-transport': { type: 'string' },
+      'loadgen-threads': { type: 'string' },
       ceiling: { type: 'boolean' },
       'ceiling-concurrency': { type: 'string' },
-      'ceiling-port': { type: 'string' },
+      'profile-bridge': { type: 'string' },
       'quiet-wait': { type: 'string' },
       'quiet-busy': { type: 'string' },
+      'no-build': { type: 'boolean' },
       out: { type: 'string' },
       report: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
@@ -385,142 +267,201 @@ async function main(): Promise<number> {
   if (!Number.isInteger(runs) || runs < 1 || runs > 20) throw new RangeError('--runs must be 1..20');
   const concurrency = parseIntList(values.concurrency ?? '1,16,64', '--concurrency');
   const ceilingConc = parseIntList(values['ceiling-concurrency'] ?? '16,64', '--ceiling-concurrency');
-  const quietWaitMs = Number(values['quiet-wait'] ?? 10) * 1000;
+  const processesList = values['no-bridge'] === true ? [] : parseIntList(values['bridge-processes'] ?? '1,2', '--bridge-processes');
+  const threads = parseIntList(values['loadgen-threads'] ?? '1', '--loadgen-threads')[0]!;
+  const clamdThreads = parseIntList(values['clamd-threads'] ?? '8', '--clamd-threads')[0]!;
+  const builtinWorkers = parseIntList(values['builtin-workers'] ?? '0', '--builtin-workers', 0)[0]!;
+  const transport = values['clamd-transport'] ?? 'unix';
+  if (transport !== 'unix' && transport !== 'tcp') throw new RangeError('--clamd-transport must be unix or tcp');
+  const quietWaitMs = Number(values['quiet-wait'] ?? 5) * 1000;
   const quietBusy = Number(values['quiet-busy'] ?? 15);
-
-  const cases: Case[] = parseList(values.scenarios ?? 'options,reqmod-null,respmod-4k').map((s) => {
-    if (!['options', 'reqmod-null', 'respmod-4k', 'respmod-1m'].includes(s)) throw new RangeError(`unknown scenario ${s}`);
-    return { key: s, scenario: s as ScenarioName, preview: undefined };
+  const wanted = (values.scenarios ?? ALL_CASES.map((c) => c.key).join(',')).split(',').filter((s) => s !== '');
+  const cases = wanted.map((k) => {
+    const cs = ALL_CASES.find((c) => c.key === k);
+    if (cs === undefined || !isScenarioName(cs.scenario)) throw new RangeError(`unknown scenario ${k} (known: ${ALL_CASES.map((c) => c.key).join(', ')})`);
+    return cs;
   });
-  if (values['with-1m'] === true) {
-    if (!cases.some((c) => c.key === 'respmod-1m')) cases.push({ key: 'respmod-1m', scenario: 'respmod-1m', preview: undefined });
-    cases.push({ key: 'respmod-1m+preview1024', scenario: 'respmod-1m', preview: 1024 });
+  const needClamd = cases.some((c) => c.clamd);
+  const log = (line: string): void => console.log(line);
+
+  const machine = machineInfo();
+  log(`machine: ${machine.nproc} CPUs (${machine.cpuModel}), ${machine.memoryMiB} MiB, node ${machine.node}, c-icap ${machine.cicap ?? 'not installed yet'}`);
+  if (values['no-build'] !== true && processesList.length > 0) {
+    log('building dist/ (tsc)…');
+    buildDist(log);
   }
 
-  const machine: MachineInfo = machineInfo();
-  const targetHost = values['target-host'] ?? '127.0.0.1';
-  const targetPort = Number(values['target-port'] ?? 1344);
-  const services = {
-    reqmod: values['target-reqmod-service'] ?? 'reqmod',
-    respmod: values['target-respmod-service'] ?? 'respmod',
-    options: values['target-options-service'] ?? 'respmod',
-  };
-  const a: Endpoint = {
-    host: targetHost,
-    port: targetPort,
-    service: (s) => (s === 'options' ? services.options : s === 'reqmod-null' ? services.reqmod : services.respmod),
-  };
-
-  console.log(`machine: ${machine.nproc} CPUs (${machine.cpuModel}), ${machine.memoryMiB} MiB, node ${machine.node}, c-icap ${machine.cicap ?? 'not installed'}`);
-
-  // A: probe with OPTIONS; unreachable → B only.
-  let aReachable = false;
-  let aNote = 'not run (--no-target)';
-  if (values['no-target'] !== true) {
-    try {
-      const p = await probeOnce({ host: a.host, port: a.port, service: services.options, scenario: 'options', timeoutMs: 2000 });
-      aReachable = p.statuses.some((s) => s >= 200 && s < 300);
-      aNote = aReachable
-        ? `${a.host}:${a.port}, services ${services.reqmod}/${services.respmod}`
-        : `not usable: OPTIONS answered ${p.statuses.join(',')}`;
-    } catch (err) {
-      aNote = `not reachable at ${a.host}:${a.port}: ${err instanceof Error ? err.message : String(err)}`;
-    }
-    console.log(aReachable ? `A (icap-bridge): ${aNote}` : `A (icap-bridge) ${aNote} — running B (c-icap) only`);
+  // --- start everything ----------------------------------------------------------------------
+  const targets: Target[] = [];
+  if (needClamd || values['no-cicap'] !== true) {
+    ensureClamdInstalled(log);
+    clamd = await startBenchClamd({ maxThreads: clamdThreads, maxQueue: 512, streamMaxLength: STREAM_MAX });
+    clamdVersion = clamd.version;
+    log(`clamd: ${clamd.version}, pid ${clamd.pid}, ${clamd.socketPath} and 127.0.0.1:${clamd.port}, MaxThreads ${clamdThreads}`);
   }
+  const clamdEndpoint = clamd === null ? '' : transport === 'unix' ? clamd.socketPath : `127.0.0.1:${clamd.port}`;
 
-  let b: Endpoint | null = null;
-  if (values['no-cicap'] !== true) {
-    cicap = startCicap(Number(values['cicap-port'] ?? 1345));
-    console.log(`B (c-icap echo): 127.0.0.1:${cicap.port} pid ${cicap.pid} (${cicap.dir})`);
-    b = { host: '127.0.0.1', port: cicap.port, service: () => 'echo' };
-  }
-
-  const targets: Array<[Label, Endpoint]> = [];
-  if (aReachable) targets.push(['A', a]);
-  if (b !== null) targets.push(['B', b]);
-
-  const perRun = warmupS + durationS + (quietWaitMs > 0 ? 0.5 : 0) + 0.3;
-  const planned =
-    cases.length * concurrency.length * runs * targets.length +
-    (values.ceiling === true ? cases.length * ceilingConc.length : 0);
-  console.log(`plan: ${planned} runs × ~${perRun.toFixed(1)} s ≈ ${Math.ceil((planned * perRun) / 60)} min\n`);
-
-  const records: RunRecord[] = [];
-  const one = async (label: Label, ep: Endpoint, cs: Case, c: number, iteration: number): Promise<void> => {
-    const quietBefore = quietWaitMs > 0 ? await waitForQuiet(quietBusy, quietWaitMs) : null;
-    const s0 = cpuSnapshot();
-    const result = await runLoad({
-      host: ep.host,
-      port: ep.port,
-      service: ep.service(cs.scenario),
-      scenario: cs.scenario,
-      preview: cs.preview,
-      connections: c,
-      durationS,
-      warmupS,
-      requestTimeoutMs: 30_000,
-      maxSeconds: warmupS + durationS + 60,
+  for (const processes of processesList) {
+    const label = `bridge×${processes}`;
+    const port = await freePort();
+    const profileDir = processes === 1 ? values['profile-bridge'] : undefined;
+    if (profileDir !== undefined) mkdirSync(profileDir, { recursive: true });
+    const proc = await startBridge({
+      port,
+      processes,
+      clamdEndpoint: clamdEndpoint || '/nonexistent/clamd.sock',
+      streamMaxBytes: STREAM_MAX,
+      builtinWorkers,
+      nodeArgs: profileDir !== undefined ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [],
     });
-    const machineBusy = busyPercent(s0, cpuSnapshot());
-    records.push({ label, case: cs.key, connections: c, iteration, quietBefore, machineBusyPercent: machineBusy, result });
-    const flag = quietBefore !== null && !quietBefore.quiet ? ` [machine busy ${quietBefore.busyPercent}% before run]` : '';
-    console.log(
-      `${label} ${cs.key} c=${c} #${iteration}: ${result.rps.toFixed(1)} req/s  p99 ${result.latencyMs.p99} ms  ` +
-        `errors ${result.errors.total}  loadgen ${result.cpu.percentOfOneCore}% cpu${flag}`,
+    bridges.push({ label, proc });
+    log(`${label}: icap-bridge pid ${proc.pid} (serving pids ${proc.servingPids.join(', ')}) on 127.0.0.1:${port}, ${proc.dir}`);
+    const pids = [...new Set([proc.pid, ...proc.servingPids])];
+    targets.push(
+      icapTarget(
+        { label, kind: 'bridge', description: `icap-bridge from dist/, server.processes ${processes}; services respmod/reqmod (embedded engine, ${builtinWorkers || 'one per CPU'} scan threads per process), clamd (INSTREAM over ${transport})` },
+        port,
+        (cs) => (cs.clamd ? 'clamd' : cs.scenario === 'reqmod-null' ? 'reqmod' : 'respmod'),
+        () => pids,
+        () => proc.truncateLog(),
+        () => true,
+      ),
     );
-    if (result.ok === 0) console.log(formatResult(result));
+  }
+
+  if (values['no-cicap'] !== true) {
+    cicap = startCicap(await freePort(), clamd!.socketPath);
+    const h = cicap;
+    log(`c-icap: pid ${h.pid} on 127.0.0.1:${h.port} (${h.dir}): echo, avscan = virus_scan via clamd_mod on ${clamd!.socketPath}`);
+    targets.push(
+      icapTarget(
+        { label: 'c-icap', kind: 'c-icap', description: `Debian c-icap (${machine.cicap ?? '?'}): echo service; RESPMOD 1 MiB on virus_scan (avscan, allow204, mode=simple) via clamd_mod, UNIX socket` },
+        h.port,
+        (cs) => (cs.clamd ? 'avscan' : 'echo'),
+        () => [h.pid, ...childPids(h.pid)],
+        () => {
+          for (const f of ['access.log', 'server.log']) {
+            try {
+              truncateSync(join(h.dir, f), 0);
+            } catch {
+              // not written yet
+            }
+          }
+        },
+        () => true,
+      ),
+    );
+  }
+
+  if (clamd !== null && needClamd && values['no-clamd-direct'] !== true) {
+    const c = clamd;
+    targets.push({
+      info: { label: 'clamd', kind: 'clamd', description: `direct clamd INSTREAM (${transport}), 1 MiB in 64 KiB chunks, one connection per scan: the backend limit` },
+      serves: (cs) => cs.clamd && cs.preview === undefined,
+      pids: () => [c.pid],
+      truncateLogs: () => {},
+      measure: (cs, conns, o) =>
+        runInstreamLoad({ endpoint: clamdEndpoint, connections: conns, bodyBytes: 1024 * 1024, durationS: o.durationS, warmupS: o.warmupS, requestTimeoutMs: 30_000 }),
+    });
+  }
+
+  // Every ICAP target must answer each scenario with a 2xx before anything is measured.
+  for (const t of targets) {
+    if (t.info.kind === 'clamd') continue;
+    const port = t.info.kind === 'c-icap' ? cicap!.port : bridges.find((b) => b.label === t.info.label)!.proc.port;
+    for (const cs of cases) {
+      if (!t.serves(cs)) continue;
+      const service = t.info.kind === 'c-icap' ? (cs.clamd ? 'avscan' : 'echo') : cs.clamd ? 'clamd' : cs.scenario === 'reqmod-null' ? 'reqmod' : 'respmod';
+      await expectAnswer(t.info.label, port, service, cs.scenario, cs.preview);
+    }
+  }
+
+  // --- measure --------------------------------------------------------------------------------
+  const records: RunRecord[] = [];
+  const one = async (t: Target, cs: Case, c: number, iteration: number): Promise<void> => {
+    const quietBefore = quietWaitMs > 0 ? await waitForQuiet(quietBusy, quietWaitMs) : null;
+    const pids = t.pids();
+    const cpuBefore = totalCpuMs(pids);
+    const clamdPids = cs.clamd && clamd !== null ? [clamd.pid] : [];
+    const clamdBefore = totalCpuMs(clamdPids);
+    const s0 = cpuSnapshot();
+    const result = await t.measure(cs, c, { durationS, warmupS, threads });
+    // Server CPU over warm-up + window, scaled to the window (warm-up runs at the same rate).
+    const scale = durationS / (durationS + warmupS);
+    const serverCpuMs = pids.length ? (totalCpuMs(pids) - cpuBefore) * scale : null;
+    const clamdCpuMs = clamdPids.length ? (totalCpuMs(clamdPids) - clamdBefore) * scale : null;
+    const machineBusy = busyPercent(s0, cpuSnapshot());
+    t.truncateLogs();
+    records.push({ label: t.info.label, case: cs.key, connections: c, iteration, quietBefore, machineBusyPercent: machineBusy, serverCpuMs, clamdCpuMs, result });
+    const flag = quietBefore !== null && !quietBefore.quiet ? ` [machine ${quietBefore.busyPercent}% busy before]` : '';
+    log(
+      `${t.info.label.padEnd(9)} ${cs.key} c=${c} #${iteration}: ${result.rps.toFixed(1)} req/s  p99 ${result.latencyMs.p99} ms  errors ${result.errors.total}  ` +
+        `loadgen ${result.cpu.percentOfOneCore}%${serverCpuMs !== null ? `  server ${Math.round((serverCpuMs / (durationS * 1000)) * 100)}%` : ''}${flag}`,
+    );
+    if (result.ok === 0) log(formatResult(result));
   };
 
+  const planned = cases.reduce((n, cs) => n + targets.filter((t) => t.serves(cs)).length, 0) * concurrency.length * runs;
+  const perRun = warmupS + durationS + (quietWaitMs > 0 ? 0.7 : 0.1);
+  log(`\nplan: ${planned} runs × ~${perRun.toFixed(1)} s ≈ ${Math.ceil((planned * perRun) / 60)} min\n`);
   const started = Date.now();
   for (const cs of cases) {
     for (const c of concurrency) {
       for (let i = 1; i <= runs; i++) {
-        for (const [label, ep] of targets) await one(label, ep, cs, c, i);
+        for (const t of targets) if (t.serves(cs)) await one(t, cs, c, i);
       }
     }
   }
-  stopCicap();
 
   if (values.ceiling === true) {
-    const port = Number(values['ceiling-port'] ?? 1346);
-    await startResponder(port);
-    const ep: Endpoint = { host: '127.0.0.1', port, service: () => 'trivial' };
-    for (const cs of cases) for (const c of ceilingConc) await one('ceiling', ep, cs, c, 1);
-    await stopResponderAndWait();
+    const port = await freePort();
+    const child = await startResponder(port);
+    const t = icapTarget(
+      { label: 'trivial', kind: 'trivial', description: 'bench/trivial-responder.ts (fixed answers; the generator ceiling)' },
+      port,
+      () => 'trivial',
+      () => [child.pid!],
+      () => {},
+      () => true,
+    );
+    for (const cs of cases) for (const c of ceilingConc) await one(t, cs, c, 1);
+    stopResponder();
   }
+  const targetInfos = targets.map((t) => t.info);
+  if (values.ceiling === true) targetInfos.push({ label: 'trivial', kind: 'trivial', description: 'bench/trivial-responder.ts (fixed answers; the generator ceiling)' });
+  await stopAll();
 
   const file: RunFile = {
     tool: 'icap-bridge-bench/run',
     date: new Date().toISOString(),
     wallSeconds: Math.round((Date.now() - started) / 1000),
-    machine,
-    options: { durationS, warmupS, runs, concurrency, cases, ceiling: values.ceiling === true, ceilingConc, quietWaitMs, quietBusy },
-    a: { host: a.host, port: a.port, services, reachable: aReachable, note: aNote },
-    b: b === null ? null : { host: b.host, port: b.port, service: 'echo' },
-    summary: buildRows(records, cases, concurrency),
+    machine: { ...machine, cicap: machineInfo().cicap, clamd: clamdVersion },
+    options: { durationS, warmupS, runs, concurrency, cases, ceilingConc, loadgenThreads: threads, quietWaitMs, quietBusy },
+    targets: targetInfos,
+    spoolLeft,
     records,
   };
   const md = renderReport(file);
   console.log(`\n${md}\n`);
-
   const outDir = values.out ?? join(BENCH_DIR, 'results');
   mkdirSync(outDir, { recursive: true });
   const base = join(outDir, `run-${file.date.replace(/[:.]/g, '-')}`);
   writeFileSync(`${base}.json`, JSON.stringify(file, null, 2));
   writeFileSync(`${base}.md`, `${md}\n`);
   console.log(`results: ${base}.json, ${base}.md`);
-  return 0;
+  return Object.values(spoolLeft).some((n) => n > 0) ? 1 : 0;
 }
 
+let clamdVersion: string | null = null;
+
 main().then(
-  (code) => {
-    cleanup();
+  async (code) => {
+    await stopAll();
     process.exitCode = code;
   },
-  (err: unknown) => {
-    console.error(err instanceof Error ? err.stack ?? err.message : err);
-    cleanup();
+  async (err: unknown) => {
+    console.error(err instanceof Error ? (err.stack ?? err.message) : err);
+    await stopAll();
     process.exitCode = 1;
   },
 );

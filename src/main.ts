@@ -5,7 +5,7 @@
 import { createBackends } from './backends/create-backends.js';
 import { loadConfigFile, type Config } from './config/index.js';
 import { createAdminServer, type AdminServer } from './observability/admin-server.js';
-import { createLogger, type Logger } from './observability/logger.js';
+import { createLogger, type Logger, type LoggerOptions } from './observability/logger.js';
 import { createIcapServer, type BoundListener, type IcapServer } from './server/icap-server.js';
 
 export interface Running {
@@ -19,9 +19,27 @@ export interface Running {
   stop(graceMs?: number): Promise<void>;
 }
 
-export async function start(configPath: string): Promise<Running> {
-  const config = loadConfigFile(configPath);
-  const logger = createLogger({ level: config.logging.level });
+/** How start() differs in a cluster worker (src/cluster/worker.ts); the defaults are a lone server. */
+export interface StartOptions {
+  /** Serve the admin listener here (a cluster's primary serves it instead). Default true. */
+  readonly admin?: boolean;
+  /** The log line that says the server is up. Default "icap-bridge started". */
+  readonly startedMessage?: string;
+  /** Fields on every log line (a worker adds its pid). */
+  readonly logBindings?: Readonly<Record<string, unknown>>;
+  /** Where log lines go; stdout by default. */
+  readonly logDestination?: LoggerOptions['destination'];
+  /** Adjusts each loaded configuration, at start and on every reload (a worker's own spool directory). */
+  readonly adaptConfig?: (config: Config) => Config;
+  /** The configuration already loaded from configPath (the CLI reads server.processes first). */
+  readonly config?: Config;
+}
+
+export async function start(configPath: string, options: StartOptions = {}): Promise<Running> {
+  const adapt = options.adaptConfig ?? ((c: Config) => c);
+  const config = adapt(options.config ?? loadConfigFile(configPath));
+  const rootLogger = createLogger({ level: config.logging.level, ...(options.logDestination && { destination: options.logDestination }) });
+  const logger = options.logBindings ? rootLogger.child(options.logBindings) : rootLogger;
   const backends = await createBackends(config);
   const server = createIcapServer(config, { logger, backends });
   let admin: AdminServer | null = null;
@@ -29,8 +47,8 @@ export async function start(configPath: string): Promise<Running> {
   let adminPort: number | null = null;
   try {
     addresses = await server.listen();
-    if (config.admin.enabled) {
-      admin = createAdminServer({ metrics: () => server.metrics, readiness: () => server.readiness(), logger });
+    if (config.admin.enabled && options.admin !== false) {
+      admin = createAdminServer({ metrics: () => server.metrics.registry, readiness: () => server.readiness(), logger });
       const a = await admin.listen(config.admin.host, config.admin.port);
       adminPort = a.port;
       logger.info({ host: a.address, port: a.port }, 'admin listening');
@@ -42,14 +60,14 @@ export async function start(configPath: string): Promise<Running> {
   }
   logger.info(
     { config: config.source, services: Object.keys(config.services), backends: [...backends.keys()], istags: server.istags() },
-    'icap-bridge started',
+    options.startedMessage ?? 'icap-bridge started',
   );
 
   let reloading: Promise<boolean> = Promise.resolve(true);
   async function reloadOnce(): Promise<boolean> {
     let next: Config;
     try {
-      next = loadConfigFile(configPath);
+      next = adapt(loadConfigFile(configPath));
     } catch (err) {
       logger.error({ err: { message: (err as Error).message, code: (err as { code?: string }).code } }, 'reload rejected: keeping the running configuration');
       return false;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Start Debian's c-icap on 127.0.0.1:PORT with a private configuration in a private directory.
 #
-#   bench/c-icap/start.sh [--port 1345] [--dir DIR] [--virus-scan [--clamd-host H] [--clamd-port P]]
+#   bench/c-icap/start.sh [--port 1345] [--dir DIR] [--virus-scan [--clamd-socket PATH | --clamd-host H --clamd-port P]]
 #
 # Prints "dir=DIR pid=PID port=PORT" on success and writes the PID to DIR/run.pid.
 # The process runs with -N (no daemon) in the background of this script, so $! is the
@@ -13,6 +13,7 @@ dir=""
 virus_scan=0
 clamd_host=127.0.0.1
 clamd_port=3310
+clamd_socket=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --port) port="$2"; shift 2 ;;
@@ -20,6 +21,7 @@ while [ $# -gt 0 ]; do
     --virus-scan) virus_scan=1; shift ;;
     --clamd-host) clamd_host="$2"; shift 2 ;;
     --clamd-port) clamd_port="$2"; shift 2 ;;
+    --clamd-socket) clamd_socket="$2"; shift 2 ;;
     -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
     *) echo "start.sh: unknown argument: $1" >&2; exit 2 ;;
   esac
@@ -42,6 +44,13 @@ for d in /usr/lib/*/c_icap /usr/lib/c_icap /usr/local/lib/c_icap; do
   if [ -f "$d/srv_echo.so" ]; then modules_dir="$d"; break; fi
 done
 if [ -z "$modules_dir" ]; then echo "start.sh: srv_echo.so not found" >&2; exit 1; fi
+if [ "$virus_scan" -eq 1 ] && [ ! -f "$modules_dir/virus_scan.so" ]; then
+  echo "start.sh: virus_scan.so not found, installing the Debian package libc-icap-mod-virus-scan" >&2
+  if [ "$(id -u)" -eq 0 ]; then sudo_cmd=(); else sudo_cmd=(sudo); fi
+  "${sudo_cmd[@]}" apt-get install -y libc-icap-mod-virus-scan >&2 || {
+    "${sudo_cmd[@]}" apt-get update >&2 && "${sudo_cmd[@]}" apt-get install -y libc-icap-mod-virus-scan >&2
+  }
+fi
 magic_file=/etc/c-icap/c-icap.magic
 [ -f "$magic_file" ] || magic_file=/usr/share/c_icap/c-icap.magic
 
@@ -56,8 +65,11 @@ fi
 
 sed_args=(-e "s|@PORT@|$port|g" -e "s|@DIR@|$dir|g" -e "s|@MODULES_DIR@|$modules_dir|g"
           -e "s|@MAGIC_FILE@|$magic_file|g" -e "s|@CLAMD_HOST@|$clamd_host|g"
-          -e "s|@CLAMD_PORT@|$clamd_port|g")
-if [ "$virus_scan" -eq 1 ]; then sed_args+=(-e 's|^#@VS@ ||'); fi
+          -e "s|@CLAMD_PORT@|$clamd_port|g" -e "s|@CLAMD_SOCKET@|$clamd_socket|g")
+if [ "$virus_scan" -eq 1 ]; then
+  sed_args+=(-e 's|^#@VS@ ||')
+  if [ -n "$clamd_socket" ]; then sed_args+=(-e 's|^#@VSU@ ||'); else sed_args+=(-e 's|^#@VST@ ||'); fi
+fi
 sed "${sed_args[@]}" "$here/c-icap.conf.template" > "$dir/c-icap.conf"
 
 # When started as root c-icap keeps running as root unless User/Group are set; the private

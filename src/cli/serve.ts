@@ -1,7 +1,11 @@
-/** `icap-bridge [--config FILE]`: run the server until SIGTERM/SIGINT (main.ts does the wiring). */
+/**
+ * `icap-bridge [--config FILE]`: run the server until SIGTERM/SIGINT (main.ts does the wiring).
+ * With server.processes > 1 this process becomes the cluster primary (src/cluster/primary.ts) and
+ * forks workers that run this same command and land in src/cluster/worker.ts.
+ */
+import cluster from 'node:cluster';
 import { parseArgs } from 'node:util';
-import { ConfigError, defaultConfigPath } from '../config/index.js';
-import { handleSignals, start } from '../main.js';
+import { ConfigError, defaultConfigPath, loadConfigFile } from '../config/index.js';
 
 export async function run(args: readonly string[], usage: string, version: () => string): Promise<number> {
   let values;
@@ -27,16 +31,34 @@ export async function run(args: readonly string[], usage: string, version: () =>
     process.stdout.write(`icap-bridge ${version()}\n`);
     return 0;
   }
+  const configPath = values.config ?? defaultConfigPath();
   try {
-    const running = await start(values.config ?? defaultConfigPath());
+    if (cluster.isWorker) {
+      await (await import('../cluster/worker.js')).runWorker(configPath);
+      return -1; // keep running; the primary stops it
+    }
+    const config = loadConfigFile(configPath);
+    const { resolveProcessCount } = await import('../cluster/process-count.js');
+    const processes = resolveProcessCount(config.server.processes);
+    if (processes > 1) {
+      await (await import('../cluster/primary.js')).runPrimary(configPath, config, processes);
+      return -1;
+    }
+    // Imported here, not above: a cluster primary never serves ICAP, and every module it does
+    // not load is memory it does not hold (peak RSS counts all processes).
+    const { handleSignals, start } = await import('../main.js');
+    const running = await start(configPath, { config });
     handleSignals(running);
     return -1; // keep running
   } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`icap-bridge: configuration error\n${err.message}\n`);
-      return 2;
+    const code = err instanceof ConfigError ? 2 : 1;
+    const text = err instanceof ConfigError ? `configuration error\n${err.message}` : ((err as Error).stack ?? String(err));
+    if (cluster.isWorker) {
+      // The IPC channel would keep a failed worker alive: exit once the message is out.
+      process.stderr.write(`icap-bridge worker ${process.pid}: ${text}\n`, () => process.exit(code));
+      return -1;
     }
-    process.stderr.write(`icap-bridge: ${(err as Error).stack ?? String(err)}\n`);
-    return 1;
+    process.stderr.write(`icap-bridge: ${text}\n`);
+    return code;
   }
 }

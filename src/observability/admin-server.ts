@@ -5,7 +5,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from './logger.js';
-import type { Metrics } from './metrics.js';
 
 export interface Readiness {
   ready: boolean;
@@ -13,12 +12,26 @@ export interface Readiness {
   problems: Record<string, string>;
 }
 
+/**
+ * Where /metrics comes from: a prom-client Registry (one process), or the cluster primary's
+ * aggregation of every worker's registry (src/cluster/cluster-metrics.ts).
+ */
+export interface MetricsSource {
+  readonly contentType: string;
+  metrics(): Promise<string>;
+}
+
 export interface AdminServer {
   listen(host: string, port: number): Promise<AddressInfo>;
   close(): Promise<void>;
 }
 
-export function createAdminServer(deps: { metrics: () => Metrics; readiness: () => Readiness; logger: Logger }): AdminServer {
+export function createAdminServer(deps: {
+  metrics: () => MetricsSource;
+  /** A cluster primary asks its workers, so the answer may come later. */
+  readiness: () => Readiness | Promise<Readiness>;
+  logger: Logger;
+}): AdminServer {
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -27,7 +40,7 @@ export function createAdminServer(deps: { metrics: () => Metrics; readiness: () 
     }
     switch (path) {
       case '/metrics': {
-        const registry = deps.metrics().registry;
+        const registry = deps.metrics();
         registry.metrics().then(
           (text) => res.writeHead(200, { 'Content-Type': registry.contentType }).end(text),
           (err: unknown) => {
@@ -41,8 +54,15 @@ export function createAdminServer(deps: { metrics: () => Metrics; readiness: () 
         res.writeHead(200, { 'Content-Type': 'text/plain' }).end('ok\n');
         return;
       case '/readyz': {
-        const r = deps.readiness();
-        res.writeHead(r.ready ? 200 : 503, { 'Content-Type': 'application/json' }).end(`${JSON.stringify(r)}\n`);
+        Promise.resolve()
+          .then(() => deps.readiness())
+          .then(
+            (r) => res.writeHead(r.ready ? 200 : 503, { 'Content-Type': 'application/json' }).end(`${JSON.stringify(r)}\n`),
+            (err: unknown) => {
+              deps.logger.error({ err }, 'readiness check failed');
+              res.writeHead(503, { 'Content-Type': 'application/json' }).end(`${JSON.stringify({ ready: false, problems: { readiness: 'check failed' } })}\n`);
+            },
+          );
         return;
       }
       default:

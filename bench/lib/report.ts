@@ -1,0 +1,219 @@
+/**
+ * The benchmark's saved run (JSON) and its Markdown report: medians per target and cell, ratios
+ * of each icap-bridge instance to c-icap (req/s and p99) and, for the clamd scenarios, to direct
+ * clamd INSTREAM; then CPU per request of every server and of the generator; then the generator's
+ * ceiling against the trivial responder.
+ */
+import type { LoadResult } from '../loadgen.js';
+import type { MachineInfo } from './machine.js';
+import type { ScenarioName } from './scenarios.js';
+import { median, round } from './stats.js';
+
+export interface Case {
+  /** Display key, e.g. "respmod-1m+preview1024". */
+  key: string;
+  scenario: ScenarioName;
+  preview: number | undefined;
+  /** Scanned by clamd (bridge service `clamd`, c-icap virus_scan), with direct INSTREAM as the limit. */
+  clamd: boolean;
+}
+
+export interface TargetInfo {
+  label: string;
+  kind: 'bridge' | 'c-icap' | 'clamd' | 'trivial';
+  description: string;
+}
+
+export interface RunRecord {
+  label: string;
+  case: string;
+  connections: number;
+  iteration: number;
+  quietBefore: { quiet: boolean; busyPercent: number; waitedMs: number } | null;
+  /** Whole-machine busy % (all cores = 100) during the run. */
+  machineBusyPercent: number;
+  /** CPU ms the server's processes used during the run (null: not measured). */
+  serverCpuMs: number | null;
+  /** CPU ms clamd used during the run, for the clamd scenarios (null otherwise). */
+  clamdCpuMs?: number | null;
+  result: LoadResult;
+}
+
+export interface RunFile {
+  tool: 'icap-bridge-bench/run';
+  date: string;
+  wallSeconds: number;
+  machine: MachineInfo & { clamd: string | null };
+  options: {
+    durationS: number;
+    warmupS: number;
+    runs: number;
+    concurrency: number[];
+    cases: Case[];
+    ceilingConc: number[];
+    loadgenThreads: number;
+    quietWaitMs: number;
+    quietBusy: number;
+  };
+  targets: TargetInfo[];
+  /** Spool entries each icap-bridge instance left behind at exit (should be 0). */
+  spoolLeft: Record<string, number>;
+  records: RunRecord[];
+}
+
+export interface Stats {
+  runs: number;
+  rps: number;
+  rpsMin: number;
+  rpsMax: number;
+  p99: number;
+  p50: number;
+  loadgenCpu: number;
+  loadgenUsPerRequest: number;
+  loadgenElu: number;
+  serverUsPerRequest: number | null;
+  serverCpuPercent: number | null;
+  clamdUsPerRequest: number | null;
+  errors: number;
+  statuses: string;
+}
+
+export function summarize(records: RunRecord[], label: string, key: string, c: number): Stats | null {
+  const rs = records.filter((r) => r.label === label && r.case === key && r.connections === c);
+  if (rs.length === 0) return null;
+  const statuses = new Map<string, number>();
+  for (const r of rs) for (const [k, v] of Object.entries(r.result.statuses)) statuses.set(k, (statuses.get(k) ?? 0) + v);
+  const server = rs.filter((r) => r.serverCpuMs !== null && r.result.requests > 0);
+  return {
+    runs: rs.length,
+    rps: round(median(rs.map((r) => r.result.rps)), 1),
+    rpsMin: Math.min(...rs.map((r) => r.result.rps)),
+    rpsMax: Math.max(...rs.map((r) => r.result.rps)),
+    p99: round(median(rs.map((r) => r.result.latencyMs.p99)), 3),
+    p50: round(median(rs.map((r) => r.result.latencyMs.p50)), 3),
+    loadgenCpu: round(median(rs.map((r) => r.result.cpu.percentOfOneCore)), 1),
+    loadgenUsPerRequest: round(median(rs.map((r) => r.result.cpu.usPerRequest)), 2),
+    loadgenElu: round(median(rs.map((r) => r.result.cpu.eventLoopUtilization)), 2),
+    serverUsPerRequest: server.length ? round(median(server.map((r) => (r.serverCpuMs! * 1000) / r.result.requests)), 1) : null,
+    serverCpuPercent: server.length ? round(median(server.map((r) => (r.serverCpuMs! / (r.result.durationS * 1000)) * 100)), 0) : null,
+    clamdUsPerRequest: (() => {
+      const withClamd = rs.filter((r) => typeof r.clamdCpuMs === 'number' && r.result.requests > 0);
+      return withClamd.length ? round(median(withClamd.map((r) => (r.clamdCpuMs! * 1000) / r.result.requests)), 1) : null;
+    })(),
+    errors: rs.reduce((a, r) => a + r.result.errors.total, 0),
+    statuses: [...statuses].map(([k, v]) => `${k}×${v}`).join(' '),
+  };
+}
+
+const fmt = (v: number | null | undefined, digits = 1): string => (v === null || v === undefined || !Number.isFinite(v) ? '—' : v.toFixed(digits));
+const ratio = (a: number | undefined, b: number | undefined): string => (a && b ? fmt(a / b, 2) : '—');
+
+/** The clamd-direct stats for a clamd case: the plain 1 MiB row (preview rows reuse it: same bodies for clamd). */
+function clamdLimit(f: RunFile, cs: Case, c: number): Stats | null {
+  const plain = f.options.cases.find((x) => x.clamd && x.preview === undefined && x.scenario === cs.scenario);
+  return summarize(f.records, 'clamd', plain?.key ?? cs.key, c);
+}
+
+function mainTable(f: RunFile): string {
+  const bridges = f.targets.filter((t) => t.kind === 'bridge');
+  const cicap = f.targets.find((t) => t.kind === 'c-icap');
+  const anyClamd = f.options.cases.some((c) => c.clamd);
+  const head = [
+    'scenario',
+    'conns',
+    ...bridges.flatMap((b) => [`${b.label} req/s`, `${b.label} p99`]),
+    ...(cicap ? ['c-icap req/s', 'c-icap p99'] : []),
+    ...(anyClamd ? ['clamd INSTREAM req/s'] : []),
+    ...(cicap ? bridges.flatMap((b) => [`**${b.label} / c-icap**`, `${b.label} / c-icap p99`]) : []),
+    ...(anyClamd ? bridges.map((b) => `${b.label} / clamd`) : []),
+    ...(cicap && anyClamd ? ['c-icap / clamd'] : []),
+  ];
+  const lines = [`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`];
+  for (const cs of f.options.cases) {
+    for (const c of f.options.concurrency) {
+      const b = bridges.map((t) => summarize(f.records, t.label, cs.key, c));
+      const ci = cicap ? summarize(f.records, cicap.label, cs.key, c) : null;
+      const cl = cs.clamd ? clamdLimit(f, cs, c) : null;
+      if (b.every((s) => s === null) && ci === null && cl === null) continue;
+      const cells = [
+        cs.key,
+        String(c),
+        ...b.flatMap((s) => [fmt(s?.rps, 0), fmt(s?.p99, 2)]),
+        ...(cicap ? [fmt(ci?.rps, 0), fmt(ci?.p99, 2)] : []),
+        ...(anyClamd ? [cs.clamd ? fmt(cl?.rps, 0) : ''] : []),
+        ...(cicap ? b.flatMap((s) => [`**${ratio(s?.rps, ci?.rps)}**`, ratio(s?.p99, ci?.p99)]) : []),
+        ...(anyClamd ? b.map((s) => (cs.clamd ? ratio(s?.rps, cl?.rps) : '')) : []),
+        ...(cicap && anyClamd ? [cs.clamd ? ratio(ci?.rps, cl?.rps) : ''] : []),
+      ];
+      lines.push(`| ${cells.join(' | ')} |`);
+    }
+  }
+  return lines.join('\n');
+}
+
+function detailTable(f: RunFile): string {
+  const lines = [
+    '| scenario | conns | target | runs | req/s range | p50 ms | server CPU % | server µs/req | clamd µs/req | loadgen CPU % | loadgen µs/req | loadgen ELU | errors | statuses |',
+    '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+  ];
+  for (const cs of f.options.cases) {
+    for (const c of f.options.concurrency) {
+      for (const t of f.targets.filter((x) => x.kind !== 'trivial')) {
+        const s = summarize(f.records, t.label, cs.key, c);
+        if (s === null) continue;
+        lines.push(
+          `| ${cs.key} | ${c} | ${t.label} | ${s.runs} | ${fmt(s.rpsMin, 0)}–${fmt(s.rpsMax, 0)} | ${fmt(s.p50, 2)} | ${fmt(s.serverCpuPercent, 0)} | ` +
+            `${fmt(s.serverUsPerRequest, 1)} | ${fmt(s.clamdUsPerRequest, 0)} | ${fmt(s.loadgenCpu, 0)} | ${fmt(s.loadgenUsPerRequest, 1)} | ${fmt(s.loadgenElu, 2)} | ${s.errors} | ${s.statuses} |`,
+        );
+      }
+    }
+  }
+  return lines.join('\n');
+}
+
+function ceilingTable(f: RunFile): string {
+  const lines = [
+    'Generator against bench/trivial-responder.ts. "Highest measured" is the best median of any server target',
+    'for the scenario at any concurrency in this run; the target is headroom ≥ 2.',
+    '',
+    '| scenario | conns | trivial req/s | p99 ms | loadgen CPU % | loadgen µs/req | loadgen ELU | responder CPU % | highest measured req/s | headroom × |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  const servers = f.targets.filter((t) => t.kind === 'bridge' || t.kind === 'c-icap');
+  for (const cs of f.options.cases) {
+    const best = Math.max(
+      0,
+      ...f.options.concurrency.flatMap((c) => servers.map((t) => summarize(f.records, t.label, cs.key, c)?.rps ?? 0)),
+    );
+    for (const c of f.options.ceilingConc) {
+      const s = summarize(f.records, 'trivial', cs.key, c);
+      if (s === null) continue;
+      lines.push(
+        `| ${cs.key} | ${c} | ${fmt(s.rps, 0)} | ${fmt(s.p99, 2)} | ${fmt(s.loadgenCpu, 0)} | ${fmt(s.loadgenUsPerRequest, 1)} | ${fmt(s.loadgenElu, 2)} | ` +
+          `${fmt(s.serverCpuPercent, 0)} | ${best > 0 ? fmt(best, 0) : '—'} | ${best > 0 ? fmt(s.rps / best, 2) : '—'} |`,
+      );
+    }
+  }
+  return lines.join('\n');
+}
+
+export function renderReport(f: RunFile): string {
+  const o = f.options;
+  const m = f.machine;
+  const targets = f.targets.map((t) => `- **${t.label}**: ${t.description}`).join('\n');
+  let md =
+    `## icap-bridge vs c-icap — ${f.date}\n\n` +
+    `${m.nproc} CPUs (${m.cpuModel}), ${m.memoryMiB} MiB, kernel ${m.kernel}, node ${m.node}, c-icap ${m.cicap ?? '—'}, ${m.clamd ?? 'clamd —'}. ` +
+    `${o.runs} runs × ${o.durationS} s (+${o.warmupS} s warm-up) per cell and target, targets alternating; medians; ` +
+    `p99 in ms; generator threads: ${o.loadgenThreads}; wall time ${Math.round(f.wallSeconds / 60)} min.\n\n` +
+    `${targets}\n\n${mainTable(f)}\n\n### Per target: spread and CPU\n\n` +
+    'Server CPU is the target\'s processes (icap-bridge: all its processes; c-icap: main and children; clamd) over the run window; ' +
+    '"clamd µs/req" is what clamd spent per request behind it in the clamd scenarios.\n\n' +
+    detailTable(f);
+  if (f.records.some((r) => r.label === 'trivial')) md += `\n\n### Generator ceiling\n\n${ceilingTable(f)}`;
+  const left = Object.entries(f.spoolLeft).filter(([, n]) => n > 0);
+  md += `\n\nSpool after stop: ${left.length === 0 ? 'empty for every icap-bridge instance' : left.map(([k, n]) => `${k}: ${n} entries left`).join(', ')}.`;
+  const busyRuns = f.records.filter((r) => r.quietBefore !== null && !r.quietBefore.quiet).length;
+  if (busyRuns > 0) md += `\n\nNote: ${busyRuns} of ${f.records.length} runs started while the machine was busy with other work (see the JSON).`;
+  return md;
+}

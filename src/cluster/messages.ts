@@ -1,0 +1,42 @@
+/**
+ * The IPC messages between the cluster primary and its workers (node:cluster's channel). Every
+ * type starts with "icap-bridge:" so prom-client's own metrics messages on the same channel
+ * (prom-client:getMetricsReq/Res) pass by untouched.
+ */
+import type { Registry } from 'prom-client';
+import type { Readiness } from '../observability/admin-server.js';
+
+/** One metric of a worker's registry as prom-client's getMetricsAsJSON() gives it (functions dropped by IPC). */
+export type MetricJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>[number];
+
+/** Primary → worker. */
+export type ToWorker =
+  | { readonly type: 'icap-bridge:reload'; readonly requestId: number }
+  | { readonly type: 'icap-bridge:stop'; readonly graceMs: number }
+  | { readonly type: 'icap-bridge:readiness'; readonly requestId: number }
+  | { readonly type: 'icap-bridge:metrics'; readonly requestId: number };
+
+/** Worker → primary. */
+export type ToPrimary =
+  | { readonly type: 'icap-bridge:ready'; readonly istags: Record<string, string> }
+  | { readonly type: 'icap-bridge:reloaded'; readonly requestId: number; readonly ok: boolean; readonly istags: Record<string, string> }
+  | { readonly type: 'icap-bridge:readiness'; readonly requestId: number; readonly readiness: Readiness }
+  | { readonly type: 'icap-bridge:metrics'; readonly requestId: number; readonly metrics: MetricJson[] };
+
+/** The answers the primary waits for, by request id. */
+export type Reply = Extract<ToPrimary, { requestId: number }>;
+
+const TO_WORKER = new Set(['icap-bridge:reload', 'icap-bridge:stop', 'icap-bridge:readiness', 'icap-bridge:metrics']);
+const TO_PRIMARY = new Set(['icap-bridge:ready', 'icap-bridge:reloaded', 'icap-bridge:readiness', 'icap-bridge:metrics']);
+
+function typeOf(message: unknown): unknown {
+  return message !== null && typeof message === 'object' ? (message as { type?: unknown }).type : undefined;
+}
+
+export function isToWorker(message: unknown): message is ToWorker {
+  return TO_WORKER.has(typeOf(message) as string);
+}
+
+export function isToPrimary(message: unknown): message is ToPrimary {
+  return TO_PRIMARY.has(typeOf(message) as string);
+}
