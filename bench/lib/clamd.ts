@@ -11,17 +11,15 @@
  * If clamd is missing, Debian's clamav-daemon is installed with apt-get (through sudo when not
  * root). The daemon runs in the foreground as our child; stop() kills it by PID.
  */
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { buildUnsignedCud, clamdCommand, SIGTOOL_BIN } from '../../tools/clamd-offline.js';
 import { freePort } from './ports.js';
 
 export const CLAMD_BIN = '/usr/sbin/clamd';
-const SIGTOOL_BIN = '/usr/bin/sigtool';
 const EICAR_CORE = 'EICAR-STANDARD-ANTIVIRUS-TEST-FILE';
 const MARKER = 'ICAP-BRIDGE-BENCH-CLAMD-MARKER-5d1e';
 
@@ -61,44 +59,10 @@ export function ensureClamdInstalled(log: (line: string) => void): void {
 function writeDatabase(dbDir: string): void {
   const hex = (s: string): string => Buffer.from(s, 'latin1').toString('hex');
   writeFileSync(join(dbDir, 'bench.ndb'), `Bench.Eicar:0:*:${hex(EICAR_CORE)}\nBench.Marker:0:*:${hex(MARKER)}\n`);
-  const work = mkdtempSync(join(tmpdir(), 'icap-bridge-bench-cud-'));
-  try {
-    const md5 = createHash('md5').update('icap-bridge bench db').digest('hex');
-    writeFileSync(join(work, 'daily.hdb'), `${md5}:20:Bench.DbVersion\n`);
-    writeFileSync(join(work, 'COPYING'), 'benchmark signatures for icap-bridge\n');
-    execFileSync(SIGTOOL_BIN, ['--build=daily.cud', '--unsigned', '--cvd-version=1', '--no-cdiff', `--datadir=${work}`], {
-      cwd: work,
-      input: 'icap-bridge-bench\n',
-      stdio: ['pipe', 'ignore', 'ignore'],
-      timeout: 30_000,
-    });
-    writeFileSync(join(dbDir, 'daily.cud'), readFileSync(join(work, 'daily.cud')));
-  } finally {
-    rmSync(work, { recursive: true, force: true });
-  }
+  buildUnsignedCud(dbDir, 1, 'Bench.DbVersion');
 }
 
-/** One `z` command over the UNIX socket; the reply, or null (bounded by timeoutMs). */
-export function clamdCommand(socketPath: string, command: string, timeoutMs = 1000): Promise<string | null> {
-  return new Promise((resolve) => {
-    const socket = connect({ path: socketPath });
-    let out = '';
-    const done = (v: string | null): void => {
-      clearTimeout(timer);
-      socket.destroy();
-      resolve(v);
-    };
-    const timer = setTimeout(() => done(null), timeoutMs);
-    socket.on('error', () => done(null));
-    socket.on('data', (d: Buffer) => {
-      out += d.toString('latin1');
-      const end = out.indexOf('\0');
-      if (end !== -1) done(out.slice(0, end));
-    });
-    socket.on('close', () => done(out === '' ? null : out));
-    socket.write(`z${command}\0`);
-  });
-}
+export { clamdCommand };
 
 export async function startBenchClamd(o: BenchClamdOptions): Promise<BenchClamd> {
   const dir = mkdtempSync(join(tmpdir(), 'icap-bridge-bench-clamd-'));

@@ -11,18 +11,18 @@
  *                         carries DB version `dbVersion`: without one, VERSION answers only
  *                         `ClamAV 1.4.6`, with it `ClamAV 1.4.6/<dbVersion>/<build date>`.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { buildUnsignedCud, clamdCommand, SIGTOOL_BIN } from '../../tools/clamd-offline.js';
 import { freePort } from './child-server.js';
-import { requestReply } from './socket-reply.js';
 import { waitFor } from './wait.js';
 
 export const CLAMD_BIN = '/usr/sbin/clamd';
-export const SIGTOOL_BIN = '/usr/bin/sigtool';
+export { SIGTOOL_BIN };
 /** Tests skip (with this reason) where Debian's clamav-daemon is not installed. */
 export const HAVE_CLAMD = existsSync(CLAMD_BIN) && existsSync(SIGTOOL_BIN);
 
@@ -79,38 +79,12 @@ function writeDatabase(dbDir: string, dbVersion: number): void {
   buildCud(dbDir, dbVersion);
 }
 
-/** daily.cud with DB version `version`, built by sigtool in a scratch directory. */
+/** daily.cud with DB version `version` (tools/clamd-offline.ts). */
 function buildCud(dbDir: string, version: number): void {
-  const work = mkdtempSync(join(tmpdir(), 'icap-bridge-cud-'));
-  try {
-    // One harmless signature (an MD5 of a string nobody sends); the container is what matters.
-    const md5 = createHash('md5').update(`icap-bridge db version ${version}`).digest('hex');
-    writeFileSync(join(work, 'daily.hdb'), `${md5}:26:IcapBridge.Test.DbVersion\n`);
-    writeFileSync(join(work, 'COPYING'), 'test signatures for icap-bridge\n');
-    // sigtool asks for a builder name on stdin.
-    execFileSync(SIGTOOL_BIN, ['--build=daily.cud', '--unsigned', `--cvd-version=${version}`, '--no-cdiff', `--datadir=${work}`], {
-      cwd: work,
-      input: 'icap-bridge-tests\n',
-      stdio: ['pipe', 'ignore', 'ignore'],
-      timeout: 30_000,
-    });
-    writeFileSync(join(dbDir, 'daily.cud'), readFileSync(join(work, 'daily.cud')));
-  } finally {
-    rmSync(work, { recursive: true, force: true });
-  }
+  buildUnsignedCud(dbDir, version, 'IcapBridge.Test.DbVersion');
 }
 
-/** One `z` command over the UNIX socket; resolves the reply or null (bounded by `timeoutMs`). */
-export function clamdCommand(socketPath: string, command: string, timeoutMs = 1000): Promise<string | null> {
-  return requestReply({ path: socketPath }, `z${command}\0`, {
-    timeoutMs,
-    complete: (text) => {
-      const end = text.indexOf('\0');
-      return end === -1 ? undefined : text.slice(0, end);
-    },
-    onClose: (text) => (text === '' ? null : text),
-  });
-}
+export { clamdCommand };
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

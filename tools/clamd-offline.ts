@@ -1,0 +1,60 @@
+/**
+ * What tests (test/helpers/clamd.ts) and the benchmark (bench/lib/clamd.ts) both need to run a
+ * private, offline clamd (shared/specs/clamd-protocol.md §6): an unsigned daily.cud that gives
+ * VERSION a DB version, and one `z` command over the UNIX socket.
+ */
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export const SIGTOOL_BIN = '/usr/bin/sigtool';
+
+/**
+ * Writes `dbDir/daily.cud`: an unsigned CVD container (sigtool --build --unsigned) whose header
+ * carries DB version `version`, so VERSION answers `ClamAV x.y.z/<version>/<date>`. It holds one
+ * harmless hash signature named `signatureName` (the MD5 of a string nobody sends).
+ */
+export function buildUnsignedCud(dbDir: string, version: number, signatureName: string): void {
+  const work = mkdtempSync(join(tmpdir(), 'icap-bridge-cud-'));
+  try {
+    const text = `${signatureName} db version ${version}`;
+    const md5 = createHash('md5').update(text).digest('hex');
+    writeFileSync(join(work, 'daily.hdb'), `${md5}:${Buffer.byteLength(text)}:${signatureName}\n`);
+    writeFileSync(join(work, 'COPYING'), 'private signatures for icap-bridge tests and benchmarks\n');
+    // sigtool asks for a builder name on stdin.
+    execFileSync(SIGTOOL_BIN, ['--build=daily.cud', '--unsigned', `--cvd-version=${version}`, '--no-cdiff', `--datadir=${work}`], {
+      cwd: work,
+      input: 'icap-bridge\n',
+      stdio: ['pipe', 'ignore', 'ignore'],
+      timeout: 30_000,
+    });
+    writeFileSync(join(dbDir, 'daily.cud'), readFileSync(join(work, 'daily.cud')));
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/** One `z` command over the UNIX socket; resolves the reply (up to its NUL), or null on error or after `timeoutMs`. */
+export function clamdCommand(socketPath: string, command: string, timeoutMs = 1000): Promise<string | null> {
+  return new Promise((resolve) => {
+    const socket = connect({ path: socketPath });
+    let out = '';
+    const done = (reply: string | null): void => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(reply);
+    };
+    const timer = setTimeout(() => done(null), timeoutMs);
+    socket.on('error', () => done(null));
+    socket.on('data', (d: Buffer) => {
+      out += d.toString('latin1');
+      const end = out.indexOf('\0');
+      if (end !== -1) done(out.slice(0, end));
+    });
+    socket.on('close', () => done(out === '' ? null : out));
+    socket.write(`z${command}\0`);
+  });
+}
