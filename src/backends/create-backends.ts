@@ -1,4 +1,5 @@
 /** Builds every configured backend once at start; services share them by name. */
+import { availableParallelism } from 'node:os';
 import type { BackendConfig, Config } from '../config/index.js';
 import type { Backend } from './backend.js';
 import { createBuiltinBackend } from './builtin/builtin-backend.js';
@@ -6,12 +7,14 @@ import { createClamdBackend } from './clamd/clamd-backend.js';
 import { createIcapBackend } from './icap/icap-backend.js';
 import { createMetaDefenderBackend } from './metadefender/metadefender-backend.js';
 
-async function createBackend(name: string, config: BackendConfig, spool: Config['spool']): Promise<Backend> {
+async function createBackend(name: string, config: BackendConfig, spool: Config['spool'], processes: number): Promise<Backend> {
   switch (config.type) {
     case 'builtin':
       return createBuiltinBackend({
         name,
-        workers: config.workers,
+        // 0: the CPUs shared out between the server processes, so N processes never start N × CPUs threads.
+        workers: config.workers === 0 ? Math.max(1, Math.floor(availableParallelism() / processes)) : config.workers,
+        inlineMaxBytes: config.inline_max_bytes,
         timeoutMs: config.timeout_ms,
         eicar: config.eicar,
         hashLists: config.hash_lists,
@@ -45,7 +48,8 @@ export async function createBackends(config: Config): Promise<Map<string, Backen
   const used = new Set(Object.values(config.services).flatMap((s) => [...s.backends, ...(s.rules ?? []).flatMap((r) => r.backends ?? [])]));
   const backends = new Map<string, Backend>();
   try {
-    for (const name of used) backends.set(name, await createBackend(name, config.backends[name]!, config.spool));
+    const processes = config.server.processes === 'auto' ? availableParallelism() : config.server.processes;
+    for (const name of used) backends.set(name, await createBackend(name, config.backends[name]!, config.spool, processes));
   } catch (err) {
     await closeBackends(backends);
     throw err;

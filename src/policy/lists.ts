@@ -46,6 +46,11 @@ export class CompiledLists {
     return this.#lookups.has(key);
   }
 
+  /** No list has an entry: nothing to look up. */
+  get empty(): boolean {
+    return this.#lookups.size === 0;
+  }
+
   /** True when a body's SHA-256 is needed: some hash list has entries. */
   get needsSha256(): boolean {
     return this.has('allow_sha256') || this.has('deny_sha256');

@@ -44,6 +44,11 @@ export interface ServicePolicy {
   readonly lists: CompiledLists;
   /** Some rule looks at the file type: the first body bytes are worth keeping. */
   readonly usesFileType: boolean;
+  /**
+   * No rules and no list entries: the implicit rule always applies, final from the start. The
+   * transaction then skips request attributes and file-type sniffing (the per-request fast path).
+   */
+  readonly onlyImplicitRule: boolean;
 }
 
 export type PolicyOutcome =
@@ -73,7 +78,8 @@ export function compileServicePolicy(service: ServicePolicyConfig): ServicePolic
     usesFileType: false,
     evaluate: () => true,
   });
-  return { rules, lists: new CompiledLists(service.lists), usesFileType: rules.some((r) => r.usesFileType) };
+  const lists = new CompiledLists(service.lists);
+  return { rules, lists, usesFileType: rules.some((r) => r.usesFileType), onlyImplicitRule: rules.length === 1 && lists.empty };
 }
 
 export function evaluatePolicy(policy: ServicePolicy, attrs: RequestAttributes, facts: BodyFacts): PolicyOutcome {

@@ -58,6 +58,8 @@ export class PolicyTracker {
    * chunk made a scan rule chosen (its streams open now), else null.
    */
   onBody(data: Buffer): { rule: CompiledRule; replay: Buffer[] } | null {
+    // Settled at the head for good: no file type to learn, no bytes to hold for a later choice.
+    if (this.#policy.onlyImplicitRule) return null;
     // The first bytes are kept whatever happens: the final evaluation needs the file type too.
     const sniffWasFull = this.#sniffLength >= SNIFF_BYTES;
     if (!sniffWasFull) this.#sniffLength += data.copy(this.#sniff, this.#sniffLength, 0, SNIFF_BYTES - this.#sniffLength);
@@ -100,6 +102,11 @@ export class PolicyTracker {
   }
 
   #evaluate(complete: boolean, end: { size?: number; sha256?: string } = {}): void {
+    if (this.#policy.onlyImplicitRule) {
+      // Nothing to match against: the service's own rule, whatever the request (service-policy.ts).
+      this.#outcome = { kind: 'rule', rule: this.#policy.rules[0]!, final: true };
+      return;
+    }
     const fileType = detectFileType(this.#sniff.subarray(0, this.#sniffLength), complete);
     const facts: BodyFacts = { complete, ...(fileType !== undefined && { fileType }), ...end };
     this.#outcome = evaluatePolicy(this.#policy, this.#attributes(), facts);

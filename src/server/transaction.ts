@@ -85,7 +85,12 @@ export class Transaction {
   readonly head: IcapRequestHead;
   readonly #init: TransactionInit;
   readonly #started = performance.now();
-  readonly #abort = new AbortController();
+  /**
+   * Created on first use: most requests (OPTIONS-like REQMODs, small bodies) never hand a signal
+   * to anyone, and an AbortController + AbortSignal per request was ~6 % of a null-body REQMOD.
+   */
+  #abortController: AbortController | null = null;
+  #abortReason: AbortReason | null = null;
   #reqHdr: HttpHead | null = null;
   #resHdr: HttpHead | null = null;
   #spool: BodySpool | null = null;
@@ -161,7 +166,16 @@ export class Transaction {
   }
 
   get aborted(): boolean {
-    return this.#abort.signal.aborted;
+    return this.#abortReason !== null;
+  }
+
+  /** The signal scans and streams get; aborted already if the transaction was. */
+  #signal(): AbortSignal {
+    if (this.#abortController === null) {
+      this.#abortController = new AbortController();
+      if (this.#abortReason !== null) this.#abortController.abort(this.#abortReason);
+    }
+    return this.#abortController.signal;
   }
 
   addHttpHead(head: HttpHead): void {
@@ -212,7 +226,7 @@ export class Transaction {
     if (this.#content.suppressStreams) return;
     for (const backend of this.#init.service.backendsFor(rule)) {
       if (!backend.openStream || this.#streams.has(backend)) continue;
-      const stream = backend.openStream(this.#scanMeta(), this.#abort.signal);
+      const stream = backend.openStream(this.#scanMeta(), this.#signal());
       this.#streams.set(backend, stream);
       for (const chunk of replay) {
         if (!stream.write(chunk)) this.#markBlocked((done) => stream.onDrain(done));
@@ -468,7 +482,8 @@ export class Transaction {
     this.#stopCommitWatch();
     void this.#trickle?.stop();
     if (this.#finished || this.aborted) return;
-    this.#abort.abort(reason);
+    this.#abortReason = reason;
+    this.#abortController?.abort(reason);
     this.#abortStreams(reason);
     const record = this.#record(null, null, reason);
     // Logged once the temp file is gone, so an "aborted" line means everything was freed.
@@ -513,7 +528,7 @@ export class Transaction {
       body,
       bodySha256: this.#bodyHash?.hex() ?? null,
       meta: this.#scanMeta(),
-      signal: this.#abort.signal,
+      signal: this.#signal(),
       streams: this.#streams,
       abortStreams: (reason) => this.#abortStreams(reason),
       decode: this.#content.decode,

@@ -78,6 +78,42 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+describe('builtin backend: small bodies scanned inline (inlineMaxBytes)', () => {
+  it('scans a memory body up to the limit on the calling thread, the same verdict as a worker', async () => {
+    const inline = await newBackend({ inlineMaxBytes: 4096, hashLists: [] });
+    const clean = filler(4096);
+    expect(await scan(spooledBodyFromBuffer(clean), undefined, inline)).toMatchObject({ outcome: 'clean', endpoint: 'inline', sha256: sha256(clean) });
+    const infected = withEicarAt(4096, 4096 - EICAR_SIGNATURE.length);
+    expect(await scan(spooledBodyFromBuffer(infected), undefined, inline)).toMatchObject({
+      outcome: 'infected',
+      endpoint: 'inline',
+      threats: ['EICAR-Test-File'],
+      sha256: sha256(infected),
+    });
+  });
+
+  it('hands a body over the limit, or on disk, to the workers', async () => {
+    const inline = await newBackend({ inlineMaxBytes: 4096 });
+    const over = withEicarAt(4097, 100);
+    expect(await scan(spooledBodyFromBuffer(over), undefined, inline)).toMatchObject({ outcome: 'infected', endpoint: 'worker-pool' });
+    expect(await scan(await onDisk(filler(100)), undefined, inline)).toMatchObject({ outcome: 'clean', endpoint: 'worker-pool' });
+  });
+
+  it('checks hash lists and the EICAR switch inline too', async () => {
+    expect(await scan(spooledBodyFromBuffer(NAMED_BODY), undefined, await newBackend({ inlineMaxBytes: 4096, hashLists: [join(dir, 'list.txt')] })))
+      .toMatchObject({ outcome: 'infected', endpoint: 'inline', threats: ['Test.Named-Threat'] });
+    expect(await scan(spooledBodyFromBuffer(withEicarAt(100, 0)), undefined, await newBackend({ inlineMaxBytes: 4096, eicar: false })))
+      .toMatchObject({ outcome: 'clean', endpoint: 'inline' });
+  });
+
+  it('answers an aborted scan and a closed backend as errors, never clean', async () => {
+    const inline = await newBackend({ inlineMaxBytes: 4096 });
+    expect(await scan(spooledBodyFromBuffer(filler(10)), AbortSignal.abort(), inline)).toMatchObject({ outcome: 'error', kind: 'backend-error' });
+    await inline.close();
+    expect(await scan(spooledBodyFromBuffer(filler(10)), undefined, inline)).toMatchObject({ outcome: 'error', kind: 'backend-error' });
+  });
+});
+
 describe('builtin backend: EICAR', () => {
   it('reports a clean body with its SHA-256', async () => {
     const body = filler(10_000);

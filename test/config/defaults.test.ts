@@ -41,7 +41,7 @@ const DEFAULTS = {
     },
   },
   spool: { memory_bytes: 1_048_576, directory: tmpdir() },
-  backends: { builtin: { type: 'builtin', workers: 0, timeout_ms: 120_000, eicar: true, hash_lists: [] } },
+  backends: { builtin: { type: 'builtin', workers: 0, inline_max_bytes: 65_536, timeout_ms: 120_000, eicar: true, hash_lists: [] } },
   services: {
     respmod: service(['RESPMOD'], ['OMSScanResp-AV']),
     reqmod: service(['REQMOD'], ['OMSScanReq-AV']),

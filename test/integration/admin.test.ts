@@ -59,7 +59,8 @@ describe('admin listener', () => {
     expect(metric(text, 'icap_bridge_backend_endpoint_up', { backend: 'builtin', endpoint: 'worker-pool' })).toBe(1);
     expect(metric(text, 'icap_bridge_backend_endpoint_queued', { backend: 'builtin' })).toBe(0);
     expect(metric(text, 'icap_bridge_spool_bytes_on_disk')).toBe(0);
-    expect(metric(text, 'icap_bridge_scan_duration_seconds_count', { backend: 'builtin', endpoint: 'worker-pool', outcome: 'clean' })).toBe(3);
+    // Bodies this small are scanned on the event loop (builtin inline_max_bytes), not in the pool.
+    expect(metric(text, 'icap_bridge_scan_duration_seconds_count', { backend: 'builtin', endpoint: 'inline', outcome: 'clean' })).toBe(3);
     expect(metric(text, 'icap_bridge_verdict_cache_lookups_total', { service: 'respmod', result: 'miss' })).toBe(4);
     c.close();
   });

@@ -27,6 +27,15 @@ export interface ScanTaskResult {
 
 const READ_BYTES = 64 * 1024;
 
+/** One pass over bytes already in memory; also used on the event loop for small bodies. */
+export function scanBytes(bytes: Uint8Array, lookForEicar: boolean): ScanTaskResult {
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  if (!lookForEicar) return { sha256, eicar: false };
+  const eicar = new EicarMatcher();
+  eicar.push(bytes);
+  return { sha256, eicar: eicar.found };
+}
+
 export default async function scan(task: ScanTask): Promise<ScanTaskResult> {
   const hash = createHash('sha256');
   const eicar = new EicarMatcher();
