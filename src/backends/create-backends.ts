@@ -20,7 +20,8 @@ async function createBackend(name: string, config: BackendConfig, spool: Config[
         hashLists: config.hash_lists,
       });
     case 'clamd':
-      return createClamdBackend(name, config);
+      // transfer: path writes in-memory bodies into the spool directory for clamd to read.
+      return createClamdBackend(name, config, { spoolDirectory: spool.directory });
     case 'metadefender':
       return createMetaDefenderBackend({
         name,

@@ -3,12 +3,12 @@
  * is one more schema here and one more entry in the list passed to z.discriminatedUnion.
  */
 import * as z from 'zod';
-import { CLAMD_DEFAULTS, CLAMD_POOL_DEFAULTS } from '../backends/clamd/clamd-config.js';
+import { CLAMD_DEFAULTS, CLAMD_POOL_DEFAULTS, CLAMD_TRANSFERS } from '../backends/clamd/clamd-config.js';
 import { parseClamdEndpoint } from '../backends/clamd/endpoint.js';
 import { METADEFENDER_POOL_DEFAULTS } from '../backends/metadefender/metadefender-config.js';
 import { icapBackend } from './icap-backend-schema.js';
 import { checkPoolKeys, poolKeys } from './pool-schema.js';
-import { boolean, integer, list, readableFile, SHOW_VALUE, strictMapping } from './rules.js';
+import { boolean, integer, list, oneOf, readableFile, SHOW_VALUE, strictMapping } from './rules.js';
 
 export interface BackendSchemaContext {
   /** Directory of the config file; relative paths in backend settings resolve against it. */
@@ -46,7 +46,7 @@ function clamdEndpoint() {
     });
 }
 
-/** ClamAV clamd or Dr.Web ClamD over TCP or a UNIX socket, INSTREAM (shared/specs/clamd-protocol.md). */
+/** ClamAV clamd or Dr.Web ClamD over TCP or a UNIX socket, INSTREAM or SCAN by path (shared/specs/clamd-protocol.md). */
 function clamdBackend() {
   const d = CLAMD_DEFAULTS;
   return strictMapping({
@@ -59,6 +59,12 @@ function clamdBackend() {
     read_timeout_ms: integer(1).default(d.read_timeout_ms),
     /** false where clamd answers VERSION with COMMAND UNAVAILABLE (1.5+ EnableVersionCommand no). */
     version_command: boolean().default(d.version_command),
+    /**
+     * instream: bytes over the socket (any clamd). path: `zSCAN <spool file>`, clamd reads the
+     * file itself — clamd on this host, able to read spool.directory (same user, or the files'
+     * group); a file it cannot read is sent by INSTREAM instead (src/backends/clamd/clamd-config.ts).
+     */
+    transfer: oneOf(CLAMD_TRANSFERS).default(d.transfer),
     /** balance, weights, max_concurrency, max_queue (pool-wide), eject_after, cooldown_ms, health_*, dns. */
     ...poolKeys(CLAMD_POOL_DEFAULTS),
   }).superRefine((b, ctx) => checkPoolKeys(b, ctx));

@@ -5,9 +5,11 @@ import {
   chunkHeader,
   frameChunks,
   MAX_REPLY_BYTES,
+  parsePathScanReply,
   parseScanReply,
   parseVersionReply,
   ReplyReader,
+  scanPathCommand,
   type ScanReply,
 } from '../../src/backends/clamd/protocol.js';
 import { parseConfig } from '../../src/config/index.js';
@@ -50,6 +52,64 @@ describe('parseScanReply', () => {
 
   it('never calls anything but exactly "stream: OK" clean', () => {
     for (const [reply, parsed] of REPLIES) if (parsed.verdict === 'clean') expect(reply).toBe('stream: OK');
+  });
+});
+
+const SCANNED = '/var/spool/icap-bridge/icap-bridge-0a1b.scan';
+/** Replies to `zSCAN <SCANNED>`; the error texts are what clamd 1.4.6 sends (seen in a run as another user). */
+const PATH_REPLIES: readonly (readonly [string, ScanReply])[] = [
+  [`${SCANNED}: OK`, { verdict: 'clean' }],
+  [`${SCANNED}: IcapBridge.Test.Eicar.UNOFFICIAL FOUND`, { verdict: 'infected', threat: 'IcapBridge.Test.Eicar.UNOFFICIAL' }],
+  [`${SCANNED}: Access denied. ERROR`, { verdict: 'inaccessible', reason: 'clamd: Access denied. ERROR' }],
+  [
+    `${SCANNED}: File path check failure: Permission denied. ERROR`,
+    { verdict: 'inaccessible', reason: 'clamd: File path check failure: Permission denied. ERROR' },
+  ],
+  [
+    `${SCANNED}: File path check failure: No such file or directory. ERROR`,
+    { verdict: 'inaccessible', reason: 'clamd: File path check failure: No such file or directory. ERROR' },
+  ],
+  [`${SCANNED}: lstat() failed: Permission denied. ERROR`, { verdict: 'inaccessible', reason: 'clamd: lstat() failed: Permission denied. ERROR' }],
+  [`${SCANNED}: Excluded`, { verdict: 'inaccessible', reason: 'clamd: Excluded' }],
+  [`${SCANNED}: Empty file`, { verdict: 'inaccessible', reason: 'clamd: Empty file' }],
+  // A scan failure on a file clamd did read is the scan's error, not a reason to resend.
+  [`${SCANNED}: Exceeded max scan size ERROR`, { verdict: 'error', kind: 'too-large', message: `clamd: ${SCANNED}: Exceeded max scan size ERROR` }],
+  [`${SCANNED}: Can't allocate memory ERROR`, { verdict: 'error', kind: 'backend-error', message: `clamd: ${SCANNED}: Can't allocate memory ERROR` }],
+  // Another path, or the INSTREAM object name: never clean.
+  ['/etc/passwd: OK', { verdict: 'error', kind: 'backend-error', message: 'clamd: unexpected reply "/etc/passwd: OK"' }],
+  ['stream: OK', { verdict: 'error', kind: 'backend-error', message: 'clamd: unexpected reply "stream: OK"' }],
+  [`${SCANNED}: Excluded `, { verdict: 'error', kind: 'backend-error', message: `clamd: unexpected reply "${SCANNED}: Excluded "` }],
+  ['UNKNOWN COMMAND', { verdict: 'error', kind: 'backend-error', message: 'clamd: UNKNOWN COMMAND (SCAN refused)' }],
+  [
+    'COMMAND READ TIMED OUT',
+    { verdict: 'error', kind: 'timeout', message: 'clamd: COMMAND READ TIMED OUT (the stream was idle longer than clamd ReadTimeout)' },
+  ],
+];
+
+describe('parsePathScanReply', () => {
+  it.each(PATH_REPLIES)('%j', (reply, expected) => {
+    expect(parsePathScanReply(reply, SCANNED)).toEqual(expected);
+  });
+
+  it('calls only "<the path we sent>: OK" clean', () => {
+    for (const [reply, parsed] of PATH_REPLIES) if (parsed.verdict === 'clean') expect(reply).toBe(`${SCANNED}: OK`);
+  });
+
+  it('matches a non-ASCII path as ReplyReader decodes it (latin1 of the UTF-8 bytes)', () => {
+    const path = '/tmp/spool-é/f.scan';
+    const reader = new ReplyReader();
+    reader.push(Buffer.from(`${path}: OK\0`, 'utf8'));
+    expect(parsePathScanReply(reader.text!, path)).toEqual({ verdict: 'clean' });
+  });
+});
+
+describe('scanPathCommand', () => {
+  it('is zSCAN <path> NUL-terminated', () => {
+    expect(scanPathCommand('/a b/c')?.toString('latin1')).toBe('zSCAN /a b/c\0');
+  });
+
+  it.each(['relative/path', '/with\nnewline', '/with\0nul', `/${'x'.repeat(MAX_REPLY_BYTES)}`])('refuses %j', (path) => {
+    expect(scanPathCommand(path)).toBeNull();
   });
 });
 
@@ -167,6 +227,7 @@ describe('config: type clamd', () => {
       connect_timeout_ms: 2000,
       read_timeout_ms: 60_000,
       version_command: true,
+      transfer: 'instream',
       balance: 'round-robin',
       weights: {},
       max_concurrency: 8,
@@ -177,6 +238,10 @@ describe('config: type clamd', () => {
       health_timeout_ms: 2000,
       dns: { enabled: false, server: '', min_ttl_ms: 1000, max_ttl_ms: 300_000 },
     });
+  });
+
+  it('takes transfer: path', () => {
+    expect(parseConfig(clamd('endpoints: ["/run/clamav/clamd.ctl"]\ntransfer: path'), SOURCE, {}).backends['clam']).toMatchObject({ transfer: 'path' });
   });
 
   it('takes the pool keys', () => {
@@ -208,6 +273,7 @@ describe('config: type clamd', () => {
     ['chunk_bytes bounded', 'endpoints: ["127.0.0.1:3310"]\nchunk_bytes: 16777217', 'backends.clam.chunk_bytes', 'between 1 and 16777216'],
     ['connect_timeout_ms positive', 'endpoints: ["127.0.0.1:3310"]\nconnect_timeout_ms: 0', 'backends.clam.connect_timeout_ms', 'must be an integer >= 1'],
     ['read_timeout_ms positive', 'endpoints: ["127.0.0.1:3310"]\nread_timeout_ms: 0', 'backends.clam.read_timeout_ms', 'must be an integer >= 1'],
+    ['transfer instream or path', 'endpoints: ["127.0.0.1:3310"]\ntransfer: fildes', 'backends.clam.transfer', 'must be one of: instream, path'],
     ['version_command boolean', 'endpoints: ["127.0.0.1:3310"]\nversion_command: "no"', 'backends.clam.version_command', 'must be true or false'],
     ['max_concurrency at least 1', 'endpoints: ["127.0.0.1:3310"]\nmax_concurrency: 0', 'backends.clam.max_concurrency', 'must be an integer >= 1'],
     ['max_queue not negative', 'endpoints: ["127.0.0.1:3310"]\nmax_queue: -1', 'backends.clam.max_queue', 'must be an integer >= 0'],

@@ -25,7 +25,22 @@ export interface ClamdBackendConfig extends PoolSettings {
   readonly read_timeout_ms: number;
   /** Ask VERSION (engine + signature DB version, for the ISTag); false where the admin disabled it. */
   readonly version_command: boolean;
+  /**
+   * How the body reaches clamd (absent = 'instream'):
+   *  - 'instream': the bytes go over the socket (zINSTREAM), streamed while the body arrives;
+   *    works with any clamd, local or remote;
+   *  - 'path': the body is spooled whole, then clamd is told to read the file itself
+   *    (zSCAN <absolute path>), as clamdscan does. clamd must run on the same host (same
+   *    filesystem view) and be able to read files in `spool.directory`: run it as the bridge's
+   *    user, or give it a group the files belong to (a setgid spool directory owned by clamd's
+   *    group; the bridge's own per-scan files are created 0640). A body clamd cannot read
+   *    (permission denied, no such path, excluded) is sent by INSTREAM instead, with one warning.
+   */
+  readonly transfer?: ClamdTransfer;
 }
+
+export const CLAMD_TRANSFERS = ['instream', 'path'] as const;
+export type ClamdTransfer = (typeof CLAMD_TRANSFERS)[number];
 
 export const CLAMD_DEFAULTS = {
   stream_max_bytes: 26_214_400,
@@ -33,6 +48,7 @@ export const CLAMD_DEFAULTS = {
   connect_timeout_ms: 2_000,
   read_timeout_ms: 60_000,
   version_command: true,
+  transfer: 'instream',
 } as const satisfies Omit<ClamdBackendConfig, 'endpoints' | keyof PoolSettings>;
 
 /** The engine-specific pool defaults (src/config/pool-schema.ts poolKeys). */

@@ -17,6 +17,10 @@
  * silent queue-full state (detected by a PING probe when the socket stalls), abort().
  * Body chunks wait in a small queue (before the connection is up, and until the next flush);
  * write() returns false once that queue plus the socket's buffer reach chunk_bytes.
+ *
+ * `transfer: path` uses the same machinery with `scanPath` set: the command is `zSCAN <path>`,
+ * no body is written, end() right away; the reply names the path instead of `stream`. A reply
+ * saying clamd could not read the file sets `refused` (the caller then sends the body by INSTREAM).
  */
 import { performance } from 'node:perf_hooks';
 import type { Socket } from 'node:net';
@@ -26,7 +30,7 @@ import type { PooledEndpoints, PooledLease } from '../pool/pooled-endpoints.js';
 import type { ClamdBackendConfig } from './clamd-config.js';
 import { connectSocket, describeSocketError, type CommandOutcome } from './clamd-connection.js';
 import type { ClamdEndpoint } from './clamd-endpoint.js';
-import { chunkHeader, END_OF_STREAM, INSTREAM_COMMAND, parseScanReply, ReplyReader, type ScanReply } from './protocol.js';
+import { chunkHeader, END_OF_STREAM, INSTREAM_COMMAND, parsePathScanReply, parseScanReply, ReplyReader, type ScanReply } from './protocol.js';
 
 type Phase = 'acquiring' | 'connecting' | 'streaming' | 'awaiting-reply' | 'done';
 
@@ -39,6 +43,15 @@ export type ScanFailure = 'connect' | 'connection-lost' | 'queue-full' | null;
 
 /** Stall probes (PING on a fresh connection) per scan, so a slow scan costs at most this many. */
 const MAX_PROBES = 3;
+
+/** How one scan (one InstreamScan) ended, for the caller that may replay or fall back. */
+export interface ScanAttempt {
+  readonly result: BackendResult;
+  readonly failure: ScanFailure;
+  readonly tried: ReadonlySet<string>;
+  /** SCAN by path: clamd did not read the file (see InstreamScan.refused). */
+  readonly refused: string | null;
+}
 
 export interface InstreamDeps {
   readonly backend: string;
@@ -58,6 +71,8 @@ export interface InstreamOptions {
   readonly connectAttempts: number;
   /** Pool endpoint ids already tried by an earlier attempt of the same scan. */
   readonly exclude?: ReadonlySet<string>;
+  /** SCAN by path instead of INSTREAM: the file and its command (protocol.ts scanPathCommand). */
+  readonly scanPath?: { readonly path: string; readonly command: Buffer };
 }
 
 export class InstreamScan implements StreamingScan {
@@ -99,6 +114,8 @@ export class InstreamScan implements StreamingScan {
 
   /** Set when the scan ended in a way a replay on another endpoint could fix. */
   failure: ScanFailure = null;
+  /** SCAN by path: why clamd did not read the file (nothing was scanned); null otherwise. */
+  refused: string | null = null;
 
   constructor(deps: InstreamDeps, opts: InstreamOptions) {
     this.#deps = deps;
@@ -288,7 +305,7 @@ export class InstreamScan implements StreamingScan {
     const size = this.#deps.config.chunk_bytes;
     socket.cork();
     if (!this.#commandSent) {
-      socket.write(INSTREAM_COMMAND);
+      socket.write(this.#opts.scanPath?.command ?? INSTREAM_COMMAND);
       this.#commandSent = true;
     }
     for (const chunk of this.#queue) {
@@ -301,7 +318,8 @@ export class InstreamScan implements StreamingScan {
     this.#queue = [];
     this.#queuedBytes = 0;
     const terminate = this.#endCalled && this.#phase === 'streaming';
-    if (terminate) socket.write(END_OF_STREAM);
+    // SCAN by path is complete with its command; only INSTREAM has a terminator chunk.
+    if (terminate && this.#opts.scanPath === undefined) socket.write(END_OF_STREAM);
     socket.uncork();
     if (terminate) this.#awaitReply();
     if (!socket.writableNeedDrain) this.#releaseDrainWaiters();
@@ -387,7 +405,8 @@ export class InstreamScan implements StreamingScan {
     const endpoint = this.#lease!.resource;
     // Whatever it says, clamd answered: the endpoint is alive.
     this.#leaseOutcome = 'ok';
-    const reply = parseScanReply(text);
+    const path = this.#opts.scanPath?.path;
+    const reply = path === undefined ? parseScanReply(text) : parsePathScanReply(text, path);
     // "Clean" is believed only as the answer to a complete stream and a complete reply.
     if (reply.verdict === 'clean' && this.#phase !== 'awaiting-reply') {
       this.#finish('backend-error', `${endpoint.label} answered ${JSON.stringify(text)} before the end of the stream`);
@@ -433,6 +452,11 @@ export class InstreamScan implements StreamingScan {
         return;
       case 'error':
         this.#finish(reply.kind, reply.message);
+        return;
+      case 'inaccessible':
+        // Nothing was scanned: an error here, and the caller's cue to send the bytes instead.
+        this.refused = reply.reason;
+        this.#finish('backend-error', reply.reason);
         return;
     }
   }

@@ -11,6 +11,19 @@ import type { ScanErrorKind } from '../backend.js';
 export const PING_COMMAND = Buffer.from('zPING\0', 'latin1');
 export const VERSION_COMMAND = Buffer.from('zVERSION\0', 'latin1');
 export const INSTREAM_COMMAND = Buffer.from('zINSTREAM\0', 'latin1');
+/**
+ * §2: `zSCAN <absolute path>\0` — clamd reads the file itself and stops at the first detection
+ * (CONTSCAN would go on looking for more, which a block/allow verdict does not need). null for a
+ * path the framing cannot carry: not absolute, or holding NUL (our terminator) or a newline
+ * (ReplyReader would cut the reply, which echoes the path, there).
+ */
+export function scanPathCommand(path: string): Buffer | null {
+  if (!path.startsWith('/') || /[\0\n]/.test(path)) return null;
+  const command = Buffer.from(`zSCAN ${path}\0`, 'utf8');
+  // The reply echoes the path: leave room for it plus a message within MAX_REPLY_BYTES.
+  return command.length > MAX_REPLY_BYTES / 2 ? null : command;
+}
+
 /** §3: a zero-length chunk ends the stream. */
 export const END_OF_STREAM = Buffer.alloc(4);
 
@@ -94,16 +107,18 @@ export class ReplyReader {
   }
 }
 
-/** What one INSTREAM reply means. */
+/** What one scan reply means. */
 export type ScanReply =
   | { readonly verdict: 'clean' }
   | { readonly verdict: 'infected'; readonly threat: string }
-  | { readonly verdict: 'error'; readonly kind: ScanErrorKind; readonly message: string };
+  | { readonly verdict: 'error'; readonly kind: ScanErrorKind; readonly message: string }
+  /**
+   * SCAN by path only: clamd did not scan the file because it cannot reach it (permission,
+   * missing path, ExcludePath). The body must still be scanned, by INSTREAM.
+   */
+  | { readonly verdict: 'inaccessible'; readonly reason: string };
 
-// §3: names never contain spaces in ClamAV, but Dr.Web ClamD's may (other-engines.md §1a,
-// unconfirmed), so the name is everything between the prefix and the last " FOUND".
-const FOUND = /^stream: (.+) FOUND$/s;
-const CLEAN = 'stream: OK';
+/** §3: INSTREAM replies name the object `stream`. */
 const STREAM_PREFIX = 'stream: ';
 
 /**
@@ -118,23 +133,57 @@ const ERROR_REASONS: readonly (readonly [RegExp, ScanErrorKind])[] = [
   [/^(Bad format or broken data|Can't parse data|Can't unpack some data)/i, 'unsupported'],
 ];
 
-/** Maps one reply (terminator removed) to an outcome. Anything unexpected is an error, never clean. */
+/**
+ * What clamd 1.x answers to SCAN when it could not read the file, i.e. scanned nothing
+ * (seen with 1.4.6: `<path>: File path check failure: Permission denied. ERROR` for a directory
+ * it cannot enter, `…: No such file or directory. ERROR` for a path it does not see,
+ * `<path>: Access denied. ERROR` for a file it may not open; older texts: lstat()/stat()/open()
+ * failed, Can't open file or directory).
+ */
+const INACCESSIBLE = /File path check failure|Access denied|Permission denied|No such file|lstat\(\) failed|stat\(\) failed|Can't (stat|open)|open\(\) failed|Not supported file type/i;
+
+/** Maps one INSTREAM reply (terminator removed) to an outcome. Anything unexpected is an error, never clean. */
 export function parseScanReply(reply: string): ScanReply {
-  if (reply === CLEAN) return { verdict: 'clean' };
+  return parseObjectReply(reply, STREAM_PREFIX, 'INSTREAM');
+}
+
+/**
+ * Maps one reply to `zSCAN <path>` (spec §3 "Path command replies"): `<path>: OK`,
+ * `<path>: <Name> FOUND`, `<path>: <message> ERROR`, `<path>: Excluded`. Only a reply about the
+ * path we sent counts; "could not read it" and "excluded" (and the old "Empty file") mean the
+ * file was not scanned: 'inaccessible', never clean.
+ */
+export function parsePathScanReply(reply: string, path: string): ScanReply {
+  // ReplyReader decodes latin1; the path went out as UTF-8.
+  const prefix = `${Buffer.from(path, 'utf8').toString('latin1')}: `;
+  if (reply.startsWith(prefix)) {
+    const rest = reply.slice(prefix.length);
+    if (rest === 'Excluded' || rest === 'Empty file') return { verdict: 'inaccessible', reason: `clamd: ${rest}` };
+    if (rest.endsWith(' ERROR') && INACCESSIBLE.test(rest)) return { verdict: 'inaccessible', reason: `clamd: ${rest.slice(0, 200)}` };
+  }
+  return parseObjectReply(reply, prefix, 'SCAN');
+}
+
+function parseObjectReply(reply: string, prefix: string, command: string): ScanReply {
+  if (reply === `${prefix}OK`) return { verdict: 'clean' };
   if (reply.endsWith(' ERROR')) {
-    const reason = (reply.startsWith(STREAM_PREFIX) ? reply.slice(STREAM_PREFIX.length) : reply).slice(0, -' ERROR'.length);
+    const reason = (reply.startsWith(prefix) ? reply.slice(prefix.length) : reply).slice(0, -' ERROR'.length);
     const mapped = ERROR_REASONS.find(([pattern]) => pattern.test(reason));
     return { verdict: 'error', kind: mapped?.[1] ?? 'backend-error', message: `clamd: ${reply}` };
   }
-  const found = FOUND.exec(reply);
-  if (found !== null && found[1]!.trim() !== '') return { verdict: 'infected', threat: found[1]! };
+  // §3: names never contain spaces in ClamAV, but Dr.Web ClamD's may (other-engines.md §1a,
+  // unconfirmed), so the name is everything between the prefix and the last " FOUND".
+  if (reply.startsWith(prefix) && reply.endsWith(' FOUND')) {
+    const threat = reply.slice(prefix.length, -' FOUND'.length);
+    if (threat.trim() !== '') return { verdict: 'infected', threat };
+  }
   switch (reply) {
     case 'COMMAND READ TIMED OUT':
       // clamd waited longer than its ReadTimeout between our chunks.
       return { verdict: 'error', kind: 'timeout', message: 'clamd: COMMAND READ TIMED OUT (the stream was idle longer than clamd ReadTimeout)' };
     case 'COMMAND UNAVAILABLE':
     case 'UNKNOWN COMMAND':
-      return { verdict: 'error', kind: 'backend-error', message: `clamd: ${reply} (INSTREAM refused)` };
+      return { verdict: 'error', kind: 'backend-error', message: `clamd: ${reply} (${command} refused)` };
   }
   return { verdict: 'error', kind: 'backend-error', message: `clamd: unexpected reply ${JSON.stringify(reply.slice(0, 200))}` };
 }

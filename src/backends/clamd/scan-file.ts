@@ -1,0 +1,83 @@
+/**
+ * The file clamd reads for `transfer: path` (zSCAN <path>):
+ *  - a body the spool spilled to disk: the spool's own temp file, as it is;
+ *  - a body held in memory: a private copy written for this one scan into spool.directory,
+ *    removed by dispose() whatever happens (the caller calls it in a finally).
+ *
+ * The copy is created like the spool's files ('wx': never through an existing name or a planted
+ * symlink, random name) but with mode 0640 instead of 0600: a clamd that is not the bridge's
+ * user can read it through the group (put the spool directory in clamd's group and make it
+ * setgid, so new files inherit that group). Nobody outside that group can read it, and the
+ * file lives only for the scan. The spool's spilled files stay 0600 (src/pipeline/spool.ts):
+ * for those a clamd of another user answers "Access denied" and the body goes by INSTREAM.
+ */
+import { randomBytes } from 'node:crypto';
+import { lstat, unlink, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type { SpooledBody } from '../../pipeline/spooled-body.js';
+
+export const SCAN_FILE_MODE = 0o640;
+
+export interface ScanFile {
+  /** Absolute path, as clamd must get it. */
+  readonly path: string;
+  /** Removes the file when it is ours; idempotent, never rejects. */
+  dispose(): Promise<void>;
+}
+
+export type ScanFileResult = { readonly ok: true; readonly file: ScanFile } | { readonly ok: false; readonly reason: string };
+
+// Per-scan copies that exist now (created, not yet unlinked): tests check none is left behind.
+const livePaths = new Set<string>();
+
+export function liveScanFiles(): ReadonlySet<string> {
+  return livePaths;
+}
+
+const KEEP: ScanFile['dispose'] = () => Promise.resolve();
+
+/** The file for `body`, or why there is none (the caller then sends the bytes by INSTREAM). */
+export async function openScanFile(body: SpooledBody, directory: string, signal: AbortSignal): Promise<ScanFileResult> {
+  if (body.path !== null) return checkSpoolFile(resolve(body.path), body.size);
+  const memory = body.memory ?? Buffer.alloc(0);
+  const path = resolve(directory, `icap-bridge-${randomBytes(12).toString('hex')}.scan`);
+  livePaths.add(path);
+  let created = false;
+  const dispose = async (): Promise<void> => {
+    if (!livePaths.has(path)) return;
+    try {
+      if (created) await unlink(path);
+      livePaths.delete(path);
+    } catch (err) {
+      // Anything but "already gone" leaves the path listed, so tests and operators see it.
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') livePaths.delete(path);
+    }
+  };
+  try {
+    // 'wx' fails on EEXIST before creating anything: only then is the name not ours.
+    await writeFile(path, memory, { flag: 'wx', mode: SCAN_FILE_MODE, signal }).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EEXIST') created = true;
+      throw err;
+    });
+    created = true;
+    return { ok: true, file: { path, dispose } };
+  } catch (err) {
+    await dispose();
+    return { ok: false, reason: `cannot write a file for clamd in ${directory}: ${err instanceof Error ? err.message : String(err)}` };
+  }
+}
+
+/**
+ * clamd answers `OK` for a symbolic link it does not follow (FollowFileSymlinks no) without
+ * scanning anything, so the path must name the regular file holding exactly this body.
+ */
+async function checkSpoolFile(path: string, size: number): Promise<ScanFileResult> {
+  try {
+    const stat = await lstat(path);
+    if (!stat.isFile()) return { ok: false, reason: `spool file ${path} is not a regular file` };
+    if (stat.size !== size) return { ok: false, reason: `spool file ${path} holds ${stat.size} bytes, the body ${size}` };
+    return { ok: true, file: { path, dispose: KEEP } };
+  } catch (err) {
+    return { ok: false, reason: `spool file ${path}: ${err instanceof Error ? err.message : String(err)}` };
+  }
+}
