@@ -15,7 +15,9 @@
  * alternating (A B C A B C …), and reports medians, p99, ratios and CPU per request. RESPMOD 1 MiB
  * rows go to the bridge's clamd service and c-icap's virus_scan, and add direct clamd INSTREAM
  * (bench/lib/instream-load.ts). --ceiling then measures the generator against
- * bench/trivial-responder.ts. Every process started here is stopped by its PID at the end, on
+ * bench/trivial-responder.ts. After the table, the large-body scenarios run once per icap-bridge
+ * (memory-64x100m: bench/lib/memory-scenario.ts; options-during-1g: bench/lib/responsiveness-scenario.ts,
+ * also on c-icap's echo for reference). Every process started here is stopped by its PID at the end, on
  * error and on SIGINT/SIGTERM. Results: bench/results/run-<date>.json and .md (git-ignored).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -35,13 +37,22 @@ import { freePort } from './lib/ports.js';
 import { childPids, totalCpuMs } from './lib/proc-cpu.js';
 import { renderReport, type Case, type RunFile, type RunRecord, type TargetInfo } from './lib/report.js';
 import { isScenarioName, type ScenarioName } from './lib/scenarios.js';
+import { MEMORY_SCENARIO, runMemoryScenario } from './lib/memory-scenario.js';
+import { RESPONSIVENESS_SCENARIO, runResponsivenessScenario } from './lib/responsiveness-scenario.js';
+import type { LargeBodyRecord } from './lib/report.js';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 /** clamd's StreamMaxLength and the bridge's stream_max_bytes. */
 const STREAM_MAX = 32 * 1024 * 1024;
+/** The same, when the large-body scenarios go to the clamd service (--memory-service clamd): 1 GiB must fit. */
+const LARGE_STREAM_MAX = 1536 * 1024 * 1024;
+/** Bridge-only scenarios, after the A/B table: not in ALL_CASES (no ratio, one run per bridge). */
+const LARGE_BODY_SCENARIOS = [MEMORY_SCENARIO, RESPONSIVENESS_SCENARIO] as const;
 
 const USAGE = `usage: npm run bench -- [options]
-  --scenarios LIST          default options,reqmod-null,respmod-4k,respmod-1m,respmod-1m+preview1024
+  --scenarios LIST          default options,reqmod-null,respmod-4k,respmod-1m,respmod-1m+preview1024,
+                            memory-64x100m,options-during-1g (the last two once per bridge, after the table)
+  --memory-service S        respmod | clamd: service of the two large-body scenarios (default respmod)
   --concurrency LIST        default 1,16,64
   --runs N                  rounds per cell (every target once per round; default 3)
   --duration S              measured seconds per run (default 5)
@@ -52,6 +63,7 @@ const USAGE = `usage: npm run bench -- [options]
   --clamd-threads N         clamd MaxThreads (default 8)
   --clamd-transport T       unix | tcp, for the bridge and the direct client (default unix;
                             c-icap's clamd_mod always uses the UNIX socket)
+  --clamd-transfer-mode M   instream | path: the bridge's clamd backend \`transfer\` (default instream)
   --loadgen-threads N       generator threads (default 1)
   --ceiling                 also run the generator against bench/trivial-responder.ts
   --ceiling-concurrency L   default 16,64
@@ -228,6 +240,7 @@ async function main(): Promise<number> {
     args: process.argv.slice(2),
     options: {
       scenarios: { type: 'string' },
+      'memory-service': { type: 'string' },
       concurrency: { type: 'string' },
       runs: { type: 'string' },
       duration: { type: 'string' },
@@ -239,6 +252,7 @@ async function main(): Promise<number> {
       'clamd-threads': { type: 'string' },
       'builtin-workers': { type: 'string' },
       'clamd-transport': { type: 'string' },
+      'clamd-transfer-mode': { type: 'string' },
       'loadgen-threads': { type: 'string' },
       ceiling: { type: 'boolean' },
       'ceiling-concurrency': { type: 'string' },
@@ -273,14 +287,23 @@ async function main(): Promise<number> {
   const builtinWorkers = parseIntList(values['builtin-workers'] ?? '0', '--builtin-workers', 0)[0]!;
   const transport = values['clamd-transport'] ?? 'unix';
   if (transport !== 'unix' && transport !== 'tcp') throw new RangeError('--clamd-transport must be unix or tcp');
+  const clamdTransfer = values['clamd-transfer-mode'] ?? 'instream';
+  if (clamdTransfer !== 'instream' && clamdTransfer !== 'path') throw new RangeError('--clamd-transfer-mode must be instream or path');
   const quietWaitMs = Number(values['quiet-wait'] ?? 5) * 1000;
   const quietBusy = Number(values['quiet-busy'] ?? 15);
-  const wanted = (values.scenarios ?? ALL_CASES.map((c) => c.key).join(',')).split(',').filter((s) => s !== '');
-  const cases = wanted.map((k) => {
-    const cs = ALL_CASES.find((c) => c.key === k);
-    if (cs === undefined || !isScenarioName(cs.scenario)) throw new RangeError(`unknown scenario ${k} (known: ${ALL_CASES.map((c) => c.key).join(', ')})`);
-    return cs;
-  });
+  const wanted = (values.scenarios ?? [...ALL_CASES.map((c) => c.key), ...LARGE_BODY_SCENARIOS].join(',')).split(',').filter((s) => s !== '');
+  const largeBody = LARGE_BODY_SCENARIOS.filter((n) => wanted.includes(n));
+  const cases = wanted
+    .filter((k) => !(LARGE_BODY_SCENARIOS as readonly string[]).includes(k))
+    .map((k) => {
+      const cs = ALL_CASES.find((c) => c.key === k);
+      if (cs === undefined || !isScenarioName(cs.scenario)) throw new RangeError(`unknown scenario ${k} (known: ${[...ALL_CASES.map((c) => c.key), ...LARGE_BODY_SCENARIOS].join(', ')})`);
+      return cs;
+    });
+  const memoryService = values['memory-service'] ?? 'respmod';
+  if (memoryService !== 'respmod' && memoryService !== 'clamd') throw new RangeError('--memory-service must be respmod or clamd');
+  const largeOnClamd = largeBody.length > 0 && memoryService === 'clamd';
+  const streamMax = largeOnClamd ? LARGE_STREAM_MAX : STREAM_MAX;
   const needClamd = cases.some((c) => c.clamd);
   const log = (line: string): void => console.log(line);
 
@@ -293,9 +316,9 @@ async function main(): Promise<number> {
 
   // --- start everything ----------------------------------------------------------------------
   const targets: Target[] = [];
-  if (needClamd || values['no-cicap'] !== true) {
+  if (needClamd || largeOnClamd || values['no-cicap'] !== true) {
     ensureClamdInstalled(log);
-    clamd = await startBenchClamd({ maxThreads: clamdThreads, maxQueue: 512, streamMaxLength: STREAM_MAX });
+    clamd = await startBenchClamd({ maxThreads: clamdThreads, maxQueue: 512, streamMaxLength: streamMax });
     clamdVersion = clamd.version;
     log(`clamd: ${clamd.version}, pid ${clamd.pid}, ${clamd.socketPath} and 127.0.0.1:${clamd.port}, MaxThreads ${clamdThreads}`);
   }
@@ -310,8 +333,9 @@ async function main(): Promise<number> {
       port,
       processes,
       clamdEndpoint: clamdEndpoint || '/nonexistent/clamd.sock',
-      streamMaxBytes: STREAM_MAX,
+      streamMaxBytes: streamMax,
       builtinWorkers,
+      clamdTransfer,
       nodeArgs: profileDir !== undefined ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [],
     });
     bridges.push({ label, proc });
@@ -319,7 +343,7 @@ async function main(): Promise<number> {
     const pids = [...new Set([proc.pid, ...proc.servingPids])];
     targets.push(
       icapTarget(
-        { label, kind: 'bridge', description: `icap-bridge from dist/, server.processes ${processes}; services respmod/reqmod (embedded engine, ${builtinWorkers || 'one per CPU'} scan threads per process), clamd (INSTREAM over ${transport})` },
+        { label, kind: 'bridge', description: `icap-bridge from dist/, server.processes ${processes}; services respmod/reqmod (embedded engine, ${builtinWorkers || 'one per CPU'} scan threads per process), clamd (${clamdTransfer === 'path' ? 'SCAN by path' : 'INSTREAM'} over ${transport})` },
         port,
         (cs) => (cs.clamd ? 'clamd' : cs.scenario === 'reqmod-null' ? 'reqmod' : 'respmod'),
         () => pids,
@@ -427,6 +451,7 @@ async function main(): Promise<number> {
     for (const cs of cases) for (const c of ceilingConc) await one(t, cs, c, 1);
     stopResponder();
   }
+  const largeBodyRecords = await runLargeBody(largeBody, memoryService, log, quietWaitMs > 0 ? () => waitForQuiet(quietBusy, quietWaitMs) : null);
   const targetInfos = targets.map((t) => t.info);
   if (values.ceiling === true) targetInfos.push({ label: 'trivial', kind: 'trivial', description: 'bench/trivial-responder.ts (fixed answers; the generator ceiling)' });
   await stopAll();
@@ -440,6 +465,7 @@ async function main(): Promise<number> {
     targets: targetInfos,
     spoolLeft,
     records,
+    largeBody: largeBodyRecords,
   };
   const md = renderReport(file);
   console.log(`\n${md}\n`);
@@ -449,7 +475,54 @@ async function main(): Promise<number> {
   writeFileSync(`${base}.json`, JSON.stringify(file, null, 2));
   writeFileSync(`${base}.md`, `${md}\n`);
   console.log(`results: ${base}.json, ${base}.md`);
-  return Object.values(spoolLeft).some((n) => n > 0) ? 1 : 0;
+  return Object.values(spoolLeft).some((n) => n > 0) || largeBodyRecords.some((r) => !r.result.ok) ? 1 : 0;
+}
+
+/**
+ * The large-body scenarios, once per icap-bridge instance (memory first, then responsiveness),
+ * then the responsiveness one on c-icap's echo for reference. A failed scenario is recorded and
+ * reported (and makes the exit code 1); it does not stop the others.
+ */
+async function runLargeBody(
+  names: readonly string[],
+  service: 'respmod' | 'clamd',
+  log: (line: string) => void,
+  waitQuiet: (() => Promise<unknown>) | null,
+): Promise<LargeBodyRecord[]> {
+  const out: LargeBodyRecord[] = [];
+  const report = (rec: LargeBodyRecord): void => {
+    out.push(rec);
+    const r = rec.result;
+    const figures =
+      r.scenario === MEMORY_SCENARIO
+        ? `peak RSS sum ${(r.memory.peakSumBytes / 2 ** 20).toFixed(1)} MiB (VmHWM sum ${(r.memory.hwmSumBytes / 2 ** 20).toFixed(1)}), ${JSON.stringify(r.statuses)}, ${r.wallSeconds} s, ${r.mibPerSecond} MiB/s, spool files left ${r.spoolFilesLeft}`
+        : `OPTIONS ×${r.probes} p50 ${r.latencyMs.p50} p99 ${r.latencyMs.p99} max ${r.latencyMs.max} ms, big ${r.bigStatus}, ${r.wallSeconds} s, ${r.mibPerSecond} MiB/s`;
+    log(`${rec.label.padEnd(9)} ${r.scenario}: ${figures} → ${!r.ok ? 'FAIL' : r.pass ? 'pass' : 'over budget'}`);
+    const why = r.scenario === MEMORY_SCENARIO ? r.errors : [r.bigError, r.firstProbeError].filter((x) => x !== null);
+    if (why.length > 0) log(`          ${why.join('; ')}`);
+  };
+  if (names.length > 0) log(`\nlarge-body scenarios (${names.join(', ')}); icap-bridge service ${service}`);
+  for (const b of bridges) {
+    if (names.includes(MEMORY_SCENARIO)) {
+      await waitQuiet?.();
+      const result = await runMemoryScenario({ host: '127.0.0.1', port: b.proc.port, service, rootPid: b.proc.pid, spoolDir: b.proc.spoolDir });
+      report({ label: b.label, result });
+      b.proc.truncateLog();
+    }
+    if (names.includes(RESPONSIVENESS_SCENARIO)) {
+      await waitQuiet?.();
+      const result = await runResponsivenessScenario({ host: '127.0.0.1', port: b.proc.port, service, expectStatus: 204, spoolDir: b.proc.spoolDir });
+      report({ label: b.label, result });
+      b.proc.truncateLog();
+    }
+  }
+  if (cicap !== null && names.includes(RESPONSIVENESS_SCENARIO)) {
+    await waitQuiet?.();
+    // c-icap's echo answers a RESPMOD with a body by echoing it (200), Allow: 204 or not.
+    const result = await runResponsivenessScenario({ host: '127.0.0.1', port: cicap.port, service: 'echo', expectStatus: 200, spoolDir: null });
+    report({ label: 'c-icap', result });
+  }
+  return out;
 }
 
 let clamdVersion: string | null = null;

@@ -24,6 +24,8 @@ export interface BridgeOptions {
   streamMaxBytes: number;
   /** backends.builtin.workers (scan threads per process; 0 = one per CPU). */
   builtinWorkers: number;
+  /** backends.clamav.transfer: instream (default) or path. */
+  clamdTransfer?: 'instream' | 'path';
   /** Extra node options, e.g. ['--cpu-prof', '--cpu-prof-dir', DIR]. */
   nodeArgs?: string[];
 }
@@ -33,6 +35,8 @@ export interface BridgeProcess {
   readonly port: number;
   readonly processes: number;
   readonly dir: string;
+  /** The spool directory (workers spool in icap-bridge-worker-<pid>/ below it). */
+  readonly spoolDir: string;
   /** Worker pids (processes > 1), or [pid]. */
   readonly servingPids: number[];
   /** Entries left in spool/ (temp files, worker directories); 0 when clean. */
@@ -76,7 +80,8 @@ export async function startBridge(o: BridgeOptions): Promise<BridgeProcess> {
       .replaceAll('@SPOOL_DIR@', spool)
       .replaceAll('@CLAMD_ENDPOINT@', o.clamdEndpoint)
       .replaceAll('@STREAM_MAX@', String(o.streamMaxBytes))
-      .replaceAll('@BUILTIN_WORKERS@', String(o.builtinWorkers)),
+      .replaceAll('@BUILTIN_WORKERS@', String(o.builtinWorkers))
+      .replaceAll('@CLAMD_TRANSFER@', o.clamdTransfer ?? 'instream'),
   );
   const logPath = join(dir, 'bridge.log');
   const fd = openSync(logPath, 'a');
@@ -119,6 +124,7 @@ export async function startBridge(o: BridgeOptions): Promise<BridgeProcess> {
         port: o.port,
         processes: o.processes,
         dir,
+        spoolDir: spool,
         servingPids,
         spoolEntries,
         truncateLog: () => truncateSync(logPath, 0),

@@ -2,10 +2,13 @@
  * The benchmark's saved run (JSON) and its Markdown report: medians per target and cell, ratios
  * of each icap-bridge instance to c-icap (req/s and p99) and, for the clamd scenarios, to direct
  * clamd INSTREAM; then CPU per request of every server and of the generator; then the generator's
- * ceiling against the trivial responder.
+ * ceiling against the trivial responder; then the large-body scenarios (memory, responsiveness),
+ * each against its budget.
  */
 import type { LoadResult } from '../loadgen.js';
 import type { MachineInfo } from './machine.js';
+import type { MemoryScenarioResult } from './memory-scenario.js';
+import type { ResponsivenessResult } from './responsiveness-scenario.js';
 import type { ScenarioName } from './scenarios.js';
 import { median, round } from './stats.js';
 
@@ -59,6 +62,13 @@ export interface RunFile {
   /** Spool entries each icap-bridge instance left behind at exit (should be 0). */
   spoolLeft: Record<string, number>;
   records: RunRecord[];
+  /** The large-body scenarios, one per target that ran them (absent in older runs). */
+  largeBody?: LargeBodyRecord[];
+}
+
+export interface LargeBodyRecord {
+  label: string;
+  result: MemoryScenarioResult | ResponsivenessResult;
 }
 
 export interface Stats {
@@ -197,6 +207,66 @@ function ceilingTable(f: RunFile): string {
   return lines.join('\n');
 }
 
+const MiB = (bytes: number | null | undefined): string => fmt(bytes === null || bytes === undefined ? null : bytes / 2 ** 20, 1);
+const verdict = (ok: boolean, pass: boolean): string => (!ok ? '**FAIL** (see below)' : pass ? 'pass' : '**over budget**');
+
+function memoryTable(rows: { label: string; r: MemoryScenarioResult }[]): string {
+  const budget = rows[0]!.r.budgetBytes;
+  const lines = [
+    `${rows[0]!.r.connections} connections each send one RESPMOD of ${MiB(rows[0]!.r.bodyBytes)} MiB at once (Allow: 204). ` +
+      `Memory of every icap-bridge process (primary and workers) sampled every 50 ms; budget: peak of the summed RSS ≤ ${MiB(budget)} MiB. ` +
+      'Per process: peak sampled RSS, then VmHWM (reset at the start). At the peak: RssAnon / RssFile summed (file pages such as ' +
+      "node's own text are shared between processes but counted in each one's RSS).",
+    '',
+    '| target | service | statuses | wall s | MiB/s | RSS before MiB | **peak RSS sum MiB** | VmHWM sum MiB | anon / file at peak MiB | per process: peak RSS (VmHWM) MiB | samples (max gap ms) | spool files left | result |',
+    '|---|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---|',
+  ];
+  const notes: string[] = [];
+  for (const { label, r } of rows) {
+    const m = r.memory;
+    const anon = m.atPeak.reduce((a, p) => a + p.anonBytes, 0);
+    const file = m.atPeak.reduce((a, p) => a + p.fileBytes, 0);
+    const per = m.perProcess.map((p) => `${p.pid === m.rootPid ? 'primary ' : ''}${p.pid}: ${MiB(p.peakRssBytes)} (${MiB(p.hwmBytes)})`).join('; ');
+    lines.push(
+      `| ${label} | ${r.service} | ${Object.entries(r.statuses).map(([k, v]) => `${k}×${v}`).join(' ')} | ${fmt(r.wallSeconds, 1)} | ${fmt(r.mibPerSecond, 0)} | ` +
+        `${MiB(m.baselineSumBytes)} | **${MiB(m.peakSumBytes)}** | ${MiB(m.hwmSumBytes)}${m.hwmReset ? '' : ' (not reset)'} | ${MiB(anon)} / ${MiB(file)} | ${per} | ` +
+        `${m.samples} (${m.maxGapMs}) | ${r.spoolFilesLeft} | ${verdict(r.ok, r.pass)} |`,
+    );
+    if (r.errors.length > 0) notes.push(`- ${label}: ${r.errors.join('; ')}`);
+  }
+  return [...lines, ...(notes.length ? ['', ...notes] : [])].join('\n');
+}
+
+function responsivenessTable(rows: { label: string; r: ResponsivenessResult }[]): string {
+  const lines = [
+    `One connection sends a RESPMOD of ${MiB(rows[0]!.r.bodyBytes)} MiB (Allow: 204) while a second sends OPTIONS one after another with a 20 ms pause, ` +
+      `until the big answer arrives. Budget: OPTIONS p99 < ${rows[0]!.r.budgetMs} ms. With several processes the two connections may land on different ones.`,
+    '',
+    '| target | service | big answer (expected) | wall s | MiB/s | OPTIONS sent | p50 ms | **p99 ms** | max ms | probe failures | spool files left | result |',
+    '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+  ];
+  const notes: string[] = [];
+  for (const { label, r } of rows) {
+    lines.push(
+      `| ${label} | ${r.service} | ${r.bigStatus || 'none'} (${r.expectStatus}) | ${fmt(r.wallSeconds, 1)} | ${fmt(r.mibPerSecond, 0)} | ${r.probes} | ` +
+        `${fmt(r.latencyMs.p50, 2)} | **${fmt(r.latencyMs.p99, 2)}** | ${fmt(r.latencyMs.max, 2)} | ${r.probeFailures} | ${r.spoolFilesLeft ?? '—'} | ${verdict(r.ok, r.pass)} |`,
+    );
+    const why = [r.bigError, r.firstProbeError].filter((x) => x !== null);
+    if (why.length > 0) notes.push(`- ${label}: ${why.join('; ')}`);
+  }
+  return [...lines, ...(notes.length ? ['', ...notes] : [])].join('\n');
+}
+
+function largeBodySections(f: RunFile): string {
+  const all = f.largeBody ?? [];
+  const mem = all.flatMap((x) => (x.result.scenario === 'memory-64x100m' ? [{ label: x.label, r: x.result }] : []));
+  const resp = all.flatMap((x) => (x.result.scenario === 'options-during-1g' ? [{ label: x.label, r: x.result }] : []));
+  let md = '';
+  if (mem.length > 0) md += `\n\n### Memory: memory-64x100m\n\n${memoryTable(mem)}`;
+  if (resp.length > 0) md += `\n\n### Responsiveness: options-during-1g\n\n${responsivenessTable(resp)}`;
+  return md;
+}
+
 export function renderReport(f: RunFile): string {
   const o = f.options;
   const m = f.machine;
@@ -204,13 +274,21 @@ export function renderReport(f: RunFile): string {
   let md =
     `## icap-bridge vs c-icap — ${f.date}\n\n` +
     `${m.nproc} CPUs (${m.cpuModel}), ${m.memoryMiB} MiB, kernel ${m.kernel}, node ${m.node}, c-icap ${m.cicap ?? '—'}, ${m.clamd ?? 'clamd —'}. ` +
-    `${o.runs} runs × ${o.durationS} s (+${o.warmupS} s warm-up) per cell and target, targets alternating; medians; ` +
-    `p99 in ms; generator threads: ${o.loadgenThreads}; wall time ${Math.round(f.wallSeconds / 60)} min.\n\n` +
-    `${targets}\n\n${mainTable(f)}\n\n### Per target: spread and CPU\n\n` +
-    'Server CPU is the target\'s processes (icap-bridge: all its processes; c-icap: main and children; clamd) over the run window; ' +
-    '"clamd µs/req" is what clamd spent per request behind it in the clamd scenarios.\n\n' +
-    detailTable(f);
+    (f.records.length > 0
+      ? `${o.runs} runs × ${o.durationS} s (+${o.warmupS} s warm-up) per cell and target, targets alternating; medians; ` +
+        `p99 in ms; generator threads: ${o.loadgenThreads}; `
+      : 'Large-body scenarios only; ') +
+    `wall time ${Math.round(f.wallSeconds / 60)} min.\n\n` +
+    `${targets}`;
+  if (f.records.length > 0) {
+    md +=
+      `\n\n${mainTable(f)}\n\n### Per target: spread and CPU\n\n` +
+      'Server CPU is the target\'s processes (icap-bridge: all its processes; c-icap: main and children; clamd) over the run window; ' +
+      '"clamd µs/req" is what clamd spent per request behind it in the clamd scenarios.\n\n' +
+      detailTable(f);
+  }
   if (f.records.some((r) => r.label === 'trivial')) md += `\n\n### Generator ceiling\n\n${ceilingTable(f)}`;
+  md += largeBodySections(f);
   const left = Object.entries(f.spoolLeft).filter(([, n]) => n > 0);
   md += `\n\nSpool after stop: ${left.length === 0 ? 'empty for every icap-bridge instance' : left.map(([k, n]) => `${k}: ${n} entries left`).join(', ')}.`;
   const busyRuns = f.records.filter((r) => r.quietBefore !== null && !r.quietBefore.quiet).length;
