@@ -5,11 +5,11 @@
  * whole lines into writes of at most `maxWrite` bytes, so capping that at PIPE_BUF keeps every line
  * (shorter than 4 KiB) whole.
  */
-import { pino } from 'pino';
+import { batchedStdout, type LogDestination } from '../observability/log-destination.js';
 
 /** POSIX PIPE_BUF on Linux. */
 const PIPE_BUF = 4096;
 
-export function clusterLogDestination(): ReturnType<typeof pino.destination> {
-  return pino.destination({ dest: 1, sync: false, maxWrite: PIPE_BUF });
+export function clusterLogDestination(): LogDestination {
+  return batchedStdout({ minLength: PIPE_BUF / 2, maxWrite: PIPE_BUF });
 }

@@ -3,6 +3,7 @@
  * (STYLE.md "Child loggers carry context"). User-identifying request headers are redacted.
  */
 import { pino, type Logger, type DestinationStream } from 'pino';
+import { batchedStdout } from './log-destination.js';
 
 export type { Logger };
 
@@ -20,6 +21,6 @@ export function createLogger(options: LoggerOptions): Logger {
       timestamp: pino.stdTimeFunctions.isoTime,
       redact: { paths: ['headers.authorization', 'headers["proxy-authorization"]', 'headers.cookie'], censor: '[redacted]' },
     },
-    options.destination ?? pino.destination({ sync: false }),
+    options.destination ?? batchedStdout({ minLength: 8192, maxWrite: 16_384 }),
   );
 }
