@@ -63,7 +63,8 @@ const USAGE = `usage: npm run bench -- [options]
   --clamd-threads N         clamd MaxThreads (default 8)
   --clamd-transport T       unix | tcp, for the bridge and the direct client (default unix;
                             c-icap's clamd_mod always uses the UNIX socket)
-  --clamd-transfer-mode M   instream | path: the bridge's clamd backend \`transfer\` (default instream)
+  --clamd-transfer-mode M   instream | path: the bridge's clamd backend \`transfer\` (default path: the bench's
+                            clamd is local, as c-icap's virus_scan, which hands clamd a descriptor, assumes)
   --loadgen-threads N       generator threads (default 1)
   --ceiling                 also run the generator against bench/trivial-responder.ts
   --ceiling-concurrency L   default 16,64
@@ -287,7 +288,7 @@ async function main(): Promise<number> {
   const builtinWorkers = parseIntList(values['builtin-workers'] ?? '0', '--builtin-workers', 0)[0]!;
   const transport = values['clamd-transport'] ?? 'unix';
   if (transport !== 'unix' && transport !== 'tcp') throw new RangeError('--clamd-transport must be unix or tcp');
-  const clamdTransfer = values['clamd-transfer-mode'] ?? 'instream';
+  const clamdTransfer = values['clamd-transfer-mode'] ?? 'path';
   if (clamdTransfer !== 'instream' && clamdTransfer !== 'path') throw new RangeError('--clamd-transfer-mode must be instream or path');
   const quietWaitMs = Number(values['quiet-wait'] ?? 5) * 1000;
   const quietBusy = Number(values['quiet-busy'] ?? 15);
@@ -343,7 +344,7 @@ async function main(): Promise<number> {
     const pids = [...new Set([proc.pid, ...proc.servingPids])];
     targets.push(
       icapTarget(
-        { label, kind: 'bridge', description: `icap-bridge from dist/, server.processes ${processes}; services respmod/reqmod (embedded engine, ${builtinWorkers || 'one per CPU'} scan threads per process), clamd (${clamdTransfer === 'path' ? 'SCAN by path' : 'INSTREAM'} over ${transport})` },
+        { label, kind: 'bridge', description: `icap-bridge from dist/, server.processes ${processes}; services respmod/reqmod (embedded engine, ${builtinWorkers || 'CPUs ÷ processes'} scan threads per process), clamd (${clamdTransfer === 'path' ? 'SCAN by path' : 'INSTREAM'} over ${transport})` },
         port,
         (cs) => (cs.clamd ? 'clamd' : cs.scenario === 'reqmod-null' ? 'reqmod' : 'respmod'),
         () => pids,

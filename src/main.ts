@@ -40,7 +40,8 @@ export async function start(configPath: string, options: StartOptions = {}): Pro
   const config = adapt(options.config ?? loadConfigFile(configPath));
   const rootLogger = createLogger({ level: config.logging.level, ...(options.logDestination && { destination: options.logDestination }) });
   const logger = options.logBindings ? rootLogger.child(options.logBindings) : rootLogger;
-  const backends = await createBackends(config);
+  const backendOptions = { warn: (backend: string, message: string) => logger.warn({ backend }, message) };
+  const backends = await createBackends(config, backendOptions);
   const server = createIcapServer(config, { logger, backends });
   let admin: AdminServer | null = null;
   let addresses: BoundListener[];
@@ -74,7 +75,7 @@ export async function start(configPath: string, options: StartOptions = {}): Pro
     }
     let nextBackends;
     try {
-      nextBackends = await createBackends(next);
+      nextBackends = await createBackends(next, backendOptions);
     } catch (err) {
       logger.error({ err }, 'reload rejected: backends failed to start; keeping the running configuration');
       return false;

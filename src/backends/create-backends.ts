@@ -7,7 +7,18 @@ import { createClamdBackend } from './clamd/clamd-backend.js';
 import { createIcapBackend } from './icap/icap-backend.js';
 import { createMetaDefenderBackend } from './metadefender/metadefender-backend.js';
 
-async function createBackend(name: string, config: BackendConfig, spool: Config['spool'], processes: number): Promise<Backend> {
+export interface CreateBackendsOptions {
+  /** Where a backend's operational warnings go (clamd `transfer: path` falling back); stderr when absent. */
+  readonly warn?: (backend: string, message: string) => void;
+}
+
+async function createBackend(
+  name: string,
+  config: BackendConfig,
+  spool: Config['spool'],
+  processes: number,
+  options: CreateBackendsOptions,
+): Promise<Backend> {
   switch (config.type) {
     case 'builtin':
       return createBuiltinBackend({
@@ -21,7 +32,10 @@ async function createBackend(name: string, config: BackendConfig, spool: Config[
       });
     case 'clamd':
       // transfer: path writes in-memory bodies into the spool directory for clamd to read.
-      return createClamdBackend(name, config, { spoolDirectory: spool.directory });
+      return createClamdBackend(name, config, {
+        spoolDirectory: spool.directory,
+        ...(options.warn !== undefined && { warn: (message: string) => options.warn!(name, message) }),
+      });
     case 'metadefender':
       return createMetaDefenderBackend({
         name,
@@ -45,12 +59,12 @@ async function createBackend(name: string, config: BackendConfig, spool: Config[
 }
 
 /** Only the backends some service uses are started. On failure, the ones already started are closed. */
-export async function createBackends(config: Config): Promise<Map<string, Backend>> {
+export async function createBackends(config: Config, options: CreateBackendsOptions = {}): Promise<Map<string, Backend>> {
   const used = new Set(Object.values(config.services).flatMap((s) => [...s.backends, ...(s.rules ?? []).flatMap((r) => r.backends ?? [])]));
   const backends = new Map<string, Backend>();
   try {
     const processes = config.server.processes === 'auto' ? availableParallelism() : config.server.processes;
-    for (const name of used) backends.set(name, await createBackend(name, config.backends[name]!, config.spool, processes));
+    for (const name of used) backends.set(name, await createBackend(name, config.backends[name]!, config.spool, processes, options));
   } catch (err) {
     await closeBackends(backends);
     throw err;
