@@ -11,8 +11,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { Backend, BackendResult, ScanMeta, StreamingScan } from '../../src/backends/backend.js';
 import { createClamdBackend, type ClamdBackendConfig } from '../../src/backends/clamd/clamd-backend.js';
-import { CLAMD_POOL_DEFAULTS } from '../../src/backends/clamd/clamd-config.js';
-import { poolSettings } from '../../src/backends/pool/pool-settings.js';
+import { clamdTestConfig } from '../helpers/clamd-backend-config.js';
 import { spooledBodyFromBuffer } from '../../src/pipeline/spool.js';
 
 const META: ScanMeta = { transactionId: 't-1', method: 'RESPMOD', clientAddress: '127.0.0.1' };
@@ -163,19 +162,7 @@ async function deadEndpoint(): Promise<string> {
 }
 
 function config(endpoints: string[], overrides: Partial<ClamdBackendConfig> = {}): ClamdBackendConfig {
-  return {
-    ...poolSettings(CLAMD_POOL_DEFAULTS),
-    endpoints,
-    stream_max_bytes: 1024 * 1024,
-    chunk_bytes: 1000,
-    connect_timeout_ms: 300,
-    read_timeout_ms: 2000,
-    version_command: true,
-    max_concurrency: 4,
-    max_queue: 4,
-    health_interval_ms: 60_000,
-    ...overrides,
-  };
+  return clamdTestConfig(endpoints, overrides);
 }
 
 async function backendFor(endpoints: string[], overrides: Partial<ClamdBackendConfig> = {}): Promise<Backend> {

@@ -12,9 +12,8 @@ import { Readable } from 'node:stream';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { ScanMeta } from '../../src/backends/backend.js';
 import { createClamdBackend, type ClamdBackend, type ClamdBackendConfig } from '../../src/backends/clamd/clamd-backend.js';
-import { CLAMD_POOL_DEFAULTS } from '../../src/backends/clamd/clamd-config.js';
 import { liveScanFiles, SCAN_FILE_MODE } from '../../src/backends/clamd/scan-file.js';
-import { poolSettings } from '../../src/backends/pool/pool-settings.js';
+import { clamdTestConfig } from '../helpers/clamd-backend-config.js';
 import { BodySpool, spooledBodyFromBuffer } from '../../src/pipeline/spool.js';
 import type { SpooledBody } from '../../src/pipeline/spooled-body.js';
 
@@ -114,20 +113,7 @@ const reads: ScanAnswer = (path, content) =>
   content === null ? `${path}: Access denied. ERROR` : content.includes('EVIL') ? `${path}: Fake.Evil FOUND` : `${path}: OK`;
 
 function config(endpoints: string[], overrides: Partial<ClamdBackendConfig> = {}): ClamdBackendConfig {
-  return {
-    ...poolSettings(CLAMD_POOL_DEFAULTS),
-    endpoints,
-    stream_max_bytes: 1024 * 1024,
-    chunk_bytes: 1000,
-    connect_timeout_ms: 300,
-    read_timeout_ms: 2000,
-    version_command: true,
-    max_concurrency: 4,
-    max_queue: 4,
-    health_interval_ms: 60_000,
-    transfer: 'path',
-    ...overrides,
-  };
+  return clamdTestConfig(endpoints, { transfer: 'path', ...overrides });
 }
 
 async function backendFor(endpoints: string[], spoolDirectory: string, overrides: Partial<ClamdBackendConfig> = {}) {

@@ -12,6 +12,7 @@ import { EICAR, httpRequestHead, httpResponseHead } from '../helpers/icap-messag
 import { encodeRequestHead } from '../../protocol/index.js';
 import { TestClient } from '../helpers/icap-client.js';
 import { startChildServer, type ChildServer } from '../helpers/child-server.js';
+import { waitFor } from '../helpers/wait.js';
 
 const GiB = 1024 ** 3;
 const RSS_BOUND = 256 * 1024 * 1024;
@@ -74,7 +75,7 @@ describe('a 1 GiB RESPMOD body', () => {
     expect(latencies.at(-1)!).toBeLessThan(OPTIONS_BOUND_MS);
     await new Promise((r) => setTimeout(r, 200));
     expect(readdirSync(srv.spoolDir)).toEqual([]);
-    const record = srv.accessRecords().find((r) => r.url === 'http://example.com/huge.iso');
+    const record = await waitFor('the access line of the 1 GiB body', () => srv.accessRecords().find((r) => r.url === 'http://example.com/huge.iso'));
     expect(record).toMatchObject({ verdict: 'infected', body_bytes: GiB + EICAR.length });
   }, 180_000);
 });
