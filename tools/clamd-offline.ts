@@ -1,13 +1,13 @@
 /**
  * What tests (test/helpers/clamd.ts) and the benchmark (bench/lib/clamd.ts) both need to run a
- * private, offline clamd (shared/specs/clamd-protocol.md §6): an unsigned daily.cud that gives
- * VERSION a DB version, and one `z` command over the UNIX socket.
+ * private, offline clamd (shared/specs/clamd-protocol.md §6): its clamd.conf, an unsigned
+ * daily.cud that gives VERSION a DB version, and one `z` command over the UNIX socket.
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 
 export const SIGTOOL_BIN = '/usr/bin/sigtool';
@@ -35,6 +35,52 @@ export function buildUnsignedCud(dbDir: string, version: number, signatureName: 
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
+}
+
+export interface PrivateClamdConf {
+  /** clamd's own directory: temp files, pid file; clamd.conf is written here. */
+  readonly dir: string;
+  readonly dbDir: string;
+  readonly socketPath: string;
+  /** 127.0.0.1 port of the TCP listener; none when absent. */
+  readonly port?: number;
+  readonly logPath: string;
+  readonly streamMaxLength: number;
+  readonly maxThreads: number;
+  readonly maxQueue: number;
+  readonly readTimeoutS: number;
+  readonly commandReadTimeoutS: number;
+  /** Further lines (e.g. `LogTime yes`). */
+  readonly extra?: readonly string[];
+  /** The user clamd drops to. Default: as root, whoever runs this (so the temp dir stays ours); else none. */
+  readonly user?: string;
+}
+
+/** Writes `dir/clamd.conf` for a private foreground clamd on loopback and a UNIX socket; returns its path. */
+export function writePrivateClamdConf(c: PrivateClamdConf): string {
+  const conf = [
+    `DatabaseDirectory ${c.dbDir}`,
+    `TemporaryDirectory ${c.dir}`,
+    `LocalSocket ${c.socketPath}`,
+    'FixStaleSocket yes',
+    ...(c.port !== undefined ? [`TCPSocket ${c.port}`, 'TCPAddr 127.0.0.1'] : []),
+    'Foreground yes',
+    `LogFile ${c.logPath}`,
+    `PidFile ${join(c.dir, 'clamd.pid')}`,
+    `StreamMaxLength ${c.streamMaxLength}`,
+    `MaxThreads ${c.maxThreads}`,
+    `MaxQueue ${c.maxQueue}`,
+    `ReadTimeout ${c.readTimeoutS}`,
+    `CommandReadTimeout ${c.commandReadTimeoutS}`,
+    'SelfCheck 0',
+    'Bytecode no',
+    ...(c.extra ?? []),
+    // As root clamd drops to `User`.
+    ...(c.user !== undefined ? [`User ${c.user}`] : process.getuid?.() === 0 ? [`User ${userInfo().username}`] : []),
+  ];
+  const path = join(c.dir, 'clamd.conf');
+  writeFileSync(path, `${conf.join('\n')}\n`);
+  return path;
 }
 
 /** One `z` command over the UNIX socket; resolves the reply (up to its NUL), or null on error or after `timeoutMs`. */

@@ -13,10 +13,10 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir, userInfo } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { buildUnsignedCud, clamdCommand, SIGTOOL_BIN } from '../../tools/clamd-offline.js';
+import { buildUnsignedCud, clamdCommand, SIGTOOL_BIN, writePrivateClamdConf } from '../../tools/clamd-offline.js';
 import { freePort } from './ports.js';
 
 export const CLAMD_BIN = '/usr/sbin/clamd';
@@ -72,29 +72,20 @@ export async function startBenchClamd(o: BenchClamdOptions): Promise<BenchClamd>
   const port = await freePort();
   const socketPath = join(dir, 'clamd.sock');
   const logPath = join(dir, 'clamd.log');
-  const conf = [
-    `DatabaseDirectory ${dbDir}`,
-    `TemporaryDirectory ${dir}`,
-    `LocalSocket ${socketPath}`,
-    'FixStaleSocket yes',
-    `TCPSocket ${port}`,
-    'TCPAddr 127.0.0.1',
-    'Foreground yes',
-    `LogFile ${logPath}`,
-    `PidFile ${join(dir, 'clamd.pid')}`,
-    `StreamMaxLength ${o.streamMaxLength}`,
-    `MaxThreads ${o.maxThreads}`,
-    `MaxQueue ${o.maxQueue}`,
-    'ReadTimeout 60',
-    'CommandReadTimeout 30',
-    'SelfCheck 0',
-    'Bytecode no',
-    // As root clamd drops to `User`; stay who we are so the temp dir stays ours.
-    ...(process.getuid?.() === 0 ? [`User ${userInfo().username}`] : []),
-  ];
-  writeFileSync(join(dir, 'clamd.conf'), `${conf.join('\n')}\n`);
+  const confPath = writePrivateClamdConf({
+    dir,
+    dbDir,
+    socketPath,
+    port,
+    logPath,
+    streamMaxLength: o.streamMaxLength,
+    maxThreads: o.maxThreads,
+    maxQueue: o.maxQueue,
+    readTimeoutS: 60,
+    commandReadTimeoutS: 30,
+  });
 
-  const child: ChildProcess = spawn(CLAMD_BIN, ['-c', join(dir, 'clamd.conf'), '--foreground'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child: ChildProcess = spawn(CLAMD_BIN, ['-c', confPath, '--foreground'], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   let gone = false;

@@ -14,10 +14,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir, userInfo } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { buildUnsignedCud, clamdCommand, SIGTOOL_BIN } from '../../tools/clamd-offline.js';
+import { buildUnsignedCud, clamdCommand, SIGTOOL_BIN, writePrivateClamdConf } from '../../tools/clamd-offline.js';
 import { freePort } from './child-server.js';
 import { waitFor } from './wait.js';
 
@@ -96,29 +96,19 @@ export async function startClamd(options: ClamdOptions = {}): Promise<RunningCla
   const port = await freePort();
   const socketPath = join(dir, 'clamd.sock');
   const logPath = join(dir, 'clamd.log');
-  const conf = [
-    `DatabaseDirectory ${dbDir}`,
-    `TemporaryDirectory ${dir}`,
-    `LocalSocket ${socketPath}`,
-    'FixStaleSocket yes',
-    `TCPSocket ${port}`,
-    'TCPAddr 127.0.0.1',
-    'Foreground yes',
-    `LogFile ${logPath}`,
-    'LogTime yes',
-    `PidFile ${join(dir, 'clamd.pid')}`,
-    `StreamMaxLength ${options.streamMaxLength ?? 1024 * 1024}`,
-    `MaxThreads ${options.maxThreads ?? 2}`,
-    `MaxQueue ${options.maxQueue ?? 16}`,
-    'ReadTimeout 30',
-    `CommandReadTimeout ${options.commandReadTimeout ?? 10}`,
-    'SelfCheck 0',
-    'Bytecode no',
-    // As root clamd drops to `User`; stay who we are so the temp dir stays ours.
-    ...(process.getuid?.() === 0 ? [`User ${userInfo().username}`] : []),
-  ];
-  const confPath = join(dir, 'clamd.conf');
-  writeFileSync(confPath, `${conf.join('\n')}\n`);
+  const confPath = writePrivateClamdConf({
+    dir,
+    dbDir,
+    socketPath,
+    port,
+    logPath,
+    streamMaxLength: options.streamMaxLength ?? 1024 * 1024,
+    maxThreads: options.maxThreads ?? 2,
+    maxQueue: options.maxQueue ?? 16,
+    readTimeoutS: 30,
+    commandReadTimeoutS: options.commandReadTimeout ?? 10,
+    extra: ['LogTime yes'],
+  });
 
   let child: ChildProcess | null = null;
   let exited: Promise<void> = Promise.resolve();

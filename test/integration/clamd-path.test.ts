@@ -21,7 +21,7 @@ import { liveScanFiles } from '../../src/backends/clamd/scan-file.js';
 import { poolSettings } from '../../src/backends/pool/pool-settings.js';
 import { BodySpool, spooledBodyFromBuffer } from '../../src/pipeline/spool.js';
 import type { SpooledBody } from '../../src/pipeline/spooled-body.js';
-import { clamdCommand } from '../../tools/clamd-offline.js';
+import { clamdCommand, writePrivateClamdConf } from '../../tools/clamd-offline.js';
 import { configError } from '../config/helpers.js';
 import { CLAMD_BIN, EICAR, HAVE_CLAMD, SIG, startClamd, type RunningClamd } from '../helpers/clamd.js';
 import { TestClient } from '../helpers/icap-client.js';
@@ -150,23 +150,19 @@ async function startClamdAsNobody(): Promise<{ socketPath: string; stop(): Promi
   const core = EICAR.subarray(EICAR.indexOf('EICAR-STANDARD'), EICAR.indexOf('!$H+H*'));
   writeFileSync(join(db, 'icap-bridge-test.ndb'), `IcapBridge.Test.Eicar:0:*:${core.toString('hex')}\n`, { mode: 0o644 });
   const socketPath = join(run, 'clamd.sock');
-  const conf = join(base, 'clamd.conf');
-  writeFileSync(
-    conf,
-    [
-      `DatabaseDirectory ${db}`,
-      `TemporaryDirectory ${run}`,
-      `LocalSocket ${socketPath}`,
-      'FixStaleSocket yes',
-      'Foreground yes',
-      `LogFile ${join(run, 'clamd.log')}`,
-      'MaxThreads 2',
-      'SelfCheck 0',
-      'Bytecode no',
-      'User nobody',
-      '',
-    ].join('\n'),
-  );
+  const conf = writePrivateClamdConf({
+    dir: run,
+    dbDir: db,
+    socketPath,
+    logPath: join(run, 'clamd.log'),
+    // clamd's own default: the INSTREAM fallback carries bodies over 1 MiB here.
+    streamMaxLength: 100 * 1024 * 1024,
+    maxThreads: 2,
+    maxQueue: 16,
+    readTimeoutS: 30,
+    commandReadTimeoutS: 10,
+    user: 'nobody',
+  });
   const child: ChildProcess = spawn(CLAMD_BIN, ['-c', conf, '--foreground'], { stdio: 'ignore' });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const stop = async (): Promise<void> => {
