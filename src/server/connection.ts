@@ -28,6 +28,7 @@ import type { Generation } from './generation.js';
 import { buildOptionsHeaders } from './options-response.js';
 import { commonHeaders, errorResponse } from './response-headers.js';
 import { ResponseSink } from './response-sink.js';
+import { corkUntilEndOfTurn } from './write-coalescer.js';
 import type { Service } from './service-registry.js';
 import { Transaction } from './transaction.js';
 
@@ -202,6 +203,7 @@ export class IcapConnection {
         if (!e.ieof && !wantsRest) this.#decoder.skipBody();
         else if (!e.ieof) {
           // §4.5: the server wants the rest of the body. Never after ieof (then this branch is not taken).
+          corkUntilEndOfTurn(this.#socket);
           this.#socket.write(CONTINUE_100);
           this.#decoder.continueBody();
         }

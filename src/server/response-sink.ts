@@ -5,6 +5,7 @@
  */
 import type { Socket } from 'node:net';
 import { CodedError } from '../errors.js';
+import { corkUntilEndOfTurn } from './write-coalescer.js';
 
 export class ResponseSink {
   readonly #socket: Socket;
@@ -29,10 +30,10 @@ export class ResponseSink {
     const socket = this.#socket;
     if (this.closed) throw new CodedError('ICAP_ERR_CLIENT_GONE', 'connection closed');
     this.started = true;
-    socket.cork();
+    // Sent at the end of this loop turn, together with the other connections' responses.
+    corkUntilEndOfTurn(socket);
     let ok = true;
     for (const b of buffers) ok = socket.write(b);
-    socket.uncork();
     if (ok) return;
     await new Promise<void>((resolve, reject) => {
       const onDrain = (): void => {
