@@ -3,7 +3,7 @@
  * (STYLE.md "Child loggers carry context"). User-identifying request headers are redacted.
  */
 import { pino, type Logger, type DestinationStream } from 'pino';
-import { batchedStdout } from './log-destination.js';
+import { batchedStdout, isoTimeOncePerMs } from './log-destination.js';
 
 export type { Logger };
 
@@ -18,7 +18,7 @@ export function createLogger(options: LoggerOptions): Logger {
     {
       level: options.level,
       base: { service: 'icap-bridge' },
-      timestamp: pino.stdTimeFunctions.isoTime,
+      timestamp: isoTimeOncePerMs,
       redact: { paths: ['headers.authorization', 'headers["proxy-authorization"]', 'headers.cookie'], censor: '[redacted]' },
     },
     options.destination ?? batchedStdout({ minLength: 8192, maxWrite: 16_384 }),
