@@ -80,7 +80,7 @@ afterAll(async () => {
 
 describe('builtin backend: small bodies scanned inline (inlineMaxBytes)', () => {
   it('scans a memory body up to the limit on the calling thread, the same verdict as a worker', async () => {
-    const inline = await newBackend({ inlineMaxBytes: 4096, hashLists: [] });
+    const inline = await newBackend({ inlineMaxBytes: 4096, hashLists: [join(dir, 'list.txt')] });
     const clean = filler(4096);
     expect(await scan(spooledBodyFromBuffer(clean), undefined, inline)).toMatchObject({ outcome: 'clean', endpoint: 'inline', sha256: sha256(clean) });
     const infected = withEicarAt(4096, 4096 - EICAR_SIGNATURE.length);
@@ -90,6 +90,16 @@ describe('builtin backend: small bodies scanned inline (inlineMaxBytes)', () => 
       threats: ['EICAR-Test-File'],
       sha256: sha256(infected),
     });
+  });
+
+  it('computes no SHA-256 when there is no hash list to match it against', async () => {
+    const unlisted = await newBackend({ inlineMaxBytes: 4096, hashLists: [] });
+    const inlineResult = await scan(spooledBodyFromBuffer(withEicarAt(100, 0)), undefined, unlisted);
+    expect(inlineResult).toMatchObject({ outcome: 'infected', endpoint: 'inline', threats: ['EICAR-Test-File'] });
+    expect(inlineResult).not.toHaveProperty('sha256');
+    const workerResult = await scan(await onDisk(withEicarAt(200 * 1024, 65536 - 30)), undefined, unlisted);
+    expect(workerResult).toMatchObject({ outcome: 'infected', endpoint: 'worker-pool', threats: ['EICAR-Test-File'] });
+    expect(workerResult).not.toHaveProperty('sha256');
   });
 
   it('hands a body over the limit, or on disk, to the workers', async () => {

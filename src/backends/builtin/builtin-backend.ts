@@ -2,7 +2,7 @@
  * The embedded engine (DESIGN.md, "Backends and pools"): EICAR test file and SHA-256 hash lists,
  * scanned in a worker pool so hashing a large body never blocks the event loop.
  *
- *   scan(body) ─► pool.run({ memory copy | path, size }) ─► worker: sha256 + EICAR search
+ *   scan(body) ─► pool.run({ memory copy | path, size }) ─► worker: sha256 (with hash lists) + EICAR search
  *              ◄─ { sha256, eicar } ◄────────────────────────┘
  *   main thread: hash-list lookup ─► BackendResult
  */
@@ -13,7 +13,7 @@ import { createWorkerPool, POOL_ERROR_CODES, PoolError, resolveWorkerFile, type 
 import { EICAR_THREAT_NAME } from './eicar.js';
 import { loadHashLists } from './hash-list.js';
 import { scanDeadline } from '../scan-deadline.js';
-import { scanBytes, type ScanTask, type ScanTaskResult } from './scan-worker.js';
+import { scanBytes, type ScanTask, type ScanTaskResult, type ScanWanted } from './scan-worker.js';
 
 export const BUILTIN_ENGINE_VERSION = '0.1.0';
 
@@ -49,6 +49,9 @@ export async function createBuiltinBackend(options: BuiltinBackendOptions): Prom
   });
   const version = `builtin/${BUILTIN_ENGINE_VERSION} eicar=${options.eicar ? 'on' : 'off'} hashes=${lists.hashes.size}:${lists.fingerprint}`;
 
+  // Without hash lists the SHA-256 would be computed for nothing: no other code reads it.
+  const wanted: ScanWanted = { hash: lists.hashes.size > 0, eicar: options.eicar };
+
   let inFlight = 0;
   let closed = false;
   const inlineMaxBytes = options.inlineMaxBytes ?? 0;
@@ -69,11 +72,13 @@ export async function createBuiltinBackend(options: BuiltinBackendOptions): Prom
   function verdict(result: ScanTaskResult, durationMs: number): BackendResult {
     const threats: string[] = [];
     if (options.eicar && result.eicar) threats.push(EICAR_THREAT_NAME);
-    const listed = lists.hashes.get(result.sha256);
+    const { sha256 } = result;
+    const listed = sha256 !== undefined ? lists.hashes.get(sha256) : undefined;
     if (listed !== undefined) threats.push(listed);
+    const hash = sha256 !== undefined ? { sha256 } : {};
     return threats.length > 0
-      ? { outcome: 'infected', backend: name, durationMs, threats, sha256: result.sha256 }
-      : { outcome: 'clean', backend: name, durationMs, sha256: result.sha256 };
+      ? { outcome: 'infected', backend: name, durationMs, threats, ...hash }
+      : { outcome: 'clean', backend: name, durationMs, ...hash };
   }
 
   /** `inline`: the body's bytes when they are scanned on this thread, else null (the worker pool). */
@@ -82,7 +87,7 @@ export async function createBuiltinBackend(options: BuiltinBackendOptions): Prom
     if (signal.aborted) {
       return { outcome: 'error', backend: name, durationMs: 0, kind: 'backend-error', message: `scan aborted: ${describe(signal.reason)}` };
     }
-    if (inline !== null) return verdict(scanBytes(inline, options.eicar), performance.now() - started);
+    if (inline !== null) return verdict(scanBytes(inline, wanted), performance.now() - started);
     const elapsed = (): number => performance.now() - started;
     const fail = (kind: ScanErrorKind, message: string): BackendResult => ({
       outcome: 'error',
@@ -96,7 +101,7 @@ export async function createBuiltinBackend(options: BuiltinBackendOptions): Prom
     const deadline = scanDeadline(timeoutMs, signal);
 
     try {
-      const { task, transferList } = taskFor(body);
+      const { task, transferList } = taskFor(body, wanted);
       const result = await pool.run<ScanTask, ScanTaskResult>(task, { signal: deadline.signal, transferList });
       return verdict(result, elapsed());
     } catch (err) {
@@ -142,14 +147,14 @@ export async function createBuiltinBackend(options: BuiltinBackendOptions): Prom
  * moved: the caller still owns body.memory (it may echo it back to the client), and a Buffer
  * can be a view into Node's shared allocation pool, which must never be transferred.
  */
-function taskFor(body: SpooledBody): { task: ScanTask; transferList?: TransferList } {
+function taskFor(body: SpooledBody, wanted: ScanWanted): { task: ScanTask; transferList?: TransferList } {
   if (body.memory) {
     const copy = new Uint8Array(body.memory.length);
     copy.set(body.memory);
-    return { task: { memory: copy, size: body.size }, transferList: [copy.buffer] };
+    return { task: { memory: copy, size: body.size, ...wanted }, transferList: [copy.buffer] };
   }
-  if (body.path !== null) return { task: { path: body.path, size: body.size } };
-  return { task: { size: 0 } };
+  if (body.path !== null) return { task: { path: body.path, size: body.size, ...wanted } };
+  return { task: { size: 0, ...wanted } };
 }
 
 function describe(value: unknown): string {

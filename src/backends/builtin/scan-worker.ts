@@ -1,7 +1,8 @@
 /**
- * piscina task module of the embedded engine: one pass over the body computing its SHA-256 and
- * looking for the EICAR test string. Matching the hash against hash lists happens in the main
- * thread (builtin-backend.ts), so workers hold no copy of the lists.
+ * piscina task module of the embedded engine: one pass over the body computing its SHA-256 (only
+ * when hash lists are loaded: nothing else uses it) and looking for the EICAR test string. Matching
+ * the hash against hash lists happens in the main thread (builtin-backend.ts), so workers hold no
+ * copy of the lists.
  *
  * A file-backed body is read in 64 KiB pieces into one reused buffer: memory per task stays
  * constant whatever the body size. Stopping a scan (timeout, abort) is done by piscina
@@ -18,30 +19,43 @@ export interface ScanTask {
   path?: string;
   /** Body length; a file shorter than this is an error (it was truncated under us). */
   size: number;
+  /** Compute the SHA-256 (the backend has hash lists to match it against). */
+  hash: boolean;
+  /** Look for the EICAR test string. */
+  eicar: boolean;
 }
 
 export interface ScanTaskResult {
-  sha256: string;
+  /** Absent when the task did not ask for it. */
+  sha256?: string;
   eicar: boolean;
+}
+
+/** What to look for; the same for the inline path and the workers. */
+export interface ScanWanted {
+  readonly hash: boolean;
+  readonly eicar: boolean;
 }
 
 const READ_BYTES = 64 * 1024;
 
 /** One pass over bytes already in memory; also used on the event loop for small bodies. */
-export function scanBytes(bytes: Uint8Array, lookForEicar: boolean): ScanTaskResult {
-  const sha256 = createHash('sha256').update(bytes).digest('hex');
-  if (!lookForEicar) return { sha256, eicar: false };
-  const eicar = new EicarMatcher();
-  eicar.push(bytes);
-  return { sha256, eicar: eicar.found };
+export function scanBytes(bytes: Uint8Array, wanted: ScanWanted): ScanTaskResult {
+  let eicar = false;
+  if (wanted.eicar) {
+    const matcher = new EicarMatcher();
+    matcher.push(bytes);
+    eicar = matcher.found;
+  }
+  return wanted.hash ? { sha256: createHash('sha256').update(bytes).digest('hex'), eicar } : { eicar };
 }
 
 export default async function scan(task: ScanTask): Promise<ScanTaskResult> {
-  const hash = createHash('sha256');
-  const eicar = new EicarMatcher();
+  const hash = task.hash ? createHash('sha256') : null;
+  const eicar = task.eicar ? new EicarMatcher() : null;
   const consume = (chunk: Uint8Array): void => {
-    hash.update(chunk);
-    eicar.push(chunk);
+    hash?.update(chunk);
+    eicar?.push(chunk);
   };
   if (task.memory) {
     if (task.memory.length !== task.size) throw new Error(`body is ${task.memory.length} bytes, expected ${task.size}`);
@@ -51,7 +65,8 @@ export default async function scan(task: ScanTask): Promise<ScanTaskResult> {
   } else if (task.size !== 0) {
     throw new Error('scan task has neither memory nor path');
   }
-  return { sha256: hash.digest('hex'), eicar: eicar.found };
+  const found = eicar?.found ?? false;
+  return hash !== null ? { sha256: hash.digest('hex'), eicar: found } : { eicar: found };
 }
 
 async function readFileInPieces(path: string, size: number, consume: (chunk: Uint8Array) => void): Promise<void> {
