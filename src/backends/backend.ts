@@ -146,6 +146,13 @@ export interface Backend {
   /** Never rejects: failures come back as `{ outcome: 'error' }`. Honours `signal` (abort = give up now). */
   scan(body: SpooledBody, meta: ScanMeta, signal: AbortSignal): Promise<BackendResult>;
   /**
+   * Optional: the verdict at once, on the calling thread, when the backend can give it without
+   * waiting (the embedded engine on a small in-memory body); undefined = call scan(). Callers try
+   * it first so that such a scan needs no ScanMeta and no AbortSignal (building those was a
+   * measurable share of a 4 KiB RESPMOD).
+   */
+  scanNow?(body: SpooledBody): BackendResult | undefined;
+  /**
    * Optional: start a scan that is fed while the body arrives. Backends that need the whole body
    * first (MetaDefender Core needs Content-Length) leave it out and get scan() on the spool.
    */

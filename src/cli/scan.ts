@@ -130,7 +130,8 @@ async function scanFile(
     return 'not-clean';
   }
   const meta: ScanMeta = { transactionId: `scan-${process.pid}-${index + 1}`, method: 'RESPMOD', clientAddress: 'local' };
-  const results = await runScans(backends, body, meta, new AbortController().signal);
+  const signal = new AbortController().signal;
+  const results = await runScans(backends, body, () => meta, () => signal);
   const decision = decide(results, service.on_error);
   process.stdout.write(`${file}: ${describeDecision(decision, service.on_error)}\n`);
   // A sanitized copy is not written anywhere by this command; free its temp file.

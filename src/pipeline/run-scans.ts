@@ -15,13 +15,14 @@ import type { SpooledBody } from './spooled-body.js';
 
 /**
  * `streams` holds the scans that were fed while the body arrived; they only need end(). The
- * other backends scan the complete spooled body now.
+ * other backends scan the complete spooled body now: at once when they can (Backend.scanNow),
+ * else through scan(). `meta` and `signal` are asked for only when a backend needs them.
  */
 export async function runScans(
   backends: readonly Backend[],
   body: SpooledBody,
-  meta: ScanMeta,
-  signal: AbortSignal,
+  meta: () => ScanMeta,
+  signal: () => AbortSignal,
   streams: ReadonlyMap<Backend, StreamingScan> = new Map(),
 ): Promise<BackendResult[]> {
   return Promise.all(
@@ -29,10 +30,10 @@ export async function runScans(
       const started = performance.now();
       try {
         const stream = streams.get(backend);
-        if (!stream) return await backend.scan(body, meta, signal);
+        if (!stream) return backend.scanNow?.(body) ?? (await backend.scan(body, meta(), signal()));
         const streamed = await stream.end();
-        if (streamed.outcome !== 'error' || streamed.retryable !== true || signal.aborted) return streamed;
-        return await backend.scan(body, meta, signal);
+        if (streamed.outcome !== 'error' || streamed.retryable !== true || signal().aborted) return streamed;
+        return await backend.scan(body, meta(), signal());
       } catch (err) {
         return {
           outcome: 'error',

@@ -44,8 +44,10 @@ export interface ContentScanInput {
   readonly body: SpooledBody;
   /** SHA-256 of `body`, computed while it arrived; null when not computed (no cache). */
   readonly bodySha256: string | null;
-  readonly meta: ScanMeta;
-  readonly signal: AbortSignal;
+  /** Asked for only when a backend needs it (see Backend.scanNow); the same object every time. */
+  readonly meta: () => ScanMeta;
+  /** Asked for only when needed, like `meta`: the transaction's signal. */
+  readonly signal: () => AbortSignal;
   /** Scans fed the raw body while it arrived. */
   readonly streams: ReadonlyMap<Backend, StreamingScan>;
   /** Ends every stream without a verdict (a cache hit, or content scanned otherwise). */
@@ -139,7 +141,7 @@ async function scanWith(input: ContentScanInput, disposers: (() => Promise<void>
     const decoded = await decodeContentEncoding(input.body, input.decode.contentEncoding, {
       spool: input.spool,
       limits: input.decode.limits,
-      signal: input.signal,
+      signal: input.signal(),
     });
     disposers.push(decoded.dispose);
     if (decoded.ok) {
@@ -160,7 +162,7 @@ async function scanWith(input: ContentScanInput, disposers: (() => Promise<void>
     const split = await spoolMultipartParts(content.body, input.multipart.contentType, {
       spool: input.spool,
       limits: { maxParts: input.multipart.maxParts },
-      signal: input.signal,
+      signal: input.signal(),
     });
     disposers.push(split.dispose);
     out.multipart = { outcome: split.ok ? 'split' : split.reason, parts: split.parts.length };
@@ -202,7 +204,11 @@ async function scanWith(input: ContentScanInput, disposers: (() => Promise<void>
       cache.cache.set(verdictCacheKey(subject.sha256, cache.context), cacheableVerdict(subject.results));
     }
     for (const result of own) {
-      results.push({ result, ...(label !== undefined && { part: label }), ...(subject.cached && { synthetic: 'cache' as const }) });
+      // Set field by field, not spread in: this runs for every result of every transaction.
+      const scanned: { result: BackendResult; part?: string; synthetic?: 'cache' } = { result };
+      if (label !== undefined) scanned.part = label;
+      if (subject.cached) scanned.synthetic = 'cache';
+      results.push(scanned);
     }
   }
   const parts = subjects.flatMap((s) => (s.part === undefined ? [] : [summarizePart(s, s.part)]));
@@ -219,8 +225,8 @@ async function scanSubjects(subjects: readonly Subject[], input: ContentScanInpu
       : scanPartsWithBackends(
           input.backends,
           parts.map((s) => ({ body: s.body, label: partLabel(s.part!), contentType: s.part!.mediaType, ...(s.part!.fileName !== null && { fileName: s.part!.fileName }) })),
-          input.meta,
-          input.signal,
+          input.meta(),
+          input.signal(),
         ),
     ...whole.map(async (s) => {
       s.results = await runScans(s.backends, s.body, input.meta, input.signal, s.raw ? input.streams : new Map());

@@ -529,8 +529,8 @@ export class Transaction {
       backends,
       body,
       bodySha256: this.#bodyHash?.hex() ?? null,
-      meta: this.#scanMeta(),
-      signal: this.#signal(),
+      meta: () => this.#scanMeta(),
+      signal: () => this.#signal(),
       streams: this.#streams,
       abortStreams: (reason) => this.#abortStreams(reason),
       decode: this.#content.decode,
@@ -582,7 +582,13 @@ export class Transaction {
   /** Every backend result, kept so sanitized copies (temp files) are freed on every path. */
   #results: readonly BackendResult[] = [];
 
+  #meta: ScanMeta | undefined;
+  /** Built once, when the first backend needs it (the encapsulated heads are parsed by then). */
   #scanMeta(): ScanMeta {
+    return (this.#meta ??= this.#buildScanMeta());
+  }
+
+  #buildScanMeta(): ScanMeta {
     // Plain assignments rather than conditional spreads: this runs for every scan, and V8 copies a
     // spread object through a generic (slow) path.
     const httpHeads: { request?: Buffer; response?: Buffer } = {};

@@ -102,6 +102,17 @@ describe('builtin backend: small bodies scanned inline (inlineMaxBytes)', () => 
     expect(workerResult).not.toHaveProperty('sha256');
   });
 
+  it('scanNow answers at once for what it would scan inline, and leaves the rest to scan()', async () => {
+    const inline = await newBackend({ inlineMaxBytes: 4096 });
+    expect(inline.scanNow!(spooledBodyFromBuffer(withEicarAt(4096, 0)))).toMatchObject({ outcome: 'infected', endpoint: 'inline', threats: ['EICAR-Test-File'] });
+    expect(inline.scanNow!(spooledBodyFromBuffer(filler(100)))).toMatchObject({ outcome: 'clean', endpoint: 'inline' });
+    expect(inline.scanNow!(spooledBodyFromBuffer(filler(4097)))).toBeUndefined();
+    expect(inline.scanNow!(await onDisk(filler(100)))).toBeUndefined();
+    expect((await newBackend({ inlineMaxBytes: 0 })).scanNow!(spooledBodyFromBuffer(filler(10)))).toBeUndefined();
+    await inline.close();
+    expect(inline.scanNow!(spooledBodyFromBuffer(filler(10)))).toBeUndefined(); // scan() answers a closed backend
+  });
+
   it('hands a body over the limit, or on disk, to the workers', async () => {
     const inline = await newBackend({ inlineMaxBytes: 4096 });
     const over = withEicarAt(4097, 100);
