@@ -8,9 +8,9 @@
  *   dispose() ──► drop memory, close + unlink the file      <dir>/icap-bridge-<random>.body
  *
  * Who holds the caller's chunks:
- * - In memory, bytes are copied into one buffer of the spool's own (grown by doubling, never
- *   past memoryBytes). Holding the caller's views instead would pin whole socket buffers: a body
- *   sent as tiny chunked-encoding pieces would keep several times its size alive.
+ * - In memory, MemoryChunks (memory-chunks.ts) keeps pieces of 16 KiB or more as the caller's
+ *   views and copies smaller ones into blocks of its own: no second copy of a large body, and no
+ *   pinned socket buffers for a body sent as tiny chunked-encoding pieces.
  * - On disk, the chunk goes to fs.WriteStream as the view it is and is held only until written
  *   (at most about one write buffer, since the caller waits for 'drain'). That is safe because
  *   Node never reuses the Buffers it hands to a socket's 'data' listener and the decoder passes
@@ -26,6 +26,7 @@ import type { Readable } from 'node:stream';
 import { CodedError, type ErrorCode } from '../errors.js';
 import type { SpooledBody } from './spooled-body.js';
 import { createSpooledBodyReader, spooledBodyFromBuffer } from './spooled-body-reader.js';
+import { MemoryChunks } from './memory-chunks.js';
 
 export { spooledBodyFromBuffer };
 
@@ -34,6 +35,12 @@ export interface SpoolOptions {
   memoryBytes: number;
   /** Existing directory for temp files. */
   directory: string;
+  /**
+   * The body's announced length (the encapsulated HTTP Content-Length), when there is one. Above
+   * memoryBytes the body goes to the temp file from its first byte instead of filling memory
+   * first and copying it out. A wrong value costs only a body on disk that would have fit in memory.
+   */
+  expectedBytes?: number | null;
 }
 
 /** Error codes a spool throws or rejects with. */
@@ -63,8 +70,6 @@ export function spoolBytesOnDisk(): number {
 type SpoolState = 'memory' | 'disk' | 'ended' | 'disposed';
 
 const WRITE_BUFFER_BYTES = 64 * 1024;
-/** First in-memory allocation; avoids regrowing through many tiny sizes for small bodies. */
-const MIN_MEMORY_BYTES = 16 * 1024;
 
 /**
  * Emits 'drain' after write() returned false, and 'error' (only when someone listens, e.g.
@@ -74,10 +79,11 @@ const MIN_MEMORY_BYTES = 16 * 1024;
 export class BodySpool extends EventEmitter {
   readonly #memoryBytes: number;
   readonly #directory: string;
+  readonly #expectedBytes: number;
   #state: SpoolState = 'memory';
   #size = 0;
-  /** In-memory bytes live in #memory[0, #size); null until the first byte, and after spilling. */
-  #memory: Buffer | null = null;
+  /** The in-memory bytes; null until the first byte, and after spilling. */
+  #memory: MemoryChunks | null = null;
   #file: WriteStream | null = null;
   #path: string | null = null;
   /** True once open(2) succeeded: only then is the path ours to unlink (never after EEXIST). */
@@ -94,6 +100,7 @@ export class BodySpool extends EventEmitter {
     }
     this.#memoryBytes = opts.memoryBytes;
     this.#directory = opts.directory;
+    this.#expectedBytes = opts.expectedBytes ?? 0;
   }
 
   get size(): number {
@@ -115,10 +122,10 @@ export class BodySpool extends EventEmitter {
     const assertUsable = (): void => {
       if (this.#state === 'disposed') throw new SpoolError(SPOOL_ERROR_CODES.closed, 'body used after dispose');
     };
-    // In memory a view is safe: bytes below #size are never rewritten (growth copies to a new buffer).
+    // In memory views are safe: MemoryChunks never rewrites bytes it holds.
     const source =
       this.#file === null
-        ? { size: end, memory: (this.#memory ?? Buffer.alloc(0)).subarray(0, end), path: null }
+        ? { size: end, memory: this.#memory ?? Buffer.alloc(0), path: null }
         : { size: end, memory: null, path: this.#path };
     return createSpooledBodyReader({ ...source, assertUsable }).createReadStream(start, end);
   }
@@ -135,7 +142,7 @@ export class BodySpool extends EventEmitter {
     if (this.#error) throw this.#error;
     if (chunk.length === 0) return this.#file ? !this.#file.writableNeedDrain : true;
     if (this.#state === 'memory') {
-      if (this.#size + chunk.length <= this.#memoryBytes) {
+      if (this.#size + chunk.length <= this.#memoryBytes && this.#expectedBytes <= this.#memoryBytes) {
         this.#appendToMemory(chunk);
         return true;
       }
@@ -167,8 +174,7 @@ export class BodySpool extends EventEmitter {
   }
 
   #finishMemory(): SpooledBody {
-    const memory = this.#memory ? this.#memory.subarray(0, this.#size) : Buffer.alloc(0);
-    return this.#body(memory, null);
+    return this.#body(this.#memory ?? Buffer.alloc(0), null);
   }
 
   async #finishFile(): Promise<SpooledBody> {
@@ -183,7 +189,7 @@ export class BodySpool extends EventEmitter {
     return this.#body(null, this.#path);
   }
 
-  #body(memory: Buffer | null, path: string | null): SpooledBody {
+  #body(memory: Buffer | MemoryChunks | null, path: string | null): SpooledBody {
     return createSpooledBodyReader({
       size: this.#size,
       memory,
@@ -195,15 +201,8 @@ export class BodySpool extends EventEmitter {
   }
 
   #appendToMemory(chunk: Buffer): void {
-    const needed = this.#size + chunk.length;
-    if (!this.#memory || this.#memory.length < needed) {
-      const capacity = Math.min(this.#memoryBytes, Math.max(needed, MIN_MEMORY_BYTES, (this.#memory?.length ?? 0) * 2));
-      const grown = Buffer.allocUnsafe(capacity);
-      this.#memory?.copy(grown, 0, 0, this.#size);
-      this.#memory = grown;
-    }
-    chunk.copy(this.#memory, this.#size);
-    this.#size = needed;
+    (this.#memory ??= new MemoryChunks()).append(chunk);
+    this.#size += chunk.length;
   }
 
   /** First time over the threshold: create the file, then write what memory holds and `chunk`. */
@@ -220,12 +219,12 @@ export class BodySpool extends EventEmitter {
     });
     file.on('drain', () => this.emit('drain'));
     file.on('error', (err) => this.#fail(err));
-    const held = this.#memory?.subarray(0, this.#size);
+    const held = this.#memory?.pieces() ?? [];
     this.#memory = null;
     this.#size += chunk.length;
-    // cork/uncork turns the two into one writev(2).
+    // cork/uncork turns these into one writev(2).
     file.cork();
-    if (held) this.#writeToFile(held);
+    for (const piece of held) this.#writeToFile(piece);
     const ok = this.#writeToFile(chunk);
     file.uncork();
     return ok;

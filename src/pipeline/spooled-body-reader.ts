@@ -5,13 +5,15 @@
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import type { SpooledBody } from './spooled-body.js';
+import { MemoryChunks } from './memory-chunks.js';
 
 /** Chunk size for both sources; matches the scan worker's read size. */
 const READ_CHUNK_BYTES = 64 * 1024;
 
 export interface SpooledBodySource {
   readonly size: number;
-  readonly memory: Buffer | null;
+  /** One Buffer (built responses, tests) or the spool's pieces. */
+  readonly memory: Buffer | MemoryChunks | null;
   readonly path: string | null;
   /** Throws when the owning spool was disposed (the file may be gone). */
   readonly assertUsable?: () => void;
@@ -20,15 +22,23 @@ export interface SpooledBodySource {
 export function createSpooledBodyReader(source: SpooledBodySource): SpooledBody {
   const { size, memory, path, assertUsable } = source;
   if ((memory === null) === (path === null)) throw new TypeError('exactly one of memory and path must be set');
+  const pieces = memory instanceof MemoryChunks ? memory : null;
   return {
     size,
-    memory,
+    get memory(): Buffer | null {
+      return pieces !== null ? pieces.toBuffer() : (memory as Buffer | null);
+    },
+    get memoryPieces(): readonly Buffer[] | null {
+      if (pieces !== null) return pieces.pieces();
+      return memory === null ? null : [memory as Buffer];
+    },
     path,
     createReadStream(start = 0, end = size): Readable {
       assertUsable?.();
       checkRange(start, end, size);
       if (start === end) return Readable.from([], { objectMode: false });
-      if (memory) return Readable.from(sliceMemory(memory, start, end), { objectMode: false });
+      if (pieces !== null) return Readable.from(pieces.slice(start, end, READ_CHUNK_BYTES), { objectMode: false });
+      if (memory) return Readable.from(sliceMemory(memory as Buffer, start, end), { objectMode: false });
       // fs ranges are inclusive; ours are [start, end).
       return createReadStream(path!, { start, end: end - 1, highWaterMark: READ_CHUNK_BYTES });
     },

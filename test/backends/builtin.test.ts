@@ -294,7 +294,7 @@ describe('builtin backend: stopping a scan', () => {
     spool.write(filler(100));
     const body = await spool.end();
     await spool.dispose();
-    const vanished: SpooledBody = { size: body.size, memory: null, path: body.path, createReadStream: () => body.createReadStream() };
+    const vanished: SpooledBody = { size: body.size, memory: null, memoryPieces: null, path: body.path, createReadStream: () => body.createReadStream() };
     expect(await scan(vanished)).toMatchObject({ outcome: 'error', kind: 'backend-error', message: expect.stringContaining('ENOENT') });
   });
 });

@@ -134,7 +134,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 /** A body that says it lives at `path` and reads its bytes from memory (for paths clamd must not get). */
 function bodyAt(path: string, bytes: Buffer): SpooledBody {
-  return { size: bytes.length, memory: null, path, createReadStream: () => Readable.from([bytes]) };
+  return { size: bytes.length, memory: null, memoryPieces: null, path, createReadStream: () => Readable.from([bytes]) };
 }
 
 afterEach(async () => {

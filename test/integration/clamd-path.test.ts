@@ -232,7 +232,7 @@ describe('transfer: path with a clamd that cannot read the file → INSTREAM', (
       writeFileSync(path, bytes);
       chmodSync(path, 0o000);
       // The bytes come from memory (we cannot read the file either); clamd gets the path.
-      const body: SpooledBody = { size: bytes.length, memory: null, path, createReadStream: () => Readable.from([bytes]) };
+      const body: SpooledBody = { size: bytes.length, memory: null, memoryPieces: null, path, createReadStream: () => Readable.from([bytes]) };
       const expected = bytes === EICAR ? { outcome: 'infected', threats: [SIG.eicar] } : { outcome: 'clean' };
       expect(await b.scan(body, META, signal())).toMatchObject(expected);
       rmSync(path, { force: true });
@@ -243,7 +243,7 @@ describe('transfer: path with a clamd that cannot read the file → INSTREAM', (
 
   it('a spool path clamd is never asked about (missing) → INSTREAM answers', async () => {
     const { b } = await pathBackend(clamd.socketPath, newDir());
-    const body: SpooledBody = { size: EICAR.length, memory: null, path: join(work, 'no-such-file'), createReadStream: () => Readable.from([EICAR]) };
+    const body: SpooledBody = { size: EICAR.length, memory: null, memoryPieces: null, path: join(work, 'no-such-file'), createReadStream: () => Readable.from([EICAR]) };
     expect(await b.scan(body, META, signal())).toMatchObject({ outcome: 'infected', threats: [SIG.eicar] });
     expect(b.transferStatus()).toMatchObject({ fallbacks: 1 });
   });

@@ -82,6 +82,7 @@ function counting(buf: Buffer): { body: SpooledBody; read: () => number } {
   const body: SpooledBody = {
     size: inner.size,
     memory: inner.memory,
+    memoryPieces: inner.memoryPieces,
     path: inner.path,
     createReadStream(start, end) {
       const stream = inner.createReadStream(start, end);

@@ -62,7 +62,7 @@ describe('BodySpool in memory', () => {
     expect(liveSpoolFiles().size).toBe(0);
   });
 
-  it('copies in-memory bytes, so the caller\'s buffer is neither pinned nor shared', async () => {
+  it('copies small in-memory pieces, so the caller\'s buffer is neither pinned nor shared', async () => {
     const spool = newSpool(64 * 1024);
     const data = pattern(40_000);
     for (let i = 0; i < data.length; i++) spool.write(data.subarray(i, i + 1)); // worst case: 1-byte pieces
@@ -72,6 +72,28 @@ describe('BodySpool in memory', () => {
     const body = await spool.end();
     expect(body.memory!.equals(Buffer.concat([data, Buffer.from('abc')]))).toBe(true);
     expect(body.memory!.buffer).not.toBe(data.buffer);
+  });
+
+  it('keeps pieces of 16 KiB or more as the caller\'s views (no second copy of a large body)', async () => {
+    const spool = newSpool(1024 * 1024);
+    const large = pattern(64 * 1024);
+    const small = pattern(100, 2);
+    spool.write(small);
+    spool.write(large);
+    const body = await spool.end();
+    expect(body.memoryPieces!.map((p) => p.length)).toEqual([100, 64 * 1024]);
+    expect(body.memoryPieces![1]!.buffer).toBe(large.buffer);
+    expect(body.memory!.equals(Buffer.concat([small, large]))).toBe(true);
+  });
+
+  it('goes to disk from the first byte when the announced length is over the threshold', async () => {
+    const spool = new BodySpool({ memoryBytes: 1000, directory: dir, expectedBytes: 5000 });
+    spools.push(spool);
+    spool.write(pattern(10));
+    expect(liveSpoolFiles().size).toBe(1);
+    const body = await spool.end();
+    expect(body.memory).toBeNull();
+    expect((await readFile(body.path!)).equals(pattern(10))).toBe(true);
   });
 
   it('ends an empty body', async () => {
@@ -111,6 +133,21 @@ describe('BodySpool on disk', () => {
     expect(spoolBytesOnDisk()).toBe(5000);
     expect((await stat(path)).mode & 0o777).toBe(0o600);
     expect((await readFile(path)).equals(data)).toBe(true);
+  });
+
+  it('spills large pieces held by reference and small copied ones in their order', async () => {
+    const spool = newSpool(100 * 1024);
+    const data = pattern(300 * 1024);
+    const cuts = [5, 20_000, 3, 70_000, 11, 20_000];
+    let at = 0;
+    for (const cut of cuts) {
+      spool.write(data.subarray(at, at + cut));
+      at += cut;
+    }
+    spool.write(data.subarray(at));
+    const body = await spool.end();
+    expect(body.memory).toBeNull();
+    expect((await readFile(body.path!)).equals(data)).toBe(true);
   });
 
   it('returns false under disk backpressure and emits drain', async () => {

@@ -12,7 +12,7 @@
  * for those a clamd of another user answers "Access denied" and the body goes by INSTREAM.
  */
 import { randomBytes } from 'node:crypto';
-import { lstat, unlink, writeFile } from 'node:fs/promises';
+import { lstat, open, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { SpooledBody } from '../../pipeline/spooled-body.js';
 
@@ -39,7 +39,9 @@ const KEEP: ScanFile['dispose'] = () => Promise.resolve();
 /** The file for `body`, or why there is none (the caller then sends the bytes by INSTREAM). */
 export async function openScanFile(body: SpooledBody, directory: string, signal: AbortSignal): Promise<ScanFileResult> {
   if (body.path !== null) return checkSpoolFile(resolve(body.path), body.size);
-  const memory = body.memory ?? Buffer.alloc(0);
+  // The pieces as the spool holds them, written with one writev(2): joining them first would
+  // allocate and copy the body once more.
+  const pieces = body.memoryPieces ?? [];
   const path = resolve(directory, `icap-bridge-${randomBytes(12).toString('hex')}.scan`);
   livePaths.add(path);
   let created = false;
@@ -55,11 +57,15 @@ export async function openScanFile(body: SpooledBody, directory: string, signal:
   };
   try {
     // 'wx' fails on EEXIST before creating anything: only then is the name not ours.
-    await writeFile(path, memory, { flag: 'wx', mode: SCAN_FILE_MODE, signal }).catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== 'EEXIST') created = true;
-      throw err;
-    });
+    const handle = await open(path, 'wx', SCAN_FILE_MODE);
     created = true;
+    try {
+      signal.throwIfAborted();
+      const { bytesWritten } = await handle.writev(pieces as Buffer[]);
+      if (bytesWritten !== body.size) throw new Error(`wrote ${bytesWritten} of ${body.size} bytes`);
+    } finally {
+      await handle.close();
+    }
     return { ok: true, file: { path, dispose } };
   } catch (err) {
     await dispose();
