@@ -28,7 +28,7 @@ import type { Generation } from './generation.js';
 import { buildOptionsHeaders } from './options-response.js';
 import { commonHeaders, errorResponse } from './response-headers.js';
 import { ResponseSink } from './response-sink.js';
-import { corkUntilEndOfTurn } from './write-coalescer.js';
+import { connectionClosed, connectionOpened, corkUntilEndOfTurn, worthCoalescing } from './write-coalescer.js';
 import type { Service } from './service-registry.js';
 import { Transaction } from './transaction.js';
 
@@ -90,6 +90,7 @@ export class IcapConnection {
     this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('end', () => this.#onEnd());
+    connectionOpened();
     socket.on('close', () => this.#onClose());
     socket.on('error', (err) => this.#log.debug({ err }, 'socket error'));
     this.#enter('head');
@@ -158,6 +159,7 @@ export class IcapConnection {
   }
 
   #onClose(): void {
+    connectionClosed();
     this.#clearTimer();
     // Whatever was in flight is aborted: its spool freed, its access line says so.
     this.#txn?.abort('client-disconnected');
@@ -203,7 +205,7 @@ export class IcapConnection {
         if (!e.ieof && !wantsRest) this.#decoder.skipBody();
         else if (!e.ieof) {
           // §4.5: the server wants the rest of the body. Never after ieof (then this branch is not taken).
-          corkUntilEndOfTurn(this.#socket);
+          if (worthCoalescing()) corkUntilEndOfTurn(this.#socket);
           this.#socket.write(CONTINUE_100);
           this.#decoder.continueBody();
         }

@@ -5,7 +5,7 @@
  */
 import type { Socket } from 'node:net';
 import { CodedError } from '../errors.js';
-import { corkUntilEndOfTurn } from './write-coalescer.js';
+import { corkUntilEndOfTurn, worthCoalescing } from './write-coalescer.js';
 
 export class ResponseSink {
   readonly #socket: Socket;
@@ -30,10 +30,17 @@ export class ResponseSink {
     const socket = this.#socket;
     if (this.closed) throw new CodedError('ICAP_ERR_CLIENT_GONE', 'connection closed');
     this.started = true;
-    // Sent at the end of this loop turn, together with the other connections' responses.
-    corkUntilEndOfTurn(socket);
     let ok = true;
-    for (const b of buffers) ok = socket.write(b);
+    if (worthCoalescing()) {
+      // Sent at the end of this loop turn, together with the other connections' responses.
+      corkUntilEndOfTurn(socket);
+      for (const b of buffers) ok = socket.write(b);
+    } else {
+      // cork/uncork turns several buffers into one writev(2).
+      socket.cork();
+      for (const b of buffers) ok = socket.write(b);
+      socket.uncork();
+    }
     if (ok) return;
     await new Promise<void>((resolve, reject) => {
       const onDrain = (): void => {

@@ -1,14 +1,20 @@
 /**
- * Holds every response write made during one turn of the event loop and sends them together,
- * socket by socket, in the loop's check phase (setImmediate).
+ * Holds the response writes made during one turn of the event loop and sends them together,
+ * socket by socket, in the loop's check phase (setImmediate) — when other requests are in flight.
  *
  * Why: on loopback, and much more in a VM, each send(2) that finds the peer asleep in epoll pays
  * for waking it (an inter-processor interrupt). Written as soon as each response was ready, the
  * ~25 µs of JavaScript between two responses let the client fall asleep again, so every write paid
  * the wakeup. Sent back to back at the end of the turn, the first write wakes the client and the
  * others find it awake: REQMOD null-body at 16 connections went from 20.6 k to 30.2 k requests/s
- * and 60 → 43 µs CPU per request (BENCHMARKS.md, Session 4). Latency is unchanged: the check phase
- * runs in the same loop iteration as the reads that produced the responses.
+ * and 60 → 43 µs CPU per request (BENCHMARKS.md, Session 4).
+ *
+ * With a single client connection there is nothing to batch, and holding its answer until the
+ * end of the turn only makes the client wait for our access line and metrics instead of working on
+ * its side meanwhile: one connection went from ~9 k to ~5.5 k requests/s. So a write is held only
+ * while more than one ICAP connection is open in this process (connectionOpened/Closed, called by
+ * the connections). Predicting from the number of requests read per turn was tried and lost 12 %
+ * at 16 connections: many turns read a single request, yet their answers still met others.
  *
  * Backpressure is untouched: a corked socket still counts what it buffers, so write() returns false
  * past the high-water mark and 'drain' comes after the flush has sent it.
@@ -17,6 +23,21 @@ import type { Socket } from 'node:net';
 
 const corkedThisTurn = new Set<Socket>();
 let flushScheduled = false;
+let openConnections = 0;
+
+/** An ICAP client connection was accepted; paired with connectionClosed(). */
+export function connectionOpened(): void {
+  openConnections++;
+}
+
+export function connectionClosed(): void {
+  openConnections--;
+}
+
+/** Whether a write now is worth holding until the end of the turn: other answers may join it. */
+export function worthCoalescing(): boolean {
+  return openConnections > 1;
+}
 
 function flush(): void {
   flushScheduled = false;

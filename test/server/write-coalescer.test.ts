@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import * as net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { corkUntilEndOfTurn } from '../../src/server/write-coalescer.js';
+import { connectionClosed, connectionOpened, corkUntilEndOfTurn, worthCoalescing } from '../../src/server/write-coalescer.js';
 
 /** A loopback pair: `server` is the accepted side, `client` reads what it sends. */
 async function socketPair(): Promise<{ server: net.Socket; client: net.Socket; close: () => void }> {
@@ -75,5 +75,18 @@ describe('corkUntilEndOfTurn', () => {
     expect(a.server.write(big)).toBe(false);
     await once(a.server, 'drain');
     expect(a.server.writableCorked).toBe(0);
+  });
+});
+
+describe('worthCoalescing', () => {
+  it('holds writes only while more than one client connection is open', () => {
+    const before = worthCoalescing();
+    // Whatever other test files left open, bring the count to a known level relative to now.
+    connectionOpened();
+    connectionOpened();
+    expect(worthCoalescing()).toBe(true);
+    connectionClosed();
+    connectionClosed();
+    expect(worthCoalescing()).toBe(before);
   });
 });
