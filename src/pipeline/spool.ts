@@ -35,12 +35,6 @@ export interface SpoolOptions {
   memoryBytes: number;
   /** Existing directory for temp files. */
   directory: string;
-  /**
-   * The body's announced length (the encapsulated HTTP Content-Length), when there is one. Above
-   * memoryBytes the body goes to the temp file from its first byte instead of filling memory
-   * first and copying it out. A wrong value costs only a body on disk that would have fit in memory.
-   */
-  expectedBytes?: number | null;
 }
 
 /** Error codes a spool throws or rejects with. */
@@ -93,14 +87,20 @@ export class BodySpool extends EventEmitter {
   #ending: Promise<SpooledBody> | null = null;
   #disposing: Promise<void> | null = null;
 
-  constructor(opts: SpoolOptions) {
+  /**
+   * `expectedBytes`: the body's announced length (the encapsulated HTTP Content-Length), when
+   * there is one. Above memoryBytes the body goes to the temp file from its first byte instead of
+   * filling memory first and copying it out. A wrong value costs only a body on disk that would
+   * have fit in memory. (A separate argument: spreading it into `opts` per request was measurable.)
+   */
+  constructor(opts: SpoolOptions, expectedBytes: number | null = null) {
     super();
     if (!Number.isSafeInteger(opts.memoryBytes) || opts.memoryBytes < 0) {
       throw new RangeError(`memoryBytes must be a non-negative integer, got ${opts.memoryBytes}`);
     }
     this.#memoryBytes = opts.memoryBytes;
     this.#directory = opts.directory;
-    this.#expectedBytes = opts.expectedBytes ?? 0;
+    this.#expectedBytes = expectedBytes ?? 0;
   }
 
   get size(): number {

@@ -188,7 +188,7 @@ export class Transaction {
   beginBody(): void {
     // The announced length sizes the memory spool once (or sends a large body straight to disk).
     const expectedBytes = declaredLength(this.head.method === 'REQMOD' ? this.#reqHdr : this.#resHdr);
-    this.#spool = new BodySpool({ ...this.#init.spool, expectedBytes });
+    this.#spool = new BodySpool(this.#init.spool, expectedBytes);
     const method = this.head.method === 'REQMOD' ? 'REQMOD' : 'RESPMOD';
     this.#content = planContent({ method, reqHdr: this.#reqHdr, resHdr: this.#resHdr, service: this.#init.service.config });
     if (this.#init.service.verdictCache !== null || this.#policy.needsSha256) this.#bodyHash = new Sha256Accumulator();

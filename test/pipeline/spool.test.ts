@@ -87,7 +87,7 @@ describe('BodySpool in memory', () => {
   });
 
   it('goes to disk from the first byte when the announced length is over the threshold', async () => {
-    const spool = new BodySpool({ memoryBytes: 1000, directory: dir, expectedBytes: 5000 });
+    const spool = new BodySpool({ memoryBytes: 1000, directory: dir }, 5000);
     spools.push(spool);
     spool.write(pattern(10));
     expect(liveSpoolFiles().size).toBe(1);
