@@ -186,7 +186,7 @@ export class Transaction {
   }
 
   beginBody(): void {
-    // The announced length sizes the memory spool once (or sends a large body straight to disk).
+    // An announced length over spool.memory_bytes sends the body to disk from its first byte.
     const expectedBytes = declaredLength(this.head.method === 'REQMOD' ? this.#reqHdr : this.#resHdr);
     this.#spool = new BodySpool(this.#init.spool, expectedBytes);
     const method = this.head.method === 'REQMOD' ? 'REQMOD' : 'RESPMOD';

@@ -1,6 +1,7 @@
 /**
  * Holds the response writes made during one turn of the event loop and sends them together,
- * socket by socket, in the loop's check phase (setImmediate) — when other requests are in flight.
+ * socket by socket, in the loop's check phase (setImmediate), while more than one client
+ * connection is open.
  *
  * Why: on loopback, and much more in a VM, each send(2) that finds the peer asleep in epoll pays
  * for waking it (an inter-processor interrupt). Written as soon as each response was ready, the
