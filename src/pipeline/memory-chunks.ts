@@ -4,9 +4,9 @@
  *
  * Large pieces (≥ RETAIN_MIN_BYTES) are kept as the views the caller passed (subarrays of the
  * Buffers Node handed to a socket's 'data' listener, which Node never reuses; STYLE.md "Cursor,
- * not copies"). Copying them cost a second allocation of the body's size, and each such
- * allocation is external memory that makes V8 start a full GC sooner: at 1 MiB bodies the copy
- * made mark-compacts about half again as frequent (BENCHMARKS.md, Session 4).
+ * not copies"). Copying them cost a second allocation and copy of the body's size (external
+ * memory, which also brings V8's next full GC closer): at 1 MiB bodies via clamd, 3.65 → 3.0–3.1 ms
+ * CPU per request without it (BENCHMARKS.md, Session 4).
  *
  * Small pieces are copied into blocks of our own: holding a view of every tiny chunked-encoding
  * piece would keep one Buffer object per piece alive, and could pin whole socket reads for a few
