@@ -29,7 +29,7 @@ import {
   type BuiltRequest,
   type ScenarioName,
 } from './lib/scenarios.js';
-import { SampleBuffer, percentile, round } from './lib/stats.js';
+import { SampleBuffer, latencySummaryMs, round } from './lib/stats.js';
 
 export interface LoadOptions {
   host: string;
@@ -281,13 +281,7 @@ class LoadRun {
       requests: this.requests,
       ok: this.ok,
       rps: round(this.ok / (windowMs / 1000), 1),
-      latencyMs: {
-        p50: round(percentile(sorted, 0.5), 3),
-        p90: round(percentile(sorted, 0.9), 3),
-        p99: round(percentile(sorted, 0.99), 3),
-        max: round(sorted.length > 0 ? sorted[sorted.length - 1]! : Number.NaN, 3),
-        mean: round(sorted.length > 0 ? sum / sorted.length : Number.NaN, 3),
-      },
+      latencyMs: latencySummaryMs(sorted, sum),
       errors: { total: errorsTotal, ...this.errors },
       statuses: Object.fromEntries(
         [...this.statuses.entries()].filter(([, v]) => v > 0).map(([k, v]) => [String(k), v]),

@@ -1,11 +1,11 @@
 /**
  * What tests (test/helpers/clamd.ts) and the benchmark (bench/lib/clamd.ts) both need to run a
- * private, offline clamd (shared/specs/clamd-protocol.md §6): its clamd.conf, an unsigned
+ * private, offline clamd (shared/specs/clamd-protocol.md §6): its directory and clamd.conf, an unsigned
  * daily.cud that gives VERSION a DB version, and one `z` command over the UNIX socket.
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -35,6 +35,24 @@ export function buildUnsignedCud(dbDir: string, version: number, signatureName: 
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
+}
+
+/** Where a private clamd keeps everything: one temp directory, removed as a whole when it stops. */
+export interface PrivateClamdDir {
+  /** clamd's own directory: temp files, pid file, clamd.conf. */
+  readonly dir: string;
+  /** Its signature database (created empty). */
+  readonly dbDir: string;
+  readonly socketPath: string;
+  readonly logPath: string;
+}
+
+/** Creates a temp directory `<tmp>/<prefix>XXXXXX` with an empty `db/` and names the socket and log in it. */
+export function makePrivateClamdDir(prefix: string): PrivateClamdDir {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const dbDir = join(dir, 'db');
+  mkdirSync(dbDir);
+  return { dir, dbDir, socketPath: join(dir, 'clamd.sock'), logPath: join(dir, 'clamd.log') };
 }
 
 export interface PrivateClamdConf {

@@ -10,6 +10,7 @@ import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, r
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { isAlive } from '../../tools/processes.js';
 
 export const ROOT = resolve(import.meta.dirname, '..', '..');
 const CLI = join(ROOT, 'dist', 'src', 'cli.js');
@@ -58,15 +59,6 @@ export function buildDist(log: (line: string) => void): void {
   if (!existsSync(CLI)) throw new Error(`${CLI} missing after the build`);
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 export async function startBridge(o: BridgeOptions): Promise<BridgeProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'icap-bridge-bench-'));
   const spool = join(dir, 'spool');
@@ -104,7 +96,7 @@ export async function startBridge(o: BridgeOptions): Promise<BridgeProcess> {
       await exited;
     }
     for (const pid of servingPids) {
-      if (pid !== child.pid && alive(pid)) process.kill(pid, 'SIGKILL');
+      if (pid !== child.pid && isAlive(pid)) process.kill(pid, 'SIGKILL');
     }
     const left = spoolEntries();
     rmSync(dir, { recursive: true, force: true });

@@ -12,11 +12,10 @@
  * root). The daemon runs in the foreground as our child; stop() kills it by PID.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { buildUnsignedCud, clamdCommand, SIGTOOL_BIN, writePrivateClamdConf } from '../../tools/clamd-offline.js';
+import { buildUnsignedCud, clamdCommand, makePrivateClamdDir, SIGTOOL_BIN, writePrivateClamdConf } from '../../tools/clamd-offline.js';
 import { freePort } from './ports.js';
 
 export const CLAMD_BIN = '/usr/sbin/clamd';
@@ -65,19 +64,13 @@ function writeDatabase(dbDir: string): void {
 export { clamdCommand };
 
 export async function startBenchClamd(o: BenchClamdOptions): Promise<BenchClamd> {
-  const dir = mkdtempSync(join(tmpdir(), 'icap-bridge-bench-clamd-'));
-  const dbDir = join(dir, 'db');
-  mkdirSync(dbDir);
+  const layout = makePrivateClamdDir('icap-bridge-bench-clamd-');
+  const { dir, dbDir, socketPath, logPath } = layout;
   writeDatabase(dbDir);
   const port = await freePort();
-  const socketPath = join(dir, 'clamd.sock');
-  const logPath = join(dir, 'clamd.log');
   const confPath = writePrivateClamdConf({
-    dir,
-    dbDir,
-    socketPath,
+    ...layout,
     port,
-    logPath,
     streamMaxLength: o.streamMaxLength,
     maxThreads: o.maxThreads,
     maxQueue: o.maxQueue,

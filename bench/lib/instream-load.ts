@@ -11,7 +11,7 @@ import * as net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { LoadResult } from '../loadgen.js';
 import { cleanBody } from './scenarios.js';
-import { SampleBuffer, percentile, round } from './stats.js';
+import { SampleBuffer, latencySummaryMs, round } from './stats.js';
 
 export interface InstreamLoadOptions {
   /** A UNIX socket path, or host:port. */
@@ -83,13 +83,7 @@ export function runInstreamLoad(o: InstreamLoadOptions): Promise<LoadResult> {
         requests,
         ok,
         rps: round(ok / windowS, 1),
-        latencyMs: {
-          p50: round(percentile(sorted, 0.5), 3),
-          p90: round(percentile(sorted, 0.9), 3),
-          p99: round(percentile(sorted, 0.99), 3),
-          max: round(sorted.length > 0 ? sorted[sorted.length - 1]! : Number.NaN, 3),
-          mean: round(sorted.length > 0 ? sum / sorted.length : Number.NaN, 3),
-        },
+        latencyMs: latencySummaryMs(sorted, sum),
         errors: { total: errors.status + errors.socket + errors.timeout + errors.framing, ...errors },
         statuses: Object.fromEntries(replies),
         bytes: { sent: bytesSent, received: 0 },

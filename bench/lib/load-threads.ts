@@ -11,7 +11,7 @@
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { runLoadWithSamples, type LoadOptions, type LoadResult } from '../loadgen.js';
-import { percentile, round } from './stats.js';
+import { latencySummaryMs, round } from './stats.js';
 
 /**
  * A worker thread does not inherit the `--import tsx` loader, so its entry registers tsx itself
@@ -83,13 +83,7 @@ function merge(parts: { result: LoadResult; samples: Float64Array }[], windowMs:
     requests,
     ok: total('ok'),
     rps: round(rps, 1),
-    latencyMs: {
-      p50: round(percentile(all, 0.5), 3),
-      p90: round(percentile(all, 0.9), 3),
-      p99: round(percentile(all, 0.99), 3),
-      max: round(all.length > 0 ? all[all.length - 1]! : Number.NaN, 3),
-      mean: round(all.length > 0 ? sum / all.length : Number.NaN, 3),
-    },
+    latencyMs: latencySummaryMs(all, sum),
     errors,
     statuses,
     bytes: {

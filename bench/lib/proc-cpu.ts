@@ -25,17 +25,8 @@ function cpuMs(pid: number): number | null {
   }
 }
 
-/** Direct children of `pid` (c-icap's worker processes). */
-export function childPids(pid: number): number[] {
-  try {
-    return execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' })
-      .split('\n')
-      .filter((l) => l.trim() !== '')
-      .map(Number);
-  } catch {
-    return [];
-  }
-}
+// Direct children of a pid: shared with the tests' helpers.
+export { childPids } from '../../tools/processes.js';
 
 /** Sum over `pids` of CPU ms; pids that vanished count as 0. */
 export function totalCpuMs(pids: readonly number[]): number {

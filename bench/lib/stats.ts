@@ -47,3 +47,15 @@ export function round(v: number, digits = 2): number {
   const f = 10 ** digits;
   return Math.round(v * f) / f;
 }
+
+/** The latency block of a load result: p50/p90/p99/max/mean in ms, 3 decimals; NaN for no samples. */
+export function latencySummaryMs(sorted: ArrayLike<number>, sum: number): { p50: number; p90: number; p99: number; max: number; mean: number } {
+  const n = sorted.length;
+  return {
+    p50: round(percentile(sorted, 0.5), 3),
+    p90: round(percentile(sorted, 0.9), 3),
+    p99: round(percentile(sorted, 0.99), 3),
+    max: round(n > 0 ? sorted[n - 1]! : Number.NaN, 3),
+    mean: round(n > 0 ? sum / n : Number.NaN, 3),
+  };
+}

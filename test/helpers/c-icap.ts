@@ -10,13 +10,14 @@
  * children), waits until OPTIONS is answered, and stops the main process by its PID, then any
  * worker children (found by parent PID before the kill) that outlive it.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './child-server.js';
 import { requestReply } from './socket-reply.js';
 import { waitFor } from './wait.js';
+import { childPids } from '../../tools/processes.js';
 
 export const C_ICAP_BIN = '/usr/bin/c-icap';
 
@@ -61,17 +62,6 @@ export function optionsStatus(port: number, service: string, timeoutMs = 1000): 
     timeoutMs,
     complete: (text) => (text.includes('\r\n\r\n') ? text.slice(0, text.indexOf('\r\n')) : undefined),
   });
-}
-
-function childPids(pid: number): number[] {
-  try {
-    return execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' })
-      .split('\n')
-      .filter((l) => l.trim() !== '')
-      .map(Number);
-  } catch {
-    return []; // pgrep exits 1 when there are none
-  }
 }
 
 /** Running (a zombie waiting for PID 1 to reap it counts as gone). */

@@ -13,11 +13,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { buildUnsignedCud, clamdCommand, SIGTOOL_BIN, writePrivateClamdConf } from '../../tools/clamd-offline.js';
+import { buildUnsignedCud, clamdCommand, makePrivateClamdDir, SIGTOOL_BIN, writePrivateClamdConf } from '../../tools/clamd-offline.js';
 import { freePort } from './child-server.js';
 import { waitFor } from './wait.js';
 
@@ -89,19 +88,13 @@ export { clamdCommand };
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export async function startClamd(options: ClamdOptions = {}): Promise<RunningClamd> {
-  const dir = mkdtempSync(join(tmpdir(), 'icap-bridge-clamd-'));
-  const dbDir = join(dir, 'db');
-  mkdirSync(dbDir);
+  const layout = makePrivateClamdDir('icap-bridge-clamd-');
+  const { dir, dbDir, socketPath, logPath } = layout;
   writeDatabase(dbDir, options.dbVersion ?? 27001);
   const port = await freePort();
-  const socketPath = join(dir, 'clamd.sock');
-  const logPath = join(dir, 'clamd.log');
   const confPath = writePrivateClamdConf({
-    dir,
-    dbDir,
-    socketPath,
+    ...layout,
     port,
-    logPath,
     streamMaxLength: options.streamMaxLength ?? 1024 * 1024,
     maxThreads: options.maxThreads ?? 2,
     maxQueue: options.maxQueue ?? 16,

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildRequest, EICAR } from '../helpers/icap-messages.js';
 import { TestClient } from '../helpers/icap-client.js';
 import { startChildServer, type ChildServer } from '../helpers/child-server.js';
+import { metricValue } from '../helpers/metrics-text.js';
 
 let srv: ChildServer;
 let adminPort: number;
@@ -19,14 +20,6 @@ const get = async (path: string): Promise<{ status: number; text: string }> => {
   const res = await fetch(`http://127.0.0.1:${adminPort}${path}`);
   return { status: res.status, text: await res.text() };
 };
-
-function metric(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
-    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) return Number(line.split(' ').at(-1));
-  }
-  return undefined;
-}
 
 describe('admin listener', () => {
   it('/healthz and /readyz answer 200', async () => {
@@ -50,18 +43,18 @@ describe('admin listener', () => {
     await new Promise((r) => setTimeout(r, 100));
     const { status, text } = await get('/metrics');
     expect(status).toBe(200);
-    expect(metric(text, 'icap_bridge_transactions_total', { method: 'RESPMOD', service: 'respmod', status: '204', verdict: 'clean' })).toBe(3);
-    expect(metric(text, 'icap_bridge_transactions_total', { method: 'RESPMOD', service: 'respmod', status: '200', verdict: 'infected' })).toBe(1);
-    expect(metric(text, 'icap_bridge_transactions_total', { method: 'OPTIONS', service: 'respmod' })).toBe(1);
-    expect(metric(text, 'icap_bridge_transaction_duration_seconds_count', { method: 'RESPMOD', service: 'respmod' })).toBe(4);
-    expect(metric(text, 'icap_bridge_bytes_in_total', { service: 'respmod' })).toBeGreaterThan(0);
-    expect(metric(text, 'icap_bridge_connections_open')).toBe(1);
-    expect(metric(text, 'icap_bridge_backend_endpoint_up', { backend: 'builtin', endpoint: 'worker-pool' })).toBe(1);
-    expect(metric(text, 'icap_bridge_backend_endpoint_queued', { backend: 'builtin' })).toBe(0);
-    expect(metric(text, 'icap_bridge_spool_bytes_on_disk')).toBe(0);
+    expect(metricValue(text, 'icap_bridge_transactions_total', { method: 'RESPMOD', service: 'respmod', status: '204', verdict: 'clean' })).toBe(3);
+    expect(metricValue(text, 'icap_bridge_transactions_total', { method: 'RESPMOD', service: 'respmod', status: '200', verdict: 'infected' })).toBe(1);
+    expect(metricValue(text, 'icap_bridge_transactions_total', { method: 'OPTIONS', service: 'respmod' })).toBe(1);
+    expect(metricValue(text, 'icap_bridge_transaction_duration_seconds_count', { method: 'RESPMOD', service: 'respmod' })).toBe(4);
+    expect(metricValue(text, 'icap_bridge_bytes_in_total', { service: 'respmod' })).toBeGreaterThan(0);
+    expect(metricValue(text, 'icap_bridge_connections_open')).toBe(1);
+    expect(metricValue(text, 'icap_bridge_backend_endpoint_up', { backend: 'builtin', endpoint: 'worker-pool' })).toBe(1);
+    expect(metricValue(text, 'icap_bridge_backend_endpoint_queued', { backend: 'builtin' })).toBe(0);
+    expect(metricValue(text, 'icap_bridge_spool_bytes_on_disk')).toBe(0);
     // Bodies this small are scanned on the event loop (builtin inline_max_bytes), not in the pool.
-    expect(metric(text, 'icap_bridge_scan_duration_seconds_count', { backend: 'builtin', endpoint: 'inline', outcome: 'clean' })).toBe(3);
-    expect(metric(text, 'icap_bridge_verdict_cache_lookups_total', { service: 'respmod', result: 'miss' })).toBe(4);
+    expect(metricValue(text, 'icap_bridge_scan_duration_seconds_count', { backend: 'builtin', endpoint: 'inline', outcome: 'clean' })).toBe(3);
+    expect(metricValue(text, 'icap_bridge_verdict_cache_lookups_total', { service: 'respmod', result: 'miss' })).toBe(4);
     c.close();
   });
 });

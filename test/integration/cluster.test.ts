@@ -13,6 +13,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startChildServer, type ChildServer } from '../helpers/child-server.js';
 import { TestClient } from '../helpers/icap-client.js';
 import { buildRequest } from '../helpers/icap-messages.js';
+import { waitFor as waitUntil } from '../helpers/wait.js';
+import { metricValue } from '../helpers/metrics-text.js';
+import { isAlive } from '../../tools/processes.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -22,24 +25,9 @@ let configPath: string;
 /** Every worker pid seen, so afterAll can make sure none outlives the test. */
 const seenPids = new Set<number>();
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function waitFor<T>(what: string, check: () => T | undefined, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = check();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
+/** Cluster starts and restarts are slower than one process: the shared waitFor, with a longer deadline. */
+const waitFor = <T>(what: string, check: () => T | undefined, timeoutMs = 10_000): Promise<T> =>
+  waitUntil(what, check, { timeoutMs, intervalMs: 25 });
 
 const primaryLogs = (msg: string): Record<string, unknown>[] => srv.logs().filter((l) => l.role === 'primary' && l.msg === msg);
 
@@ -71,14 +59,6 @@ async function adminGet(path: string): Promise<{ status: number; text: string }>
   return { status: res.status, text: await res.text() };
 }
 
-function metric(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
-    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) return Number(line.split(' ').at(-1));
-  }
-  return undefined;
-}
-
 function workerPidsNow(): number[] {
   const started = primaryLogs('icap-bridge started')[0]!.worker_pids as number[];
   const exited = new Set(primaryLogs('worker exited').map((l) => l.worker_pid as number));
@@ -98,7 +78,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await srv?.stop('SIGKILL');
-  for (const pid of seenPids) if (alive(pid)) process.kill(pid, 'SIGKILL');
+  for (const pid of seenPids) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
 });
 
 describe('server.processes: 2', () => {
@@ -121,12 +101,12 @@ describe('server.processes: 2', () => {
     await sleep(100);
     const { status, text } = await adminGet('/metrics');
     expect(status).toBe(200);
-    expect(metric(text, 'icap_bridge_transactions_total', { method: 'OPTIONS', service: 'respmod' })).toBe(8);
-    expect(metric(text, 'icap_bridge_transactions_total', { method: 'RESPMOD', service: 'respmod', status: '204', verdict: 'clean' })).toBe(6);
-    expect(metric(text, 'icap_bridge_transaction_duration_seconds_count', { method: 'RESPMOD', service: 'respmod' })).toBe(6);
-    expect(metric(text, 'icap_bridge_cluster_workers')).toBe(2);
+    expect(metricValue(text, 'icap_bridge_transactions_total', { method: 'OPTIONS', service: 'respmod' })).toBe(8);
+    expect(metricValue(text, 'icap_bridge_transactions_total', { method: 'RESPMOD', service: 'respmod', status: '204', verdict: 'clean' })).toBe(6);
+    expect(metricValue(text, 'icap_bridge_transaction_duration_seconds_count', { method: 'RESPMOD', service: 'respmod' })).toBe(6);
+    expect(metricValue(text, 'icap_bridge_cluster_workers')).toBe(2);
     // min over the workers, not a sum of 2
-    expect(metric(text, 'icap_bridge_backend_endpoint_up', { backend: 'builtin' })).toBe(1);
+    expect(metricValue(text, 'icap_bridge_backend_endpoint_up', { backend: 'builtin' })).toBe(1);
     const ready = await adminGet('/readyz');
     expect(ready.status).toBe(200);
     expect(JSON.parse(ready.text)).toEqual({ ready: true, problems: {} });
@@ -191,14 +171,14 @@ describe('server.processes: 2', () => {
     expect(new Set(await optionsOnNewConnections(6))).toEqual(new Set([current]));
     expect(optionsPids().slice(first)).toContain(replacement);
     const metrics = await adminGet('/metrics');
-    expect(metric(metrics.text, 'icap_bridge_cluster_worker_restarts_total')).toBe(1);
+    expect(metricValue(metrics.text, 'icap_bridge_cluster_worker_restarts_total')).toBe(1);
   });
 
   it('SIGTERM: every worker stops, the primary exits 0, no worker directory is left', async () => {
     const workers = workerPidsNow();
     expect(workers).toHaveLength(2);
     expect(await srv.stop('SIGTERM')).toBe(0);
-    for (const pid of workers) expect(alive(pid)).toBe(false);
+    for (const pid of workers) expect(isAlive(pid)).toBe(false);
     expect(readdirSync(srv.spoolDir)).toEqual([]);
     expect(primaryLogs('icap-bridge stopped')).toHaveLength(1);
   });
