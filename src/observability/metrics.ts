@@ -5,7 +5,9 @@
  * per-byte path. Each process has its own registry; with server.processes > 1 the primary serves
  * their aggregate (src/cluster/cluster-metrics.ts), so every counter and gauge here is per process.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { BatchedCounter } from './batched-counter.js';
+import { LabeledHistogram } from './labeled-histogram.js';
 import type { Backend } from '../backends/backend.js';
 import type { AccessRecord } from './access-log.js';
 
@@ -23,41 +25,50 @@ export interface Metrics {
   recordProtocolError(status: number): void;
 }
 
+/** ICAP statuses as label values, made once each rather than per transaction. */
+const STATUS_LABELS = new Map<number, string>();
+function statusLabel(status: number): string {
+  let label = STATUS_LABELS.get(status);
+  if (label === undefined) STATUS_LABELS.set(status, (label = String(status)));
+  return label;
+}
+
 const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
 export function createMetrics(live: LiveState): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'icap_bridge_process_' });
 
-  const transactions = new Counter({
+  // Fed once per transaction: batched counters and our histogram (label-series.ts says why).
+  const transactions = new BatchedCounter({
     name: 'icap_bridge_transactions_total',
     help: 'ICAP transactions by method, service, ICAP status and verdict (OPTIONS included, verdict "none").',
-    labelNames: ['method', 'service', 'status', 'verdict'] as const,
-    registers: [registry],
+    labelNames: ['method', 'service', 'status', 'verdict'],
+    registry,
   });
-  const bytesIn = new Counter({ name: 'icap_bridge_bytes_in_total', help: 'Bytes received in REQMOD/RESPMOD transactions.', labelNames: ['service'] as const, registers: [registry] });
-  const bytesOut = new Counter({ name: 'icap_bridge_bytes_out_total', help: 'Bytes sent in REQMOD/RESPMOD answers.', labelNames: ['service'] as const, registers: [registry] });
-  const duration = new Histogram({
-    name: 'icap_bridge_transaction_duration_seconds',
-    help: 'Time from the ICAP request head to the end of the answer.',
-    labelNames: ['method', 'service'] as const,
-    buckets: DURATION_BUCKETS,
-    registers: [registry],
-  });
-  const scanDuration = new Histogram({
-    name: 'icap_bridge_scan_duration_seconds',
-    help: 'Time one backend endpoint took to scan one body (per-endpoint latency).',
-    labelNames: ['backend', 'endpoint', 'outcome'] as const,
-    buckets: DURATION_BUCKETS,
-    registers: [registry],
-  });
+  const bytesIn = new BatchedCounter({ name: 'icap_bridge_bytes_in_total', help: 'Bytes received in REQMOD/RESPMOD transactions.', labelNames: ['service'], registry });
+  const bytesOut = new BatchedCounter({ name: 'icap_bridge_bytes_out_total', help: 'Bytes sent in REQMOD/RESPMOD answers.', labelNames: ['service'], registry });
+  const duration = new LabeledHistogram(
+    'icap_bridge_transaction_duration_seconds',
+    'Time from the ICAP request head to the end of the answer.',
+    ['method', 'service'],
+    DURATION_BUCKETS,
+    registry,
+  );
+  const scanDuration = new LabeledHistogram(
+    'icap_bridge_scan_duration_seconds',
+    'Time one backend endpoint took to scan one body (per-endpoint latency).',
+    ['backend', 'endpoint', 'outcome'],
+    DURATION_BUCKETS,
+    registry,
+  );
   const rejected = new Counter({ name: 'icap_bridge_connections_rejected_total', help: 'Connections refused (503) past Max-Connections.', labelNames: ['reason'] as const, registers: [registry] });
   // Issue 5 content handling, counted from the access record's cache / decoding / multipart fields.
-  const verdictCache = new Counter({
+  const verdictCache = new BatchedCounter({
     name: 'icap_bridge_verdict_cache_lookups_total',
     help: 'Body-end scans by verdict cache use: hit (answered without scanning), miss, bypass.',
-    labelNames: ['service', 'result'] as const,
-    registers: [registry],
+    labelNames: ['service', 'result'],
+    registry,
   });
   const contentDecoding = new Counter({
     name: 'icap_bridge_content_decoding_total',
@@ -119,17 +130,17 @@ export function createMetrics(live: LiveState): Metrics {
   return {
     registry,
     recordTransaction(r) {
-      transactions.inc({ method: r.method, service: r.service, status: String(r.icap_status), verdict: r.verdict });
-      bytesIn.inc({ service: r.service }, r.bytes_in);
-      bytesOut.inc({ service: r.service }, r.bytes_out);
-      duration.observe({ method: r.method, service: r.service }, r.duration_ms / 1000);
-      for (const s of r.scans) scanDuration.observe({ backend: s.backend, endpoint: s.endpoint ?? '', outcome: s.outcome }, s.ms / 1000);
-      if (r.cache !== undefined) verdictCache.inc({ service: r.service, result: r.cache });
+      transactions.at(r.method, r.service, statusLabel(r.icap_status), r.verdict).add();
+      bytesIn.at(r.service).add(r.bytes_in);
+      bytesOut.at(r.service).add(r.bytes_out);
+      duration.at(r.method, r.service).observe(r.duration_ms / 1000);
+      for (const s of r.scans) scanDuration.at(s.backend, s.endpoint ?? '', s.outcome).observe(s.ms / 1000);
+      if (r.cache !== undefined) verdictCache.at(r.service, r.cache).add();
       if (r.decoding !== undefined) contentDecoding.inc({ service: r.service, outcome: r.decoding.outcome });
       if (r.multipart !== undefined) multipartUploads.inc({ service: r.service, outcome: r.multipart.outcome });
     },
     recordOptions(service, status) {
-      transactions.inc({ method: 'OPTIONS', service, status: String(status), verdict: 'none' });
+      transactions.at('OPTIONS', service, statusLabel(status), 'none').add();
     },
     recordRejectedConnection(reason) {
       rejected.inc({ reason });
