@@ -95,7 +95,10 @@ export class LabeledHistogram {
     return data;
   }
 
-  /** Registry.resetMetrics() calls this. */
+  /**
+   * Registry.resetMetrics() calls this (nothing in icap-bridge does). Unlike prom-client's, the label
+   * sets seen stay listed, at zero: LabelSeries never forgets one.
+   */
   reset(): void {
     for (const s of this.#series.all()) {
       s.counts.fill(0);
