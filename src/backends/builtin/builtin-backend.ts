@@ -1,10 +1,12 @@
 /**
- * The embedded engine (DESIGN.md, "Backends and pools"): EICAR test file and SHA-256 hash lists,
- * scanned in a worker pool so hashing a large body never blocks the event loop.
+ * The embedded engine (DESIGN.md, "Backends and pools"): EICAR test file and SHA-256 hash lists.
+ * A body in memory up to `inline_max_bytes` is scanned on the event loop (scanNow); anything
+ * larger in a worker pool, so hashing a large body never blocks the event loop.
  *
+ *   scanNow(body) ─► scanBytes on this thread (small, in memory) ─────────────┐
  *   scan(body) ─► pool.run({ memory copy | path, size }) ─► worker: sha256 (with hash lists) + EICAR search
- *              ◄─ { sha256, eicar } ◄────────────────────────┘
- *   main thread: hash-list lookup ─► BackendResult
+ *              ◄─ { sha256, eicar } ◄────────────────────────┘                 │
+ *   main thread: hash-list lookup ◄──────────────────────────────────────────┘ ─► BackendResult
  */
 import { performance } from 'node:perf_hooks';
 import type { Backend, BackendResult, ScanErrorKind, ScanMeta } from '../backend.js';
@@ -61,24 +63,19 @@ export async function createBuiltinBackend(options: BuiltinBackendOptions): Prom
   let closed = false;
   const inlineMaxBytes = options.inlineMaxBytes ?? 0;
 
-  /** The body's bytes when they are scanned on this thread, else null (the worker pool). */
-  function inlineBytes(body: SpooledBody): Buffer | null {
+  /** The verdict on this thread for a small in-memory body; undefined = the worker pool's job. */
+  function scanNow(body: SpooledBody): BackendResult | undefined {
     // Small and in memory: one synchronous pass here costs less than posting to a worker and
     // waking it (that hand-off was the largest single cost of a 4 KiB RESPMOD).
-    return body.memory !== null && body.size <= inlineMaxBytes && !closed ? body.memory : null;
-  }
-
-  function scanNow(body: SpooledBody): BackendResult | undefined {
-    const inline = inlineBytes(body);
-    if (inline === null) return undefined;
+    if (body.memory === null || body.size > inlineMaxBytes || closed) return undefined;
     const started = performance.now();
-    return verdict(scanBytes(inline, wanted), performance.now() - started, 'inline');
+    return verdict(scanBytes(body.memory, wanted), performance.now() - started, 'inline');
   }
 
   async function scan(body: SpooledBody, _meta: ScanMeta, signal: AbortSignal): Promise<BackendResult> {
     inFlight++;
     try {
-      return await scanOnce(body, inlineBytes(body), signal);
+      return await scanOnce(body, signal);
     } finally {
       inFlight--;
     }
@@ -98,13 +95,14 @@ export async function createBuiltinBackend(options: BuiltinBackendOptions): Prom
     return found;
   }
 
-  /** `inline`: the body's bytes when they are scanned on this thread, else null (the worker pool). */
-  async function scanOnce(body: SpooledBody, inline: Buffer | null, signal: AbortSignal): Promise<BackendResult> {
+  async function scanOnce(body: SpooledBody, signal: AbortSignal): Promise<BackendResult> {
     const started = performance.now();
     if (signal.aborted) {
       return { outcome: 'error', backend: name, durationMs: 0, kind: 'backend-error', message: `scan aborted: ${describe(signal.reason)}` };
     }
-    if (inline !== null) return verdict(scanBytes(inline, wanted), performance.now() - started, 'inline');
+    // scan() is also called directly (multipart parts: scan-parts.ts), so it answers small bodies inline too.
+    const now = scanNow(body);
+    if (now !== undefined) return now;
     const elapsed = (): number => performance.now() - started;
     const fail = (kind: ScanErrorKind, message: string): BackendResult => ({
       outcome: 'error',
