@@ -1,9 +1,9 @@
 /**
  * Log destination for a process of a cluster. All processes share one stdout; when that is a pipe
  * (systemd's journal, a container runtime, a test), one write(2) of at most PIPE_BUF bytes is
- * atomic, a longer one may be interleaved with another process's write. pino's SonicBoom batches
- * whole lines into writes of at most `maxWrite` bytes, so capping that at PIPE_BUF keeps every line
- * (shorter than 4 KiB) whole.
+ * atomic, a longer one may be interleaved with another process's write: blocks of whole lines capped
+ * at PIPE_BUF keep every line (shorter than 4 KiB) whole. A regular file shared by the processes
+ * (one open file description, one offset) takes each write(2) whole, so there blocks stay large.
  */
 import { batchedStdout, type LogDestination } from '../observability/log-destination.js';
 
@@ -11,5 +11,5 @@ import { batchedStdout, type LogDestination } from '../observability/log-destina
 const PIPE_BUF = 4096;
 
 export function clusterLogDestination(): LogDestination {
-  return batchedStdout({ minLength: PIPE_BUF / 2, maxWrite: PIPE_BUF });
+  return batchedStdout({ minLength: 32_768, fileBlockBytes: 65_536, pipeBlockBytes: PIPE_BUF });
 }

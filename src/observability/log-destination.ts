@@ -1,102 +1,243 @@
 /**
- * Where log lines go by default: stdout through pino's SonicBoom, batched twice.
+ * Where log lines go by default: stdout, gathered into blocks of bytes and written a block at a time.
  *
- * 1. Lines logged during one turn of the event loop are gathered in an array and handed to
- *    SonicBoom together at the end of the turn (setImmediate), joined into chunks of at most
- *    `maxWrite` bytes of whole lines. SonicBoom appends every string it is given to its last
- *    pending buffer and measures that buffer again (Buffer.byteLength flattens it), so line by line
- *    that cost grew with the buffer; per turn it is paid once per chunk.
- * 2. SonicBoom writes once `minLength` bytes have gathered, or at the latest FLUSH_INTERVAL_MS
- *    (25 ms) after lines were logged. Its default (minLength 0) would start a write(2) as soon as
- *    the previous one is done, at thousands of access lines per second nearly one per line.
+ * Each line pino hands over is encoded straight into the current block (one utf8Write, no string
+ * kept). A block is written once it holds `minLength` bytes, when the next line would not fit, or at
+ * the latest FLUSH_INTERVAL_MS after its first line. At tens of thousands of access lines per second
+ * this is what the logging costs: pino's SonicBoom concatenated the lines into strings, measured them
+ * with Buffer.byteLength, flattened and encoded them again for each write(2) and handed every write to
+ * the libuv thread pool; with this writer a REQMOD null-body at 64 connections went from ~33 to ~30 µs
+ * of CPU per request (BENCHMARKS.md, Session 6).
  *
- * flush(), flushSync() (pino calls it when the process exits) and end() hand pending lines over
- * first, so nothing logged before them is lost.
+ * How a block is written depends on what stdout is (checked once, by fstat):
+ * - a regular file: write(2) right away, on the event loop. The page cache takes 64 KiB in
+ *   microseconds, the thread pool stays free for the spool's file I/O, and lines are in the file
+ *   the moment flushSync() returns.
+ * - a pipe, socket or terminal (a container runtime, journald): one asynchronous write at a time on
+ *   the thread pool, in order, so a slow reader never stalls the event loop. Blocks waiting behind
+ *   it are capped at MAX_QUEUED_BYTES; past that, lines are dropped and counted, and a line saying
+ *   how many were lost is written once the reader catches up. A write(2) of at most PIPE_BUF bytes
+ *   to a pipe is atomic: `pipeBlockBytes` (PIPE_BUF in a cluster, whose processes share stdout)
+ *   keeps whole lines from interleaving with another process's.
+ *
+ * flushSync() (at exit, and pino.final) writes whatever is pending synchronously. A block already
+ * handed to the thread pool may then land after those lines: it cannot be recalled.
  */
-import { pino } from 'pino';
+import { fstatSync, write, writeSync } from 'node:fs';
 
-/** The longest a line waits in the buffer on a quiet server. */
+/** The longest a line waits in a block on a quiet server. */
 const FLUSH_INTERVAL_MS = 25;
-/** After the last line, keep flushing this long: a flush during a write in progress is skipped. */
-const FLUSH_QUIET_MS = 1000;
+/** Blocks waiting for a slow pipe reader, at most; past this, lines are dropped (and counted). */
+const MAX_QUEUED_BYTES = 16 * 1024 * 1024;
+/** A full pipe: try again after this long. */
+const EAGAIN_RETRY_MS = 10;
+/** Written blocks kept for reuse. */
+const SPARE_BLOCKS = 4;
 
 export interface BatchedDestinationOptions {
-  /** Bytes gathered before a write; must be below maxWrite. */
+  /** Bytes gathered before a write (at most the block size). */
   readonly minLength: number;
-  /** Largest single write (a cluster caps it at PIPE_BUF so lines of processes never interleave). */
-  readonly maxWrite: number;
+  /** Block size, the largest single write of whole lines, when stdout is a regular file. */
+  readonly fileBlockBytes: number;
+  /** The same when stdout is a pipe, socket or terminal (PIPE_BUF where processes share it). */
+  readonly pipeBlockBytes: number;
   /** File descriptor to write to: stdout unless a test says otherwise. */
   readonly fd?: number;
+  /** Bytes waiting for a pipe reader before lines are dropped; MAX_QUEUED_BYTES unless a test says otherwise. */
+  readonly maxQueuedBytes?: number;
 }
 
-export type LogDestination = ReturnType<typeof pino.destination>;
+export interface LogDestination {
+  /** pino's DestinationStream: takes one whole line. Always returns true (nothing to wait for). */
+  write(line: string): boolean;
+  /** Writes what is pending; `cb` once every block handed over so far is written. */
+  flush(cb?: (err?: Error) => void): void;
+  /** Writes what is pending before returning (the process is about to exit). */
+  flushSync(): void;
+  /** Flushes, stops the interval timer; resolves once everything is written. The fd stays open. */
+  end(): Promise<void>;
+  /** Lines dropped because a pipe reader was too slow (see the file comment). */
+  readonly dropped: number;
+}
+
+function isRegularFile(fd: number): boolean {
+  try {
+    return fstatSync(fd).isFile();
+  } catch {
+    return false;
+  }
+}
 
 export function batchedStdout(options: BatchedDestinationOptions): LogDestination {
-  const destination = pino.destination({ dest: options.fd ?? 1, sync: false, minLength: options.minLength, maxWrite: options.maxWrite });
-  const sonicWrite = destination.write.bind(destination);
-  const sonicFlush = destination.flush.bind(destination);
-  const sonicFlushSync = destination.flushSync.bind(destination);
-  const sonicEnd = destination.end.bind(destination);
-  const linesThisTurn: string[] = [];
-  let handOverScheduled = false;
-  let lastHandOver = 0;
+  const fd = options.fd ?? 1;
+  const toFile = isRegularFile(fd);
+  const blockBytes = toFile ? options.fileBlockBytes : options.pipeBlockBytes;
+  const minLength = Math.min(options.minLength, blockBytes);
+  const maxQueuedBytes = options.maxQueuedBytes ?? MAX_QUEUED_BYTES;
+  const spares: Buffer[] = [];
+  const newBlock = (): Buffer => spares.pop() ?? Buffer.allocUnsafeSlow(blockBytes);
+  let block = newBlock();
+  let used = 0;
+  let timer: NodeJS.Timeout | null = null;
+  // Asynchronous path only: blocks waiting for the write in flight.
+  const queue: Buffer[] = [];
+  let queuedBytes = 0;
+  let writing = false;
+  let dropped = 0;
+  let droppedSinceReport = 0;
+  const idleWaiters: ((err?: Error) => void)[] = [];
 
-  const handOver = (): void => {
-    handOverScheduled = false;
-    if (linesThisTurn.length === 0) return;
-    lastHandOver = Date.now();
-    let chunk = '';
-    let chunkBytes = 0;
-    try {
-      for (const line of linesThisTurn) {
-        const bytes = Buffer.byteLength(line);
-        if (chunkBytes > 0 && chunkBytes + bytes > options.maxWrite) {
-          sonicWrite(chunk);
-          chunk = '';
-          chunkBytes = 0;
-        }
-        chunk += line;
-        chunkBytes += bytes;
+  const recycle = (written: Buffer): void => {
+    if (written.buffer.byteLength === blockBytes && spares.length < SPARE_BLOCKS) {
+      spares.push(Buffer.from(written.buffer, written.byteOffset, blockBytes));
+    }
+  };
+
+  /** Synchronous write of a whole buffer; a broken stdout loses it (nothing else could be done). */
+  const writeNow = (data: Buffer): void => {
+    let offset = 0;
+    let busyRetries = 0;
+    while (offset < data.length) {
+      try {
+        offset += writeSync(fd, data, offset, data.length - offset);
+      } catch (err) {
+        // A non-blocking pipe at exit: a bounded busy retry, then give up on the rest.
+        if ((err as NodeJS.ErrnoException).code === 'EAGAIN' && busyRetries++ < 1000) continue;
+        return;
       }
-      sonicWrite(chunk);
-    } catch {
-      // Destroyed (the process is ending): nothing left to write to.
     }
-    linesThisTurn.length = 0;
   };
 
-  destination.write = (line: string): boolean => {
-    linesThisTurn.push(line);
-    if (!handOverScheduled) {
-      handOverScheduled = true;
-      setImmediate(handOver);
-    }
-    return true;
-  };
-  destination.flush = (cb?: (err?: Error) => void): void => {
-    handOver();
-    sonicFlush(cb);
-  };
-  destination.flushSync = (): void => {
-    handOver();
-    sonicFlushSync();
-  };
-  destination.end = (): void => {
-    handOver();
-    sonicEnd();
+  const settleWaiters = (): void => {
+    if (writing || queue.length > 0) return;
+    for (const waiter of idleWaiters.splice(0)) waiter();
   };
 
-  const timer = setInterval(() => {
-    if (Date.now() - lastHandOver > FLUSH_QUIET_MS) return;
-    try {
-      sonicFlush();
-    } catch {
-      // Destroyed (the process is ending): nothing left to write to.
+  const writeNext = (): void => {
+    if (writing) return;
+    const data = queue.shift();
+    if (data === undefined) {
+      settleWaiters();
+      return;
     }
-  }, FLUSH_INTERVAL_MS);
-  timer.unref();
-  destination.once('close', () => clearInterval(timer));
-  return destination;
+    writing = true;
+    const writeFrom = (offset: number): void => {
+      write(fd, data, offset, data.length - offset, null, (err, n) => {
+        if (err && err.code === 'EAGAIN') {
+          setTimeout(() => writeFrom(offset), EAGAIN_RETRY_MS).unref();
+          return;
+        }
+        if (!err && offset + n < data.length) {
+          writeFrom(offset + n);
+          return;
+        }
+        // Written, or stdout is gone (EPIPE, EBADF): either way this block is done.
+        writing = false;
+        queuedBytes -= data.length;
+        recycle(data);
+        writeNext();
+      });
+    };
+    writeFrom(0);
+  };
+
+  const handOver = (data: Buffer): void => {
+    if (toFile) {
+      writeNow(data);
+      recycle(data);
+      return;
+    }
+    if (queuedBytes + data.length > maxQueuedBytes) {
+      const lines = countLines(data);
+      dropped += lines;
+      droppedSinceReport += lines;
+      return;
+    }
+    if (droppedSinceReport > 0 && queuedBytes === 0) {
+      const report = `{"level":40,"time":"${new Date().toISOString()}","service":"icap-bridge","dropped_lines":${droppedSinceReport},"msg":"log lines dropped: stdout was not read fast enough"}\n`;
+      droppedSinceReport = 0;
+      enqueue(Buffer.from(report));
+    }
+    enqueue(data);
+  };
+
+  const enqueue = (data: Buffer): void => {
+    queue.push(data);
+    queuedBytes += data.length;
+    writeNext();
+  };
+
+  /** The current block goes out (or into the queue); a fresh one takes the next lines. */
+  const seal = (): void => {
+    if (timer !== null) {
+      clearTimeout(timer);
+      timer = null;
+    }
+    if (used === 0) return;
+    const full = block.subarray(0, used);
+    block = newBlock();
+    used = 0;
+    handOver(full);
+  };
+
+  const flush = (cb?: (err?: Error) => void): void => {
+    seal();
+    if (cb === undefined) return;
+    idleWaiters.push(cb);
+    settleWaiters();
+  };
+
+  const flushSync = (): void => {
+    seal();
+    for (const data of queue.splice(0)) {
+      queuedBytes -= data.length;
+      writeNow(data);
+    }
+  };
+  // pino registers SonicBoom for a last flushSync at exit; this destination registers itself.
+  pendingAtExit.add(flushSync);
+
+  return {
+    write(line: string): boolean {
+      // utf8 needs at most 3 bytes per UTF-16 unit: check with that bound, no byteLength scan.
+      if (line.length * 3 > blockBytes - used) {
+        seal();
+        if (line.length * 3 > blockBytes) {
+          // Longer than a block: written on its own (in a cluster's pipe it may interleave).
+          handOver(Buffer.from(line));
+          return true;
+        }
+      }
+      if (used === 0 && timer === null) {
+        timer = setTimeout(seal, FLUSH_INTERVAL_MS);
+        timer.unref();
+      }
+      used += block.write(line, used); // utf8
+      if (used >= minLength) seal();
+      return true;
+    },
+    flush,
+    flushSync,
+    end(): Promise<void> {
+      pendingAtExit.delete(flushSync);
+      return new Promise((resolve) => flush(() => resolve()));
+    },
+    get dropped(): number {
+      return dropped;
+    },
+  };
+}
+
+/** flushSync of every destination not ended yet, run once when the process exits. */
+const pendingAtExit = new Set<() => void>();
+process.once('exit', () => {
+  for (const flushSync of pendingAtExit) flushSync();
+});
+
+function countLines(data: Buffer): number {
+  let lines = 0;
+  for (let at = data.indexOf(10); at !== -1; at = data.indexOf(10, at + 1)) lines++;
+  return lines;
 }
 
 let stampMs = -1;

@@ -21,6 +21,6 @@ export function createLogger(options: LoggerOptions): Logger {
       timestamp: isoTimeOncePerMs,
       redact: { paths: ['headers.authorization', 'headers["proxy-authorization"]', 'headers.cookie'], censor: '[redacted]' },
     },
-    options.destination ?? batchedStdout({ minLength: 8192, maxWrite: 16_384 }),
+    options.destination ?? batchedStdout({ minLength: 32_768, fileBlockBytes: 65_536, pipeBlockBytes: 65_536 }),
   );
 }

@@ -1,35 +1,65 @@
-import { once } from 'node:events';
-import { mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, constants } from 'node:fs';
+import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { batchedStdout, isoTimeOncePerMs } from '../../src/observability/log-destination.js';
 
 const dirs: string[] = [];
+const fds: number[] = [];
 afterEach(() => {
+  while (fds.length > 0) closeSync(fds.pop()!);
   while (dirs.length > 0) rmSync(dirs.pop()!, { recursive: true, force: true });
 });
 
-function logFile(): { path: string; fd: number } {
+function tempDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'icap-bridge-log-'));
   dirs.push(dir);
-  const path = join(dir, 'out.log');
-  return { path, fd: openSync(path, 'w') };
+  return dir;
 }
 
-/** end() waits for the write in flight, writes what is left and closes the file. */
-async function endOf(destination: ReturnType<typeof batchedStdout>): Promise<void> {
-  const closed = once(destination, 'close');
-  destination.end();
-  await closed;
+function logFile(): { path: string; fd: number } {
+  const path = join(tempDir(), 'out.log');
+  const fd = openSync(path, 'w');
+  fds.push(fd);
+  return { path, fd };
+}
+
+/** A named pipe: the destination writes its end, the test reads the other (stdout under a container runtime). */
+function logPipe(): { fd: number; read: () => Promise<string>; startReading: () => void } {
+  const path = join(tempDir(), 'out.fifo');
+  execFileSync('mkfifo', [path]);
+  // The read end first (non-blocking open), so opening the write end does not wait for a reader.
+  const reader = new Socket({ fd: openSync(path, constants.O_RDONLY | constants.O_NONBLOCK), readable: true, writable: false });
+  reader.pause();
+  const fd = openSync(path, 'w');
+  fds.push(fd);
+  const chunks: Buffer[] = [];
+  reader.on('data', (c) => chunks.push(c as Buffer));
+  return {
+    fd,
+    startReading: () => reader.resume(),
+    read: async () => {
+      reader.resume();
+      // Everything written is in the pipe once end() resolved; read until it is empty.
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      reader.destroy();
+      return Buffer.concat(chunks).toString('utf8');
+    },
+  };
 }
 
 const line = (i: number): string => `{"n":${i},"pad":"${'é'.repeat(i % 300)}"}\n`;
 
-describe('batchedStdout', () => {
-  it('writes every line whole and in order, across turns and chunk boundaries', async () => {
+async function nextTurn(): Promise<void> {
+  await new Promise((resolve) => setImmediate(resolve));
+}
+
+describe('batchedStdout to a regular file', () => {
+  it('writes every line whole and in order, across turns and block boundaries', async () => {
     const { path, fd } = logFile();
-    const destination = batchedStdout({ minLength: 2048, maxWrite: 4096, fd });
+    const destination = batchedStdout({ minLength: 2048, fileBlockBytes: 4096, pipeBlockBytes: 4096, fd });
     const expected: string[] = [];
     for (let turn = 0; turn < 20; turn++) {
       for (let i = 0; i < 50; i++) {
@@ -37,31 +67,82 @@ describe('batchedStdout', () => {
         expected.push(l);
         destination.write(l);
       }
-      await new Promise((resolve) => setImmediate(resolve));
+      await nextTurn();
     }
-    destination.write(line(9999)); // still in this turn when end() is called
+    const long = `{"long":"${'x'.repeat(10_000)}"}\n`; // longer than a block: written on its own
+    destination.write(long);
+    expected.push(long);
+    destination.write(line(9999));
     expected.push(line(9999));
-    await endOf(destination);
+    await destination.end();
     expect(readFileSync(path, 'utf8')).toBe(expected.join(''));
   });
 
-  it('holds a line until the end of the turn, then writes it within the flush interval', async () => {
+  it('holds a line below minLength, then writes it within the flush interval', async () => {
     const { path, fd } = logFile();
-    const destination = batchedStdout({ minLength: 8192, maxWrite: 16_384, fd });
+    const destination = batchedStdout({ minLength: 8192, fileBlockBytes: 65_536, pipeBlockBytes: 65_536, fd });
     destination.write(line(1));
+    expect(readFileSync(path, 'utf8')).toBe('');
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(readFileSync(path, 'utf8')).toBe(line(1));
-    await endOf(destination);
+    await destination.end();
   });
 
-  it('flushSync() writes the lines of the current turn too (pino calls it when the process exits)', async () => {
+  it('flushSync() writes the lines still in the block (pino calls it when the process exits)', async () => {
     const { path, fd } = logFile();
-    const destination = batchedStdout({ minLength: 8192, maxWrite: 16_384, fd });
+    const destination = batchedStdout({ minLength: 8192, fileBlockBytes: 65_536, pipeBlockBytes: 65_536, fd });
     destination.write(line(7));
     destination.write(line(8));
     destination.flushSync();
     expect(readFileSync(path, 'utf8')).toBe(line(7) + line(8));
-    await endOf(destination);
+    await destination.end();
+  });
+});
+
+describe('batchedStdout to a pipe', () => {
+  it('writes every line whole and in order through asynchronous writes', async () => {
+    const pipe = logPipe();
+    pipe.startReading();
+    const destination = batchedStdout({ minLength: 2048, fileBlockBytes: 65_536, pipeBlockBytes: 4096, fd: pipe.fd });
+    const expected: string[] = [];
+    for (let turn = 0; turn < 40; turn++) {
+      for (let i = 0; i < 100; i++) {
+        const l = line(turn * 100 + i);
+        expected.push(l);
+        destination.write(l);
+      }
+      await nextTurn();
+    }
+    await destination.end();
+    expect(await pipe.read()).toBe(expected.join(''));
+    expect(destination.dropped).toBe(0);
+  });
+
+  it('drops lines past the queue cap while nobody reads, counts them, and says so once the reader catches up', async () => {
+    const pipe = logPipe(); // not read yet: the pipe (64 KiB) fills, then the queue
+    const destination = batchedStdout({
+      minLength: 4096,
+      fileBlockBytes: 65_536,
+      pipeBlockBytes: 4096,
+      fd: pipe.fd,
+      maxQueuedBytes: 32 * 1024,
+    });
+    const total = 5000;
+    for (let i = 0; i < total; i++) destination.write(`{"n":${i}}\n`);
+    expect(destination.dropped).toBeGreaterThan(0);
+    pipe.startReading();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    destination.write('{"after":true}\n');
+    await destination.end();
+    const lines = (await pipe.read()).split('\n').filter((l) => l !== '');
+    // Every line that arrived is whole JSON, numbered lines in order, and kept + dropped = written.
+    const parsed = lines.map((l) => JSON.parse(l) as { n?: number; dropped_lines?: number; after?: boolean });
+    const numbers = parsed.filter((p) => p.n !== undefined).map((p) => p.n!);
+    expect(numbers).toEqual([...numbers].sort((a, b) => a - b));
+    expect(numbers.length + destination.dropped).toBe(total);
+    const report = parsed.find((p) => p.dropped_lines !== undefined);
+    expect(report?.dropped_lines).toBe(destination.dropped);
+    expect(parsed.at(-1)).toEqual({ after: true });
   });
 });
 
