@@ -66,6 +66,8 @@ export class IcapConnection {
   #phaseStarted = performance.now();
   #lastBodyActivity = 0;
   #timer: NodeJS.Timeout | null = null;
+  /** When the armed timer fires (performance.now() scale); it may be earlier than the phase's deadline. */
+  #timerFiresAt = 0;
   /** The generation the current request runs on (retained), else the latest seen. */
   #gen: Generation;
   #retained = false;
@@ -301,6 +303,9 @@ export class IcapConnection {
     this.#txn = null;
     this.#head = null;
     this.#service = null;
+    // The answer is complete: an error in the next request's head (before its request-head event)
+    // must still get its own status line, not a silent close.
+    this.#sink.started = false;
     this.#bytesReadMark = this.#socket.bytesRead;
     if (this.#socket.destroyed || this.#phase === 'closing') return;
     if (this.#peerEnded) {
@@ -354,12 +359,21 @@ export class IcapConnection {
     }
   }
 
-  /** One timer per connection, re-armed lazily: body activity only updates a timestamp. */
+  /**
+   * One timer per connection, re-armed lazily. A phase change or body activity only moves the
+   * deadline; the armed timer stays if it fires no later than that, and on firing checks the deadline
+   * and re-arms for what is left. So a keep-alive request (idle → head → processing → idle) costs no
+   * timer operation at all, where clearing and setting one per phase was two of each per request.
+   */
   #armTimer(): void {
-    this.#clearTimer();
     const deadline = this.#deadline();
-    if (deadline === null) return;
-    this.#timer = setTimeout(() => this.#onTimer(), Math.max(1, deadline - performance.now()));
+    if (deadline === null) return; // an armed timer fires, finds no deadline and stops
+    if (this.#timer !== null && this.#timerFiresAt <= deadline) return;
+    this.#clearTimer();
+    // Whole milliseconds: Node keeps one timer list per duration, so equal durations share a list.
+    const delayMs = Math.max(1, Math.ceil(deadline - performance.now()));
+    this.#timerFiresAt = performance.now() + delayMs;
+    this.#timer = setTimeout(() => this.#onTimer(), delayMs);
     this.#timer.unref();
   }
 

@@ -123,6 +123,64 @@ describe('timeouts', () => {
   });
 });
 
+/**
+ * The connection keeps one timer and moves deadlines lazily (connection.ts #armTimer): a timer
+ * armed for a later deadline must give way when the next phase's deadline is earlier.
+ */
+describe('an error in the second request of a connection', () => {
+  it('a malformed head after an answered request gets its own 400, not a silent close', async () => {
+    const c = await TestClient.connect(srv.port);
+    c.write(buildRequest({ method: 'OPTIONS' }).first);
+    expect((await c.read()).status).toBe(200);
+    c.write(b('OPTIONS icap://127.0.0.1/respmod ICAP/1.0\r\nno colon here\r\n\r\n'));
+    const r = await c.read(3000);
+    expect(r.status).toBe(400);
+    expect(r.header('Connection')).toBe('close');
+    await c.waitClosed(3000);
+  });
+});
+
+describe('timeouts of unequal length', () => {
+  async function withServer(timeouts: string, run: (port: number) => Promise<void>): Promise<void> {
+    const server = await startTestServer(`server:
+  listen: [{ host: 127.0.0.1, port: 0 }]
+  timeouts: ${timeouts}
+`);
+    try {
+      await run(server.port);
+    } finally {
+      await server.close();
+    }
+  }
+
+  it('a short keep-alive after a long header timeout closes the idle connection on time', async () => {
+    await withServer('{ header_ms: 5000, keep_alive_ms: 300 }', async (port) => {
+      const c = await TestClient.connect(port);
+      c.write(buildRequest({ method: 'OPTIONS' }).first);
+      expect((await c.read()).status).toBe(200);
+      const answered = Date.now();
+      await c.waitClosed(3000);
+      expect(Date.now() - answered).toBeGreaterThanOrEqual(250);
+      expect(Date.now() - answered).toBeLessThan(2000);
+    });
+  });
+
+  it('a short header timeout after a long keep-alive answers 408 on time', async () => {
+    await withServer('{ header_ms: 300, keep_alive_ms: 5000 }', async (port) => {
+      const c = await TestClient.connect(port);
+      c.write(buildRequest({ method: 'OPTIONS' }).first);
+      expect((await c.read()).status).toBe(200);
+      await new Promise((resolve) => setTimeout(resolve, 100)); // idle: the keep-alive timer is armed
+      c.write(b('OPTIONS icap://127.0.0.1/respmod ICAP/1.0\r\nHost: x\r\n'));
+      const started = Date.now();
+      expect((await c.read(3000)).status).toBe(408);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(250);
+      expect(Date.now() - started).toBeLessThan(2000);
+      await c.waitClosed(3000);
+    });
+  });
+});
+
 describe('client disconnects', () => {
   it('mid-body: the transaction is aborted, temp file removed, logged as aborted (never clean)', async () => {
     const c = await TestClient.connect(srv.port);
