@@ -2,7 +2,9 @@
  * One access line per ICAP transaction (DESIGN.md "Operations"), logged with msg "access" so
  * operators can filter on it. Field names are stable: dashboards and tests depend on them.
  */
+import { pino } from 'pino';
 import type { Logger } from './logger.js';
+import { accessRecordJson } from './access-json.js';
 
 export interface AccessRecord {
   transaction_id: string;
@@ -65,6 +67,24 @@ export interface AccessRecord {
   error_decisions?: { backend: string; kind: string; decision: 'allow' | 'block' }[];
 }
 
+/** pino's internals the line is built from (pino.symbols: exported for integrations, not its stable API). */
+interface PinoInternals {
+  [pino.symbols.timeSym]: () => string;
+  [pino.symbols.chindingsSym]: string;
+  [pino.symbols.streamSym]: { write(line: string): unknown };
+}
+
+/**
+ * The line pino writes for `logger.info({ access: record }, 'access')`, byte for byte (level, time,
+ * bindings, fields, msg: test/observability/access-json.test.ts holds the two side by side), with the
+ * record serialized by access-json.ts instead of JSON.stringify. Loggers come only from createLogger
+ * (no mixin, hooks or formatters, which this line would skip).
+ */
 export function writeAccessLog(logger: Logger, record: AccessRecord, enabled: boolean): void {
-  if (enabled) logger.info({ access: record }, 'access');
+  if (!enabled || !logger.isLevelEnabled('info')) return;
+  const internals = logger as unknown as PinoInternals;
+  internals[pino.symbols.streamSym].write(
+    `{"level":${logger.levels.values.info}${internals[pino.symbols.timeSym]()}${internals[pino.symbols.chindingsSym]}` +
+      `,"access":${accessRecordJson(record)},"msg":"access"}\n`,
+  );
 }

@@ -1,0 +1,132 @@
+/**
+ * The access line written by hand (access-json.ts, writeAccessLog) against what JSON.stringify and
+ * pino write for the same record: operators' parsers and dashboards read these lines.
+ */
+import { Writable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { accessRecordJson } from '../../src/observability/access-json.js';
+import { writeAccessLog, type AccessRecord } from '../../src/observability/access-log.js';
+import { createLogger } from '../../src/observability/logger.js';
+
+/** A record with every field, in the order src/server/transaction.ts builds it (Required: a new field must be added here). */
+const FULL: Required<AccessRecord> = {
+  transaction_id: 'k3x9-1a',
+  client: '::1:50412',
+  method: 'RESPMOD',
+  service: 'respmod',
+  icap_status: 200,
+  http_status: 403,
+  bytes_in: 1_048_900,
+  bytes_out: 812,
+  preview: 1024,
+  body_bytes: 1_048_576,
+  verdict: 'infected',
+  threats: ['Eicar-Test-Signature', 'Win.Test "quoted"'],
+  scan_errors: ['metadefender:timeout'],
+  reason: 'infected',
+  duration_ms: 12.3,
+  url: 'http://example.com/a b?q="1"&x=\\y',
+  x_client_ip: '192.0.2.7',
+  x_client_username: 'YWxpY2U=',
+  scans: [
+    { backend: 'clamav', outcome: 'infected', ms: 7, endpoint: '/run/clamd.sock', part: 'file:a.exe' },
+    { backend: 'metadefender', outcome: 'error:timeout', ms: 30000 },
+  ],
+  cache: 'miss',
+  decoding: { codings: ['gzip'], outcome: 'decoded', decoded_bytes: 2_000_000 },
+  multipart: { outcome: 'split', parts: 2 },
+  parts: [{ label: 'file:a.exe', file_name: 'a.exe', media_type: 'application/octet-stream', bytes: 68, outcome: 'infected', threats: ['Eicar'], cached: true }],
+  batch: { backend: 'metadefender', id: 'b-1', endpoint: 'https://core:8008', signed: true, verified: null, detail: 'x' },
+  user: 'alice',
+  rule: 'uploads',
+  action: 'scan',
+  list: 'deny_sha256',
+  list_entry: 'ab12',
+  error_decisions: [{ backend: 'metadefender', kind: 'timeout', decision: 'allow' }],
+  committed: { kicks: 3, released_bytes: 65536 },
+};
+
+const MINIMAL: AccessRecord = {
+  transaction_id: 'k3x9-2',
+  client: '127.0.0.1:40000',
+  method: 'OPTIONS',
+  service: 'reqmod',
+  icap_status: 200,
+  http_status: null,
+  bytes_in: 0,
+  bytes_out: 0,
+  preview: null,
+  body_bytes: 0,
+  verdict: 'none',
+  threats: [],
+  scan_errors: [],
+  reason: 'options',
+  duration_ms: 0,
+  scans: [],
+};
+
+// Escapes, control characters, non-ASCII, a lone surrogate (JSON.stringify escapes it), DEL.
+const AWKWARD = ['', 'a"b', 'back\\slash', 'tab\tnew\nline\r', '\u0000\u001f', 'naïve — 日本', '😀', '\ud800', '\u007f', '</script>'];
+
+describe('accessRecordJson', () => {
+  it('writes exactly what JSON.stringify writes, for a record with every field and one with none optional', () => {
+    expect(accessRecordJson(FULL)).toBe(JSON.stringify(FULL));
+    expect(accessRecordJson(MINIMAL)).toBe(JSON.stringify(MINIMAL));
+  });
+
+  it('escapes every string as JSON.stringify does', () => {
+    for (const s of AWKWARD) {
+      const { scans: _, ...head } = MINIMAL;
+      const record: AccessRecord = { ...head, threats: [s, s], url: s, scans: [{ backend: s, outcome: s, ms: 1, endpoint: s, part: s }], user: s };
+      expect(accessRecordJson(record), JSON.stringify(s)).toBe(JSON.stringify(record));
+    }
+  });
+
+  it('writes a non-finite number as null, as JSON.stringify does', () => {
+    const record: AccessRecord = { ...MINIMAL, duration_ms: Number.NaN, bytes_in: Number.POSITIVE_INFINITY };
+    expect(accessRecordJson(record)).toBe(JSON.stringify(record));
+  });
+
+  it('leaves out fields that are undefined, as JSON.stringify does', () => {
+    const record: AccessRecord = { ...MINIMAL, url: undefined, cache: undefined, rule: undefined };
+    expect(accessRecordJson(record)).toBe(JSON.stringify(record));
+  });
+});
+
+function capture(level = 'info'): { logger: ReturnType<typeof createLogger>; lines: string[] } {
+  const lines: string[] = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      lines.push(...chunk.toString().split('\n').filter(Boolean));
+      cb();
+    },
+  });
+  return { logger: createLogger({ level, destination }), lines };
+}
+
+const withoutTime = (line: string): string => line.replace(/,"time":"[^"]+"/, ',"time":"T"');
+
+describe('writeAccessLog', () => {
+  it('writes the line pino writes for { access: record }, for the root logger and a child', () => {
+    for (const make of [(l: ReturnType<typeof createLogger>) => l, (l: ReturnType<typeof createLogger>) => l.child({ pid: 42, role: 'worker "1"' })]) {
+      const { logger, lines } = capture();
+      const log = make(logger);
+      for (const record of [FULL, MINIMAL]) {
+        log.info({ access: record }, 'access');
+        writeAccessLog(log, record, true);
+      }
+      expect(lines).toHaveLength(4);
+      expect(withoutTime(lines[1]!)).toBe(withoutTime(lines[0]!));
+      expect(withoutTime(lines[3]!)).toBe(withoutTime(lines[2]!));
+      expect(JSON.parse(lines[1]!)).toMatchObject({ level: 30, service: 'icap-bridge', msg: 'access', access: FULL });
+    }
+  });
+
+  it('writes nothing when the access log is off or info is below the level', () => {
+    const off = capture();
+    writeAccessLog(off.logger, MINIMAL, false);
+    const quiet = capture('warn');
+    writeAccessLog(quiet.logger, MINIMAL, true);
+    expect([...off.lines, ...quiet.lines]).toEqual([]);
+  });
+});
