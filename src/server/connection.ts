@@ -26,6 +26,7 @@ import type { AccessRecord } from '../observability/access-log.js';
 import type { Logger } from '../observability/logger.js';
 import type { Generation } from './generation.js';
 import { buildOptionsHeaders } from './options-response.js';
+import { PerSecondResponseCache } from './response-cache.js';
 import { commonHeaders, errorResponse } from './response-headers.js';
 import { ResponseSink } from './response-sink.js';
 import { connectionClosed, connectionOpened, corkUntilEndOfTurn, worthCoalescing } from './write-coalescer.js';
@@ -47,6 +48,9 @@ export interface ConnectionContext {
 }
 
 type Phase = 'head' | 'body' | 'processing' | 'idle' | 'closing';
+
+/** OPTIONS answers per service (response-cache.ts). */
+const OPTIONS_ANSWERS = new PerSecondResponseCache();
 
 /** After an error answer, how long to drain the client's remaining bytes before destroying. */
 const LINGER_MS = 2000;
@@ -263,12 +267,13 @@ export class IcapConnection {
     const bytesIn = this.#socket.bytesRead - this.#bytesReadMark;
     try {
       if (head.method === 'OPTIONS') {
-        await this.#sink.write(
-          encodeSimpleResponse(200, [
-            ...commonHeaders(service.istag),
-            ...buildOptionsHeaders(service, this.#gen.config.server.max_connections),
-          ]),
+        const istag = service.istag;
+        const maxConnections = this.#gen.config.server.max_connections;
+        // Keyed by the ISTag (it changes with the service's settings and engines) and the service.
+        const answer = OPTIONS_ANSWERS.get(`${istag}\n${service.name}\n${maxConnections}`, () =>
+          encodeSimpleResponse(200, [...commonHeaders(istag), ...buildOptionsHeaders(service, maxConnections)]),
         );
+        await this.#sink.write(answer);
         this.#ctx.onOptions({
           transaction_id: this.#ctx.nextTransactionId(),
           client: this.clientAddress,

@@ -54,6 +54,7 @@ import {
 import { NO_CONTENT_PLAN, planContent, type ContentPlan } from './content-plan.js';
 import { contentScanFields } from './content-scan-record.js';
 import { PolicyTracker } from './policy-tracker.js';
+import { PerSecondResponseCache } from './response-cache.js';
 import { commonHeaders } from './response-headers.js';
 import type { ResponseSink } from './response-sink.js';
 import type { Service } from './service-registry.js';
@@ -61,6 +62,15 @@ import { encodePartialContent, may206 } from './partial-content.js';
 import { declaredLength, reachesTrickle, TrickleForwarder, trickleSettings, type TrickleSettings } from './trickle.js';
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+/** 204 answers, per service ISTag and decision headers (response-cache.ts). */
+const NO_CONTENT_ANSWERS = new PerSecondResponseCache();
+
+function noContentKey(istag: string, headers: readonly (readonly [string, string])[]): string {
+  let key = istag;
+  for (const [name, value] of headers) key += `\n${name}: ${value}`;
+  return key;
+}
 
 export interface TransactionInit {
   readonly id: string;
@@ -624,11 +634,15 @@ export class Transaction {
 
   async #writePlan(plan: ResponsePlan, body: SpooledBody | null): Promise<void> {
     const sink = this.#init.sink;
-    const headers = [...commonHeaders(this.#init.service.istag), ...plan.icapHeaders];
+    const istag = this.#init.service.istag;
+    if (plan.kind === 'no-content') {
+      // The same bytes for every 204 of this service and decision within a second.
+      const key = noContentKey(istag, plan.icapHeaders);
+      await this.#write(NO_CONTENT_ANSWERS.get(key, () => encodeSimpleResponse(204, [...commonHeaders(istag), ...plan.icapHeaders])));
+      return;
+    }
+    const headers = [...commonHeaders(istag), ...plan.icapHeaders];
     switch (plan.kind) {
-      case 'no-content':
-        await this.#write(encodeSimpleResponse(204, headers));
-        return;
       case 'block':
         // REQMOD: request satisfaction (§4.8.2) — we answer the HTTP request ourselves. RESPMOD: the
         // 403 page replaces the origin response. Either way an encapsulated HTTP response.
