@@ -51,6 +51,7 @@ type Phase = 'head' | 'body' | 'processing' | 'idle' | 'closing';
 
 /** OPTIONS answers per service (response-cache.ts). */
 const OPTIONS_ANSWERS = new PerSecondResponseCache();
+const OPTIONS_KEYS = new WeakMap<Service, string>();
 
 /** After an error answer, how long to drain the client's remaining bytes before destroying. */
 const LINGER_MS = 2000;
@@ -269,8 +270,11 @@ export class IcapConnection {
       if (head.method === 'OPTIONS') {
         const istag = service.istag;
         const maxConnections = this.#gen.config.server.max_connections;
-        // Keyed by the ISTag (it changes with the service's settings and engines) and the service.
-        const answer = OPTIONS_ANSWERS.get(`${istag}\n${service.name}\n${maxConnections}`, () =>
+        // Keyed by the ISTag (it changes with the service's settings and engines), the service and
+        // max_connections. A Service object belongs to one generation, so its key is built once.
+        let key = OPTIONS_KEYS.get(service);
+        if (key === undefined) OPTIONS_KEYS.set(service, (key = `${service.name}\n${maxConnections}`));
+        const answer = OPTIONS_ANSWERS.get(istag, key, () =>
           encodeSimpleResponse(200, [...commonHeaders(istag), ...buildOptionsHeaders(service, maxConnections)]),
         );
         await this.#sink.write(answer);

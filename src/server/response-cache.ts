@@ -10,19 +10,30 @@ const MAX_ENTRIES = 1024;
 
 export class PerSecondResponseCache {
   #second = -1;
-  readonly #entries = new Map<string, Buffer>();
+  #size = 0;
+  /**
+   * Two levels, so a lookup hashes strings that already exist (an ISTag, a header value) instead of
+   * a key concatenated per request (measured: the concatenated key cost 3 % of a REQMOD's CPU).
+   */
+  readonly #groups = new Map<string, Map<string, Buffer>>();
 
-  /** The answer for `key` in this second, built by `encode` (which reads the Date itself) on a miss. */
-  get(key: string, encode: () => Buffer): Buffer {
+  /** The answer for (`group`, `key`) in this second, built by `encode` (which reads the Date itself) on a miss. */
+  get(group: string, key: string, encode: () => Buffer): Buffer {
     const second = Math.floor(Date.now() / 1000);
     if (second !== this.#second) {
       this.#second = second;
-      this.#entries.clear();
+      this.#groups.clear();
+      this.#size = 0;
     }
-    let bytes = this.#entries.get(key);
+    let entries = this.#groups.get(group);
+    let bytes = entries?.get(key);
     if (bytes === undefined) {
       bytes = encode();
-      if (this.#entries.size < MAX_ENTRIES) this.#entries.set(key, bytes);
+      if (this.#size < MAX_ENTRIES) {
+        if (entries === undefined) this.#groups.set(group, (entries = new Map()));
+        entries.set(key, bytes);
+        this.#size++;
+      }
     }
     return bytes;
   }

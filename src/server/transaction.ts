@@ -66,8 +66,10 @@ type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 /** 204 answers, per service ISTag and decision headers (response-cache.ts). */
 const NO_CONTENT_ANSWERS = new PerSecondResponseCache();
 
-function noContentKey(istag: string, headers: readonly (readonly [string, string])[]): string {
-  let key = istag;
+/** Within an ISTag: the decision header's value alone in the usual case, else every header. */
+function noContentKey(headers: readonly (readonly [string, string])[]): string {
+  if (headers.length === 1 && headers[0]![0] === 'X-ICAP-Bridge-Decision') return headers[0]![1];
+  let key = '';
   for (const [name, value] of headers) key += `\n${name}: ${value}`;
   return key;
 }
@@ -637,8 +639,8 @@ export class Transaction {
     const istag = this.#init.service.istag;
     if (plan.kind === 'no-content') {
       // The same bytes for every 204 of this service and decision within a second.
-      const key = noContentKey(istag, plan.icapHeaders);
-      await this.#write(NO_CONTENT_ANSWERS.get(key, () => encodeSimpleResponse(204, [...commonHeaders(istag), ...plan.icapHeaders])));
+      const key = noContentKey(plan.icapHeaders);
+      await this.#write(NO_CONTENT_ANSWERS.get(istag, key, () => encodeSimpleResponse(204, [...commonHeaders(istag), ...plan.icapHeaders])));
       return;
     }
     const headers = [...commonHeaders(istag), ...plan.icapHeaders];
