@@ -5,6 +5,22 @@ export interface HeaderField {
   readonly value: string;
 }
 
+/** Up to this many fields, get() scans them instead of building the index. */
+const LINEAR_LOOKUP_MAX = 16;
+
+/** RFC 7230 §3.2: field names are case-insensitive tokens (ASCII), so ASCII folding is exact. */
+function sameName(a: string, b: string): boolean {
+  if (a === b) return true;
+  for (let i = 0; i < a.length; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x !== y && (x | 0x20) !== (y | 0x20)) return false;
+    // Equal once folded: only letters may differ by 0x20 ('@' and '`' must not match).
+    if (x !== y && ((x | 0x20) < 0x61 || (x | 0x20) > 0x7a)) return false;
+  }
+  return true;
+}
+
 /** Case-insensitive lookup over header fields in their original order. */
 export class HeaderList {
   readonly fields: readonly HeaderField[];
@@ -27,9 +43,17 @@ export class HeaderList {
     return this.#byName;
   }
 
-  /** First value of the header, or undefined. */
+  /**
+   * First value of the header, or undefined. A typical block has a handful of fields, and a scan
+   * comparing lengths first is cheaper than building the lower-cased index (and lower-casing `name`)
+   * for the few lookups a message gets; large blocks use the index.
+   */
   get(name: string): string | undefined {
-    return this.#index().get(name.toLowerCase())?.[0];
+    if (this.fields.length > LINEAR_LOOKUP_MAX || this.#byName !== undefined) return this.#index().get(name.toLowerCase())?.[0];
+    for (const field of this.fields) {
+      if (field.name.length === name.length && sameName(field.name, name)) return field.value;
+    }
+    return undefined;
   }
 
   getAll(name: string): readonly string[] {

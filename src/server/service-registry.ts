@@ -94,13 +94,13 @@ export class ServiceRegistry {
  * string changed (reading them is cheap; hashing on every answer would not be).
  */
 function liveIstag(inputs: Record<string, unknown>, backends: readonly Backend[]): () => string {
-  let key: string | undefined;
+  let seen: string[] | undefined;
   let tag = '';
   return () => {
-    const versions = backends.map((b) => b.version);
-    const next = versions.join('\n');
-    if (next !== key) {
-      key = next;
+    // Compared in place: this runs for every answer, and a version changes rarely.
+    if (seen === undefined || backends.some((b, i) => b.version !== seen![i])) {
+      const versions = backends.map((b) => b.version);
+      seen = versions;
       tag = computeIstag({ ...inputs, versions });
     }
     return tag;
