@@ -22,11 +22,24 @@ import {
   type ServicePolicy,
 } from '../policy/index.js';
 
+const IMPLICIT_OUTCOMES = new WeakMap<ServicePolicy, PolicyOutcome>();
+
+/**
+ * Nothing to match against: the service's own rule, whatever the request (service-policy.ts). One
+ * outcome object per policy, shared by its transactions (outcomes are never modified).
+ */
+function implicitOutcome(policy: ServicePolicy): PolicyOutcome {
+  let outcome = IMPLICIT_OUTCOMES.get(policy);
+  if (outcome === undefined) IMPLICIT_OUTCOMES.set(policy, (outcome = { kind: 'rule', rule: policy.rules[0]!, final: true }));
+  return outcome;
+}
+
 export class PolicyTracker {
   readonly #policy: ServicePolicy;
   readonly #attributes: () => RequestAttributes;
   #outcome: PolicyOutcome = { kind: 'pending' };
-  readonly #sniff = Buffer.alloc(SNIFF_BYTES);
+  /** Allocated on the first body bytes: most transactions never need it (no body, or no rules). */
+  #sniff: Buffer | null = null;
   #sniffLength = 0;
   /** Body chunks seen while no rule is chosen yet, to replay into streams opened later. */
   #held: Buffer[] = [];
@@ -62,6 +75,7 @@ export class PolicyTracker {
     if (this.#policy.onlyImplicitRule) return null;
     // The first bytes are kept whatever happens: the final evaluation needs the file type too.
     const sniffWasFull = this.#sniffLength >= SNIFF_BYTES;
+    this.#sniff ??= Buffer.alloc(SNIFF_BYTES);
     if (!sniffWasFull) this.#sniffLength += data.copy(this.#sniff, this.#sniffLength, 0, SNIFF_BYTES - this.#sniffLength);
     // Chosen already, or waiting for the end (a size) rather than for bytes: nothing to redo.
     if (this.#outcome.kind !== 'pending' || sniffWasFull) return null;
@@ -95,6 +109,7 @@ export class PolicyTracker {
    */
   finish(size: number, answeredEarly: boolean, sha256: () => string | undefined): PolicyOutcome {
     if (answeredEarly) return this.#outcome; // decided on what was known then; final by construction
+    if (this.#policy.onlyImplicitRule) return (this.#outcome = implicitOutcome(this.#policy));
     this.#held = [];
     const digest = this.needsSha256 && size > 0 ? sha256() : undefined;
     this.#evaluate(true, { size, ...(digest !== undefined && { sha256: digest }) });
@@ -103,11 +118,11 @@ export class PolicyTracker {
 
   #evaluate(complete: boolean, end: { size?: number; sha256?: string } = {}): void {
     if (this.#policy.onlyImplicitRule) {
-      // Nothing to match against: the service's own rule, whatever the request (service-policy.ts).
-      this.#outcome = { kind: 'rule', rule: this.#policy.rules[0]!, final: true };
+      this.#outcome = implicitOutcome(this.#policy);
       return;
     }
-    const fileType = detectFileType(this.#sniff.subarray(0, this.#sniffLength), complete);
+    const sniffed = this.#sniff === null ? Buffer.alloc(0) : this.#sniff.subarray(0, this.#sniffLength);
+    const fileType = detectFileType(sniffed, complete);
     const facts: BodyFacts = { complete, ...(fileType !== undefined && { fileType }), ...end };
     this.#outcome = evaluatePolicy(this.#policy, this.#attributes(), facts);
   }

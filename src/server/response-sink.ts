@@ -27,6 +27,15 @@ export class ResponseSink {
 
   /** Writes the buffers in one go; resolves when the socket can take more. Rejects if it closed. */
   async write(...buffers: Buffer[]): Promise<void> {
+    await this.writeNow(...buffers);
+  }
+
+  /**
+   * write() without a promise in the common case: null when the socket took everything, else a
+   * promise of 'drain'. Throws (synchronously) if the connection closed. An answer written this way
+   * costs no turn of the microtask queue.
+   */
+  writeNow(...buffers: Buffer[]): Promise<void> | null {
     const socket = this.#socket;
     if (this.closed) throw new CodedError('ICAP_ERR_CLIENT_GONE', 'connection closed');
     this.started = true;
@@ -41,8 +50,8 @@ export class ResponseSink {
       for (const b of buffers) ok = socket.write(b);
       socket.uncork();
     }
-    if (ok) return;
-    await new Promise<void>((resolve, reject) => {
+    if (ok) return null;
+    return new Promise<void>((resolve, reject) => {
       const onDrain = (): void => {
         socket.off('close', onClose);
         resolve();

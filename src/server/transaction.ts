@@ -134,7 +134,7 @@ export class Transaction {
   #released = 0;
   #kicks = 0;
   /** Early writes (the commit head and kicks) in order; respond() waits for them. */
-  #earlyWrites: Promise<void> = Promise.resolve();
+  #earlyWrites: Promise<void> | null = null;
   // Trickle delivery of large RESPMOD bodies (trickle.ts): starts the same early answer.
   readonly #trickleSettings: TrickleSettings | null;
   #trickle: TrickleForwarder | null = null;
@@ -332,7 +332,7 @@ export class Transaction {
     this.#init.logger.debug({ transaction_id: this.id, body_bytes: spool.size }, 'trickle delivery started');
     // Always queued (a then-callback), so the head follows the 100 Continue the connection writes
     // right after previewEnded() returns, and any kick already queued.
-    this.#earlyWrites = this.#earlyWrites
+    this.#earlyWrites = (this.#earlyWrites ?? Promise.resolve())
       .then(async () => {
         if (head !== null) await this.#write(head);
         trickle.begin();
@@ -400,7 +400,7 @@ export class Transaction {
       this.#kicks += 1;
     }
     if (writes.length > 0) {
-      this.#earlyWrites = this.#earlyWrites.then(() => this.#write(...writes)).catch(() => {});
+      this.#earlyWrites = (this.#earlyWrites ?? Promise.resolve()).then(() => this.#write(...writes)).catch(() => {});
     }
     this.#lastBodyActivity = performance.now();
     // Without trickling each kick released one byte, so kicks and released bytes are the same count.
@@ -417,9 +417,11 @@ export class Transaction {
     try {
       body = this.#spool ? await this.#spool.end() : null;
       this.#trickle?.pump(); // all of it is on disk now: up to the hold-back line while the scan runs
-      decision = await this.#decide(body);
+      // A decision that needs no scan (no body, a list, a rule) comes without a promise: no extra turn.
+      const decided = this.#decide(body);
+      decision = decided instanceof Promise ? await decided : decided;
       if (this.aborted) return;
-      await this.#earlyWrites;
+      if (this.#earlyWrites !== null) await this.#earlyWrites; // none for most: no await, no extra turn
       if (this.#committed) {
         await this.#finishCommitted(decision, body);
         return;
@@ -433,10 +435,15 @@ export class Transaction {
         serviceName: this.#init.service.name,
         url: this.#url() ?? '',
         blockPageTemplate: this.#init.service.blockPageTemplate,
-        ...(this.#ruleName() !== undefined && { rule: this.#ruleName()! }),
+        rule: this.#ruleName(),
         cacheHit: this.#contentScan?.cache === 'hit',
       });
-      await this.#writePlan(plan, body);
+      if (plan.kind === 'no-content') {
+        const drained = this.#writeNoContent(plan.icapHeaders);
+        if (drained !== null) await drained;
+      } else {
+        await this.#writePlan(plan, body);
+      }
       this.#finish(this.#record(plan, decision, 'answered'));
     } catch (err) {
       const code = (err as { code?: string }).code;
@@ -515,7 +522,8 @@ export class Transaction {
     this.#streams.clear();
   }
 
-  async #decide(body: SpooledBody | null): Promise<Decision> {
+  /** The decision, or a promise of it when a scan must run (the only asynchronous part). */
+  #decide(body: SpooledBody | null): Decision | Promise<Decision> {
     const outcome = this.#policy.finish(body?.size ?? 0, this.#answeredInPreview, () => this.#bodyHash?.hex());
     this.#applied = outcome;
     if (outcome.kind === 'pending') throw new Error('policy undecided with the whole body known'); // impossible: the implicit rule matches all
@@ -541,6 +549,10 @@ export class Transaction {
       this.#abortStreams('empty body');
       return notScanned(body === null ? 'no body' : 'empty body');
     }
+    return this.#scanAndDecide(body, rule, backends);
+  }
+
+  async #scanAndDecide(body: SpooledBody, rule: CompiledRule, backends: readonly Backend[]): Promise<Decision> {
     const cache = this.#init.service.verdictCache;
     const scan = await scanContent({
       backends,
@@ -636,14 +648,7 @@ export class Transaction {
 
   async #writePlan(plan: ResponsePlan, body: SpooledBody | null): Promise<void> {
     const sink = this.#init.sink;
-    const istag = this.#init.service.istag;
-    if (plan.kind === 'no-content') {
-      // The same bytes for every 204 of this service and decision within a second.
-      const key = noContentKey(plan.icapHeaders);
-      await this.#write(NO_CONTENT_ANSWERS.get(istag, key, () => encodeSimpleResponse(204, [...commonHeaders(istag), ...plan.icapHeaders])));
-      return;
-    }
-    const headers = [...commonHeaders(istag), ...plan.icapHeaders];
+    const headers = [...commonHeaders(this.#init.service.istag), ...plan.icapHeaders];
     switch (plan.kind) {
       case 'block':
         // REQMOD: request satisfaction (§4.8.2) — we answer the HTTP request ourselves. RESPMOD: the
@@ -713,6 +718,16 @@ export class Transaction {
         return;
       }
     }
+  }
+
+  /** A 204: the same bytes for every 204 of this service and decision within a second. Null once written. */
+  #writeNoContent(icapHeaders: readonly (readonly [string, string])[]): Promise<void> | null {
+    const istag = this.#init.service.istag;
+    const answer = NO_CONTENT_ANSWERS.get(istag, noContentKey(icapHeaders), () =>
+      encodeSimpleResponse(204, [...commonHeaders(istag), ...icapHeaders]),
+    );
+    this.#bytesOut += answer.length;
+    return this.#init.sink.writeNow(answer);
   }
 
   async #write(...buffers: Buffer[]): Promise<void> {
