@@ -277,7 +277,8 @@ export class IcapConnection {
         const answer = OPTIONS_ANSWERS.get(istag, key, () =>
           encodeSimpleResponse(200, [...commonHeaders(istag), ...buildOptionsHeaders(service, maxConnections)]),
         );
-        await this.#sink.write(answer);
+        const drained = this.#sink.writeNow(answer); // a promise only on backpressure
+        if (drained !== null) await drained;
         this.#ctx.onOptions({
           transaction_id: this.#ctx.nextTransactionId(),
           client: this.clientAddress,
