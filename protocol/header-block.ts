@@ -6,7 +6,19 @@
 import { IcapProtocolError } from './errors.js';
 import { HeaderList, type HeaderField } from './header-list.js';
 
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** RFC 7230 §3.2.6 tchar: "!#$%&'*+-.^_`|~", digits and letters. Indexed by char code (< 128). */
+const TCHAR = new Uint8Array(128);
+for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") TCHAR[c.charCodeAt(0)] = 1;
+
+/** A header name is a non-empty token (checked with a table: a regex per line cost more). */
+function isToken(s: string): boolean {
+  if (s.length === 0) return false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 128 || TCHAR[c] === 0) return false;
+  }
+  return true;
+}
 
 export interface ParsedBlock {
   /** The first line (request line, status line or HTTP start line). */
@@ -19,11 +31,14 @@ export interface ParsedBlock {
  * Continuation lines (obs-fold, RFC 2616 §2.2) join the previous value with one space.
  */
 export function parseHeaderBlock(text: string, maxHeaderCount: number, what: string): ParsedBlock {
-  const lines = text.split('\r\n');
-  const startLine = lines[0] ?? '';
+  // Line by line with indexOf rather than split('\r\n'): no array of every line first.
+  let lineEnd = text.indexOf('\r\n');
+  const startLine = lineEnd === -1 ? text : text.slice(0, lineEnd);
   const fields: HeaderField[] = [];
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i]!;
+  while (lineEnd !== -1) {
+    const lineStart = lineEnd + 2;
+    lineEnd = text.indexOf('\r\n', lineStart);
+    const line = lineEnd === -1 ? text.slice(lineStart) : text.slice(lineStart, lineEnd);
     if (line === '') continue;
     if (line.charCodeAt(0) === 0x20 || line.charCodeAt(0) === 0x09) {
       const last = fields.pop();
@@ -35,7 +50,7 @@ export function parseHeaderBlock(text: string, maxHeaderCount: number, what: str
     }
     const colon = line.indexOf(':');
     const name = colon > 0 ? line.slice(0, colon) : '';
-    if (!TOKEN.test(name)) {
+    if (!isToken(name)) {
       throw new IcapProtocolError('ICAP_ERR_MALFORMED', `${what}: malformed header line ${JSON.stringify(line.slice(0, 80))}`);
     }
     if (fields.length >= maxHeaderCount) {
