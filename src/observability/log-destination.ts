@@ -6,7 +6,7 @@
  * the latest FLUSH_INTERVAL_MS after its first line. At tens of thousands of access lines per second
  * this is what the logging costs: pino's SonicBoom concatenated the lines into strings, measured them
  * with Buffer.byteLength, flattened and encoded them again for each write(2) and handed every write to
- * the libuv thread pool; with this writer a REQMOD null-body at 64 connections went from ~33 to ~30 µs
+ * the libuv thread pool; with this writer a REQMOD null-body at 64 connections went from 36.5 to 29.8 µs
  * of CPU per request (BENCHMARKS.md, Session 6).
  *
  * How a block is written depends on what stdout is (checked once, by fstat):

@@ -650,6 +650,12 @@ export class Transaction {
     const sink = this.#init.sink;
     const headers = [...commonHeaders(this.#init.service.istag), ...plan.icapHeaders];
     switch (plan.kind) {
+      case 'no-content': {
+        // respond() writes 204s itself (no await on the common path); here for completeness.
+        const drained = this.#writeNoContent(plan.icapHeaders);
+        if (drained !== null) await drained;
+        return;
+      }
       case 'block':
         // REQMOD: request satisfaction (§4.8.2) — we answer the HTTP request ourselves. RESPMOD: the
         // 403 page replaces the origin response. Either way an encapsulated HTTP response.
