@@ -75,7 +75,15 @@ export function batchedStdout(options: BatchedDestinationOptions): LogDestinatio
   const minLength = Math.min(options.minLength, blockBytes);
   const maxQueuedBytes = options.maxQueuedBytes ?? MAX_QUEUED_BYTES;
   const spares: Buffer[] = [];
-  const newBlock = (): Buffer => spares.pop() ?? Buffer.allocUnsafeSlow(blockBytes);
+  /** Memory of the blocks this destination allocated: only those are reused (never a pooled Buffer.from). */
+  const ownBlocks = new WeakSet<ArrayBufferLike>();
+  const newBlock = (): Buffer => {
+    const spare = spares.pop();
+    if (spare !== undefined) return spare;
+    const fresh = Buffer.allocUnsafeSlow(blockBytes);
+    ownBlocks.add(fresh.buffer);
+    return fresh;
+  };
   let block = newBlock();
   let used = 0;
   let timer: NodeJS.Timeout | null = null;
@@ -88,9 +96,7 @@ export function batchedStdout(options: BatchedDestinationOptions): LogDestinatio
   const idleWaiters: ((err?: Error) => void)[] = [];
 
   const recycle = (written: Buffer): void => {
-    if (written.buffer.byteLength === blockBytes && spares.length < SPARE_BLOCKS) {
-      spares.push(Buffer.from(written.buffer, written.byteOffset, blockBytes));
-    }
+    if (ownBlocks.has(written.buffer) && spares.length < SPARE_BLOCKS) spares.push(Buffer.from(written.buffer, 0, blockBytes));
   };
 
   /** Synchronous write of a whole buffer; a broken stdout loses it (nothing else could be done). */
@@ -203,7 +209,7 @@ export function batchedStdout(options: BatchedDestinationOptions): LogDestinatio
       if (line.length * 3 > blockBytes - used) {
         seal();
         if (line.length * 3 > blockBytes) {
-          // Longer than a block: written on its own (in a cluster's pipe it may interleave).
+          // Perhaps longer than a block: written on its own (past PIPE_BUF bytes, in a cluster's pipe, it may interleave).
           handOver(Buffer.from(line));
           return true;
         }
