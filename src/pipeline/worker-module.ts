@@ -20,9 +20,18 @@ export function resolveWorkerFile(ownerUrl: string, specifier: string): string {
   return fileURLToPath(url);
 }
 
-/** execArgv for piscina's workers: the parent's flags, plus tsx for a `.ts` task module. */
+/**
+ * V8 options a Worker refuses in execArgv (ERR_WORKER_INVALID_EXEC_ARGV: they are the process's,
+ * not a thread's), among those an operator may start the server with: `node
+ * --max-old-space-size=512 dist/src/cli.js` used to fail at start-up when the scan pool's first
+ * thread was created. Not passed on: a thread's heap is sized by piscina's resourceLimits.
+ */
+const PROCESS_WIDE_V8_FLAG =
+  /^--(?:(?:max|min|initial)[-_](?:old|semi|heap)[-_](?:space[-_])?size|stack[-_]size|stack[-_]trace[-_]limit|expose[-_]gc|huge[-_]max[-_]old[-_]generation[-_]size|jitless|interpreted[-_]frames[-_]native[-_]stack|perf[-_]basic[-_]prof|perf[-_]prof)(?:=|$)/;
+
+/** execArgv for piscina's workers: the parent's flags (less process-wide V8 ones), plus tsx for a `.ts` task module. */
 export function workerExecArgv(filename: string): string[] {
-  const inherited = [...process.execArgv];
+  const inherited = process.execArgv.filter((arg) => !PROCESS_WIDE_V8_FLAG.test(arg));
   if (!isTypeScript(filename) || hasTsxImport(inherited)) return inherited;
   return [...inherited, '--import', tsxLoaderUrl()];
 }

@@ -46,6 +46,20 @@ describe('worker module resolution', () => {
       process.execArgv = saved;
     }
   });
+  it('leaves out the V8 flags a Worker refuses (node --max-old-space-size=512 …), and the pool starts', async () => {
+    const saved = process.execArgv;
+    try {
+      process.execArgv = [...saved, '--max-old-space-size=512', '--max_semi_space_size=8', '--stack-size=2000', '--expose-gc', '--enable-source-maps'];
+      const argv = workerExecArgv(TASK_FILE);
+      expect(argv.filter((a) => /space|stack|gc/.test(a))).toEqual([]);
+      expect(argv).toContain('--enable-source-maps');
+      // Each refused flag on its own makes the Worker constructor throw, so the pool proves the filter.
+      const pool = newPool(1, 4);
+      expect(await run(pool, { op: 'echo', value: 'started' })).toBe('started');
+    } finally {
+      process.execArgv = saved;
+    }
+  });
 });
 
 describe('createWorkerPool', () => {
