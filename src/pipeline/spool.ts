@@ -7,6 +7,10 @@
  *   end() ──► SpooledBody { memory | path }                   ▼
  *   dispose() ──► drop memory, close + unlink the file      <dir>/icap-bridge-<random>.body
  *
+ * An ended in-memory body may also adopt a complete copy of itself that a reader wrote to a file
+ * (SpooledBody.adoptCopy: clamd's `transfer: path` writes one to scan); the memory goes and the
+ * file is the body's from then on, removed by dispose() like a spilled one.
+ *
  * Who holds the caller's chunks:
  * - In memory, MemoryChunks (memory-chunks.ts) keeps pieces of 16 KiB or more as the caller's
  *   views and copies smaller ones into blocks of its own: no second copy of a large body, and no
@@ -124,7 +128,7 @@ export class BodySpool extends EventEmitter {
     };
     // In memory views are safe: MemoryChunks never rewrites bytes it holds.
     const source =
-      this.#file === null
+      this.#path === null
         ? { size: end, memory: this.#memory ?? Buffer.alloc(0), path: null }
         : { size: end, memory: null, path: this.#path };
     return createSpooledBodyReader({ ...source, assertUsable }).createReadStream(start, end);
@@ -174,7 +178,20 @@ export class BodySpool extends EventEmitter {
   }
 
   #finishMemory(): SpooledBody {
-    return this.#body(this.#memory ?? Buffer.alloc(0), null);
+    return this.#body(this.#memory ?? Buffer.alloc(0), null, (path) => this.#adopt(path));
+  }
+
+  /** SpooledBody.adoptCopy of the ended in-memory body: `path` holds all #size bytes. */
+  #adopt(path: string): boolean {
+    if (this.#state !== 'ended' || this.#path !== null) return false;
+    this.#path = path;
+    // An existing file, complete: ours to unlink at dispose.
+    this.#opened = true;
+    livePaths.add(path);
+    this.#diskBytes = this.#size;
+    bytesOnDisk += this.#size;
+    this.#memory = null;
+    return true;
   }
 
   async #finishFile(): Promise<SpooledBody> {
@@ -189,7 +206,7 @@ export class BodySpool extends EventEmitter {
     return this.#body(null, this.#path);
   }
 
-  #body(memory: Buffer | MemoryChunks | null, path: string | null): SpooledBody {
+  #body(memory: Buffer | MemoryChunks | null, path: string | null, adopt?: (path: string) => boolean): SpooledBody {
     return createSpooledBodyReader({
       size: this.#size,
       memory,
@@ -197,6 +214,7 @@ export class BodySpool extends EventEmitter {
       assertUsable: () => {
         if (this.#state === 'disposed') throw new SpoolError(SPOOL_ERROR_CODES.closed, 'body used after dispose');
       },
+      ...(adopt === undefined ? {} : { adopt }),
     });
   }
 
@@ -249,10 +267,11 @@ export class BodySpool extends EventEmitter {
     this.#diskBytes = 0;
     const file = this.#file;
     const path = this.#path;
-    if (!file || !path) return;
+    // No path: the body stayed in memory. A path without a file: an adopted copy (#adopt).
+    if (path === null) return;
     // destroy() waits for a pending open(2) before closing, so after 'close' the descriptor is
     // gone and #opened says whether the file is ours.
-    if (!file.closed) {
+    if (file !== null && !file.closed) {
       await new Promise<void>((resolve) => {
         file.once('close', resolve);
         file.destroy();

@@ -17,6 +17,8 @@ export interface SpooledBodySource {
   readonly path: string | null;
   /** Throws when the owning spool was disposed (the file may be gone). */
   readonly assertUsable?: () => void;
+  /** The owner takes over a complete copy of the in-memory body (SpooledBody.adoptCopy); false when it cannot. */
+  readonly adopt?: (path: string) => boolean;
 }
 
 export function createSpooledBodyReader(source: SpooledBodySource): SpooledBody {
@@ -30,17 +32,32 @@ export function createSpooledBodyReader(source: SpooledBodySource): SpooledBody 
  */
 class SpooledBodyReader implements SpooledBody {
   readonly size: number;
-  readonly path: string | null;
-  readonly #buffer: Buffer | null;
-  readonly #pieces: MemoryChunks | null;
+  #path: string | null;
+  #buffer: Buffer | null;
+  #pieces: MemoryChunks | null;
   readonly #assertUsable: (() => void) | undefined;
+  readonly #adopt: ((path: string) => boolean) | undefined;
 
   constructor(source: SpooledBodySource) {
     this.size = source.size;
-    this.path = source.path;
+    this.#path = source.path;
     this.#pieces = source.memory instanceof MemoryChunks ? source.memory : null;
     this.#buffer = source.memory instanceof MemoryChunks ? null : source.memory;
     this.#assertUsable = source.assertUsable;
+    this.#adopt = source.adopt;
+  }
+
+  get path(): string | null {
+    return this.#path;
+  }
+
+  adoptCopy(path: string): boolean {
+    if (this.#path !== null || this.#adopt === undefined || !this.#adopt(path)) return false;
+    // Dropped, not cleared: a reader that took the pieces or the Buffer before keeps valid bytes.
+    this.#pieces = null;
+    this.#buffer = null;
+    this.#path = path;
+    return true;
   }
 
   get memory(): Buffer | null {
@@ -59,7 +76,7 @@ class SpooledBodyReader implements SpooledBody {
     if (this.#pieces !== null) return Readable.from(this.#pieces.slice(start, end, READ_CHUNK_BYTES), { objectMode: false });
     if (this.#buffer !== null) return Readable.from(sliceMemory(this.#buffer, start, end), { objectMode: false });
     // fs ranges are inclusive; ours are [start, end).
-    return createReadStream(this.path!, { start, end: end - 1, highWaterMark: READ_CHUNK_BYTES });
+    return createReadStream(this.#path!, { start, end: end - 1, highWaterMark: READ_CHUNK_BYTES });
   }
 }
 

@@ -163,6 +163,35 @@ describe('transfer: path', () => {
     expect(b.transferStatus()).toEqual({ mode: 'path', scannedByPath: 2, fallbacks: 0, lastFallbackReason: null });
   });
 
+  it('an in-memory spool body: the copy is scanned, then adopted by the body (memory let go) and removed with it', async () => {
+    const fake = await fakeClamd(reads);
+    const spool = spoolDir();
+    const { b } = await backendFor([fake.endpoint], spool);
+    const writer = new BodySpool({ memoryBytes: 1024, directory: spool });
+    const bytes = Buffer.from('an in-memory body with EVIL inside');
+    writer.write(bytes);
+    const body = await writer.end();
+    try {
+      expect(body.memory).toEqual(bytes);
+      expect(await b.scan(body, META, signal())).toMatchObject({ outcome: 'infected', threats: ['Fake.Evil'] });
+      const scanned = fake.scans[0]!;
+      expect(scanned).toEqual({ path: expect.stringMatching(/\.scan$/), content: bytes, mode: SCAN_FILE_MODE });
+      // The body reads from the copy now; the scan did not remove it, the spool will.
+      expect(body.path).toBe(scanned.path);
+      expect(body.memory).toBeNull();
+      const read: Buffer[] = [];
+      for await (const chunk of body.createReadStream()) read.push(chunk as Buffer);
+      expect(Buffer.concat(read)).toEqual(bytes);
+      expect(readdirSync(spool)).toHaveLength(1);
+      // A second scan of the same body goes by the adopted file, with no new copy.
+      expect(await b.scan(body, META, signal())).toMatchObject({ outcome: 'infected' });
+      expect(fake.scans.map((s) => s.path)).toEqual([scanned.path, scanned.path]);
+    } finally {
+      await writer.dispose();
+    }
+    expect(readdirSync(spool)).toEqual([]);
+  });
+
   it('a body spooled to disk: its own spool file is scanned, and left to the spool', async () => {
     const fake = await fakeClamd(reads);
     const spool = spoolDir();

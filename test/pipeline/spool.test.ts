@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -226,6 +226,68 @@ describe('BodySpool.dispose', () => {
     await spool.end().catch(() => undefined);
     await spool.dispose();
     expect(liveSpoolFiles().size).toBe(0);
+  });
+});
+
+describe('SpooledBody.adoptCopy', () => {
+  /** A complete copy of `bytes` in a file of the test's own, as clamd's path transfer writes one. */
+  async function copyOf(bytes: Buffer): Promise<string> {
+    const path = join(dir, `copy-${Math.random().toString(36).slice(2)}.scan`);
+    await writeFile(path, bytes);
+    return path;
+  }
+
+  it('an ended in-memory body takes the copy over: memory let go, reads from the file, removed at dispose', async () => {
+    const spool = newSpool(1024);
+    const bytes = pattern(700);
+    spool.write(bytes.subarray(0, 300));
+    spool.write(bytes.subarray(300));
+    const body = await spool.end();
+    const earlyPieces = body.memoryPieces!;
+    const path = await copyOf(bytes);
+
+    expect(body.adoptCopy!(path)).toBe(true);
+    expect(body.path).toBe(path);
+    expect(body.memory).toBeNull();
+    expect(body.memoryPieces).toBeNull();
+    // Views handed out before stay whole: nothing was rewritten.
+    expect(Buffer.concat(earlyPieces)).toEqual(bytes);
+    expect(await collect(body.createReadStream())).toEqual(bytes);
+    expect(await collect(body.createReadStream(250, 650))).toEqual(bytes.subarray(250, 650));
+    expect(await collect(spool.createEarlyReadStream(0, 700))).toEqual(bytes);
+    expect(liveSpoolFiles().has(path)).toBe(true);
+    expect(spoolBytesOnDisk()).toBe(700);
+    // Only once.
+    expect(body.adoptCopy!(await copyOf(bytes))).toBe(false);
+
+    await spool.dispose();
+    expect(existsSync(path)).toBe(false);
+    expect(liveSpoolFiles().size).toBe(0);
+    expect(spoolBytesOnDisk()).toBe(0);
+  });
+
+  it('refuses (the file stays the caller\'s) for a body on disk, a disposed body, one built from a Buffer', async () => {
+    const onDisk = newSpool(10);
+    onDisk.write(pattern(100));
+    const diskBody = await onDisk.end();
+    const copy = await copyOf(pattern(100));
+    expect(diskBody.adoptCopy!(copy)).toBe(false);
+    expect(diskBody.path).not.toBe(copy);
+
+    const disposed = newSpool(1024);
+    disposed.write(pattern(100));
+    const disposedBody = await disposed.end();
+    await disposed.dispose();
+    expect(disposedBody.adoptCopy!(copy)).toBe(false);
+
+    const fromBuffer = spooledBodyFromBuffer(pattern(100));
+    expect(fromBuffer.adoptCopy!(copy)).toBe(false);
+    expect(fromBuffer.memory).toEqual(pattern(100));
+    expect(fromBuffer.path).toBeNull();
+
+    expect(existsSync(copy)).toBe(true);
+    expect(liveSpoolFiles().has(copy)).toBe(false);
+    await rm(copy);
   });
 });
 

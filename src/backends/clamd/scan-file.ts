@@ -1,8 +1,14 @@
 /**
  * The file clamd reads for `transfer: path` (zSCAN <path>):
  *  - a body the spool spilled to disk: the spool's own temp file, as it is;
- *  - a body held in memory: a private copy written for this one scan into spool.directory,
- *    removed by dispose() whatever happens (the caller calls it in a finally).
+ *  - a body held in memory: a private copy written into spool.directory. A spool's body adopts it
+ *    (SpooledBody.adoptCopy): the body lets its memory go, is read from the copy from then on, and
+ *    the spool removes the copy with the body. Holding a 1 MiB body in memory until clamd had
+ *    scanned it kept its socket buffers alive past two young-generation GCs; promoted, they made
+ *    V8 run a full GC about eight times a second at 16 connections, and the bridge spent more CPU
+ *    in GC helper threads than on its event loop (BENCHMARKS.md, Session 7). A body that cannot
+ *    adopt (not from a spool) keeps the copy private to this scan: dispose() removes it whatever
+ *    happens (the caller calls it in a finally).
  *
  * The copy is created like the spool's files ('wx': never through an existing name or a planted
  * symlink, random name) but with mode 0640 instead of 0600: a clamd that is not the bridge's
@@ -65,6 +71,11 @@ export async function openScanFile(body: SpooledBody, directory: string, signal:
       if (bytesWritten !== body.size) throw new Error(`wrote ${bytesWritten} of ${body.size} bytes`);
     } finally {
       await handle.close();
+    }
+    if (body.adoptCopy?.(path) === true) {
+      // The spool's file now (listed among its live files until its dispose).
+      livePaths.delete(path);
+      return { ok: true, file: { path, dispose: KEEP } };
     }
     return { ok: true, file: { path, dispose } };
   } catch (err) {
