@@ -287,7 +287,7 @@ export class IcapConnection {
           icap_status: 200,
           http_status: null,
           bytes_in: bytesIn,
-          bytes_out: 0,
+          bytes_out: answer.length,
           preview: null,
           body_bytes: 0,
           verdict: 'none',

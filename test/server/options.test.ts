@@ -1,6 +1,7 @@
 /** OPTIONS per service (RFC 3507 §4.10.2), routing by path and alias, ISTag derivation (§4.7). */
 import type { Backend } from '../../src/backends/backend.js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connect } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { buildRequest } from '../helpers/icap-messages.js';
 import { TestClient } from '../helpers/icap-client.js';
 import { startTestServer, type TestServer } from '../helpers/test-server.js';
@@ -47,6 +48,23 @@ describe('OPTIONS', () => {
     expect(r.status).toBe(200);
     expect(r.header('Methods')).toBe(methods);
     c.close();
+  });
+
+  it('logs an access line whose bytes_out is the answer\'s length', async () => {
+    const socket = connect(srv.port, '127.0.0.1');
+    socket.write(options('respmod'));
+    let answer = Buffer.alloc(0);
+    // An OPTIONS answer is a head only (Encapsulated: null-body=0): it ends at the first blank line.
+    for await (const chunk of socket) {
+      answer = Buffer.concat([answer, chunk as Buffer]);
+      if (answer.includes('\r\n\r\n')) break;
+    }
+    socket.destroy();
+    const access = (): Record<string, unknown> | undefined =>
+      srv.logs.map((l) => l.access as Record<string, unknown> | undefined).find((a) => a?.method === 'OPTIONS');
+    const record = await vi.waitUntil(access, { timeout: 2000 });
+    expect(record).toMatchObject({ icap_status: 200, reason: 'options', bytes_out: answer.length });
+    expect(answer.length).toBeGreaterThan(100);
   });
 
   it('serves several OPTIONS on one persistent connection', async () => {
