@@ -37,7 +37,7 @@ export function headerToken(value: string): string {
  * parser of the older forms (`action; reason=...; errors=backend:kind`) still reads the new ones.
  */
 export function decisionHeader(d: Decision, rule?: string, opts: { readonly cacheHit?: boolean } = {}): [string, string] {
-  let value = `${d.action}; reason=${d.reason}`;
+  let value = plainDecision(d.action, d.reason);
   switch (d.reason) {
     case 'rule':
       return ['X-ICAP-Bridge-Decision', `${value}; rule=${headerToken(d.rule)}`];
@@ -54,6 +54,22 @@ export function decisionHeader(d: Decision, rule?: string, opts: { readonly cach
       return ['X-ICAP-Bridge-Decision', value];
     }
   }
+}
+
+/**
+ * `<action>; reason=<reason>`, the same string each time for the same pair: the 204 answer cache
+ * (src/server/response-cache.ts) is keyed by this value, and a string built per request had to be
+ * hashed per request (2.5–3 % of a null-body REQMOD's CPU in a profile, BENCHMARKS.md Session 7).
+ * Actions and reasons are a few words of decide.ts, so the table stays tiny.
+ */
+const PLAIN_DECISIONS = new Map<string, Map<string, string>>();
+
+function plainDecision(action: string, reason: string): string {
+  let byReason = PLAIN_DECISIONS.get(action);
+  if (byReason === undefined) PLAIN_DECISIONS.set(action, (byReason = new Map()));
+  let value = byReason.get(reason);
+  if (value === undefined) byReason.set(reason, (value = `${action}; reason=${reason}`));
+  return value;
 }
 
 function errorList(errors: readonly ErrorEntry[]): string {
