@@ -8,9 +8,10 @@
  * body-heavy server allocates such memory much faster than the young-generation GCs that free it
  * run, so with V8's own growing factor (1.9–3.5 × a ~18 MB live heap here) it ran a full GC every
  * ~16 MB of bodies: ~14 per second at one 1 MiB RESPMOD at a time via clamd, with the GC helper
- * threads using as much CPU as the event loop. With the factor at 4 (300 %, V8's own maximum for
- * large heaps): 131–141 → 172–175 req/s, 7.0 → 2.7 ms of CPU per request (BENCHMARKS.md,
- * Session 7). The cost is garbage kept longer: +8 MiB peak RSS in the 64 × 100 MiB memory run.
+ * threads using as much CPU as the event loop. With the factor at 4 (300 %; V8 itself chose
+ * 1.9–3.5): 161–171 → 200–206 req/s and 5.1–5.4 → 2.2–2.3 ms of CPU per request in alternating
+ * pairs (BENCHMARKS.md, Session 7). At 100 % it was worse than V8's own choice. The cost is garbage
+ * kept longer: +8 MiB peak RSS in the 64 × 100 MiB memory run.
  *
  * Set at run time with v8.setFlagsFromString, which V8 reads at every limit computation. An
  * operator's own `--heap-growing-percent` (command line or NODE_OPTIONS) is left alone.

@@ -3,10 +3,10 @@
  *  - a body the spool spilled to disk: the spool's own temp file, as it is;
  *  - a body held in memory: a private copy written into spool.directory. A spool's body adopts it
  *    (SpooledBody.adoptCopy): the body lets its memory go, is read from the copy from then on, and
- *    the spool removes the copy with the body. Holding a 1 MiB body in memory until clamd had
- *    scanned it kept its socket buffers alive past two young-generation GCs; promoted, they made
- *    V8 run a full GC about eight times a second at 16 connections, and the bridge spent more CPU
- *    in GC helper threads than on its event loop (BENCHMARKS.md, Session 7). A body that cannot
+ *    the spool removes the copy with the body. A 1 MiB body held in memory until clamd had
+ *    scanned it could outlive two young-generation GCs, and its promoted socket buffers brought
+ *    V8's next full GC closer (1 MiB at 16 connections: 2.9–3.5 → 2.0–2.6 ms of CPU per request,
+ *    BENCHMARKS.md, Session 7). A body that cannot
  *    adopt (not from a spool) keeps the copy private to this scan: dispose() removes it whatever
  *    happens (the caller calls it in a finally).
  *
