@@ -9,7 +9,8 @@
  *
  * An ended in-memory body may also adopt a complete copy of itself that a reader wrote to a file
  * (SpooledBody.adoptCopy: clamd's `transfer: path` writes one to scan); the memory goes and the
- * file is the body's from then on, removed by dispose() like a spilled one.
+ * file is the body's from then on, removed by dispose() like a spilled one. Such a file keeps the
+ * writer's mode (0640 for clamd's copy, src/backends/clamd/scan-file.ts), not the spool's 0600.
  *
  * Who holds the caller's chunks:
  * - In memory, MemoryChunks (memory-chunks.ts) keeps pieces of 16 KiB or more as the caller's

@@ -14,7 +14,8 @@
  * symlink, random name) but with mode 0640 instead of 0600: a clamd that is not the bridge's
  * user can read it through the group (put the spool directory in clamd's group and make it
  * setgid, so new files inherit that group). Nobody outside that group can read it, and the
- * file lives only for the scan. The spool's spilled files stay 0600 (src/pipeline/spool.ts):
+ * file lives only as long as its transaction (adopted by the spool) or its scan (not adopted).
+ * The spool's spilled files stay 0600 (src/pipeline/spool.ts):
  * for those a clamd of another user answers "Access denied" and the body goes by INSTREAM.
  */
 import { randomBytes } from 'node:crypto';
