@@ -21,18 +21,26 @@ export function resolveWorkerFile(ownerUrl: string, specifier: string): string {
 }
 
 /**
- * V8 options a Worker refuses in execArgv (ERR_WORKER_INVALID_EXEC_ARGV: they are the process's,
- * not a thread's), among those an operator may start the server with: `node
- * --max-old-space-size=512 dist/src/cli.js` used to fail at start-up when the scan pool's first
- * thread was created. Not passed on: a thread's heap is sized by piscina's resourceLimits.
+ * Options a Worker refuses in an explicit execArgv (ERR_WORKER_INVALID_EXEC_ARGV: V8's and the
+ * process's, not a thread's), among those a test run may carry. Only the tsx path below needs it.
  */
 const PROCESS_WIDE_V8_FLAG =
   /^--(?:(?:max|min|initial)[-_](?:old|semi|heap)[-_](?:space[-_])?size|stack[-_]size|stack[-_]trace[-_]limit|expose[-_]gc|huge[-_]max[-_]old[-_]generation[-_]size|jitless|interpreted[-_]frames[-_]native[-_]stack|perf[-_]basic[-_]prof|perf[-_]prof)(?:=|$)/;
 
-/** execArgv for piscina's workers: the parent's flags (less process-wide V8 ones), plus tsx for a `.ts` task module. */
-export function workerExecArgv(filename: string): string[] {
+/**
+ * execArgv for piscina's workers; undefined = inherit the parent's options as they are.
+ *
+ * A Worker given no execArgv takes the parent's Node and V8 options without checking them; an
+ * explicit list is checked, and every V8 option (`--max-old-space-size=512`, `--trace-gc`,
+ * `--abort-on-uncaught-exception`) and process-wide one (`--use-openssl-ca`, `--title`) in it makes
+ * the constructor throw, so `node <any such flag> dist/src/cli.js` failed at start-up when the scan
+ * pool's first thread was created. Production (the compiled `.js` task module) therefore inherits.
+ * Only a `.ts` task module under a parent without tsx (vitest) needs a list: the parent's flags
+ * less the refused ones we know of, plus tsx.
+ */
+export function workerExecArgv(filename: string): string[] | undefined {
+  if (!isTypeScript(filename) || hasTsxImport(process.execArgv)) return undefined;
   const inherited = process.execArgv.filter((arg) => !PROCESS_WIDE_V8_FLAG.test(arg));
-  if (!isTypeScript(filename) || hasTsxImport(inherited)) return inherited;
   return [...inherited, '--import', tsxLoaderUrl()];
 }
 

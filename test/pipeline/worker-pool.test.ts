@@ -1,5 +1,8 @@
-import { availableParallelism } from 'node:os';
-import { fileURLToPath } from 'node:url';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createWorkerPool, resolveWorkerFile, type WorkerPool } from '../../src/pipeline/worker-pool.js';
 import { workerExecArgv } from '../../src/pipeline/worker-module.js';
@@ -25,7 +28,7 @@ afterAll(async () => {
 describe('worker module resolution', () => {
   it('uses the .ts sibling and tsx when the owner is a .ts source', () => {
     expect(TASK_FILE).toBe(fileURLToPath(new URL('./pool-task.fixture.ts', import.meta.url)));
-    const argv = workerExecArgv(TASK_FILE);
+    const argv = workerExecArgv(TASK_FILE)!;
     expect(argv.at(-2)).toBe('--import');
     expect(argv.at(-1)).toMatch(/tsx/);
   });
@@ -33,15 +36,16 @@ describe('worker module resolution', () => {
   it('uses the .js sibling and no loader when the owner is compiled', () => {
     const file = resolveWorkerFile('file:///app/dist/src/backends/builtin/builtin-backend.js', './scan-worker.js');
     expect(file).toBe('/app/dist/src/backends/builtin/scan-worker.js');
-    expect(workerExecArgv(file)).toEqual(process.execArgv);
+    // undefined: the threads inherit the parent's options unchecked (see the next describe).
+    expect(workerExecArgv(file)).toBeUndefined();
   });
 
-  it('does not add tsx twice', () => {
-    const argv = workerExecArgv(TASK_FILE);
+  it('does not add tsx twice: a parent that has it passes it on by inheritance', () => {
+    const argv = workerExecArgv(TASK_FILE)!;
     const saved = process.execArgv;
     try {
       process.execArgv = argv;
-      expect(workerExecArgv(TASK_FILE)).toEqual(argv);
+      expect(workerExecArgv(TASK_FILE)).toBeUndefined();
     } finally {
       process.execArgv = saved;
     }
@@ -50,7 +54,7 @@ describe('worker module resolution', () => {
     const saved = process.execArgv;
     try {
       process.execArgv = [...saved, '--max-old-space-size=512', '--max_semi_space_size=8', '--stack-size=2000', '--expose-gc', '--enable-source-maps'];
-      const argv = workerExecArgv(TASK_FILE);
+      const argv = workerExecArgv(TASK_FILE)!;
       expect(argv.filter((a) => /space|stack|gc/.test(a))).toEqual([]);
       expect(argv).toContain('--enable-source-maps');
       // Each refused flag on its own makes the Worker constructor throw, so the pool proves the filter.
@@ -58,6 +62,36 @@ describe('worker module resolution', () => {
       expect(await run(pool, { op: 'echo', value: 'started' })).toBe('started');
     } finally {
       process.execArgv = saved;
+    }
+  });
+});
+
+describe('a server started with flags a Worker refuses in an explicit execArgv', () => {
+  it('starts its pool: compiled task modules inherit the options unchecked', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pool-flags-'));
+    try {
+      // A compiled (.js) task module, as in production: no tsx needed in the thread.
+      const task = join(dir, 'task.mjs');
+      writeFileSync(task, 'export default (t) => `ran ${t}`;\n');
+      const poolModule = pathToFileURL(fileURLToPath(new URL('../../src/pipeline/worker-pool.ts', import.meta.url))).href;
+      const script = join(dir, 'start-pool.mjs');
+      writeFileSync(script, `
+        const { createWorkerPool } = await import(${JSON.stringify(poolModule)});
+        const pool = createWorkerPool({ filename: ${JSON.stringify(task)}, threads: 1, maxQueue: 1 });
+        console.log('result:', await pool.run('task'));
+        await pool.destroy();\n`);
+      // Each of these alone in an explicit execArgv makes new Worker() throw ERR_WORKER_INVALID_EXEC_ARGV.
+      const refused = ['--trace-gc', '--abort-on-uncaught-exception', '--use-openssl-ca', '--zero-fill-buffers', '--max-old-space-size=512', '--title=pool-flags-test'];
+      const r = spawnSync(process.execPath, [...refused, '--import', 'tsx', script], {
+        cwd: fileURLToPath(new URL('../..', import.meta.url)),
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
+      expect(r.stderr).not.toMatch(/ERR_WORKER_INVALID_EXEC_ARGV/);
+      expect(r.stdout).toMatch(/^result: ran task$/m);
+      expect(r.status).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
