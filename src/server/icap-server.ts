@@ -35,6 +35,12 @@ export interface IcapServer {
   /** Starts every configured listener; resolves with their bound addresses (port 0 → real port). */
   listen(): Promise<BoundListener[]>;
   /**
+   * Serves a connection accepted elsewhere, as a listener would (Max-Connections included). The
+   * listeners use it; so does bench/hot-path.ts, which feeds in-memory sockets to measure the
+   * JavaScript a request costs without the kernel's share.
+   */
+  accept(socket: Socket): void;
+  /**
    * Switches to a new configuration and its backends: new requests use them at once, running
    * ones finish on the old, whose backends close when the last of those ends. Listener addresses
    * are not changed by a reload.
@@ -135,6 +141,7 @@ export function createIcapServer(initialConfig: Config, deps: IcapServerDeps): I
       return connections.size;
     },
     metrics,
+    accept: onConnection,
 
     async listen() {
       const config = gen.config;
