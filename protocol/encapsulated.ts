@@ -37,7 +37,33 @@ const ALLOWED: Record<Method, { headers: readonly HeaderSectionName[]; bodies: r
   OPTIONS: { headers: [], bodies: ['opt-body', 'null-body'] },
 };
 
-const ENTITY = /^(req-hdr|res-hdr|req-body|res-body|opt-body|null-body)=(\d{1,15})$/;
+const SECTION_NAMES: ReadonlySet<string> = new Set(['req-hdr', 'res-hdr', 'req-body', 'res-body', 'opt-body', 'null-body']);
+/** An offset has 1 to 15 digits: at most 10^15 - 1, exact in a double. */
+const MAX_OFFSET_DIGITS = 15;
+
+/**
+ * One `name=offset` entity, already trimmed; null when malformed. Names are case-insensitive
+ * (what the regex on the lower-cased entity accepted before: it cost ≈ 5 % of a null-body
+ * REQMOD's JavaScript, with split, trim and toLowerCase per entity; bench/hot-path.ts).
+ */
+function parseEntity(entity: string): EncapsulatedSection | null {
+  const eq = entity.indexOf('=');
+  if (eq <= 0) return null;
+  let name = entity.slice(0, eq);
+  if (!SECTION_NAMES.has(name)) {
+    name = name.toLowerCase();
+    if (!SECTION_NAMES.has(name)) return null;
+  }
+  const digits = entity.length - eq - 1;
+  if (digits < 1 || digits > MAX_OFFSET_DIGITS) return null;
+  let offset = 0;
+  for (let i = eq + 1; i < entity.length; i++) {
+    const digit = entity.charCodeAt(i) - 0x30;
+    if (digit < 0 || digit > 9) return null;
+    offset = offset * 10 + digit;
+  }
+  return { name: name as SectionName, offset };
+}
 
 function fail(message: string): never {
   throw new IcapProtocolError('ICAP_ERR_BAD_ENCAPSULATED', `Encapsulated: ${message}`);
@@ -45,12 +71,15 @@ function fail(message: string): never {
 
 export function parseEncapsulated(value: string, method: Method, maxOffset: number): Encapsulated {
   const sections: EncapsulatedSection[] = [];
-  for (const part of value.split(',')) {
-    const match = ENTITY.exec(part.trim().toLowerCase());
-    if (match === null) fail(`unknown or malformed entity ${JSON.stringify(part.trim())}`);
-    const offset = Number(match[2]);
-    if (offset > maxOffset) fail(`offset ${offset} exceeds the header limit ${maxOffset}`);
-    sections.push({ name: match[1] as SectionName, offset });
+  for (let start = 0; start <= value.length; ) {
+    const comma = value.indexOf(',', start);
+    const end = comma === -1 ? value.length : comma;
+    const entity = value.slice(start, end).trim();
+    const section = parseEntity(entity);
+    if (section === null) fail(`unknown or malformed entity ${JSON.stringify(entity)}`);
+    if (section.offset > maxOffset) fail(`offset ${section.offset} exceeds the header limit ${maxOffset}`);
+    sections.push(section);
+    start = end + 1;
   }
 
   const allowed = ALLOWED[method];

@@ -64,15 +64,27 @@ export class HeaderList {
     return this.#index().has(name.toLowerCase());
   }
 
-  /** Comma-separated list headers (Allow, Connection) as lowercase tokens. */
+  /**
+   * Comma-separated list headers (Allow, Connection) as lowercase tokens. Every request's Allow is
+   * read, so a small block is scanned as get() scans it: going through getAll() built the
+   * lower-cased index of every field (≈ 4 % of a null-body REQMOD's JavaScript, bench/hot-path.ts).
+   */
   tokens(name: string): Set<string> {
     const out = new Set<string>();
-    for (const value of this.getAll(name)) {
-      for (const token of value.split(',')) {
-        const t = token.trim().toLowerCase();
-        if (t !== '') out.add(t);
-      }
+    if (this.fields.length > LINEAR_LOOKUP_MAX || this.#byName !== undefined) {
+      for (const value of this.getAll(name)) addTokens(out, value);
+      return out;
+    }
+    for (const field of this.fields) {
+      if (field.name.length === name.length && sameName(field.name, name)) addTokens(out, field.value);
     }
     return out;
+  }
+}
+
+function addTokens(out: Set<string>, value: string): void {
+  for (const token of value.split(',')) {
+    const t = token.trim().toLowerCase();
+    if (t !== '') out.add(t);
   }
 }

@@ -11,31 +11,69 @@ const METHODS: ReadonlySet<string> = new Set(['OPTIONS', 'REQMOD', 'RESPMOD']);
 const METHOD_TOKEN = /^[A-Z][A-Z0-9_-]*$/i;
 const VERSION = /^ICAP\/(\d+)\.(\d+)$/;
 
-/** Splits `icap://host:port/path?query` (or a bare `/path?query`) into service and query. */
-export function splitServiceUri(uri: string): { service: string; query: string } {
-  let rest = uri;
-  const scheme = /^icaps?:\/\/[^/?]*/i.exec(rest);
-  if (scheme !== null) rest = rest.slice(scheme[0].length);
-  const q = rest.indexOf('?');
-  const path = q === -1 ? rest : rest.slice(0, q);
-  const query = q === -1 ? '' : rest.slice(q + 1);
-  return { service: path.replace(/^\/+|\/+$/g, ''), query };
+/** Whether `s` starts with `prefix` (lower-case ASCII), its letters compared case-insensitively. */
+function startsWithFolded(s: string, prefix: string): boolean {
+  if (s.length < prefix.length) return false;
+  for (let i = 0; i < prefix.length; i++) {
+    const want = prefix.charCodeAt(i);
+    const got = s.charCodeAt(i);
+    const isLetter = want >= 0x61 && want <= 0x7a;
+    if (got !== want && !(isLetter && got === want - 0x20)) return false;
+  }
+  return true;
 }
 
-/** `raw` is the whole head including the final CRLF CRLF. */
+/**
+ * Splits `icap://host:port/path?query` (or a bare `/path?query`) into service and query: the path
+ * without its leading and trailing slashes. Scanned by index (the scheme and slash regexes were
+ * ≈ 2 % of a null-body REQMOD's JavaScript, bench/hot-path.ts).
+ */
+export function splitServiceUri(uri: string): { service: string; query: string } {
+  let start = 0;
+  // "icap://" or "icaps://" and the authority after it (up to the first "/" or "?").
+  const scheme = startsWithFolded(uri, 'icap://') ? 7 : startsWithFolded(uri, 'icaps://') ? 8 : 0;
+  if (scheme > 0) {
+    start = scheme;
+    while (start < uri.length && uri.charCodeAt(start) !== 0x2f && uri.charCodeAt(start) !== 0x3f) start++;
+  }
+  const q = uri.indexOf('?', start);
+  let end = q === -1 ? uri.length : q;
+  const query = q === -1 ? '' : uri.slice(q + 1);
+  while (start < end && uri.charCodeAt(start) === 0x2f) start++;
+  while (end > start && uri.charCodeAt(end - 1) === 0x2f) end--;
+  return { service: uri.slice(start, end), query };
+}
+
+/**
+ * The request line's three parts, or null unless it is exactly three non-empty parts separated
+ * by single spaces (what split(' ') with no empty part accepted).
+ */
+function splitRequestLine(line: string): [string, string, string] | null {
+  const first = line.indexOf(' ');
+  if (first <= 0) return null;
+  const second = line.indexOf(' ', first + 1);
+  if (second === -1 || second === first + 1 || second === line.length - 1) return null;
+  if (line.indexOf(' ', second + 1) !== -1) return null;
+  return [line.slice(0, first), line.slice(first + 1, second), line.slice(second + 1)];
+}
+
 export function parseRequestHead(raw: Buffer, limits: DecoderLimits): IcapRequestHead {
   const text = raw.toString('latin1', 0, raw.length - 4);
   const block = parseHeaderBlock(text, limits.headerCount, 'ICAP request');
-  const parts = block.startLine.split(' ');
-  if (parts.length !== 3 || parts.some((p) => p === '')) {
+  const parts = splitRequestLine(block.startLine);
+  if (parts === null) {
     throw new IcapProtocolError('ICAP_ERR_MALFORMED', `malformed request line ${JSON.stringify(block.startLine.slice(0, 100))}`);
   }
-  const [method, uri, version] = parts as [string, string, string];
-  const v = VERSION.exec(version);
-  if (v === null) throw new IcapProtocolError('ICAP_ERR_MALFORMED', `malformed version ${JSON.stringify(version.slice(0, 20))}`);
-  if (v[1] !== '1' || v[2] !== '0') throw new IcapProtocolError('ICAP_ERR_VERSION', `version ${version} not supported`);
-  if (!METHOD_TOKEN.test(method)) throw new IcapProtocolError('ICAP_ERR_MALFORMED', 'malformed method');
-  if (!METHODS.has(method)) throw new IcapProtocolError('ICAP_ERR_UNKNOWN_METHOD', `method ${method} not implemented`);
+  const [method, uri, version] = parts;
+  if (version !== 'ICAP/1.0') {
+    const v = VERSION.exec(version);
+    if (v === null) throw new IcapProtocolError('ICAP_ERR_MALFORMED', `malformed version ${JSON.stringify(version.slice(0, 20))}`);
+    if (v[1] !== '1' || v[2] !== '0') throw new IcapProtocolError('ICAP_ERR_VERSION', `version ${version} not supported`);
+  }
+  if (!METHODS.has(method)) {
+    if (!METHOD_TOKEN.test(method)) throw new IcapProtocolError('ICAP_ERR_MALFORMED', 'malformed method');
+    throw new IcapProtocolError('ICAP_ERR_UNKNOWN_METHOD', `method ${method} not implemented`);
+  }
   const icapMethod = method as IcapMethod;
 
   // Errata e1: Encapsulated decides whether a body exists; REQMOD/RESPMOD must carry it.

@@ -1,0 +1,121 @@
+/**
+ * The request line, service URI and Encapsulated entities are scanned by index (request-head.ts,
+ * encapsulated.ts) where regexes and split() were used before. These tests hold the scans to the
+ * regex definitions they replaced, on hand-picked and on random inputs (fixed seed).
+ */
+import { describe, expect, it } from 'vitest';
+import { parseEncapsulated } from '../../protocol/encapsulated.js';
+import { IcapProtocolError } from '../../protocol/errors.js';
+import { parseRequestHead, splitServiceUri } from '../../protocol/request-head.js';
+
+/** The definition splitServiceUri had: scheme and authority by regex, slashes trimmed by regex. */
+function splitByRegex(uri: string): { service: string; query: string } {
+  let rest = uri;
+  const scheme = /^icaps?:\/\/[^/?]*/i.exec(rest);
+  if (scheme !== null) rest = rest.slice(scheme[0].length);
+  const q = rest.indexOf('?');
+  const path = q === -1 ? rest : rest.slice(0, q);
+  return { service: path.replace(/^\/+|\/+$/g, ''), query: q === -1 ? '' : rest.slice(q + 1) };
+}
+
+/** The entity grammar parseEncapsulated had, on the trimmed, lower-cased entity. */
+const ENTITY = /^(req-hdr|res-hdr|req-body|res-body|opt-body|null-body)=(\d{1,15})$/;
+
+/** A small deterministic generator (a test must fail the same way twice). */
+function random(seed: number): () => number {
+  let state = seed;
+  return () => (state = (state * 1103515245 + 12345) % 2147483648) / 2147483648;
+}
+
+function pick<T>(rnd: () => number, from: readonly T[]): T {
+  return from[Math.floor(rnd() * from.length)]!;
+}
+
+const LIMITS = { headerCount: 100, httpHeaderBytes: 65_536, previewBytes: 65_536 } as Parameters<typeof parseRequestHead>[1];
+
+function outcome(call: () => unknown): unknown {
+  try {
+    return call();
+  } catch (err) {
+    if (err instanceof IcapProtocolError) return `${err.code}: ${err.message}`;
+    throw err;
+  }
+}
+
+describe('splitServiceUri', () => {
+  it.each([
+    ['icap://proxy:1344/avscan', 'avscan', ''],
+    ['ICAPS://proxy/avscan/?mode=fast', 'avscan', 'mode=fast'],
+    ['icap://proxy', '', ''],
+    ['icap://proxy?x', '', 'x'],
+    ['//reqmod//', 'reqmod', ''],
+    ['icapx://h/s', 'icapx://h/s', ''],
+    ['icap:/h/s', 'icap:/h/s', ''],
+    // Only letters fold: 0x0f | 0x20 is '/', yet \x0f is no slash.
+    ['icap:\x1a\x0f\x0fh/s', 'icap:\x1a\x0f\x0fh/s', ''],
+  ])('%j → service %j, query %j', (uri, service, query) => {
+    expect(splitServiceUri(uri)).toEqual({ service, query });
+    expect(splitByRegex(uri)).toEqual({ service, query });
+  });
+
+  it('agrees with the regex definition on 20 000 random URIs', () => {
+    const rnd = random(1);
+    const pieces = ['i', 'c', 'a', 'p', 's', 'I', 'C', 'P', 'S', ':', '/', '//', '?', 'h', '.', '=', '\x0f', '\x1a', '\xe9', ' '];
+    for (let i = 0; i < 20_000; i++) {
+      let uri = pick(rnd, ['', 'icap://', 'ICAPS://', 'iCaP:/']);
+      for (let n = Math.floor(rnd() * 10); n > 0; n--) uri += pick(rnd, pieces);
+      expect(splitServiceUri(uri), uri).toEqual(splitByRegex(uri));
+    }
+  });
+});
+
+describe('Encapsulated entities', () => {
+  it('accepts exactly what the entity regex accepted, with the same error otherwise (20 000 random values)', () => {
+    const rnd = random(2);
+    const names = ['req-hdr', 'res-hdr', 'req-body', 'res-body', 'opt-body', 'null-body', 'REQ-HDR', 'Res-Body', 'null-bodyx', 'req_hdr', ''];
+    const offsets = ['0', '12', '0012', '', '123456789012345', '1234567890123456', '9x', '-1', '\u0661'];
+    for (let i = 0; i < 20_000; i++) {
+      const entities: string[] = [];
+      for (let n = 1 + Math.floor(rnd() * 3); n > 0; n--) {
+        entities.push(pick(rnd, ['', ' ', '\t', '\xa0']) + pick(rnd, names) + pick(rnd, ['=', '=', ' =', '= ', '']) + pick(rnd, offsets) + pick(rnd, ['', ' ']));
+      }
+      const value = entities.join(pick(rnd, [',', ', ', ',,']));
+      const method = pick(rnd, ['REQMOD', 'RESPMOD', 'OPTIONS'] as const);
+      // Past any 15-digit offset: the per-entity offset limit never speaks first here.
+      const got = outcome(() => parseEncapsulated(value, method, 1e15));
+      const malformed = value.split(',').find((part) => ENTITY.exec(part.trim().toLowerCase()) === null);
+      if (malformed !== undefined) {
+        expect(got, value).toBe(`ICAP_ERR_BAD_ENCAPSULATED: Encapsulated: unknown or malformed entity ${JSON.stringify(malformed.trim())}`);
+      } else {
+        // Well-formed entities: the grammar checks that follow are unchanged code.
+        expect(typeof got === 'string' ? got : 'parsed', value).not.toMatch(/malformed entity/);
+      }
+    }
+  });
+});
+
+describe('request line', () => {
+  it.each([
+    ['REQMOD icap://h/s ICAP/1.0', null],
+    ['REQMOD  icap://h/s ICAP/1.0', 'ICAP_ERR_MALFORMED'],
+    [' REQMOD icap://h/s ICAP/1.0', 'ICAP_ERR_MALFORMED'],
+    ['REQMOD icap://h/s ICAP/1.0 ', 'ICAP_ERR_MALFORMED'],
+    ['REQMOD icap://h/s', 'ICAP_ERR_MALFORMED'],
+    ['REQMOD icap://h/s ICAP/1.0 x', 'ICAP_ERR_MALFORMED'],
+    ['REQMOD icap://h/s ICAP/1.1', 'ICAP_ERR_VERSION'],
+    ['REQMOD icap://h/s icap/1.0', 'ICAP_ERR_MALFORMED'],
+    ['GET icap://h/s ICAP/1.0', 'ICAP_ERR_UNKNOWN_METHOD'],
+    ['1GET icap://h/s ICAP/1.0', 'ICAP_ERR_MALFORMED'],
+    ['reqmod icap://h/s ICAP/1.0', 'ICAP_ERR_UNKNOWN_METHOD'],
+  ])('%j → %s', (line, code) => {
+    const raw = Buffer.from(`${line}\r\nEncapsulated: req-hdr=0, null-body=10\r\n\r\n`, 'latin1');
+    const got = outcome(() => parseRequestHead(raw, LIMITS));
+    if (code === null) expect(got).toMatchObject({ method: 'REQMOD', service: 's', version: 'ICAP/1.0' });
+    else expect(String(got)).toMatch(new RegExp(`^${code}:`));
+  });
+
+  it('reads Allow from a small head without building the header index', () => {
+    const raw = Buffer.from('RESPMOD icap://h/s ICAP/1.0\r\nallow: 204, Trailers\r\nAllow: 206\r\nEncapsulated: res-hdr=0, null-body=10\r\n\r\n', 'latin1');
+    expect([...parseRequestHead(raw, LIMITS).allow]).toEqual(['204', 'trailers', '206']);
+  });
+});
