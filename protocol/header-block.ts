@@ -35,28 +35,30 @@ export function parseHeaderBlock(text: string, maxHeaderCount: number, what: str
   let lineEnd = text.indexOf('\r\n');
   const startLine = lineEnd === -1 ? text : text.slice(0, lineEnd);
   const fields: HeaderField[] = [];
+  // Each line is read by its indexes in `text` (no string per line: only the name and value are cut).
   while (lineEnd !== -1) {
     const lineStart = lineEnd + 2;
     lineEnd = text.indexOf('\r\n', lineStart);
-    const line = lineEnd === -1 ? text.slice(lineStart) : text.slice(lineStart, lineEnd);
-    if (line === '') continue;
-    if (line.charCodeAt(0) === 0x20 || line.charCodeAt(0) === 0x09) {
+    const stop = lineEnd === -1 ? text.length : lineEnd;
+    if (stop === lineStart) continue;
+    const first = text.charCodeAt(lineStart);
+    if (first === 0x20 || first === 0x09) {
       const last = fields.pop();
       if (last === undefined) {
         throw new IcapProtocolError('ICAP_ERR_MALFORMED', `${what}: continuation line before any header`);
       }
-      fields.push({ name: last.name, value: `${last.value} ${line.trim()}` });
+      fields.push({ name: last.name, value: `${last.value} ${text.slice(lineStart, stop).trim()}` });
       continue;
     }
-    const colon = line.indexOf(':');
-    const name = colon > 0 ? line.slice(0, colon) : '';
+    const colon = text.indexOf(':', lineStart);
+    const name = colon > lineStart && colon < stop ? text.slice(lineStart, colon) : '';
     if (!isToken(name)) {
-      throw new IcapProtocolError('ICAP_ERR_MALFORMED', `${what}: malformed header line ${JSON.stringify(line.slice(0, 80))}`);
+      throw new IcapProtocolError('ICAP_ERR_MALFORMED', `${what}: malformed header line ${JSON.stringify(text.slice(lineStart, Math.min(stop, lineStart + 80)))}`);
     }
     if (fields.length >= maxHeaderCount) {
       throw new IcapProtocolError('ICAP_ERR_TOO_MANY_HEADERS', `${what}: more than ${maxHeaderCount} headers`);
     }
-    fields.push({ name, value: line.slice(colon + 1).trim() });
+    fields.push({ name, value: text.slice(colon + 1, stop).trim() });
   }
   return { startLine, headers: new HeaderList(fields) };
 }

@@ -83,8 +83,11 @@ export class HeaderList {
 }
 
 function addTokens(out: Set<string>, value: string): void {
-  for (const token of value.split(',')) {
-    const t = token.trim().toLowerCase();
+  for (let start = 0; ; ) {
+    const comma = value.indexOf(',', start);
+    const t = value.slice(start, comma === -1 ? value.length : comma).trim().toLowerCase();
     if (t !== '') out.add(t);
+    if (comma === -1) return;
+    start = comma + 1;
   }
 }

@@ -118,4 +118,9 @@ describe('request line', () => {
     const raw = Buffer.from('RESPMOD icap://h/s ICAP/1.0\r\nallow: 204, Trailers\r\nAllow: 206\r\nEncapsulated: res-hdr=0, null-body=10\r\n\r\n', 'latin1');
     expect([...parseRequestHead(raw, LIMITS).allow]).toEqual(['204', 'trailers', '206']);
   });
+
+  it('splits list headers as split(",") did: empty items dropped, items trimmed and lower-cased', () => {
+    const raw = Buffer.from('RESPMOD icap://h/s ICAP/1.0\r\nAllow: , a,,B ,\r\nAllow: ,\r\nEncapsulated: res-hdr=0, null-body=10\r\n\r\n', 'latin1');
+    expect([...parseRequestHead(raw, LIMITS).allow]).toEqual(['a', 'b']);
+  });
 });
