@@ -16,8 +16,14 @@
  * Bytes once appended are never rewritten, so views handed out (slices) stay valid.
  */
 
-/** Pieces at least this large are kept by reference. */
-export const RETAIN_MIN_BYTES = 16 * 1024;
+/**
+ * Pieces at least this large are kept by reference. 4 KiB and not the block size: a small body
+ * often arrives as one piece (a 4 KiB RESPMOD body does), and copying it into a fresh 16 KiB block
+ * was an allocation and a copy per request: RESPMOD 4 KiB at 16 connections went from 21.6–22.6 to
+ * 19.0–19.5 µs of JavaScript per request (bench/hot-path.ts, 3 pairs, BENCHMARKS.md Session 8).
+ * Node hands each socket read over in a buffer of the read's own size, so a view pins no more.
+ */
+export const RETAIN_MIN_BYTES = 4 * 1024;
 /** Size of the blocks small pieces are copied into. */
 const BLOCK_BYTES = 16 * 1024;
 
