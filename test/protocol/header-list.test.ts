@@ -23,10 +23,18 @@ describe('HeaderList.get', () => {
     expect(h.getAll('allow')).toEqual(['204', 'later']);
   });
 
-  it('answers the same after the index was built by another lookup', () => {
-    const h = list([['Encapsulated', 'null-body=0'], ['Host', 'x']]);
-    expect(h.has('host')).toBe(true); // builds the index
+  it.each([
+    ['few fields (scanned)', 0],
+    ['many fields (indexed)', 40],
+  ])('%s: has, getAll and tokens agree with get', (_label, filler) => {
+    const pairs: [string, string][] = [['Encapsulated', 'null-body=0'], ['Host', 'x'], ['allow', '204, Trailers'], ['ALLOW', ' ,206,']];
+    for (let i = 0; i < filler; i++) pairs.push([`X-Filler-${i}`, String(i)]);
+    const h = list(pairs);
+    expect(h.has('host')).toBe(true);
+    expect(h.has('Date')).toBe(false);
     expect(h.get('ENCAPSULATED')).toBe('null-body=0');
-    expect(h.get('Date')).toBeUndefined();
+    expect(h.getAll('Allow')).toEqual(['204, Trailers', ' ,206,']);
+    expect(h.getAll('Date')).toEqual([]);
+    expect([...h.tokens('Allow')]).toEqual(['204', 'trailers', '206']);
   });
 });
