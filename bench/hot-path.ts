@@ -28,6 +28,7 @@ import { parseArgs } from 'node:util';
 import type { Socket } from 'node:net';
 import { ROOT } from './lib/bridge-process.js';
 import { buildScenario, isScenarioName } from './lib/scenarios.js';
+import { median } from './lib/stats.js';
 
 const SMALL_SCENARIOS = ['options', 'reqmod-null', 'respmod-4k'] as const;
 type SmallScenario = (typeof SMALL_SCENARIOS)[number];
@@ -150,15 +151,15 @@ async function main(): Promise<void> {
   }
   const reported = results.slice(1);
   const cpu = reported.map((r) => r.cpuUsPerRequest).sort((a, b) => a - b);
-  const median = cpu[Math.floor(cpu.length / 2)]!;
+  const mid = median(cpu);
   if (values.json) {
-    console.log(JSON.stringify({ tool: 'icap-bridge-bench/hot-path', scenario, connections, requestsPerRound: perRound, rounds: reported, medianCpuUsPerRequest: median }, null, 2));
+    console.log(JSON.stringify({ tool: 'icap-bridge-bench/hot-path', scenario, connections, requestsPerRound: perRound, rounds: reported, medianCpuUsPerRequest: mid, minCpuUsPerRequest: cpu[0] }, null, 2));
     return;
   }
   for (const [i, r] of reported.entries()) {
     console.log(`round ${i + 1}: ${r.requests} requests, ${r.cpuUsPerRequest.toFixed(2)} µs CPU and ${r.wallUsPerRequest.toFixed(2)} µs wall per request`);
   }
-  console.log(`${scenario} c=${connections}: median ${median.toFixed(2)} µs CPU per request (min ${cpu[0]!.toFixed(2)}, max ${cpu.at(-1)!.toFixed(2)})`);
+  console.log(`${scenario} c=${connections}: median ${mid.toFixed(2)} µs CPU per request (min ${cpu[0]!.toFixed(2)}, max ${cpu.at(-1)!.toFixed(2)})`);
 }
 
 function isSmallScenario(name: string): name is SmallScenario {

@@ -24,9 +24,9 @@ function startsWithFolded(s: string, prefix: string): boolean {
 }
 
 /**
- * Splits `icap://host:port/path?query` (or a bare `/path?query`) into service and query: the path
- * without its leading and trailing slashes. Scanned by index (the scheme and slash regexes were
- * ≈ 2 % of a null-body REQMOD's JavaScript, bench/hot-path.ts).
+ * RFC 3507 §4.2: splits `icap://host:port/path?query` (or a bare `/path?query`) into service and
+ * query: the path without its leading and trailing slashes. Scanned by index (the scheme and
+ * slash regexes were ≈ 2 % of a null-body REQMOD's JavaScript, bench/hot-path.ts).
  */
 export function splitServiceUri(uri: string): { service: string; query: string } {
   let start = 0;
@@ -45,8 +45,9 @@ export function splitServiceUri(uri: string): { service: string; query: string }
 }
 
 /**
- * The request line's three parts, or null unless it is exactly three non-empty parts separated
- * by single spaces (what split(' ') with no empty part accepted).
+ * The request line (RFC 3507 §4.3.2, HTTP's form: Method SP ICAP-URI SP ICAP-Version) as its three
+ * parts, or null unless it is exactly three non-empty parts separated by single spaces (what
+ * split(' ') with no empty part accepted).
  */
 function splitRequestLine(line: string): [string, string, string] | null {
   const first = line.indexOf(' ');
@@ -57,6 +58,7 @@ function splitRequestLine(line: string): [string, string, string] | null {
   return [line.slice(0, first), line.slice(first + 1, second), line.slice(second + 1)];
 }
 
+/** `raw` is the whole head including the final CRLF CRLF. */
 export function parseRequestHead(raw: Buffer, limits: DecoderLimits): IcapRequestHead {
   const text = raw.toString('latin1', 0, raw.length - 4);
   const block = parseHeaderBlock(text, limits.headerCount, 'ICAP request');
