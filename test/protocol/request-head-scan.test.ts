@@ -1,8 +1,9 @@
 /**
  * The request line, service URI and Encapsulated entities are scanned by index (request-head.ts,
  * encapsulated.ts) where regexes and split() were used before. These tests hold the scans to the
- * regex definitions they replaced, on hand-picked and on random inputs (fixed seed).
+ * regex definitions they replaced, on hand-picked inputs and on fast-check's (as decoder-fuzz.test.ts).
  */
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { parseEncapsulated } from '../../protocol/encapsulated.js';
 import { IcapProtocolError } from '../../protocol/errors.js';
@@ -21,14 +22,9 @@ function splitByRegex(uri: string): { service: string; query: string } {
 /** The entity grammar parseEncapsulated had, on the trimmed, lower-cased entity. */
 const ENTITY = /^(req-hdr|res-hdr|req-body|res-body|opt-body|null-body)=(\d{1,15})$/;
 
-/** A small deterministic generator (a test must fail the same way twice). */
-function random(seed: number): () => number {
-  let state = seed;
-  return () => (state = (state * 1103515245 + 12345) % 2147483648) / 2147483648;
-}
-
-function pick<T>(rnd: () => number, from: readonly T[]): T {
-  return from[Math.floor(rnd() * from.length)]!;
+/** A string of `pieces` joined, at most `max` of them. */
+function joined(pieces: readonly string[], max: number): fc.Arbitrary<string> {
+  return fc.array(fc.constantFrom(...pieces), { maxLength: max }).map((parts) => parts.join(''));
 }
 
 const LIMITS = { headerCount: 100, httpHeaderBytes: 65_536, previewBytes: 65_536 } as Parameters<typeof parseRequestHead>[1];
@@ -51,46 +47,48 @@ describe('splitServiceUri', () => {
     ['//reqmod//', 'reqmod', ''],
     ['icapx://h/s', 'icapx://h/s', ''],
     ['icap:/h/s', 'icap:/h/s', ''],
-    // Only letters fold: 0x0f | 0x20 is '/', yet \x0f is no slash.
-    ['icap:\x1a\x0f\x0fh/s', 'icap:\x1a\x0f\x0fh/s', ''],
+    // Only letters fold: 0x0f | 0x20 is '/' and 0x1a | 0x20 is ':', yet neither is one.
+    ['icap:\x0f\x0fh/s', 'icap:\x0f\x0fh/s', ''],
+    ['icap\x1a//h/s', 'icap\x1a//h/s', ''],
   ])('%j → service %j, query %j', (uri, service, query) => {
     expect(splitServiceUri(uri)).toEqual({ service, query });
     expect(splitByRegex(uri)).toEqual({ service, query });
   });
 
-  it('agrees with the regex definition on 20 000 random URIs', () => {
-    const rnd = random(1);
+  it('agrees with the regex definition on random URIs', () => {
     const pieces = ['i', 'c', 'a', 'p', 's', 'I', 'C', 'P', 'S', ':', '/', '//', '?', 'h', '.', '=', '\x0f', '\x1a', '\xe9', ' '];
-    for (let i = 0; i < 20_000; i++) {
-      let uri = pick(rnd, ['', 'icap://', 'ICAPS://', 'iCaP:/']);
-      for (let n = Math.floor(rnd() * 10); n > 0; n--) uri += pick(rnd, pieces);
-      expect(splitServiceUri(uri), uri).toEqual(splitByRegex(uri));
-    }
+    const uri = fc.tuple(fc.constantFrom('', 'icap://', 'ICAPS://', 'iCaP:/'), joined(pieces, 10)).map(([a, b]) => a + b);
+    fc.assert(
+      fc.property(uri, (u) => {
+        expect(splitServiceUri(u)).toEqual(splitByRegex(u));
+      }),
+      { numRuns: 20_000, interruptAfterTimeLimit: 4000 },
+    );
   });
 });
 
 describe('Encapsulated entities', () => {
-  it('accepts exactly what the entity regex accepted, with the same error otherwise (20 000 random values)', () => {
-    const rnd = random(2);
+  it('accepts exactly what the entity regex accepted, with the same error otherwise', () => {
     const names = ['req-hdr', 'res-hdr', 'req-body', 'res-body', 'opt-body', 'null-body', 'REQ-HDR', 'Res-Body', 'null-bodyx', 'req_hdr', ''];
     const offsets = ['0', '12', '0012', '', '123456789012345', '1234567890123456', '9x', '-1', '\u0661'];
-    for (let i = 0; i < 20_000; i++) {
-      const entities: string[] = [];
-      for (let n = 1 + Math.floor(rnd() * 3); n > 0; n--) {
-        entities.push(pick(rnd, ['', ' ', '\t', '\xa0']) + pick(rnd, names) + pick(rnd, ['=', '=', ' =', '= ', '']) + pick(rnd, offsets) + pick(rnd, ['', ' ']));
-      }
-      const value = entities.join(pick(rnd, [',', ', ', ',,']));
-      const method = pick(rnd, ['REQMOD', 'RESPMOD', 'OPTIONS'] as const);
-      // Past any 15-digit offset: the per-entity offset limit never speaks first here.
-      const got = outcome(() => parseEncapsulated(value, method, 1e15));
-      const malformed = value.split(',').find((part) => ENTITY.exec(part.trim().toLowerCase()) === null);
-      if (malformed !== undefined) {
-        expect(got, value).toBe(`ICAP_ERR_BAD_ENCAPSULATED: Encapsulated: unknown or malformed entity ${JSON.stringify(malformed.trim())}`);
-      } else {
-        // Well-formed entities: the grammar checks that follow are unchanged code.
-        expect(typeof got === 'string' ? got : 'parsed', value).not.toMatch(/malformed entity/);
-      }
-    }
+    const entity = fc
+      .tuple(fc.constantFrom('', ' ', '\t', '\xa0'), fc.constantFrom(...names), fc.constantFrom('=', ' =', '= ', ''), fc.constantFrom(...offsets), fc.constantFrom('', ' '))
+      .map((parts) => parts.join(''));
+    const value = fc.tuple(fc.array(entity, { minLength: 1, maxLength: 3 }), fc.constantFrom(',', ', ', ',,')).map(([list, comma]) => list.join(comma));
+    fc.assert(
+      fc.property(value, fc.constantFrom('REQMOD', 'RESPMOD', 'OPTIONS') as fc.Arbitrary<'REQMOD' | 'RESPMOD' | 'OPTIONS'>, (v, method) => {
+        // Past any 15-digit offset: the per-entity offset limit never speaks first here.
+        const got = outcome(() => parseEncapsulated(v, method, 1e15));
+        const malformed = v.split(',').find((part) => ENTITY.exec(part.trim().toLowerCase()) === null);
+        if (malformed !== undefined) {
+          expect(got).toBe(`ICAP_ERR_BAD_ENCAPSULATED: Encapsulated: unknown or malformed entity ${JSON.stringify(malformed.trim())}`);
+        } else {
+          // Well-formed entities: the grammar checks that follow are unchanged code.
+          expect(typeof got === 'string' ? got : 'parsed').not.toMatch(/malformed entity/);
+        }
+      }),
+      { numRuns: 20_000, interruptAfterTimeLimit: 4000 },
+    );
   });
 });
 
