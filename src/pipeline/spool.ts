@@ -13,7 +13,7 @@
  * writer's mode (0640 for clamd's copy, src/backends/clamd/scan-file.ts), not the spool's 0600.
  *
  * Who holds the caller's chunks:
- * - In memory, MemoryChunks (memory-chunks.ts) keeps pieces of 16 KiB or more as the caller's
+ * - In memory, MemoryChunks (memory-chunks.ts) keeps pieces of 4 KiB or more as the caller's
  *   views and copies smaller ones into blocks of its own: no second copy of a large body, and no
  *   pinned socket buffers for a body sent as tiny chunked-encoding pieces.
  * - On disk, the chunk goes to fs.WriteStream as the view it is and is held only until written
