@@ -107,7 +107,6 @@ async function main(): Promise<void> {
     if (!Number.isSafeInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer`);
   }
 
-  const dir = mkdtempSync(join(tmpdir(), 'icap-bridge-hot-path-'));
   const dist = (path: string): string => pathToFileURL(join(ROOT, 'dist', path)).href;
   const { loadConfigFile } = (await import(dist('src/config/index.js'))) as typeof import('../src/config/index.js');
   const { createBackends } = (await import(dist('src/backends/create-backends.js'))) as typeof import('../src/backends/create-backends.js');
@@ -115,39 +114,43 @@ async function main(): Promise<void> {
   const { createLogger } = (await import(dist('src/observability/logger.js'))) as typeof import('../src/observability/logger.js');
   const { batchedStdout } = (await import(dist('src/observability/log-destination.js'))) as typeof import('../src/observability/log-destination.js');
 
-  const spool = join(dir, 'spool');
-  mkdirSync(spool);
-  const configPath = join(dir, 'icap-bridge.yaml');
-  writeFileSync(
-    configPath,
-    readFileSync(join(ROOT, 'bench', 'icap-bridge.bench.yaml'), 'utf8')
-      .replaceAll('@PORT@', '0')
-      .replaceAll('@PROCESSES@', '1')
-      .replaceAll('@SPOOL_DIR@', spool)
-      .replaceAll('@CLAMD_ENDPOINT@', join(dir, 'no-clamd.sock'))
-      .replaceAll('@STREAM_MAX@', '33554432')
-      .replaceAll('@BUILTIN_WORKERS@', '0')
-      .replaceAll('@CLAMD_TRANSFER@', 'path'),
-  );
-  const logFd = openSync(join(dir, 'access.log'), 'w');
-  const destination = batchedStdout({ fd: logFd, minLength: 32_768, fileBlockBytes: 65_536, pipeBlockBytes: 65_536 });
-  const config = loadConfigFile(configPath);
-  const logger = createLogger({ level: config.logging.level, destination });
-  const backends = await createBackends(config, { warn: () => {} });
-  const server = createIcapServer(config, { logger, backends });
-
   const request = buildScenario(scenario, { host: '127.0.0.1', port: 1344, service: SERVICE[scenario] }).full;
   const expected = scenario === 'options' ? 'ICAP/1.0 200' : 'ICAP/1.0 204';
   const results: Round[] = [];
+  // Config, spool and access log live here; removed whatever happens from here on.
+  const dir = mkdtempSync(join(tmpdir(), 'icap-bridge-hot-path-'));
   try {
-    // Round 0 warms up (JIT, caches) and is not reported.
-    for (let round = 0; round <= rounds; round++) {
-      results.push(await runRound(server.accept.bind(server), request, expected, connections, perRound));
+    const spool = join(dir, 'spool');
+    mkdirSync(spool);
+    const configPath = join(dir, 'icap-bridge.yaml');
+    writeFileSync(
+      configPath,
+      readFileSync(join(ROOT, 'bench', 'icap-bridge.bench.yaml'), 'utf8')
+        .replaceAll('@PORT@', '0')
+        .replaceAll('@PROCESSES@', '1')
+        .replaceAll('@SPOOL_DIR@', spool)
+        .replaceAll('@CLAMD_ENDPOINT@', join(dir, 'no-clamd.sock'))
+        .replaceAll('@STREAM_MAX@', '33554432')
+        .replaceAll('@BUILTIN_WORKERS@', '0')
+        .replaceAll('@CLAMD_TRANSFER@', 'path'),
+    );
+    const config = loadConfigFile(configPath);
+    const logFd = openSync(join(dir, 'access.log'), 'w');
+    const destination = batchedStdout({ fd: logFd, minLength: 32_768, fileBlockBytes: 65_536, pipeBlockBytes: 65_536 });
+    const logger = createLogger({ level: config.logging.level, destination });
+    const backends = await createBackends(config, { warn: () => {} });
+    const server = createIcapServer(config, { logger, backends });
+    try {
+      // Round 0 warms up (JIT, caches) and is not reported.
+      for (let round = 0; round <= rounds; round++) {
+        results.push(await runRound(server.accept.bind(server), request, expected, connections, perRound));
+      }
+    } finally {
+      await server.close(0);
+      await destination.end();
+      closeSync(logFd);
     }
   } finally {
-    await server.close(0);
-    await destination.end();
-    closeSync(logFd);
     rmSync(dir, { recursive: true, force: true });
   }
   const reported = results.slice(1);
