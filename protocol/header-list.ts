@@ -5,7 +5,7 @@ export interface HeaderField {
   readonly value: string;
 }
 
-/** Up to this many fields, get() scans them instead of building the index. */
+/** Up to this many fields, lookups (get, getAll, has, tokens) scan them instead of building the index. */
 const LINEAR_LOOKUP_MAX = 16;
 
 /** RFC 7230 §3.2: field names are case-insensitive tokens (ASCII), so ASCII folding is exact. */

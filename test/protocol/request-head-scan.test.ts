@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { parseEncapsulated } from '../../protocol/encapsulated.js';
 import { IcapProtocolError } from '../../protocol/errors.js';
 import { parseRequestHead, splitServiceUri } from '../../protocol/request-head.js';
+import { DEFAULT_LIMITS } from '../../protocol/types.js';
 
 /** The definition splitServiceUri had: scheme and authority by regex, slashes trimmed by regex. */
 function splitByRegex(uri: string): { service: string; query: string } {
@@ -27,7 +28,6 @@ function joined(pieces: readonly string[], max: number): fc.Arbitrary<string> {
   return fc.array(fc.constantFrom(...pieces), { maxLength: max }).map((parts) => parts.join(''));
 }
 
-const LIMITS = { headerCount: 100, httpHeaderBytes: 65_536, previewBytes: 65_536 } as Parameters<typeof parseRequestHead>[1];
 
 function outcome(call: () => unknown): unknown {
   try {
@@ -107,18 +107,18 @@ describe('request line', () => {
     ['reqmod icap://h/s ICAP/1.0', 'ICAP_ERR_UNKNOWN_METHOD'],
   ])('%j → %s', (line, code) => {
     const raw = Buffer.from(`${line}\r\nEncapsulated: req-hdr=0, null-body=10\r\n\r\n`, 'latin1');
-    const got = outcome(() => parseRequestHead(raw, LIMITS));
+    const got = outcome(() => parseRequestHead(raw, DEFAULT_LIMITS));
     if (code === null) expect(got).toMatchObject({ method: 'REQMOD', service: 's', version: 'ICAP/1.0' });
     else expect(String(got)).toMatch(new RegExp(`^${code}:`));
   });
 
   it('reads Allow from a small head without building the header index', () => {
     const raw = Buffer.from('RESPMOD icap://h/s ICAP/1.0\r\nallow: 204, Trailers\r\nAllow: 206\r\nEncapsulated: res-hdr=0, null-body=10\r\n\r\n', 'latin1');
-    expect([...parseRequestHead(raw, LIMITS).allow]).toEqual(['204', 'trailers', '206']);
+    expect([...parseRequestHead(raw, DEFAULT_LIMITS).allow]).toEqual(['204', 'trailers', '206']);
   });
 
   it('splits list headers as split(",") did: empty items dropped, items trimmed and lower-cased', () => {
     const raw = Buffer.from('RESPMOD icap://h/s ICAP/1.0\r\nAllow: , a,,B ,\r\nAllow: ,\r\nEncapsulated: res-hdr=0, null-body=10\r\n\r\n', 'latin1');
-    expect([...parseRequestHead(raw, LIMITS).allow]).toEqual(['a', 'b']);
+    expect([...parseRequestHead(raw, DEFAULT_LIMITS).allow]).toEqual(['a', 'b']);
   });
 });
