@@ -81,6 +81,8 @@ export class IcapConnection {
   #txn: Transaction | null = null;
   #bytesReadMark = 0;
   #peerEnded = false;
+  /** The socket was paused because bytes came while an answer was being made (see #onData). */
+  #socketPaused = false;
   /** Resolves when the connection has closed; the server awaits these on shutdown. */
   readonly closed: Promise<void>;
 
@@ -132,7 +134,14 @@ export class IcapConnection {
 
   #onData(chunk: Buffer): void {
     if (this.#phase === 'closing') return; // draining after an error answer
-    if (this.#phase === 'idle') this.#enter('head');
+    if (this.#phase === 'processing') {
+      // A pipelined request (or its part) came before our answer: the paused decoder keeps it, and
+      // the socket stops reading until the answer is out, so at most this one chunk waits in memory.
+      // Pausing only now, not at every message-end, spares a pause/resume pair (and resume's
+      // nextTick) per request when the client waits for its answer, as clients nearly always do.
+      this.#socket.pause();
+      this.#socketPaused = true;
+    } else if (this.#phase === 'idle') this.#enter('head');
     this.#lastBodyActivity = performance.now();
     this.#feed(() => this.#decoder.push(chunk));
   }
@@ -201,8 +210,12 @@ export class IcapConnection {
         if (this.#txn !== null && !this.#txn.writeBody(e.data)) {
           // Disk is slower than the client: stop reading until the spool drains.
           this.#socket.pause();
+          this.#socketPaused = true;
           this.#txn.onDrain(() => {
-            if (this.#phase === 'body') this.#socket.resume();
+            // After message-end the socket stays paused until the answer is out (#process).
+            if (this.#phase !== 'body') return;
+            this.#socketPaused = false;
+            this.#socket.resume();
           });
         }
         return;
@@ -222,8 +235,9 @@ export class IcapConnection {
         this.#txn?.bodyEnded(e.trailers);
         return;
       case 'message-end':
+        // Answers go strictly in order: the decoder holds what follows until this one is written
+        // (the socket pauses too if more bytes arrive meanwhile; #onData).
         this.#decoder.pause();
-        this.#socket.pause();
         this.#enter('processing');
         void this.#process();
         return;
@@ -323,7 +337,10 @@ export class IcapConnection {
       return;
     }
     this.#enter(this.#decoder.idle ? 'idle' : 'head');
-    this.#socket.resume();
+    if (this.#socketPaused) {
+      this.#socketPaused = false;
+      this.#socket.resume();
+    }
     this.#feed(() => this.#decoder.resume());
   }
 

@@ -1,0 +1,111 @@
+/**
+ * Bytes that arrive while an answer is being made (a pipelined request, RFC 3507 §4.2's
+ * persistent connections over HTTP/1.1 rules): the connection keeps them for later, stops reading
+ * the socket so a client cannot make it buffer without bound, and answers everything in order once
+ * the first answer is out. The socket is only paused when such bytes come (connection.ts #onData),
+ * so these tests hold a scan open and send behind it.
+ */
+import { createServer, type AddressInfo, type Socket } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Backend, BackendResult } from '../../src/backends/backend.js';
+import type { SpooledBody } from '../../src/pipeline/spooled-body.js';
+import { buildRequest } from '../helpers/icap-messages.js';
+import { TestClient } from '../helpers/icap-client.js';
+import { readAll } from '../helpers/scripted-backend.js';
+import { startTestServer, type TestServer } from '../helpers/test-server.js';
+
+/** An engine whose first scan waits until the test opens the gate; it records each body's size. */
+class GatedBackend implements Backend {
+  readonly name = 'gate';
+  readonly version = 'gate/1';
+  readonly sizes: number[] = [];
+  #open!: () => void;
+  readonly #gate = new Promise<void>((resolve) => (this.#open = resolve));
+  #onFirstScan!: () => void;
+  readonly firstScanStarted = new Promise<void>((resolve) => (this.#onFirstScan = resolve));
+
+  open(): void {
+    this.#open();
+  }
+
+  async scan(body: SpooledBody): Promise<BackendResult> {
+    const data = await readAll(body);
+    this.sizes.push(data.length);
+    this.#onFirstScan();
+    await this.#gate;
+    return { outcome: 'clean', backend: this.name, durationMs: 1 };
+  }
+
+  async close(): Promise<void> {}
+}
+
+const MiB = 1024 * 1024;
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('input that arrives while an answer is being made', () => {
+  const gate = new GatedBackend();
+  let srv: TestServer;
+  beforeAll(async () => {
+    const yaml = `backends:
+  gate: { type: builtin }
+services:
+  respmod:
+    methods: [RESPMOD]
+    backends: [gate]
+`;
+    srv = await startTestServer(yaml, { backends: new Map<string, Backend>([['gate', gate]]) });
+  });
+  afterAll(() => srv.close());
+
+  it('is not read past one socket read until the answer is out, then is answered in order', async () => {
+    // Our own listener hands its sockets to the server (as the server's listeners do), so the
+    // test can see how much the server side has read.
+    let serverSide: Socket | undefined;
+    const listener = createServer((socket) => {
+      serverSide = socket;
+      srv.server.accept(socket);
+    });
+    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+    const client = await TestClient.connect((listener.address() as AddressInfo).port);
+    try {
+      const first = buildRequest({ body: [Buffer.alloc(100, 'a')], headers: [['Allow', '204']] }).first;
+      client.write(first);
+      await gate.firstScanStarted;
+      // 32 MiB behind the held request, in 1 MiB writes. A server that kept reading would have
+      // taken several MiB into memory by now; one that paused holds at most a read or two
+      // (64 KiB each) beyond the first request, the rest waiting in the kernel and the client.
+      const second = buildRequest({ body: Array.from({ length: 32 }, (_, i) => Buffer.alloc(MiB, 97 + (i % 26))), headers: [['Allow', '204']] }).first;
+      for (let at = 0; at < second.length; at += MiB) client.write(second.subarray(at, at + MiB));
+      await sleep(300);
+      expect(serverSide!.bytesRead - first.length).toBeLessThan(MiB / 4);
+      expect(client.pending.length).toBe(0); // nothing answered yet
+
+      gate.open();
+      expect((await client.read()).status).toBe(204);
+      expect((await client.read(20_000)).status).toBe(204);
+      expect(gate.sizes).toEqual([100, 32 * MiB]);
+    } finally {
+      client.close();
+      await new Promise((resolve) => listener.close(resolve));
+    }
+  });
+
+  it('answers a request sent in pieces behind an answered one on the same connection', async () => {
+    const client = await TestClient.connect(srv.port);
+    try {
+      const options = buildRequest({ method: 'OPTIONS' }).first;
+      const respmod = buildRequest({ body: [Buffer.alloc(5000, 'b')], headers: [['Allow', '204']] }).first;
+      // One write holds the OPTIONS request and the first bytes of the next; the rest follows in
+      // later writes while (or after) the OPTIONS answer is made.
+      client.write(Buffer.concat([options, respmod.subarray(0, 10)]));
+      for (let at = 10; at < respmod.length; at += 700) {
+        await sleep(1);
+        client.write(respmod.subarray(at, at + 700));
+      }
+      expect((await client.read()).header('Methods')).toBe('RESPMOD');
+      expect((await client.read()).status).toBe(204);
+    } finally {
+      client.close();
+    }
+  });
+});
