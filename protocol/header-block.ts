@@ -20,6 +20,15 @@ function isToken(s: string): boolean {
   return true;
 }
 
+/**
+ * What String.prototype.trim() removes, among the characters a latin1-decoded block can hold: TAB,
+ * LF, VT, FF, CR, SP and NBSP (ECMAScript WhiteSpace and LineTerminator below U+0100). RFC 7230
+ * §3.2.3's OWS is only SP and HTAB; values were trimmed with trim() before and keep that meaning.
+ */
+function isTrimmed(c: number): boolean {
+  return c === 0x20 || (c >= 0x09 && c <= 0x0d) || c === 0xa0;
+}
+
 export interface ParsedBlock {
   /** The first line (request line, status line or HTTP start line). */
   readonly startLine: string;
@@ -58,7 +67,12 @@ export function parseHeaderBlock(text: string, maxHeaderCount: number, what: str
     if (fields.length >= maxHeaderCount) {
       throw new IcapProtocolError('ICAP_ERR_TOO_MANY_HEADERS', `${what}: more than ${maxHeaderCount} headers`);
     }
-    fields.push({ name, value: text.slice(colon + 1, stop).trim() });
+    // The value without surrounding whitespace, by index: one string, where slice().trim() made two.
+    let valueStart = colon + 1;
+    let valueEnd = stop;
+    while (valueStart < valueEnd && isTrimmed(text.charCodeAt(valueStart))) valueStart++;
+    while (valueEnd > valueStart && isTrimmed(text.charCodeAt(valueEnd - 1))) valueEnd--;
+    fields.push({ name, value: text.slice(valueStart, valueEnd) });
   }
   return { startLine, headers: new HeaderList(fields) };
 }

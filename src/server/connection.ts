@@ -67,6 +67,11 @@ export class IcapConnection {
   readonly clientAddress: string;
   readonly #opened = performance.now();
   #requestStarted = 0;
+  /**
+   * When the input being decoded arrived (performance.now() scale): the request-head and
+   * message-end events it gives share it, so a request reads the clock three times, not seven.
+   */
+  #inputAt = performance.now();
   #phase: Phase = 'head';
   #phaseStarted = performance.now();
   #lastBodyActivity = 0;
@@ -134,6 +139,8 @@ export class IcapConnection {
 
   #onData(chunk: Buffer): void {
     if (this.#phase === 'closing') return; // draining after an error answer
+    const now = performance.now();
+    this.#inputAt = now;
     if (this.#phase === 'processing') {
       // A pipelined request (or its part) came before our answer: the paused decoder keeps it, and
       // the socket stops reading until the answer is out, so at most this one chunk waits in memory.
@@ -141,8 +148,8 @@ export class IcapConnection {
       // nextTick) per request when the client waits for its answer, as clients nearly always do.
       this.#socket.pause();
       this.#socketPaused = true;
-    } else if (this.#phase === 'idle') this.#enter('head');
-    this.#lastBodyActivity = performance.now();
+    } else if (this.#phase === 'idle') this.#enter('head', now);
+    this.#lastBodyActivity = now;
     this.#feed(() => this.#decoder.push(chunk));
   }
 
@@ -203,7 +210,7 @@ export class IcapConnection {
       case 'headers-end':
         if (e.body !== null) {
           this.#txn?.beginBody(); // OPTIONS bodies (opt-body) are read and dropped
-          this.#enter('body');
+          this.#enter('body', this.#inputAt);
         }
         return;
       case 'body':
@@ -238,14 +245,14 @@ export class IcapConnection {
         // Answers go strictly in order: the decoder holds what follows until this one is written
         // (the socket pauses too if more bytes arrive meanwhile; #onData).
         this.#decoder.pause();
-        this.#enter('processing');
+        this.#enter('processing', this.#inputAt); // no deadline while processing: any recent time will do
         void this.#process();
         return;
     }
   }
 
   #onRequestHead(head: IcapRequestHead): void {
-    this.#requestStarted = performance.now();
+    this.#requestStarted = this.#inputAt;
     this.#gen = this.#ctx.current();
     this.#gen.retain();
     this.#retained = true;
@@ -272,6 +279,7 @@ export class IcapConnection {
       spool: this.#gen.spool,
       sink: this.#sink,
       logger: this.#log,
+      startedAt: this.#requestStarted,
       onFinished: (record) => this.#ctx.onTransactionFinished(record),
     });
   }
@@ -337,6 +345,8 @@ export class IcapConnection {
       return;
     }
     this.#enter(this.#decoder.idle ? 'idle' : 'head');
+    // A request already buffered starts now, when its turn comes (its duration is its own answer's).
+    this.#inputAt = this.#phaseStarted;
     if (this.#socketPaused) {
       this.#socketPaused = false;
       this.#socket.resume();
@@ -364,9 +374,9 @@ export class IcapConnection {
     setTimeout(() => this.#socket.destroy(), LINGER_MS).unref();
   }
 
-  #enter(phase: Phase): void {
+  #enter(phase: Phase, now = performance.now()): void {
     this.#phase = phase;
-    this.#phaseStarted = performance.now();
+    this.#phaseStarted = now;
     this.#lastBodyActivity = this.#phaseStarted;
     this.#armTimer();
   }

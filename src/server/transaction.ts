@@ -82,6 +82,8 @@ export interface TransactionInit {
   readonly spool: SpoolOptions;
   readonly sink: ResponseSink;
   readonly logger: Logger;
+  /** When the request head arrived (performance.now() scale): the duration in the access line counts from it. */
+  readonly startedAt: number;
   /** Called once with the access record when the transaction ends, whatever the path. */
   readonly onFinished: (record: AccessRecord) => void;
 }
@@ -98,7 +100,7 @@ export class Transaction {
   readonly id: string;
   readonly head: IcapRequestHead;
   readonly #init: TransactionInit;
-  readonly #started = performance.now();
+  readonly #started: number;
   /**
    * Created on first use: most requests (OPTIONS-like REQMODs, small bodies) never hand a signal
    * to anyone, and an AbortController + AbortSignal per request was ~6 % of a null-body REQMOD.
@@ -156,6 +158,7 @@ export class Transaction {
 
   constructor(init: TransactionInit) {
     this.#init = init;
+    this.#started = init.startedAt;
     this.id = init.id;
     this.head = init.head;
     const commit = init.service.config.commit_on_idle;

@@ -22,7 +22,8 @@
  */
 import type { Socket } from 'node:net';
 
-const corkedThisTurn = new Set<Socket>();
+/** Sockets corked this turn, in order. An array, not a Set: whether a socket is in it is its cork count. */
+let corkedThisTurn: Socket[] = [];
 let flushScheduled = false;
 let openConnections = 0;
 
@@ -43,15 +44,19 @@ export function worthCoalescing(): boolean {
 function flush(): void {
   flushScheduled = false;
   // uncork() on a socket that was ended or destroyed meanwhile is a no-op (end() uncorks itself).
-  for (const socket of corkedThisTurn) socket.uncork();
-  corkedThisTurn.clear();
+  const sockets = corkedThisTurn;
+  corkedThisTurn = [];
+  for (const socket of sockets) socket.uncork();
 }
 
 /** Corks `socket` until the end of this loop turn (once per turn, however many writes follow). */
 export function corkUntilEndOfTurn(socket: Socket): void {
-  if (corkedThisTurn.has(socket)) return;
+  // Client sockets are corked only here (ResponseSink's cork/uncork pair ends within its call), so
+  // a corked socket was corked this turn. An end() uncorks it; corked again, it is listed twice and
+  // the second uncork() is a no-op.
+  if (socket.writableCorked > 0) return;
   socket.cork();
-  corkedThisTurn.add(socket);
+  corkedThisTurn.push(socket);
   if (!flushScheduled) {
     flushScheduled = true;
     setImmediate(flush);
