@@ -85,7 +85,10 @@ export class IcapConnection {
   #service: Service | null = null;
   #txn: Transaction | null = null;
   #bytesReadMark = 0;
+  /** Close after the current answer: the client sent its FIN, or the server is shutting down. */
   #peerEnded = false;
+  /** The client sent its FIN (half-close): requests it sent before it are still answered. */
+  #finReceived = false;
   /** The socket was paused because bytes came while an answer was being made (see #onData). */
   #socketPaused = false;
   /** Resolves when the connection has closed; the server awaits these on shutdown. */
@@ -101,6 +104,11 @@ export class IcapConnection {
     // Parser limits are fixed for the life of the connection: those in force when it opened.
     this.#decoder = new IcapDecoder((e) => this.#onEvent(e), this.#gen.limits);
     socket.setNoDelay(true);
+    // A client may half-close right after its request (`printf … | nc`, scripted clients) and still
+    // wait for the answer. Node would end our side as soon as the peer's FIN is read (allowHalfOpen
+    // false, the default), so an answer still being made was never sent. Our own #onEnd decides instead:
+    // answer first, then close (RFC 9293 §3.6: a half-closed connection still carries the other way).
+    socket.allowHalfOpen = true;
     this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('end', () => this.#onEnd());
@@ -172,6 +180,7 @@ export class IcapConnection {
 
   #onEnd(): void {
     this.#peerEnded = true;
+    this.#finReceived = true;
     // A half-close mid-body loses the request; between requests it just ends the connection.
     if (this.#phase === 'body' || (this.#phase === 'head' && !this.#decoder.idle)) {
       this.#txn?.abort('client-disconnected');
@@ -340,7 +349,9 @@ export class IcapConnection {
     this.#sink.started = false;
     this.#bytesReadMark = this.#socket.bytesRead;
     if (this.#socket.destroyed || this.#phase === 'closing') return;
-    if (this.#peerEnded) {
+    // After a FIN, complete requests sent before it are still answered (as HTTP servers answer
+    // pipelined requests); on shutdown, the connection closes after this answer.
+    if (this.#peerEnded && !(this.#finReceived && !this.#decoder.idle)) {
       this.#socket.end();
       return;
     }
@@ -352,6 +363,10 @@ export class IcapConnection {
       this.#socket.resume();
     }
     this.#feed(() => this.#decoder.resume());
+    // What the client sent before its FIN held part of a request only: it can never complete.
+    // (The phase is read anew: the decoder's events may have changed it; TypeScript keeps its narrowing.)
+    const phase = this.#phase as Phase;
+    if (this.#finReceived && phase !== 'processing' && phase !== 'closing') this.#onEnd();
   }
 
   // ── errors and timeouts ────────────────────────────────────────────────────────────────────

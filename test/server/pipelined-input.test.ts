@@ -4,6 +4,10 @@
  * the socket so a client cannot make it buffer without bound, and answers everything in order once
  * the first answer is out. The socket is only paused when such bytes come (connection.ts #onData),
  * so these tests hold a scan open and send behind it.
+ *
+ * A FIN (half-close) is such input too: a client that shuts down its sending side after its
+ * requests still gets every complete one answered, then the connection closes; a request the FIN
+ * cut short is dropped at once rather than left to the header timeout.
  */
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,32 +15,36 @@ import type { Backend, BackendResult } from '../../src/backends/backend.js';
 import type { SpooledBody } from '../../src/pipeline/spooled-body.js';
 import { buildRequest } from '../helpers/icap-messages.js';
 import { TestClient } from '../helpers/icap-client.js';
-import { readAll } from '../helpers/scripted-backend.js';
+import { ScriptedBackend } from '../helpers/scripted-backend.js';
 import { startTestServer, type TestServer } from '../helpers/test-server.js';
 
-/** An engine whose first scan waits until the test opens the gate; it records each body's size. */
-class GatedBackend implements Backend {
-  readonly name = 'gate';
-  readonly version = 'gate/1';
-  readonly sizes: number[] = [];
-  #open!: () => void;
-  readonly #gate = new Promise<void>((resolve) => (this.#open = resolve));
-  #onFirstScan!: () => void;
-  readonly firstScanStarted = new Promise<void>((resolve) => (this.#onFirstScan = resolve));
+/** The scripted engine, whose scans can be held: after hold(), each scan waits until release(). */
+class GatedBackend extends ScriptedBackend {
+  #gate: Promise<void> = Promise.resolve();
+  #release: () => void = () => {};
+  #onScan: () => void = () => {};
+  /** Resolves when a scan starts after the last hold(). */
+  scanStarted: Promise<void> = Promise.resolve();
 
-  open(): void {
-    this.#open();
+  constructor() {
+    super({ name: 'gate' });
   }
 
-  async scan(body: SpooledBody): Promise<BackendResult> {
-    const data = await readAll(body);
-    this.sizes.push(data.length);
-    this.#onFirstScan();
+  hold(): void {
+    this.#gate = new Promise<void>((resolve) => (this.#release = resolve));
+    this.scanStarted = new Promise<void>((resolve) => (this.#onScan = resolve));
+  }
+
+  release(): void {
+    this.#release();
+  }
+
+  override async scan(body: SpooledBody): Promise<BackendResult> {
+    const result = await super.scan(body);
+    this.#onScan();
     await this.#gate;
-    return { outcome: 'clean', backend: this.name, durationMs: 1 };
+    return result;
   }
-
-  async close(): Promise<void> {}
 }
 
 const MiB = 1024 * 1024;
@@ -69,8 +77,10 @@ services:
     const client = await TestClient.connect((listener.address() as AddressInfo).port);
     try {
       const first = buildRequest({ body: [Buffer.alloc(100, 'a')], headers: [['Allow', '204']] }).first;
+      gate.scanned.length = 0;
+      gate.hold();
       client.write(first);
-      await gate.firstScanStarted;
+      await gate.scanStarted;
       // 32 MiB behind the held request, in 1 MiB writes. A server that kept reading would have
       // taken several MiB into memory by now; one that paused holds at most a read or two
       // (64 KiB each) beyond the first request, the rest waiting in the kernel and the client.
@@ -80,10 +90,10 @@ services:
       expect(serverSide!.bytesRead - first.length).toBeLessThan(MiB / 4);
       expect(client.pending.length).toBe(0); // nothing answered yet
 
-      gate.open();
+      gate.release();
       expect((await client.read()).status).toBe(204);
       expect((await client.read(20_000)).status).toBe(204);
-      expect(gate.sizes).toEqual([100, 32 * MiB]);
+      expect(gate.scanned.map((b) => b.length)).toEqual([100, 32 * MiB]);
     } finally {
       client.close();
       await new Promise((resolve) => listener.close(resolve));
@@ -104,6 +114,59 @@ services:
       }
       expect((await client.read()).header('Methods')).toBe('RESPMOD');
       expect((await client.read()).status).toBe(204);
+    } finally {
+      client.close();
+    }
+  });
+
+  it('answers a client that half-closes right after its request (shutdown of its sending side)', async () => {
+    const client = await TestClient.connect(srv.port);
+    try {
+      gate.hold();
+      client.write(buildRequest({ body: [Buffer.alloc(300, 'c')], headers: [['Allow', '204']] }).first);
+      await gate.scanStarted;
+      client.socket.end(); // FIN while the answer is being made: `printf … | nc`, scripted clients
+      await sleep(100);
+      gate.release();
+      expect((await client.read()).status).toBe(204);
+      await client.waitClosed(); // then the server closes its side too
+    } finally {
+      client.close();
+    }
+  });
+
+  it('after a FIN, still answers the complete requests sent before it, then closes', async () => {
+    const client = await TestClient.connect(srv.port);
+    try {
+      gate.hold();
+      const request = (fill: string): Buffer => buildRequest({ body: [Buffer.alloc(200, fill)], headers: [['Allow', '204']] }).first;
+      client.write(Buffer.concat([request('d'), request('e'), buildRequest({ method: 'OPTIONS' }).first]));
+      client.socket.end();
+      await gate.scanStarted;
+      await sleep(100);
+      gate.release();
+      expect((await client.read()).status).toBe(204);
+      expect((await client.read()).status).toBe(204);
+      expect((await client.read()).header('Methods')).toBe('RESPMOD');
+      await client.waitClosed();
+    } finally {
+      client.close();
+    }
+  });
+
+  it('after a FIN that cut a request short, answers the one before it and closes instead of waiting', async () => {
+    const client = await TestClient.connect(srv.port);
+    try {
+      gate.hold();
+      const whole = buildRequest({ body: [Buffer.alloc(200, 'f')], headers: [['Allow', '204']] }).first;
+      client.write(Buffer.concat([whole, whole.subarray(0, whole.length - 20)]));
+      client.socket.end();
+      await gate.scanStarted;
+      await sleep(100);
+      gate.release();
+      expect((await client.read()).status).toBe(204);
+      await client.waitClosed(2000); // not the header timeout: the rest can never come
+      expect(client.pending.length).toBe(0);
     } finally {
       client.close();
     }
