@@ -6,12 +6,14 @@
  * Phases and their timers:
  *   head        waiting for a complete request head     → server.timeouts.header_ms, then 408 + close
  *   body        reading a body                          → server.timeouts.body_idle_ms of silence, then abort + 408 + close
- *   processing  scanning and answering (socket paused)  → none here; backends have their own timeouts
+ *   processing  scanning and answering                  → none here; backends have their own timeouts
  *   idle        between requests (keep-alive)           → server.timeouts.keep_alive_ms, then close
  *   closing     an error answer was sent; input is drained and dropped until the peer closes
  *
- * Requests are answered strictly in order: the decoder and the socket pause at message-end and
- * resume when the answer is written, so pipelined requests wait their turn and never pile up.
+ * Requests are answered strictly in order: the decoder pauses at message-end and resumes when the
+ * answer is written, so pipelined requests wait their turn. The socket pauses too, but only if bytes
+ * arrive meanwhile, so they never pile up beyond a socket read. A client's FIN (half-close) still
+ * gets every complete request before it answered, then the connection closes.
  */
 import type { Socket } from 'node:net';
 import {
