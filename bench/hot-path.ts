@@ -9,8 +9,9 @@
  * Why: on this 2-core VM a loopback run's CPU per request varies ±5–10 % from run to run (the
  * generator, the kernel and the host share the cores), so a change worth 3 % needs many
  * alternating runs. Here, back to back, the minimum of 5 rounds usually repeats within a few
- * percent (the host's noise still moves it, so always alternate): A/B a change by running this
- * in two worktrees, A B A B A B, and compare the minima. The loopback figure stays the one that
+ * percent (the host's noise still moves it): A/B a change by running this in two worktrees at
+ * the same time, one per core, so a burst of noise hits both, and compare the minima pair by pair
+ * (BENCHMARKS.md, Session 9, has the commands). The loopback figure stays the one that
  * counts (BENCHMARKS.md); what this leaves out (send/recv, epoll: ~9 µs per REQMOD in Session 8's
  * perf profile) is the same for every change to our code.
  *

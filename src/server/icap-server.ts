@@ -37,7 +37,8 @@ export interface IcapServer {
   /**
    * Serves a connection accepted elsewhere, as a listener would (Max-Connections included). The
    * listeners use it; so does bench/hot-path.ts, which feeds in-memory sockets to measure the
-   * JavaScript a request costs without the kernel's share.
+   * JavaScript a request costs without the kernel's share, and test/server/pipelined-input.test.ts,
+   * which watches how much the server side of a socket has read.
    */
   accept(socket: Socket): void;
   /**
