@@ -19,7 +19,7 @@
 import { ChunkedBodyReader } from './chunked-body.js';
 import { HttpHeadsReader, IcapHeadReader } from './head-reader.js';
 import { InputBuffer } from './input-buffer.js';
-import { parseRequestHead } from './request-head.js';
+import { parseRequestHeadText } from './request-head.js';
 import { DEFAULT_LIMITS, type DecoderEvent, type DecoderLimits, type IcapRequestHead } from './types.js';
 
 type State = 'request-head' | 'http-head' | 'body' | 'await-continue' | 'failed';
@@ -135,9 +135,9 @@ export class IcapDecoder {
     // RFC 2616 §4.1 robustness, which ICAP inherits: ignore empty lines before a request line.
     const input = this.#input;
     while (input.length >= 2 && input.bytes[0] === 0x0d && input.bytes[1] === 0x0a) input.consume(2);
-    const raw = this.#headReader.read(input);
-    if (raw === null) return false;
-    const head = parseRequestHead(raw, this.#limits);
+    const text = this.#headReader.readText(input);
+    if (text === null) return false;
+    const head = parseRequestHeadText(text, this.#limits);
     this.#head = head;
     this.#httpHeads.begin(head.encapsulated.headers);
     this.#state = 'http-head';

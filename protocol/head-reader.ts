@@ -26,26 +26,58 @@ export class IcapHeadReader {
 
   /** The head's bytes with the final empty line, consumed from `input`; null when more input is needed. */
   read(input: InputBuffer): Buffer | null {
-    const pending = input.bytes;
-    if (pending.length === 0) return null;
+    const length = this.#headLength(input.bytes);
+    if (length === -1) return null;
+    // Copied: the head outlives this input buffer, and must not pin a large socket read.
+    const raw = Buffer.from(input.bytes.subarray(0, length));
+    input.consume(length);
+    return raw;
+  }
+
+  /**
+   * The head as latin1 text without the final empty line, consumed from `input`; null when more
+   * input is needed. For the request decoder, which parses the text and keeps no bytes: no copy.
+   */
+  readText(input: InputBuffer): string | null {
+    const length = this.#headLength(input.bytes);
+    if (length === -1) return null;
+    const text = input.bytes.toString('latin1', 0, length - 4);
+    input.consume(length);
+    return text;
+  }
+
+  /** Length of the head at the start of `pending` (its empty line included), or -1 while it is incomplete. */
+  #headLength(pending: Buffer): number {
+    if (pending.length === 0) return -1;
     const end = pending.indexOf(CRLFCRLF, Math.max(0, this.#scanFrom - 3));
     if (end === -1) {
       if (pending.length > this.#maxBytes) this.#tooLarge();
       this.#scanFrom = pending.length;
-      return null;
+      return -1;
     }
     const length = end + 4;
     if (length > this.#maxBytes) this.#tooLarge();
-    // Copied: the head outlives this input buffer, and must not pin a large socket read.
-    const raw = Buffer.from(pending.subarray(0, length));
-    input.consume(length);
     this.#scanFrom = 0;
-    return raw;
+    return length;
   }
 
   #tooLarge(): never {
     throw new IcapProtocolError('ICAP_ERR_HEADER_TOO_LARGE', `${this.#what} exceeds ${this.#maxBytes} bytes`);
   }
+}
+
+/**
+ * A view may keep this many bytes of a socket read alive beyond the head itself. Every socket read
+ * is its own allocation of the bytes read: a small request (the whole message in one read, as
+ * REQMOD null-body comes) is kept as it is, while a head at the front of a 64 KiB read is copied
+ * out so it does not pin the read for the transaction's life.
+ */
+const VIEW_SLACK_BYTES = 4096;
+
+/** The first `length` bytes of `pending`, as a view when that pins little memory, else copied. */
+function keepOrCopy(pending: Buffer, length: number): Buffer {
+  const view = pending.subarray(0, length);
+  return pending.buffer.byteLength - length <= VIEW_SLACK_BYTES ? view : Buffer.from(view);
 }
 
 /** Reads a message's encapsulated HTTP header blocks, in the order and lengths Encapsulated gives. */
@@ -87,7 +119,7 @@ function readHttpHead(input: InputBuffer, name: HeaderSectionName, length: numbe
   if (end !== length - 4) {
     throw new IcapProtocolError('ICAP_ERR_BAD_ENCAPSULATED', `${name} block does not end at the offset Encapsulated gives (${length} bytes)`);
   }
-  const raw = Buffer.from(pending.subarray(0, length));
+  const raw = keepOrCopy(pending, length);
   input.consume(length);
   const block = parseHeaderBlock(raw.toString('latin1', 0, length - 4), maxHeaderCount, name);
   if (block.startLine === '') throw new IcapProtocolError('ICAP_ERR_MALFORMED', `${name} block has no start line`);

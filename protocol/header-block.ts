@@ -25,7 +25,7 @@ function isToken(s: string): boolean {
  * LF, VT, FF, CR, SP and NBSP (ECMAScript WhiteSpace and LineTerminator below U+0100). RFC 7230
  * §3.2.3's OWS is only SP and HTAB; values were trimmed with trim() before and keep that meaning.
  */
-function isTrimmed(c: number): boolean {
+export function isTrimmed(c: number): boolean {
   return c === 0x20 || (c >= 0x09 && c <= 0x0d) || c === 0xa0;
 }
 

@@ -5,6 +5,7 @@
 import { parseEncapsulated, type Encapsulated } from './encapsulated.js';
 import { IcapProtocolError } from './errors.js';
 import { parseHeaderBlock } from './header-block.js';
+import type { HeaderList } from './header-list.js';
 import type { DecoderLimits, IcapMethod, IcapRequestHead } from './types.js';
 
 const METHODS: ReadonlySet<string> = new Set(['OPTIONS', 'REQMOD', 'RESPMOD']);
@@ -60,7 +61,35 @@ function splitRequestLine(line: string): [string, string, string] | null {
 
 /** `raw` is the whole head including the final CRLF CRLF. */
 export function parseRequestHead(raw: Buffer, limits: DecoderLimits): IcapRequestHead {
-  const text = raw.toString('latin1', 0, raw.length - 4);
+  return parseRequestHeadText(raw.toString('latin1', 0, raw.length - 4), limits);
+}
+
+/**
+ * The head as the decoder has it: latin1 text without the final empty line. Nothing on a request's
+ * path reads the head's bytes once it is parsed (tests and logs of a forwarded request do), so they
+ * are rebuilt from the text on demand: latin1 gives every byte back as it was.
+ */
+class ParsedRequestHead implements IcapRequestHead {
+  constructor(
+    readonly method: IcapMethod,
+    readonly uri: string,
+    readonly service: string,
+    readonly query: string,
+    readonly version: string,
+    readonly headers: HeaderList,
+    readonly encapsulated: Encapsulated,
+    readonly preview: number | null,
+    readonly allow: ReadonlySet<string>,
+    private readonly text: string,
+  ) {}
+
+  get raw(): Buffer {
+    return Buffer.from(`${this.text}\r\n\r\n`, 'latin1');
+  }
+}
+
+/** `text` is the head decoded as latin1, without the final CRLF CRLF. */
+export function parseRequestHeadText(text: string, limits: DecoderLimits): IcapRequestHead {
   const block = parseHeaderBlock(text, limits.headerCount, 'ICAP request');
   const parts = splitRequestLine(block.startLine);
   if (parts === null) {
@@ -104,16 +133,5 @@ export function parseRequestHead(raw: Buffer, limits: DecoderLimits): IcapReques
   }
 
   const { service, query } = splitServiceUri(uri);
-  return {
-    method: icapMethod,
-    uri,
-    service,
-    query,
-    version,
-    headers: block.headers,
-    raw,
-    encapsulated,
-    preview,
-    allow: block.headers.tokens('Allow'),
-  };
+  return new ParsedRequestHead(icapMethod, uri, service, query, version, block.headers, encapsulated, preview, block.headers.tokens('Allow'), text);
 }
