@@ -8,7 +8,7 @@
  * whichever helper or child process made them.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -20,6 +20,8 @@ export default function setup(): () => void {
   execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.json'], { stdio: 'inherit' });
   const previous = process.env['TMPDIR'];
   const runDir = mkdtempSync(join(tmpdir(), 'icap-bridge-tests-'));
+  // As /tmp is: Squid and clamd run as unprivileged users and must reach their directories inside.
+  chmodSync(runDir, 0o1777);
   process.env['TMPDIR'] = runDir;
   process.env[RUN_DIR_VARIABLE] = runDir;
   return () => {

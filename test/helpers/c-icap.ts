@@ -53,6 +53,16 @@ export interface RunningCIcap {
   stop(): Promise<void>;
 }
 
+/**
+ * c-icap 0.5.10 makes its process locks as /tmp/icap_lock_<name>.XXXXXX whatever TmpDir or TMPDIR
+ * say, and a killed c-icap leaves them there.
+ */
+const LOCK_DIR = '/tmp';
+
+function lockFiles(): Set<string> {
+  return new Set(readdirSync(LOCK_DIR).filter((f) => f.startsWith('icap_lock_')));
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** One OPTIONS exchange; resolves the status line, or null (bounded by `timeoutMs`). */
@@ -122,6 +132,7 @@ export async function startCIcap(options: CIcapOptions): Promise<RunningCIcap> {
   const confPath = join(dir, 'c-icap.conf');
   writeFileSync(confPath, `${conf.join('\n')}\n`);
 
+  const locksBefore = lockFiles();
   const proc: ChildProcess = spawn(C_ICAP_BIN, ['-N', '-f', confPath], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   proc.stdout!.on('data', (d: Buffer) => (output += d.toString()));
@@ -149,6 +160,8 @@ export async function startCIcap(options: CIcapOptions): Promise<RunningCIcap> {
       for (let i = 0; i < 20 && alive(child); i++) await sleep(50);
       if (alive(child)) process.kill(child, 'SIGKILL');
     }
+    // Its lock files (the ones that appeared since it started: integration tests run one at a time).
+    for (const file of lockFiles()) if (!locksBefore.has(file)) rmSync(join(LOCK_DIR, file), { force: true });
   }
 
   // Bounded readiness poll: c-icap loads its modules and connects to clamd in well under a second.
