@@ -7,9 +7,16 @@ import { IcapProtocolError } from './errors.js';
 import type { HeaderSectionName } from './encapsulated.js';
 import { parseHeaderBlock } from './header-block.js';
 import type { InputBuffer } from './input-buffer.js';
+import type { HeaderList } from './header-list.js';
 import type { HttpHead } from './types.js';
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
+
+/**
+ * How much of the input the request head is first searched for as text. An ICAP head and the HTTP
+ * heads behind it nearly always fit: one decode serves them all. Longer heads are searched on as bytes.
+ */
+const TEXT_WINDOW_BYTES = 4096;
 
 /** Reads one ICAP head (request line or status line, headers, empty line). */
 export class IcapHeadReader {
@@ -37,11 +44,25 @@ export class IcapHeadReader {
   /**
    * The head as latin1 text without the final empty line, consumed from `input`; null when more
    * input is needed. For the request decoder, which parses the text and keeps no bytes: no copy.
+   * The search runs on the input's text of its first TEXT_WINDOW_BYTES (decoded once, and reused for
+   * the HTTP heads behind), then on the bytes past it.
    */
   readText(input: InputBuffer): string | null {
-    const length = this.#headLength(input.bytes);
-    if (length === -1) return null;
-    const text = input.bytes.toString('latin1', 0, length - 4);
+    const pending = input.bytes;
+    const window = Math.min(pending.length, TEXT_WINDOW_BYTES);
+    if (window === 0) return null;
+    const end = input.latin1(window).indexOf('\r\n\r\n', Math.max(0, this.#scanFrom - 3));
+    let length: number;
+    if (end !== -1) {
+      length = end + 4;
+      if (length > this.#maxBytes) this.#tooLarge();
+      this.#scanFrom = 0;
+    } else {
+      this.#scanFrom = Math.max(this.#scanFrom, window);
+      length = this.#headLength(pending);
+      if (length === -1) return null;
+    }
+    const text = input.latin1(length - 4);
     input.consume(length);
     return text;
   }
@@ -64,20 +85,6 @@ export class IcapHeadReader {
   #tooLarge(): never {
     throw new IcapProtocolError('ICAP_ERR_HEADER_TOO_LARGE', `${this.#what} exceeds ${this.#maxBytes} bytes`);
   }
-}
-
-/**
- * A view may keep this many bytes of a socket read alive beyond the head itself. Every socket read
- * is its own allocation of the bytes read: a small request (the whole message in one read, as
- * REQMOD null-body comes) is kept as it is, while a head at the front of a 64 KiB read is copied
- * out so it does not pin the read for the transaction's life.
- */
-const VIEW_SLACK_BYTES = 4096;
-
-/** The first `length` bytes of `pending`, as a view when that pins little memory, else copied. */
-function keepOrCopy(pending: Buffer, length: number): Buffer {
-  const view = pending.subarray(0, length);
-  return pending.buffer.byteLength - length <= VIEW_SLACK_BYTES ? view : Buffer.from(view);
 }
 
 /** Reads a message's encapsulated HTTP header blocks, in the order and lengths Encapsulated gives. */
@@ -107,21 +114,43 @@ export class HttpHeadsReader {
 }
 
 /**
+ * One encapsulated HTTP head, kept as its latin1 text: its bytes (`raw`, for echoing or rewriting
+ * it) are rebuilt on first use, exactly (latin1 maps every byte to one character and back). So a
+ * head never pins the socket read it came in, and most transactions (204s) never build them.
+ */
+class ParsedHttpHead implements HttpHead {
+  readonly section: HeaderSectionName;
+  readonly startLine: string;
+  readonly headers: HeaderList;
+  readonly #text: string;
+  #raw: Buffer | null = null;
+
+  constructor(section: HeaderSectionName, text: string, startLine: string, headers: HeaderList) {
+    this.section = section;
+    this.#text = text;
+    this.startLine = startLine;
+    this.headers = headers;
+  }
+
+  get raw(): Buffer {
+    return (this.#raw ??= Buffer.from(this.#text, 'latin1'));
+  }
+}
+
+/**
  * Reads one encapsulated HTTP header block of exactly `length` bytes; null when more input is
  * needed. `length` was already bounded by the HTTP header limit when Encapsulated was parsed.
  */
 function readHttpHead(input: InputBuffer, name: HeaderSectionName, length: number, maxHeaderCount: number): HttpHead | null {
-  const pending = input.bytes;
-  if (pending.length < length) return null;
+  if (input.length < length) return null;
   // §4.4.1: the offsets give each block's exact length; it must end with its empty line there.
   // Searched within the block only: what follows may be a large body.
-  const end = pending.subarray(0, length).indexOf(CRLFCRLF);
-  if (end !== length - 4) {
+  const text = input.latin1(length);
+  if (text.indexOf('\r\n\r\n') !== length - 4) {
     throw new IcapProtocolError('ICAP_ERR_BAD_ENCAPSULATED', `${name} block does not end at the offset Encapsulated gives (${length} bytes)`);
   }
-  const raw = keepOrCopy(pending, length);
   input.consume(length);
-  const block = parseHeaderBlock(raw.toString('latin1', 0, length - 4), maxHeaderCount, name);
+  const block = parseHeaderBlock(text.slice(0, length - 4), maxHeaderCount, name);
   if (block.startLine === '') throw new IcapProtocolError('ICAP_ERR_MALFORMED', `${name} block has no start line`);
-  return { section: name, raw, startLine: block.startLine, headers: block.headers };
+  return new ParsedHttpHead(name, text, block.startLine, block.headers);
 }
