@@ -6,7 +6,7 @@
  *   npm run build && node --import tsx bench/engine-tps.ts [--scenario respmod-1m] [--connections 16] [--duration 5] [--runs 3]
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -58,6 +58,11 @@ try {
   const c = median(rates['clamd']!);
   console.log(`\n${scenario} c=${connections}: embedded ${e.toFixed(0)} tps, clamd ${c.toFixed(0)} tps (clamd/embedded ${(c / e).toFixed(2)}), ${clamd.version}`);
 } finally {
-  bridge.kill('SIGTERM');
+  if (bridge.exitCode === null && bridge.signalCode === null) {
+    const exited = new Promise((resolve) => bridge.once('exit', resolve));
+    bridge.kill('SIGTERM');
+    if (!(await Promise.race([exited.then(() => true), sleep(10_000).then(() => false)]))) bridge.kill('SIGKILL');
+  }
   await clamd.stop();
+  rmSync(dir, { recursive: true, force: true }); // its config file
 }
