@@ -23,7 +23,11 @@ export class IcapHeadReader {
   readonly #maxBytes: number;
   /** For the error message: 'ICAP header block' or 'ICAP response head'. */
   readonly #what: string;
-  /** Where to resume the search for CRLF CRLF, so a slow peer costs O(n), not O(n²). */
+  /**
+   * Where to resume the search for CRLF CRLF, so a slow peer costs O(n), not O(n²), past the text
+   * window. Within it, each arrival re-flattens the window's text: at worst (one byte per read) a few
+   * MB of copying for a 4 KiB head, bounded by TEXT_WINDOW_BYTES.
+   */
   #scanFrom = 0;
 
   constructor(maxBytes: number, what: string) {
