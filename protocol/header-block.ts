@@ -1,7 +1,8 @@
 /**
  * Parsing of one CRLF-terminated header block (ICAP or encapsulated HTTP), RFC 3507 §4.3
  * (which borrows RFC 2616 §4.2 message-header syntax). Bytes are decoded as latin1 so every
- * byte survives; the raw block is kept by the caller for echoing.
+ * byte survives; the caller keeps the block's text and gives its exact bytes back from it for
+ * echoing (head-reader.ts, request-head.ts: `raw`).
  */
 import { IcapProtocolError } from './errors.js';
 import { HeaderList, type HeaderField } from './header-list.js';

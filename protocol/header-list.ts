@@ -1,4 +1,7 @@
-/** A parsed view of a header block; the raw bytes live beside it (STYLE.md "Keep the original bytes"). */
+/**
+ * A parsed view of a header block; the original bytes live beside it, as the block's latin1 text that
+ * gives them back exactly (STYLE.md "Keep the original bytes").
+ */
 export interface HeaderField {
   /** As the peer wrote it (case kept). */
   readonly name: string;
