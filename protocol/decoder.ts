@@ -19,7 +19,7 @@
 import { ChunkedBodyReader } from './chunked-body.js';
 import { HttpHeadsReader, IcapHeadReader } from './head-reader.js';
 import { InputBuffer } from './input-buffer.js';
-import { parseRequestHeadText } from './request-head.js';
+import { parseRequestHead } from './request-head.js';
 import { DEFAULT_LIMITS, type DecoderEvent, type DecoderLimits, type IcapRequestHead } from './types.js';
 
 type State = 'request-head' | 'http-head' | 'body' | 'await-continue' | 'failed';
@@ -137,7 +137,7 @@ export class IcapDecoder {
     while (input.length >= 2 && input.bytes[0] === 0x0d && input.bytes[1] === 0x0a) input.consume(2);
     const text = this.#headReader.readText(input);
     if (text === null) return false;
-    const head = parseRequestHeadText(text, this.#limits);
+    const head = parseRequestHead(text, this.#limits);
     this.#head = head;
     this.#httpHeads.begin(head.encapsulated.headers);
     this.#state = 'http-head';

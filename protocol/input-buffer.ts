@@ -26,7 +26,7 @@ export class InputBuffer {
   /** The first `n` unread bytes (n ≤ length) as latin1 text; only bytes not decoded yet are decoded. */
   latin1(n: number): string {
     const known = this.#text.length;
-    if (n > known) this.#text = known === 0 ? this.#bytes.toString('latin1', 0, n) : this.#text + this.#bytes.toString('latin1', known, n);
+    if (n > known) this.#text += this.#bytes.toString('latin1', known, n);
     return n === this.#text.length ? this.#text : this.#text.slice(0, n);
   }
 

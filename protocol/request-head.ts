@@ -59,17 +59,15 @@ function splitRequestLine(line: string): [string, string, string] | null {
   return [line.slice(0, first), line.slice(first + 1, second), line.slice(second + 1)];
 }
 
-/** `raw` is the whole head including the final CRLF CRLF. */
-export function parseRequestHead(raw: Buffer, limits: DecoderLimits): IcapRequestHead {
-  return parseRequestHeadText(raw.toString('latin1', 0, raw.length - 4), limits);
-}
-
 /**
- * The head as the decoder has it: latin1 text without the final empty line. Nothing on a request's
- * path reads the head's bytes once it is parsed (tests and logs of a forwarded request do), so they
- * are rebuilt from the text on demand: latin1 gives every byte back as it was.
+ * A parsed head keeps its latin1 text, not bytes. Nothing on a request's path reads the head's bytes
+ * once it is parsed (tests do), so `raw` is rebuilt from the text on first use: latin1 gives every
+ * byte back as it was.
  */
 class ParsedRequestHead implements IcapRequestHead {
+  readonly #text: string;
+  #raw: Buffer | null = null;
+
   constructor(
     readonly method: IcapMethod,
     readonly uri: string,
@@ -80,16 +78,18 @@ class ParsedRequestHead implements IcapRequestHead {
     readonly encapsulated: Encapsulated,
     readonly preview: number | null,
     readonly allow: ReadonlySet<string>,
-    private readonly text: string,
-  ) {}
+    text: string,
+  ) {
+    this.#text = text;
+  }
 
   get raw(): Buffer {
-    return Buffer.from(`${this.text}\r\n\r\n`, 'latin1');
+    return (this.#raw ??= Buffer.from(`${this.#text}\r\n\r\n`, 'latin1'));
   }
 }
 
-/** `text` is the head decoded as latin1, without the final CRLF CRLF. */
-export function parseRequestHeadText(text: string, limits: DecoderLimits): IcapRequestHead {
+/** `text` is the head (request line and headers) decoded as latin1, without the final CRLF CRLF. */
+export function parseRequestHead(text: string, limits: DecoderLimits): IcapRequestHead {
   const block = parseHeaderBlock(text, limits.headerCount, 'ICAP request');
   const parts = splitRequestLine(block.startLine);
   if (parts === null) {
