@@ -47,7 +47,20 @@ export interface BatchedDestinationOptions {
   readonly maxQueuedBytes?: number;
 }
 
-export interface LogDestination {
+/**
+ * A destination that lets a line be encoded straight into its block (access-line.ts): no string is
+ * made for the line, so nothing of it is left for the garbage collector.
+ */
+export interface InPlaceWriter {
+  /**
+   * `encode` writes one whole line into `block` from `start`, using no byte at or past `end`, and
+   * returns where it ends, or -1 when it did not fit. False when it fits no block: nothing was
+   * written, and the caller writes the line as a string.
+   */
+  writeInPlace(encode: (block: Buffer, start: number, end: number) => number): boolean;
+}
+
+export interface LogDestination extends InPlaceWriter {
   /** pino's DestinationStream: takes one whole line. Always returns true (nothing to wait for). */
   write(line: string): boolean;
   /** Writes what is pending; `cb` once every block handed over so far is written. */
@@ -219,6 +232,23 @@ export function batchedStdout(options: BatchedDestinationOptions): LogDestinatio
         timer.unref();
       }
       used += block.write(line, used); // utf8
+      if (used >= minLength) seal();
+      return true;
+    },
+    writeInPlace(encode: (block: Buffer, start: number, end: number) => number): boolean {
+      let end = encode(block, used, blockBytes);
+      if (end < 0) {
+        // Past the end of this block: a fresh one, once. A line longer than a block is written as a string.
+        if (used === 0) return false;
+        seal();
+        end = encode(block, 0, blockBytes);
+        if (end < 0) return false;
+      }
+      if (used === 0 && timer === null) {
+        timer = setTimeout(seal, FLUSH_INTERVAL_MS);
+        timer.unref();
+      }
+      used = end;
       if (used >= minLength) seal();
       return true;
     },

@@ -93,6 +93,8 @@ export class IcapConnection {
   #finReceived = false;
   /** The socket was paused because bytes came while an answer was being made (see #onData). */
   #socketPaused = false;
+  /** A decoder call is running (#feed): a call made from one of its events only nests. */
+  #feeding = false;
   /** Resolves when the connection has closed; the server awaits these on shutdown. */
   readonly closed: Promise<void>;
 
@@ -163,8 +165,17 @@ export class IcapConnection {
     this.#feed(() => this.#decoder.push(chunk));
   }
 
-  /** Runs a decoder call; a protocol error becomes its ICAP status, anything else a 500. */
+  /**
+   * Runs a decoder call; a protocol error becomes its ICAP status, anything else a 500. Called
+   * again from inside an event of that call (an answer that went out at once resumes the decoder),
+   * it only runs the call: the decoder's loop is already running, and the outer call finishes up.
+   */
   #feed(call: () => void): void {
+    if (this.#feeding) {
+      call();
+      return;
+    }
+    this.#feeding = true;
     try {
       call();
     } catch (err) {
@@ -177,7 +188,15 @@ export class IcapConnection {
         this.#txn?.abort('protocol-error');
         this.#rejectAndClose(500);
       }
+    } finally {
+      this.#feeding = false;
     }
+    // After a FIN, once every complete request before it was taken: what is left held part of a
+    // request only, which can never complete (#onEnd closes). Checked here, when the decoder's loop
+    // is done, not inside it, where input still waiting would look like such a part.
+    // (The phase is read anew: the decoder's events may have changed it.)
+    const phase = this.#phase as Phase;
+    if (this.#finReceived && phase !== 'processing' && phase !== 'closing') this.#onEnd();
   }
 
   #onEnd(): void {
@@ -257,7 +276,7 @@ export class IcapConnection {
         // (the socket pauses too if more bytes arrive meanwhile; #onData).
         this.#decoder.pause();
         this.#enter('processing', this.#inputAt); // no deadline while processing: any recent time will do
-        void this.#process();
+        this.#process();
         return;
     }
   }
@@ -295,54 +314,80 @@ export class IcapConnection {
     });
   }
 
-  async #process(): Promise<void> {
-    const head = this.#head!;
+  /**
+   * Answers the request whose message-end just came. Most answers go out at once (an OPTIONS, a
+   * REQMOD without a body: no promise), and the connection moves on to its next request in the same
+   * call, inside the decoder's event (its loop then carries on with input already buffered). A scan
+   * or a socket that pushes back finishes later, from a promise.
+   */
+  #process(): void {
     const service = this.#service!;
     const bytesIn = this.#socket.bytesRead - this.#bytesReadMark;
+    let answering: Promise<void> | null;
     try {
-      if (head.method === 'OPTIONS') {
-        const istag = service.istag;
-        const maxConnections = this.#gen.config.server.max_connections;
-        // Keyed by the ISTag (it changes with the service's settings and engines), the service and
-        // max_connections. A Service object belongs to one generation, so its key is built once.
-        let key = OPTIONS_KEYS.get(service);
-        if (key === undefined) OPTIONS_KEYS.set(service, (key = `${service.name}\n${maxConnections}`));
-        const answer = OPTIONS_ANSWERS.get(istag, key, () =>
-          encodeSimpleResponse(200, [...commonHeaders(istag), ...buildOptionsHeaders(service, maxConnections)]),
-        );
-        const drained = this.#sink.writeNow(answer); // a promise only on backpressure
-        if (drained !== null) await drained;
-        this.#ctx.onOptions({
-          transaction_id: this.#ctx.nextTransactionId(),
-          client: this.clientAddress,
-          method: 'OPTIONS',
-          service: service.name,
-          icap_status: 200,
-          http_status: null,
-          bytes_in: bytesIn,
-          bytes_out: answer.length,
-          preview: null,
-          body_bytes: 0,
-          verdict: 'none',
-          threats: [],
-          scan_errors: [],
-          reason: 'options',
-          duration_ms: Math.round((performance.now() - this.#requestStarted) * 10) / 10,
-          scans: [],
-        });
-      } else {
-        await this.#txn!.respond(bytesIn);
-      }
+      answering = this.#head!.method === 'OPTIONS' ? this.#answerOptions(service, bytesIn) : this.#txn!.respond(bytesIn);
     } catch (err) {
-      if ((err as { code?: string }).code !== 'ICAP_ERR_CLIENT_GONE') {
-        // A bug, not the client: answer 500 if nothing was sent yet, else cut the connection.
-        if (!this.#sink.started) this.#rejectAndClose(500, service.istag);
-        else this.#socket.destroy();
-        return;
-      }
-    } finally {
-      this.#releaseGeneration();
+      this.#answerFailed(err, service);
+      return;
     }
+    if (answering === null) this.#answered();
+    else answering.then(() => this.#answered(), (err: unknown) => this.#answerFailed(err, service));
+  }
+
+  /** The OPTIONS answer (cached per second and service); a promise only on backpressure. */
+  #answerOptions(service: Service, bytesIn: number): Promise<void> | null {
+    const istag = service.istag;
+    const maxConnections = this.#gen.config.server.max_connections;
+    // Keyed by the ISTag (it changes with the service's settings and engines), the service and
+    // max_connections. A Service object belongs to one generation, so its key is built once.
+    let key = OPTIONS_KEYS.get(service);
+    if (key === undefined) OPTIONS_KEYS.set(service, (key = `${service.name}\n${maxConnections}`));
+    const answer = OPTIONS_ANSWERS.get(istag, key, () =>
+      encodeSimpleResponse(200, [...commonHeaders(istag), ...buildOptionsHeaders(service, maxConnections)]),
+    );
+    const drained = this.#sink.writeNow(answer);
+    if (drained === null) {
+      this.#optionsAnswered(service, bytesIn, answer.length);
+      return null;
+    }
+    return drained.then(() => this.#optionsAnswered(service, bytesIn, answer.length));
+  }
+
+  #optionsAnswered(service: Service, bytesIn: number, bytesOut: number): void {
+    this.#ctx.onOptions({
+      transaction_id: this.#ctx.nextTransactionId(),
+      client: this.clientAddress,
+      method: 'OPTIONS',
+      service: service.name,
+      icap_status: 200,
+      http_status: null,
+      bytes_in: bytesIn,
+      bytes_out: bytesOut,
+      preview: null,
+      body_bytes: 0,
+      verdict: 'none',
+      threats: [],
+      scan_errors: [],
+      reason: 'options',
+      duration_ms: Math.round((performance.now() - this.#requestStarted) * 10) / 10,
+      scans: [],
+    });
+  }
+
+  /** The answer could not be completed: a client gone closes as usual; a bug gets a 500 if nothing was sent yet, else a cut. */
+  #answerFailed(err: unknown, service: Service): void {
+    this.#releaseGeneration();
+    if ((err as { code?: string } | null)?.code === 'ICAP_ERR_CLIENT_GONE') {
+      this.#answered();
+      return;
+    }
+    if (!this.#sink.started) this.#rejectAndClose(500, service.istag);
+    else this.#socket.destroy();
+  }
+
+  /** The answer is out: on to the next request, or close (FIN, shutdown). */
+  #answered(): void {
+    this.#releaseGeneration();
     this.#txn = null;
     this.#head = null;
     this.#service = null;
@@ -364,11 +409,9 @@ export class IcapConnection {
       this.#socketPaused = false;
       this.#socket.resume();
     }
+    // Inside the decoder's event (an answer that went out at once) this only unpauses it: its loop
+    // carries on with the buffered input when the event returns, and #feed's caller checks the FIN.
     this.#feed(() => this.#decoder.resume());
-    // What the client sent before its FIN held part of a request only: it can never complete.
-    // (The phase is read anew: the decoder's events may have changed it; TypeScript keeps its narrowing.)
-    const phase = this.#phase as Phase;
-    if (this.#finReceived && phase !== 'processing' && phase !== 'closing') this.#onEnd();
   }
 
   // ── errors and timeouts ────────────────────────────────────────────────────────────────────

@@ -63,6 +63,9 @@ import { declaredLength, reachesTrickle, TrickleForwarder, trickleSettings, type
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
+/** The streams of a transaction that opened none: shared, so never written to (only #openStreams adds, to its own Map). */
+const NO_STREAMS: Map<Backend, StreamingScan> = new Map();
+
 /** 204 answers, per service ISTag and decision headers (response-cache.ts). */
 const NO_CONTENT_ANSWERS = new PerSecondResponseCache();
 
@@ -144,8 +147,11 @@ export class Transaction {
   #restRequested = false;
   /** The HTTP response's Content-Length (null: none or not a number); read once. */
   #declaredLength: number | null | undefined = undefined;
-  /** Scans fed while the body arrives (clamd INSTREAM, upstream ICAP). */
-  readonly #streams = new Map<Backend, StreamingScan>();
+  /**
+   * Scans fed while the body arrives (clamd INSTREAM, upstream ICAP). NO_STREAMS until the first
+   * opens: most transactions open none, and a Map each was ≈ 200 B of a null-body REQMOD's ≈ 10 KB.
+   */
+  #streams: Map<Backend, StreamingScan> = NO_STREAMS;
   /** Consumers (spool, streams) that said "full"; the socket resumes when none is left. */
   #blockedConsumers = 0;
   #drainWaiter: (() => void) | null = null;
@@ -246,6 +252,7 @@ export class Transaction {
     for (const backend of this.#init.service.backendsFor(rule)) {
       if (!backend.openStream || this.#streams.has(backend)) continue;
       const stream = backend.openStream(this.#scanMeta(), this.#signal());
+      if (this.#streams === NO_STREAMS) this.#streams = new Map();
       this.#streams.set(backend, stream);
       for (const chunk of replay) {
         if (!stream.write(chunk)) this.#markBlocked((done) => stream.onDrain(done));
@@ -410,17 +417,65 @@ export class Transaction {
     if (this.#kicks < commit.maxBytes) this.#scheduleIdleCheck(commit.idleMs);
   }
 
-  /** The request is complete: scan, decide, write the answer. Never rejects. */
-  async respond(bytesIn: number): Promise<void> {
+  /**
+   * The request is complete: scan, decide, write the answer. Null when the answer went out at once:
+   * a request without a body needs no scan and, unless the socket pushes back, no promise either.
+   * Then the connection takes its next request in the same turn. (Two async functions and the
+   * await between them were ≈ 1.2 KB of the ≈ 10 KB a null-body REQMOD allocates, and a turn of the
+   * microtask queue; fewer allocations mean rarer scavenges, whose pauses a p99 feels.)
+   * Never rejects; throws or rejects only on an internal error, already logged.
+   */
+  respond(bytesIn: number): Promise<void> | null {
     this.#bytesIn = bytesIn;
     this.#stopCommitWatch();
+    // No body: no spool to end or free, no scan, no early writes (commit and trickle need a body).
+    if (this.#spool === null && this.#earlyWrites === null && !this.#committed) return this.#respondWithoutBody();
+    return this.#respondToBody();
+  }
+
+  #respondWithoutBody(): Promise<void> | null {
+    let decision: Decision | null = null;
+    let plan: ResponsePlan | null = null;
+    try {
+      decision = this.#decideWithoutBody();
+      if (this.aborted) return null;
+      plan = this.#plan(decision);
+      const writing = plan.kind === 'no-content' ? this.#writeNoContent(plan.icapHeaders) : this.#writePlan(plan, null);
+      if (writing === null) {
+        this.#finish(this.#record(plan, decision, 'answered'));
+        return null;
+      }
+      return this.#finishWhenWritten(writing, plan, decision);
+    } catch (err) {
+      this.#failed(err, plan, decision);
+      return null;
+    }
+  }
+
+  async #finishWhenWritten(writing: Promise<void>, plan: ResponsePlan, decision: Decision): Promise<void> {
+    try {
+      await writing;
+      this.#finish(this.#record(plan, decision, 'answered'));
+    } catch (err) {
+      this.#failed(err, plan, decision);
+    }
+  }
+
+  /** #decide for a request without a body: a list, a rule or "not scanned", never a scan. */
+  #decideWithoutBody(): Decision {
+    const decided = this.#decide(null);
+    if (decided instanceof Promise) throw new Error('a scan was planned for a request without a body'); // #decide scans only a non-empty body
+    return decided;
+  }
+
+  async #respondToBody(): Promise<void> {
     let body: SpooledBody | null = null;
     let decision: Decision | null = null;
     let plan: ResponsePlan | null = null;
     try {
       body = this.#spool ? await this.#spool.end() : null;
       this.#trickle?.pump(); // all of it is on disk now: up to the hold-back line while the scan runs
-      // A decision that needs no scan (no body, a list, a rule) comes without a promise: no extra turn.
+      // A decision that needs no scan (a list, a rule, an empty body) comes without a promise: no extra turn.
       const decided = this.#decide(body);
       decision = decided instanceof Promise ? await decided : decided;
       if (this.aborted) return;
@@ -429,18 +484,7 @@ export class Transaction {
         await this.#finishCommitted(decision, body);
         return;
       }
-      plan = planResponse(decision, {
-        method: this.head.method === 'REQMOD' ? 'REQMOD' : 'RESPMOD',
-        may204: this.#bodyInPreview || this.#answeredInPreview || this.head.allow.has('204'),
-        serviceAllows204: this.#init.service.config.allow_204,
-        may206: this.#may206(this.#answeredInPreview),
-        transactionId: this.id,
-        serviceName: this.#init.service.name,
-        url: this.#url() ?? '',
-        blockPageTemplate: this.#init.service.blockPageTemplate,
-        rule: this.#ruleName(),
-        cacheHit: this.#contentScan?.cache === 'hit',
-      });
+      plan = this.#plan(decision);
       if (plan.kind === 'no-content') {
         const drained = this.#writeNoContent(plan.icapHeaders);
         if (drained !== null) await drained;
@@ -449,23 +493,42 @@ export class Transaction {
       }
       this.#finish(this.#record(plan, decision, 'answered'));
     } catch (err) {
-      const code = (err as { code?: string }).code;
-      if (code === 'ICAP_ERR_CLIENT_GONE') {
-        this.#finish(this.#record(plan, decision, 'client-disconnected'));
-      } else {
-        this.#init.logger.error({ err, transaction_id: this.id }, 'transaction failed');
-        this.#finish(this.#record(plan, decision, 'internal-error'));
-        throw err;
-      }
+      this.#failed(err, plan, decision);
     } finally {
       void this.#trickle?.stop(); // stopped already unless the answer failed
       // Awaited only when there is something to free: every await costs a turn of the microtask
-      // queue, and most transactions (no body, or a clean one) have nothing here but the spool.
+      // queue, and most transactions (a clean body) have nothing here but the spool.
       if (this.#spool !== null) await this.#spool.dispose();
       if (this.#contentScan !== null) await this.#contentScan.dispose();
       const sanitized = this.#results.filter((r) => r.outcome === 'sanitized');
       if (sanitized.length > 0) await Promise.all(sanitized.map((r) => r.dispose().catch(() => {})));
     }
+  }
+
+  #plan(decision: Decision): ResponsePlan {
+    return planResponse(decision, {
+      method: this.head.method === 'REQMOD' ? 'REQMOD' : 'RESPMOD',
+      may204: this.#bodyInPreview || this.#answeredInPreview || this.head.allow.has('204'),
+      serviceAllows204: this.#init.service.config.allow_204,
+      may206: this.#may206(this.#answeredInPreview),
+      transactionId: this.id,
+      serviceName: this.#init.service.name,
+      url: this.#url() ?? '',
+      blockPageTemplate: this.#init.service.blockPageTemplate,
+      rule: this.#ruleName(),
+      cacheHit: this.#contentScan?.cache === 'hit',
+    });
+  }
+
+  /** The answer failed: a client gone is logged as such; anything else is a bug, logged and rethrown. */
+  #failed(err: unknown, plan: ResponsePlan | null, decision: Decision | null): void {
+    if ((err as { code?: string }).code === 'ICAP_ERR_CLIENT_GONE') {
+      this.#finish(this.#record(plan, decision, 'client-disconnected'));
+      return;
+    }
+    this.#init.logger.error({ err, transaction_id: this.id }, 'transaction failed');
+    this.#finish(this.#record(plan, decision, 'internal-error'));
+    throw err;
   }
 
   /**

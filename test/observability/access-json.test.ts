@@ -1,11 +1,15 @@
 /**
- * The access line written by hand (access-json.ts, writeAccessLog) against what JSON.stringify and
+ * The access line written by hand (access-line.ts, writeAccessLog) against what JSON.stringify and
  * pino write for the same record: operators' parsers and dashboards read these lines.
  */
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { accessRecordJson } from '../../src/observability/access-json.js';
+import { accessRecordJson, encodeAccessLine } from '../../src/observability/access-line.js';
 import { writeAccessLog, type AccessRecord } from '../../src/observability/access-log.js';
+import { batchedStdout } from '../../src/observability/log-destination.js';
 import { createLogger } from '../../src/observability/logger.js';
 
 /** A record with every field, in the order src/server/transaction.ts builds it (Required: a new field must be added here). */
@@ -87,9 +91,32 @@ describe('accessRecordJson', () => {
     expect(accessRecordJson(record)).toBe(JSON.stringify(record));
   });
 
+  it('writes numbers as JSON.stringify does: whole ones digit by digit, the rest as JavaScript prints them', () => {
+    for (const n of [0, -0, 7, 9, 10, 99, 100, 65_536, 1_048_576, 999_999_999_999_999, 1e15, 2 ** 53, 1e21, 0.1, 12.3, 1.5e-7, -3, -0.5]) {
+      const record: AccessRecord = { ...MINIMAL, bytes_in: n, duration_ms: n, http_status: n };
+      expect(accessRecordJson(record), String(n)).toBe(JSON.stringify(record));
+    }
+  });
+
   it('leaves out fields that are undefined, as JSON.stringify does', () => {
     const record: AccessRecord = { ...MINIMAL, url: undefined, cache: undefined, rule: undefined };
     expect(accessRecordJson(record)).toBe(JSON.stringify(record));
+  });
+});
+
+describe('encodeAccessLine', () => {
+  it('returns -1 when the line does not fit, and writes no byte at or past the end it was given', () => {
+    const full = encodeAccessLine(Buffer.alloc(4096), 0, 4096, 30, ',"time":"T"', ',"pid":1', FULL);
+    expect(full).toBeGreaterThan(0);
+    for (const end of [0, 1, 100, full - 1]) {
+      const buf = Buffer.alloc(full + 64, 0xee);
+      expect(encodeAccessLine(buf, 10, 10 + end, 30, ',"time":"T"', ',"pid":1', FULL)).toBe(-1);
+      expect(buf.subarray(10 + end).every((b) => b === 0xee)).toBe(true);
+    }
+    // Fields through JSON.stringify get room for 3 bytes per character, so the space needed is a bound, not exact.
+    const buf = Buffer.alloc(4096, 0xee);
+    expect(encodeAccessLine(buf, 10, 4000, 30, ',"time":"T"', ',"pid":1', FULL)).toBe(10 + full);
+    expect(buf.subarray(10 + full).every((b) => b === 0xee)).toBe(true);
   });
 });
 
@@ -119,6 +146,35 @@ describe('writeAccessLog', () => {
       expect(withoutTime(lines[1]!)).toBe(withoutTime(lines[0]!));
       expect(withoutTime(lines[3]!)).toBe(withoutTime(lines[2]!));
       expect(JSON.parse(lines[1]!)).toMatchObject({ level: 30, service: 'icap-bridge', msg: 'access', access: FULL });
+    }
+  });
+
+  it('encodes into a log block byte for byte what pino writes, across block boundaries and for a line longer than a block', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'icap-bridge-access-'));
+    const path = join(dir, 'out.log');
+    const fd = openSync(path, 'w');
+    try {
+      // 4 KiB blocks: FULL is ~1.1 KB, so lines keep crossing into a fresh block; the long URL fits none.
+      const destination = batchedStdout({ minLength: 4096, fileBlockBytes: 4096, pipeBlockBytes: 4096, fd });
+      const logger = createLogger({ level: 'info', destination }).child({ pid: 42, role: 'naïve "1"' });
+      // Fields in the order transaction.ts sets them (url before scans), which pino keeps.
+      const { scans, ...head } = MINIMAL;
+      const withUrl = (url: string): AccessRecord => ({ ...head, url, scans, user: url });
+      const records = [...Array.from({ length: 20 }, (_, i) => ({ ...FULL, bytes_in: i })), withUrl(`http://example.com/${'é'.repeat(3000)}`), MINIMAL, ...AWKWARD.map(withUrl)];
+      for (const record of records) {
+        logger.info({ access: record }, 'access'); // pino: a string through write()
+        writeAccessLog(logger, record, true); // ours: writeInPlace, or a string when it fits no block
+      }
+      await destination.end();
+      const lines = readFileSync(path, 'utf8').split('\n').filter(Boolean);
+      expect(lines).toHaveLength(records.length * 2);
+      for (let i = 0; i < records.length; i++) {
+        expect(withoutTime(lines[2 * i + 1]!), `record ${i}`).toBe(withoutTime(lines[2 * i]!));
+        expect(JSON.parse(lines[2 * i + 1]!).access).toEqual(JSON.parse(JSON.stringify(records[i])));
+      }
+    } finally {
+      closeSync(fd);
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

@@ -158,6 +158,24 @@ services:
     }
   });
 
+  it('after a FIN, answers every request that is answered at once behind a scanned one, then closes', async () => {
+    // OPTIONS and a RESPMOD without a body are answered inside the decoder's event, without a promise:
+    // the FIN check must wait until the decoder's loop has taken all of them, not see the next one
+    // still buffered as a cut request (the second OPTIONS was lost that way).
+    const options = buildRequest({ method: 'OPTIONS' }).first;
+    const noBody = buildRequest({ headers: [['Allow', '204']] }).first;
+    const client = await sendAndHalfClose(Buffer.concat([respmod('g'), options, noBody, options]));
+    try {
+      expect((await client.read()).status).toBe(204);
+      expect((await client.read()).header('Methods')).toBe('RESPMOD');
+      expect((await client.read()).status).toBe(204);
+      expect((await client.read()).header('Methods')).toBe('RESPMOD');
+      await client.waitClosed();
+    } finally {
+      client.close();
+    }
+  });
+
   it('after a FIN that cut a request short, answers the one before it and closes instead of waiting', async () => {
     const whole = respmod('f');
     const client = await sendAndHalfClose(Buffer.concat([whole, whole.subarray(0, whole.length - 20)]));
