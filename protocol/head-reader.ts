@@ -5,7 +5,7 @@
  */
 import { IcapProtocolError } from './errors.js';
 import type { HeaderSectionName } from './encapsulated.js';
-import { parseHeaderBlock } from './header-block.js';
+import { checkHeaderBlock, parseHeaderBlock } from './header-block.js';
 import type { InputBuffer } from './input-buffer.js';
 import type { HeaderList } from './header-list.js';
 import type { HttpHead } from './types.js';
@@ -121,19 +121,26 @@ export class HttpHeadsReader {
  * One encapsulated HTTP head, kept as its latin1 text: its bytes (`raw`, for echoing or rewriting
  * it) are rebuilt on first use, exactly (latin1 maps every byte to one character and back). So a
  * head never pins the socket read it came in, and most transactions (204s) never build them.
+ * Its headers too are parsed on first use: the block was checked when it arrived (a malformed line
+ * is a 400 then, as always), and a REQMOD without a body and without rules never reads them.
  */
 class ParsedHttpHead implements HttpHead {
   readonly section: HeaderSectionName;
   readonly startLine: string;
-  readonly headers: HeaderList;
+  /** The block with its final CRLF CRLF. */
   readonly #text: string;
+  #headers: HeaderList | null = null;
   #raw: Buffer | null = null;
 
-  constructor(section: HeaderSectionName, text: string, startLine: string, headers: HeaderList) {
+  constructor(section: HeaderSectionName, text: string, startLine: string) {
     this.section = section;
     this.#text = text;
     this.startLine = startLine;
-    this.headers = headers;
+  }
+
+  get headers(): HeaderList {
+    // Checked already (checkHeaderBlock), so it parses; no count limit left to apply.
+    return (this.#headers ??= parseHeaderBlock(this.#text.slice(0, -4), Number.POSITIVE_INFINITY, this.section).headers);
   }
 
   get raw(): Buffer {
@@ -154,7 +161,7 @@ function readHttpHead(input: InputBuffer, name: HeaderSectionName, length: numbe
     throw new IcapProtocolError('ICAP_ERR_BAD_ENCAPSULATED', `${name} block does not end at the offset Encapsulated gives (${length} bytes)`);
   }
   input.consume(length);
-  const block = parseHeaderBlock(text.slice(0, length - 4), maxHeaderCount, name);
-  if (block.startLine === '') throw new IcapProtocolError('ICAP_ERR_MALFORMED', `${name} block has no start line`);
-  return new ParsedHttpHead(name, text, block.startLine, block.headers);
+  const startLine = checkHeaderBlock(text, length - 4, maxHeaderCount, name);
+  if (startLine === '') throw new IcapProtocolError('ICAP_ERR_MALFORMED', `${name} block has no start line`);
+  return new ParsedHttpHead(name, text, startLine);
 }

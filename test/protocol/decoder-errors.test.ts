@@ -31,6 +31,12 @@ const cases: [string, Buffer, string, number, DecoderLimits?][] = [
   ['HTTP header block over the limit', b(`REQMOD icap://h/s ICAP/1.0\r\nEncapsulated: req-hdr=0, null-body=300\r\n\r\n`), 'ICAP_ERR_HEADER_TOO_LARGE', 400, small],
   ['too many ICAP headers', b(`OPTIONS icap://h/s ICAP/1.0\r\n${'X-A: 1\r\n'.repeat(11)}\r\n`), 'ICAP_ERR_TOO_MANY_HEADERS', 400, small],
   ['too many HTTP headers', buildRequest({ method: 'REQMOD', reqHdr: `GET / HTTP/1.1\r\n${'X-A: 1\r\n'.repeat(11)}\r\n` }).first, 'ICAP_ERR_TOO_MANY_HEADERS', 400, small],
+  // The HTTP heads' headers are parsed on first use, but checked on arrival: the same errors as the ICAP head's.
+  ['HTTP header without colon', buildRequest({ method: 'REQMOD', reqHdr: 'GET / HTTP/1.1\r\nHost\r\n\r\n' }).first, 'ICAP_ERR_MALFORMED', 400],
+  ['HTTP header name not a token', buildRequest({ method: 'REQMOD', reqHdr: 'GET / HTTP/1.1\r\nBad Name: x\r\n\r\n' }).first, 'ICAP_ERR_MALFORMED', 400],
+  ['HTTP header with an empty name', buildRequest({ reqHdr: 'GET / HTTP/1.1\r\n\r\n', resHdr: 'HTTP/1.1 200 OK\r\n: x\r\n\r\n' }).first, 'ICAP_ERR_MALFORMED', 400],
+  ['HTTP continuation first', buildRequest({ method: 'REQMOD', reqHdr: 'GET / HTTP/1.1\r\n x\r\n\r\n' }).first, 'ICAP_ERR_MALFORMED', 400],
+  ['HTTP head without a start line', buildRequest({ method: 'REQMOD', reqHdr: '\r\nHost: x\r\n\r\n' }).first, 'ICAP_ERR_MALFORMED', 400],
   ['chunk line too long', Buffer.concat([buildRequest({ method: 'REQMOD' }).first.subarray(0, 0), b(`REQMOD icap://h/s ICAP/1.0\r\nEncapsulated: req-body=0\r\n\r\n${'0'.repeat(40)}1\r\n`)]), 'ICAP_ERR_CHUNK_LINE_TOO_LONG', 400, small],
   ['chunk line never terminated', b(`REQMOD icap://h/s ICAP/1.0\r\nEncapsulated: req-body=0\r\n\r\n${'1'.repeat(40)}`), 'ICAP_ERR_CHUNK_LINE_TOO_LONG', 400, small],
   ['non-hex chunk size', b(`REQMOD icap://h/s ICAP/1.0\r\nEncapsulated: req-body=0\r\n\r\nzz\r\n`), 'ICAP_ERR_MALFORMED', 400],

@@ -45,3 +45,24 @@ describe('what a decoded head keeps', () => {
     expect(http.raw.buffer.byteLength).toBeLessThanOrEqual(8192); // its own, or a slice of Node's 8 KiB pool
   });
 });
+
+describe("an encapsulated HTTP head's headers, parsed on first use", () => {
+  it('are what parsing the block at once gives: order, case, repeated names, folded lines', () => {
+    const block = 'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Folded: a\r\n  b\r\n\tc\r\nset-cookie: 1\r\nSet-Cookie: 2\r\nX-Empty:\r\n\r\n';
+    const head = `RESPMOD icap://127.0.0.1/respmod ICAP/1.0\r\nEncapsulated: res-hdr=0, null-body=${block.length}\r\n\r\n`;
+    let http: HttpHead | undefined;
+    new IcapDecoder((e) => {
+      if (e.type === 'http-head') http = e.head;
+    }).push(Buffer.from(head + block, 'latin1'));
+    expect(http!.startLine).toBe('HTTP/1.1 200 OK');
+    expect(http!.headers.fields).toEqual([
+      { name: 'Content-Type', value: 'text/plain' },
+      { name: 'X-Folded', value: 'a b c' },
+      { name: 'set-cookie', value: '1' },
+      { name: 'Set-Cookie', value: '2' },
+      { name: 'X-Empty', value: '' },
+    ]);
+    expect(http!.headers.getAll('Set-Cookie')).toEqual(['1', '2']);
+    expect(http!.headers).toBe(http!.headers); // parsed once
+  });
+});
