@@ -6,7 +6,7 @@
 import cluster from 'node:cluster';
 import { parseArgs } from 'node:util';
 import { ConfigError, defaultConfigPath, loadConfigFile } from '../config/index.js';
-import { tuneHeapGrowth } from './heap-growth.js';
+import { tuneV8 } from './v8-tuning.js';
 
 export async function run(args: readonly string[], usage: string, version: () => string): Promise<number> {
   let values;
@@ -33,8 +33,8 @@ export async function run(args: readonly string[], usage: string, version: () =>
     return 0;
   }
   const configPath = values.config ?? defaultConfigPath();
-  // Before the first body is read (heap-growth.ts says why); harmless in a cluster primary.
-  tuneHeapGrowth();
+  // Before the first request is read (v8-tuning.ts says why); harmless in a cluster primary.
+  tuneV8();
   try {
     if (cluster.isWorker) {
       await (await import('../cluster/worker.js')).runWorker(configPath);

@@ -1,11 +1,13 @@
 /**
- * How far V8 lets the old generation grow past what the last full GC left alive, set for a server
- * process before it serves.
+ * V8 garbage-collector settings a server process sets for itself before it serves, each unless the
+ * operator chose it (on the command line or in NODE_OPTIONS). Set at run time with
+ * v8.setFlagsFromString: V8 reads both flags anew at every use.
  *
- * V8 counts memory allocated outside its heap since the last full GC (the ArrayBuffers behind
- * Buffers: every socket read of a body is a fresh 64 KiB one) against the old generation's limit,
- * and starts a full GC when what is left of the limit is smaller than the young generation. A
- * body-heavy server allocates such memory much faster than the young-generation GCs that free it
+ * --heap-growing-percent=300: how far V8 lets the old generation grow past what the last full GC
+ * left alive. V8 counts memory allocated outside its heap since the last full GC (the ArrayBuffers
+ * behind Buffers: every socket read of a body is a fresh 64 KiB one) against the old generation's
+ * limit, and starts a full GC when what is left of the limit is smaller than the young generation.
+ * A body-heavy server allocates such memory much faster than the young-generation GCs that free it
  * run, so with V8's own growing factor (1.9–3.5 × a ~18 MB live heap here) it ran a full GC every
  * ~16 MB of bodies: ~14 per second at one 1 MiB RESPMOD at a time via clamd, with the GC helper
  * threads using as much CPU as the event loop. With the factor at 4 (300 %; V8 itself chose
@@ -13,24 +15,40 @@
  * pairs (BENCHMARKS.md, Session 7). At 100 % it was worse than V8's own choice. The cost is garbage
  * kept longer: +8 MiB peak RSS in the 64 × 100 MiB memory run.
  *
- * Set at run time with v8.setFlagsFromString, which V8 reads at every limit computation. An
- * operator's own `--heap-growing-percent` (command line or NODE_OPTIONS) is left alone.
+ * --no-parallel-scavenge: a young-generation GC (scavenge) stops the event loop, and with it every
+ * connection in flight, so its pause shows in the latency's p99. What survives one here is tiny
+ * (~10 KB: the objects of the requests in flight), so splitting the work over helper threads buys
+ * nothing, and on a small machine shared with the clients or the engine those threads wait for a
+ * core: the pause was 0.60–0.62 ms with them and 0.44–0.45 ms without, at 16 connections of
+ * REQMOD null-body on this 2-core machine (BENCHMARKS.md, Session 11).
  */
 import { setFlagsFromString } from 'node:v8';
 
 export const HEAP_GROWING_PERCENT = 300;
 
-const OPERATOR_FLAG = /(?:^|\s)--heap[-_]growing[-_]percent(?:=|\s|$)/;
+/** The flags set, each with the V8 option name an operator's own setting is recognized by. */
+export const V8_TUNING: readonly { readonly option: string; readonly flag: string }[] = [
+  { option: 'heap-growing-percent', flag: `--heap-growing-percent=${HEAP_GROWING_PERCENT}` },
+  { option: 'parallel-scavenge', flag: '--no-parallel-scavenge' },
+];
 
-/** True when the operator chose the growing factor themselves (then it is not touched). */
-export function operatorSetHeapGrowth(execArgv: readonly string[], nodeOptions: string | undefined): boolean {
-  return execArgv.some((arg) => OPERATOR_FLAG.test(arg)) || OPERATOR_FLAG.test(nodeOptions ?? '');
+/**
+ * True when the operator set V8 option `option` themselves: `--option`, `--no-option`, `--option=x`
+ * or `--option x`, with `-` or `_` between words (V8 takes both).
+ */
+export function operatorSetV8Option(option: string, execArgv: readonly string[], nodeOptions: string | undefined): boolean {
+  const name = option.replace(/-/g, '[-_]');
+  const pattern = new RegExp(`(?:^|\\s)--(?:no[-_])?${name}(?:=|\\s|$)`);
+  return execArgv.some((arg) => pattern.test(arg)) || pattern.test(nodeOptions ?? '');
 }
 
-/** Sets the growing factor unless the operator did; returns the flag set, or null. */
-export function tuneHeapGrowth(execArgv: readonly string[] = process.execArgv, nodeOptions = process.env.NODE_OPTIONS): string | null {
-  if (operatorSetHeapGrowth(execArgv, nodeOptions)) return null;
-  const flag = `--heap-growing-percent=${HEAP_GROWING_PERCENT}`;
-  setFlagsFromString(flag);
-  return flag;
+/** Sets each flag of V8_TUNING the operator did not set; returns the flags set. */
+export function tuneV8(execArgv: readonly string[] = process.execArgv, nodeOptions = process.env.NODE_OPTIONS): string[] {
+  const set: string[] = [];
+  for (const { option, flag } of V8_TUNING) {
+    if (operatorSetV8Option(option, execArgv, nodeOptions)) continue;
+    setFlagsFromString(flag);
+    set.push(flag);
+  }
+  return set;
 }

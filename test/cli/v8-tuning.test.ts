@@ -1,11 +1,13 @@
-/** The heap growing factor a server sets for itself, unless the operator chose one (src/cli/heap-growth.ts). */
+/** The V8 settings a server sets for itself, each unless the operator chose it (src/cli/v8-tuning.ts). */
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { HEAP_GROWING_PERCENT, operatorSetHeapGrowth, tuneHeapGrowth } from '../../src/cli/heap-growth.js';
+import { HEAP_GROWING_PERCENT, operatorSetV8Option, tuneV8, V8_TUNING } from '../../src/cli/v8-tuning.js';
 
-describe('tuneHeapGrowth', () => {
-  it('sets --heap-growing-percent when neither the command line nor NODE_OPTIONS has it', () => {
-    expect(tuneHeapGrowth(['--enable-source-maps'], '--max-old-space-size=512')).toBe(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
+const ALL = [`--heap-growing-percent=${HEAP_GROWING_PERCENT}`, '--no-parallel-scavenge'];
+
+describe('tuneV8', () => {
+  it('sets every flag when neither the command line nor NODE_OPTIONS has it', () => {
+    expect(tuneV8(['--enable-source-maps'], '--max-old-space-size=512')).toEqual(ALL);
   });
 
   it.each([
@@ -13,18 +15,31 @@ describe('tuneHeapGrowth', () => {
     [['--heap_growing_percent=50'], ''],
     [[], '--max-old-space-size=512 --heap-growing-percent=50'],
     [[], '--heap-growing-percent 50'],
-  ])('leaves an operator\'s own setting alone: execArgv %j, NODE_OPTIONS %j', (execArgv, nodeOptions) => {
-    expect(operatorSetHeapGrowth(execArgv, nodeOptions)).toBe(true);
-    expect(tuneHeapGrowth(execArgv, nodeOptions)).toBeNull();
+  ])("leaves an operator's own heap growing factor alone: execArgv %j, NODE_OPTIONS %j", (execArgv, nodeOptions) => {
+    expect(operatorSetV8Option('heap-growing-percent', execArgv, nodeOptions)).toBe(true);
+    expect(tuneV8(execArgv, nodeOptions)).toEqual(['--no-parallel-scavenge']);
   });
 
-  it('does not mistake another flag for it', () => {
-    expect(operatorSetHeapGrowth(['--heap-growing-percentage-of-nothing'], '--no-heap-growing-percent-x')).toBe(false);
+  it.each([[['--parallel-scavenge']], [['--no-parallel-scavenge']], [['--no_parallel_scavenge']]])(
+    "leaves an operator's own parallel scavenge setting alone: execArgv %j",
+    (execArgv) => {
+      expect(tuneV8(execArgv, undefined)).toEqual([`--heap-growing-percent=${HEAP_GROWING_PERCENT}`]);
+    },
+  );
+
+  it('does not mistake another flag for one', () => {
+    expect(operatorSetV8Option('heap-growing-percent', ['--heap-growing-percentage-of-nothing'], '--no-heap-growing-percent-x')).toBe(false);
+    expect(operatorSetV8Option('parallel-scavenge', ['--parallel-scavenge-task-trace'], '--no-parallel-scavenger')).toBe(false);
   });
 
-  it('the flag is one V8 takes at run time (a process sets it and keeps working)', () => {
+  it('the flags are ones V8 takes at run time (a process sets them and keeps working)', () => {
     // An unknown or malformed flag would be reported on stderr by V8; a crash would exit non-zero.
-    const r = spawnSync(process.execPath, ['-e', `require('node:v8').setFlagsFromString('--heap-growing-percent=${HEAP_GROWING_PERCENT}'); const a = []; for (let i = 0; i < 2000; i++) a.push(Buffer.alloc(65536)); console.log('ok')`], { encoding: 'utf8', timeout: 20_000 });
+    const flags = V8_TUNING.map((t) => t.flag).join(' ');
+    const r = spawnSync(
+      process.execPath,
+      ['-e', `require('node:v8').setFlagsFromString('${flags}'); let a = []; for (let i = 0; i < 200000; i++) { a.push(Buffer.alloc(64)); if (a.length > 1000) a = []; } console.log('ok')`],
+      { encoding: 'utf8', timeout: 20_000 },
+    );
     expect(r.status).toBe(0);
     expect(r.stdout.trim()).toBe('ok');
     expect(r.stderr).toBe('');
