@@ -30,19 +30,35 @@ export async function runScans(
       const started = performance.now();
       try {
         const stream = streams.get(backend);
-        if (!stream) return backend.scanNow?.(body) ?? (await backend.scan(body, meta(), signal()));
+        if (!stream) return scanNowOrError(backend, body) ?? (await backend.scan(body, meta(), signal()));
         const streamed = await stream.end();
         if (streamed.outcome !== 'error' || streamed.retryable !== true || signal().aborted) return streamed;
         return await backend.scan(body, meta(), signal());
       } catch (err) {
-        return {
-          outcome: 'error',
-          backend: backend.name,
-          kind: 'backend-error',
-          message: err instanceof Error ? err.message : String(err),
-          durationMs: performance.now() - started,
-        };
+        return brokenBackend(backend, err, started);
       }
     }),
   );
+}
+
+/** The backend's answer at once (Backend.scanNow), undefined when it has none; a throw becomes an error result. */
+export function scanNowOrError(backend: Backend, body: SpooledBody): BackendResult | undefined {
+  if (backend.scanNow === undefined) return undefined;
+  const started = performance.now();
+  try {
+    return backend.scanNow(body);
+  } catch (err) {
+    return brokenBackend(backend, err, started);
+  }
+}
+
+/** A backend that threw (they never should): an error, so one bad engine cannot make a body pass unscanned. */
+function brokenBackend(backend: Backend, err: unknown, started: number): BackendResult {
+  return {
+    outcome: 'error',
+    backend: backend.name,
+    kind: 'backend-error',
+    message: err instanceof Error ? err.message : String(err),
+    durationMs: performance.now() - started,
+  };
 }
