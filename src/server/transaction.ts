@@ -439,7 +439,7 @@ export class Transaction {
    * Then the connection takes its next request in the same turn. (Two async functions and the
    * await between them were ≈ 1.2 KB of the ≈ 10 KB a null-body REQMOD allocates, and a turn of the
    * microtask queue; fewer allocations mean rarer scavenges, whose pauses a p99 feels.)
-   * Never rejects; throws or rejects only on an internal error, already logged.
+   * Throws or rejects only on an internal error (a bug), already logged and recorded.
    */
   respond(bytesIn: number): Promise<void> | null {
     this.#bytesIn = bytesIn;
