@@ -2,7 +2,8 @@
  * Where log lines go by default: stdout, gathered into blocks of bytes and written a block at a time.
  *
  * Each line pino hands over is encoded straight into the current block (one utf8Write, no string
- * kept). A block is written once it holds `minLength` bytes, when the next line would not fit, or at
+ * kept); access lines are written into it by access-line.ts without becoming a string at all
+ * (writeInPlace). A block is written once it holds `minLength` bytes, when the next line would not fit, or at
  * the latest FLUSH_INTERVAL_MS after its first line. At tens of thousands of access lines per second
  * this is what the logging costs: pino's SonicBoom concatenated the lines into strings, measured them
  * with Buffer.byteLength, flattened and encoded them again for each write(2) and handed every write to
