@@ -13,7 +13,7 @@
  */
 import type { AccessRecord } from './access-log.js';
 
-// The encoder's state during one encodeAccessRecord call: module variables, not an object per line.
+// The encoder's state during one encodeAccessLine (or asText) call: module variables, not an object per line.
 let out: Buffer = Buffer.alloc(0);
 let at = 0;
 let limit = 0;

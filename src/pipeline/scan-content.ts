@@ -111,7 +111,17 @@ interface Subject {
   results?: BackendResult[];
 }
 
-export async function scanContent(input: ContentScanInput): Promise<ContentScan> {
+/**
+ * The scan itself when nothing in it has to wait, else a promise of it. The body as received (no
+ * Content-Encoding to undo, not multipart, no stream fed) goes by scanAsReceived; anything else
+ * through the steps above, asynchronously.
+ */
+export function scanContent(input: ContentScanInput): ContentScan | Promise<ContentScan> {
+  if (input.decode === null && input.multipart === null && input.streams.size === 0) return scanAsReceived(input);
+  return scanTransformed(input);
+}
+
+async function scanTransformed(input: ContentScanInput): Promise<ContentScan> {
   const disposers: (() => Promise<void>)[] = [];
   const dispose = async (): Promise<void> => {
     await Promise.all(disposers.map((d) => d().catch(() => {})));
@@ -193,27 +203,29 @@ async function scanWith(input: ContentScanInput, disposers: (() => Promise<void>
 }
 
 /**
- * The scan without a promise, when it needs none: the body as received (no Content-Encoding to
- * undo, not multipart), no stream fed, and either a verdict-cache hit or every backend answering
- * at once (Backend.scanNow: the embedded engine on a small body in memory). Null otherwise, and
- * then scanContent does it all (a backend may have scanned here for nothing). A 4 KiB RESPMOD
+ * The body as received, nothing fed to streams: the cache, then every backend on the body. At once
+ * (no promise) on a cache hit, or when every backend answers at once (Backend.scanNow: the embedded
+ * engine on a small body in memory); otherwise the backends that cannot are awaited. A 4 KiB RESPMOD
  * went through five async functions and a Promise.all here: ≈ 8 KB of its ≈ 22 KB allocated.
  */
-export function scanContentNow(input: ContentScanInput): ContentScan | null {
-  if (input.decode !== null || input.multipart !== null || input.streams.size > 0) return null;
+function scanAsReceived(input: ContentScanInput): ContentScan | Promise<ContentScan> {
   const subject: Subject = { body: input.body, sha256: input.bodySha256, backends: input.backends, raw: true };
   const subjects = [subject];
   const status = lookUpCache(subjects, input.cache);
-  if (status !== 'hit') {
-    const results: BackendResult[] = [];
-    for (const backend of input.backends) {
-      const result = scanNowOrError(backend, input.body);
-      if (result === undefined) return null;
-      results.push(result);
-    }
-    subject.results = results;
+  const collect = (): ContentScan => collectResults(subjects, [], input.cache, status, {}, [], disposeNothing);
+  if (status === 'hit') return collect();
+  const now = input.backends.map((backend) => scanNowOrError(backend, input.body));
+  const waiting = input.backends.filter((_, i) => now[i] === undefined);
+  if (waiting.length === 0) {
+    subject.results = now as BackendResult[];
+    return collect();
   }
-  return collectResults(subjects, [], input.cache, status, {}, [], disposeNothing);
+  // runScans never rejects: a backend that throws is an error result.
+  return runScans(waiting, input.body, input.meta, input.signal).then((later) => {
+    let next = 0;
+    subject.results = now.map((result) => result ?? later[next++]!);
+    return collect();
+  });
 }
 
 async function disposeNothing(): Promise<void> {}

@@ -35,7 +35,7 @@ import type { Backend, BackendResult, ScanMeta, StreamingScan } from '../backend
 import type { AccessRecord } from '../observability/access-log.js';
 import type { Logger } from '../observability/logger.js';
 import { Sha256Accumulator } from '../pipeline/hashing.js';
-import { scanContent, scanContentNow, verdictCacheScope, type ContentScan, type ContentScanInput } from '../pipeline/scan-content.js';
+import { scanContent, verdictCacheScope, type ContentScan } from '../pipeline/scan-content.js';
 import { BodySpool, type SpoolOptions } from '../pipeline/spool.js';
 import type { SpooledBody } from '../pipeline/spooled-body.js';
 import { requestAttributes, type CompiledRule, type PolicyOutcome, type RequestAttributes } from '../policy/index.js';
@@ -634,10 +634,10 @@ export class Transaction {
     return this.#scanAndDecide(body, rule, backends);
   }
 
-  /** The scan and the decision on it; without a promise when the scan needs none (scanContentNow). */
+  /** The scan and the decision on it; without a promise when the scan needs none (scanContent). */
   #scanAndDecide(body: SpooledBody, rule: CompiledRule, backends: readonly Backend[]): Decision | Promise<Decision> {
     const cache = this.#init.service.verdictCache;
-    const input: ContentScanInput = {
+    const scan = scanContent({
       backends,
       body,
       bodySha256: this.#bodyHash?.hex() ?? null,
@@ -649,10 +649,8 @@ export class Transaction {
       multipart: this.#content.multipart,
       spool: this.#init.spool,
       cache: cache === null ? null : { cache, context: verdictCacheScope(backends, this.#init.service.name, rule.name) },
-    };
-    const now = scanContentNow(input);
-    if (now !== null) return this.#decideOn(now, rule);
-    return scanContent(input).then((scan) => this.#decideOn(scan, rule));
+    });
+    return scan instanceof Promise ? scan.then((s) => this.#decideOn(s, rule)) : this.#decideOn(scan, rule);
   }
 
   #decideOn(scan: ContentScan, rule: CompiledRule): Decision {
