@@ -4,8 +4,7 @@
  */
 import { pino } from 'pino';
 import type { Logger } from './logger.js';
-import { accessLineText, encodeAccessLine } from './access-line.js';
-import type { InPlaceWriter } from './log-destination.js';
+import { accessLineText } from './access-line.js';
 
 export interface AccessRecord {
   transaction_id: string;
@@ -72,23 +71,19 @@ export interface AccessRecord {
 interface PinoInternals {
   [pino.symbols.timeSym]: () => string;
   [pino.symbols.chindingsSym]: string;
-  [pino.symbols.streamSym]: { write(line: string): unknown } & Partial<InPlaceWriter>;
+  [pino.symbols.streamSym]: { write(line: string): unknown };
 }
 
 /**
  * The line pino writes for `logger.info({ access: record }, 'access')`, byte for byte (level, time,
  * bindings, fields, msg: test/observability/access-json.test.ts holds the two side by side), with the
- * record serialized by access-line.ts instead of JSON.stringify: straight into the destination's block
- * when it takes that (log-destination.ts), else as a string. Loggers come only from createLogger (no
- * mixin, hooks or formatters, which this line would skip).
+ * record serialized by access-line.ts instead of JSON.stringify. Loggers come only from createLogger
+ * (no mixin, hooks or formatters, which this line would skip).
  */
 export function writeAccessLog(logger: Logger, record: AccessRecord, enabled: boolean): void {
   if (!enabled || !logger.isLevelEnabled('info')) return;
   const internals = logger as unknown as PinoInternals;
-  const stream = internals[pino.symbols.streamSym];
-  const level = logger.levels.values.info!;
-  const time = internals[pino.symbols.timeSym]();
-  const chindings = internals[pino.symbols.chindingsSym];
-  if (stream.writeInPlace?.((block, start, end) => encodeAccessLine(block, start, end, level, time, chindings, record))) return;
-  stream.write(accessLineText(level, time, chindings, record));
+  internals[pino.symbols.streamSym].write(
+    accessLineText(logger.levels.values.info!, internals[pino.symbols.timeSym](), internals[pino.symbols.chindingsSym], record),
+  );
 }

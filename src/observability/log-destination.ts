@@ -1,10 +1,9 @@
 /**
  * Where log lines go by default: stdout, gathered into blocks of bytes and written a block at a time.
  *
- * Each line pino hands over is encoded straight into the current block (one utf8Write, no string
- * kept); access lines are written into it by access-line.ts without becoming a string at all
- * (writeInPlace). A block is written once it holds `minLength` bytes, when the next line would not fit, or at
- * the latest FLUSH_INTERVAL_MS after its first line. At tens of thousands of access lines per second
+ * Each line pino hands over (and each access line, access-line.ts) is encoded straight into the
+ * current block (one utf8Write, no string kept). A block is written once it holds `minLength` bytes,
+ * when the next line would not fit, or at the latest FLUSH_INTERVAL_MS after its first line. At tens of thousands of access lines per second
  * this is what the logging costs: pino's SonicBoom concatenated the lines into strings, measured them
  * with Buffer.byteLength, flattened and encoded them again for each write(2) and handed every write to
  * the libuv thread pool; with this writer a REQMOD null-body at 64 connections went from 36.5 to 29.8 µs
@@ -48,20 +47,7 @@ export interface BatchedDestinationOptions {
   readonly maxQueuedBytes?: number;
 }
 
-/**
- * A destination that lets a line be encoded straight into its block (access-line.ts): no string is
- * made for the line, so nothing of it is left for the garbage collector.
- */
-export interface InPlaceWriter {
-  /**
-   * `encode` writes one whole line into `block` from `start`, using no byte at or past `end`, and
-   * returns where it ends, or -1 when it did not fit. False when it fits no block: nothing was
-   * written, and the caller writes the line as a string.
-   */
-  writeInPlace(encode: (block: Buffer, start: number, end: number) => number): boolean;
-}
-
-export interface LogDestination extends InPlaceWriter {
+export interface LogDestination {
   /** pino's DestinationStream: takes one whole line. Always returns true (nothing to wait for). */
   write(line: string): boolean;
   /** Writes what is pending; `cb` once every block handed over so far is written. */
@@ -233,23 +219,6 @@ export function batchedStdout(options: BatchedDestinationOptions): LogDestinatio
         timer.unref();
       }
       used += block.write(line, used); // utf8
-      if (used >= minLength) seal();
-      return true;
-    },
-    writeInPlace(encode: (block: Buffer, start: number, end: number) => number): boolean {
-      let end = encode(block, used, blockBytes);
-      if (end < 0) {
-        // Past the end of this block: a fresh one, once. A line longer than a block is written as a string.
-        if (used === 0) return false;
-        seal();
-        end = encode(block, 0, blockBytes);
-        if (end < 0) return false;
-      }
-      if (used === 0 && timer === null) {
-        timer = setTimeout(seal, FLUSH_INTERVAL_MS);
-        timer.unref();
-      }
-      used = end;
       if (used >= minLength) seal();
       return true;
     },
