@@ -5,7 +5,7 @@
 import { createBackends } from './backends/create-backends.js';
 import { loadConfigFile, type Config } from './config/index.js';
 import { createAdminServer, type AdminServer } from './observability/admin-server.js';
-import { createLogger, type Logger, type LoggerOptions } from './observability/logger.js';
+import { createLogger, flushLogs, LOG_FLUSH_TIMEOUT_MS, type Logger, type LoggerOptions } from './observability/logger.js';
 import { createIcapServer, type BoundListener, type IcapServer } from './server/icap-server.js';
 
 export interface Running {
@@ -103,7 +103,7 @@ export async function start(configPath: string, options: StartOptions = {}): Pro
       await admin?.close();
       await server.close(graceMs);
       logger.info('icap-bridge stopped');
-      logger.flush();
+      await flushLogs(logger, LOG_FLUSH_TIMEOUT_MS);
     },
   };
 }

@@ -13,7 +13,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import { loadConfigFile, type Config } from '../config/index.js';
 import { createAdminServer, type AdminServer } from '../observability/admin-server.js';
-import { createLogger, type Logger } from '../observability/logger.js';
+import { createLogger, flushLogs, LOG_FLUSH_TIMEOUT_MS, type Logger } from '../observability/logger.js';
 import { createClusterAdmin } from './cluster-admin.js';
 import { clusterLogDestination } from './log-destination.js';
 import { isToPrimary, type ToPrimary } from './messages.js';
@@ -204,9 +204,9 @@ export async function runPrimary(configPath: string, initial: Config, processes:
     stopWorkers(graceMs)
       .then(() => adminServer?.close())
       .then(
-        () => {
+        async () => {
           logger.info('icap-bridge stopped');
-          logger.flush();
+          await flushLogs(logger, LOG_FLUSH_TIMEOUT_MS);
           process.exit(0);
         },
         (err: unknown) => {

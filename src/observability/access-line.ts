@@ -2,12 +2,13 @@
  * The access line as pino writes `logger.info({ access: record }, 'access')`, built as one string
  * by template literals that read each field by name.
  *
- * Why a string: the line is ≈ 450 bytes, and a loop in JavaScript that writes it byte by byte into
- * the log block (Session 11's encoder, to allocate nothing) cost 1.7 µs per line here, the largest
- * single item of a null-body REQMOD's JavaScript. Concatenation makes cons strings (≈ 2 KB of short-
- * lived allocations per line) that the destination's one native UTF-8 write flattens and copies:
- * 1.0 µs per line, record included (BENCHMARKS.md, Session 12). JSON.stringify of the record alone
- * costs ≈ 1.4 µs: the gain is in V8 seeing fixed property loads (a loop over the keys is as slow).
+ * Why a string: the line is ≈ 450 bytes, and JavaScript that wrote it byte by byte into the log
+ * block (Session 11's encoder, to allocate nothing) was the largest single item of a null-body
+ * REQMOD's JavaScript: 1.8 µs per request in a profile of the server. Concatenation makes cons
+ * strings (≈ 1.8 KB of short-lived allocations per line) that the destination's one native UTF-8
+ * write flattens and copies: 0.8 µs in the same profile (BENCHMARKS.md, Session 12). JSON.stringify
+ * of the record alone costs ≈ 1.4 µs: the gain is in V8 seeing fixed property loads (a loop over the
+ * keys is as slow).
  *
  * Strings are checked for what JSON would escape; printable ASCII without `"` and `\` (nearly all:
  * ids, addresses, names, URLs) is its own JSON body. Fields that are ours by construction skip the

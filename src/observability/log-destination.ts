@@ -3,23 +3,27 @@
  *
  * Each line pino hands over (and each access line, access-line.ts) is encoded straight into the
  * current block (one utf8Write, no string kept). A block is written once it holds `minLength` bytes,
- * when the next line would not fit, or at the latest FLUSH_INTERVAL_MS after its first line. At tens of thousands of access lines per second
- * this is what the logging costs: pino's SonicBoom concatenated the lines into strings, measured them
- * with Buffer.byteLength, flattened and encoded them again for each write(2) and handed every write to
- * the libuv thread pool; with this writer a REQMOD null-body at 64 connections went from 36.5 to 29.8 µs
- * of CPU per request (BENCHMARKS.md, Session 6).
+ * when the next line would not fit, or at the latest FLUSH_INTERVAL_MS after its first line. At tens
+ * of thousands of access lines per second this is what the logging costs: pino's SonicBoom
+ * concatenated the lines into strings, measured them with Buffer.byteLength, flattened and encoded
+ * them again for each write(2) and handed every write to the libuv thread pool; with this writer a
+ * REQMOD null-body at 64 connections went from 36.5 to 29.8 µs of CPU per request (BENCHMARKS.md,
+ * Session 6).
  *
- * How a block is written depends on what stdout is (checked once, by fstat):
- * - a regular file: write(2) right away, on the event loop. The page cache takes 64 KiB in
- *   microseconds, the thread pool stays free for the spool's file I/O, and lines are in the file
- *   the moment flushSync() returns.
- * - a pipe, socket or terminal (a container runtime, journald): one asynchronous write at a time on
- *   the thread pool, in order, so a slow reader never stalls the event loop. Blocks waiting behind
- *   it are capped at MAX_QUEUED_BYTES; past that, lines are dropped and counted, and a line saying
- *   how many were lost is written once the reader catches up. A write(2) of at most PIPE_BUF bytes
- *   to a pipe is atomic: `pipeBlockBytes` (PIPE_BUF in a cluster, whose processes share stdout)
- *   keeps whole lines from interleaving with another process's.
+ * Blocks are written one at a time on the thread pool, in order, whatever stdout is: the event loop
+ * only hands them over. (Until Session 12 a regular file was written with write(2) on the event loop:
+ * ≈ 0.7 µs of a null-body REQMOD's event loop per request, which the second core can take instead.)
+ * Blocks waiting behind the write in flight are capped at MAX_QUEUED_BYTES. Past that:
+ * - a regular file (checked once, by fstat) is written synchronously: the disk is that far behind, so
+ *   the event loop waits for it rather than lose access lines. Lines stay whole; that one block may
+ *   land before the block still in flight.
+ * - a pipe, socket or terminal (a container runtime, journald): lines are dropped and counted, so a
+ *   slow reader never stalls the event loop, and a line saying how many were lost is written once the
+ *   reader catches up. A write(2) of at most PIPE_BUF bytes to a pipe is atomic: `pipeBlockBytes`
+ *   (PIPE_BUF in a cluster, whose processes share stdout) keeps whole lines from interleaving with
+ *   another process's.
  *
+ * flush(cb) calls back once everything handed over is written (a stopping server waits for it).
  * flushSync() (at exit, and pino.final) writes whatever is pending synchronously. A block already
  * handed to the thread pool may then land after those lines: it cannot be recalled.
  */
@@ -27,7 +31,7 @@ import { fstatSync, write, writeSync } from 'node:fs';
 
 /** The longest a line waits in a block on a quiet server. */
 const FLUSH_INTERVAL_MS = 25;
-/** Blocks waiting for a slow pipe reader, at most; past this, lines are dropped (and counted). */
+/** Blocks waiting behind the write in flight, at most; past this, a pipe drops lines (counted) and a file is written synchronously. */
 const MAX_QUEUED_BYTES = 16 * 1024 * 1024;
 /** A full pipe: try again after this long. */
 const EAGAIN_RETRY_MS = 10;
@@ -148,7 +152,7 @@ export function batchedStdout(options: BatchedDestinationOptions): LogDestinatio
   };
 
   const handOver = (data: Buffer): void => {
-    if (toFile) {
+    if (queuedBytes + data.length > maxQueuedBytes && toFile) {
       writeNow(data);
       recycle(data);
       return;
@@ -193,11 +197,20 @@ export function batchedStdout(options: BatchedDestinationOptions): LogDestinatio
     settleWaiters();
   };
 
+  /** Everything not handed to the thread pool yet, in order, written before returning: queued blocks, then the current one. */
   const flushSync = (): void => {
-    seal();
+    if (timer !== null) {
+      clearTimeout(timer);
+      timer = null;
+    }
     for (const data of queue.splice(0)) {
       queuedBytes -= data.length;
       writeNow(data);
+      recycle(data);
+    }
+    if (used > 0) {
+      writeNow(block.subarray(0, used));
+      used = 0;
     }
   };
   // pino registers SonicBoom for a last flushSync at exit; this destination registers itself.

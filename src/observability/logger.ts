@@ -24,3 +24,21 @@ export function createLogger(options: LoggerOptions): Logger {
     options.destination ?? batchedStdout({ minLength: 32_768, fileBlockBytes: 65_536, pipeBlockBytes: 65_536 }),
   );
 }
+
+/** How long a stopping process waits for its last log lines to be written. */
+export const LOG_FLUSH_TIMEOUT_MS = 2000;
+
+/**
+ * Resolves once every line logged so far is written (the destination writes blocks on the thread
+ * pool, log-destination.ts), or after `timeoutMs` when stdout does not drain (a reader that stopped
+ * reading). A process about to exit waits for this: process.exit does not wait for the thread pool.
+ */
+export function flushLogs(logger: Logger, timeoutMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, timeoutMs);
+    logger.flush(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}

@@ -97,6 +97,33 @@ describe('batchedStdout to a regular file', () => {
     expect(readFileSync(path, 'utf8')).toBe(line(7) + line(8));
     await destination.end();
   });
+
+  it('writes on the thread pool, so a line is not in the file before the loop turns; flush(cb) waits for it', async () => {
+    const { path, fd } = logFile();
+    const destination = batchedStdout({ minLength: 64, fileBlockBytes: 4096, pipeBlockBytes: 4096, fd });
+    destination.write(line(100)); // past minLength: sealed and handed to the thread pool at once
+    expect(readFileSync(path, 'utf8')).toBe('');
+    await new Promise<void>((resolve) => destination.flush(() => resolve()));
+    expect(readFileSync(path, 'utf8')).toBe(line(100));
+    await destination.end();
+  });
+
+  it('past the queue cap writes synchronously instead of dropping: every line arrives whole, none is lost', async () => {
+    const { path, fd } = logFile();
+    const destination = batchedStdout({ minLength: 1024, fileBlockBytes: 4096, pipeBlockBytes: 4096, fd, maxQueuedBytes: 8192 });
+    const total = 5000;
+    const expected: string[] = [];
+    for (let i = 0; i < total; i++) {
+      expected.push(line(i));
+      destination.write(line(i)); // one turn: the queue passes its cap many times over
+    }
+    await destination.end();
+    expect(destination.dropped).toBe(0);
+    // The one block in flight when a synchronous write starts may land after it: compare as sets of whole lines.
+    const lines = readFileSync(path, 'utf8').split('\n').filter((l) => l !== '').map((l) => `${l}\n`);
+    expect(lines.length).toBe(total);
+    expect([...lines].sort()).toEqual([...expected].sort());
+  });
 });
 
 describe('batchedStdout to a pipe', () => {
