@@ -31,7 +31,7 @@ import { fstatSync, write, writeSync } from 'node:fs';
 
 /** The longest a line waits in a block on a quiet server. */
 const FLUSH_INTERVAL_MS = 25;
-/** Blocks waiting behind the write in flight, at most; past this, a pipe drops lines (counted) and a file is written synchronously. */
+/** Blocks waiting behind the write in flight, at most; past this a pipe drops lines (counted), a file is written synchronously. */
 const MAX_QUEUED_BYTES = 16 * 1024 * 1024;
 /** A full pipe: try again after this long. */
 const EAGAIN_RETRY_MS = 10;
