@@ -14,9 +14,9 @@
  * only hands them over. (Until Session 12 a regular file was written with write(2) on the event loop:
  * ≈ 0.7 µs of a null-body REQMOD's event loop per request, which the second core can take instead.)
  * Blocks waiting behind the write in flight are capped at MAX_QUEUED_BYTES. Past that:
- * - a regular file (checked once, by fstat) is written synchronously: the disk is that far behind, so
- *   the event loop waits for it rather than lose access lines. Lines stay whole; that one block may
- *   land before the block still in flight.
+ * - a regular file (checked once, by fstat) is written synchronously, the queued blocks first: the
+ *   disk is that far behind, so the event loop waits for it rather than lose access lines. Lines stay
+ *   whole and in order, but for the block still in flight, which may land after them.
  * - a pipe, socket or terminal (a container runtime, journald): lines are dropped and counted, so a
  *   slow reader never stalls the event loop, and a line saying how many were lost is written once the
  *   reader catches up. A write(2) of at most PIPE_BUF bytes to a pipe is atomic: `pipeBlockBytes`
@@ -151,8 +151,19 @@ export function batchedStdout(options: BatchedDestinationOptions): LogDestinatio
     writeFrom(0);
   };
 
+  /** The blocks waiting behind the write in flight, written now, in order. */
+  const writeQueuedNow = (): void => {
+    for (const data of queue.splice(0)) {
+      queuedBytes -= data.length;
+      writeNow(data);
+      recycle(data);
+    }
+  };
+
   const handOver = (data: Buffer): void => {
     if (queuedBytes + data.length > maxQueuedBytes && toFile) {
+      // The disk is that far behind: what waits, then this block, written before going on.
+      writeQueuedNow();
       writeNow(data);
       recycle(data);
       return;
@@ -203,11 +214,7 @@ export function batchedStdout(options: BatchedDestinationOptions): LogDestinatio
       clearTimeout(timer);
       timer = null;
     }
-    for (const data of queue.splice(0)) {
-      queuedBytes -= data.length;
-      writeNow(data);
-      recycle(data);
-    }
+    writeQueuedNow();
     if (used > 0) {
       writeNow(block.subarray(0, used));
       used = 0;
