@@ -29,6 +29,8 @@ export interface BridgeOptions {
   clamdTransfer?: 'instream' | 'path';
   /** Extra node options, e.g. ['--cpu-prof', '--cpu-prof-dir', DIR]. */
   nodeArgs?: string[];
+  /** Another tree's dist/src/cli.js (bench/ab-builds.ts); default this tree's. */
+  cli?: string;
 }
 
 export interface BridgeProcess {
@@ -79,7 +81,7 @@ export async function startBridge(o: BridgeOptions): Promise<BridgeProcess> {
   const fd = openSync(logPath, 'a');
   let child: ChildProcess;
   try {
-    child = spawn(process.execPath, [...(o.nodeArgs ?? []), CLI, '--config', configPath], { stdio: ['ignore', fd, fd], cwd: dir });
+    child = spawn(process.execPath, [...(o.nodeArgs ?? []), o.cli ?? CLI, '--config', configPath], { stdio: ['ignore', fd, fd], cwd: dir });
   } finally {
     closeSync(fd);
   }
