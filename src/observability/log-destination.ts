@@ -161,17 +161,17 @@ export function batchedStdout(options: BatchedDestinationOptions): LogDestinatio
   };
 
   const handOver = (data: Buffer): void => {
-    if (queuedBytes + data.length > maxQueuedBytes && toFile) {
-      // The disk is that far behind: what waits, then this block, written before going on.
-      writeQueuedNow();
-      writeNow(data);
-      recycle(data);
-      return;
-    }
     if (queuedBytes + data.length > maxQueuedBytes) {
-      const lines = countLines(data);
-      dropped += lines;
-      droppedSinceReport += lines;
+      if (toFile) {
+        // The disk is that far behind: what waits, then this block, written before going on.
+        writeQueuedNow();
+        writeNow(data);
+        recycle(data);
+      } else {
+        const lines = countLines(data);
+        dropped += lines;
+        droppedSinceReport += lines;
+      }
       return;
     }
     if (droppedSinceReport > 0 && queuedBytes === 0) {
@@ -208,7 +208,7 @@ export function batchedStdout(options: BatchedDestinationOptions): LogDestinatio
     settleWaiters();
   };
 
-  /** Everything not handed to the thread pool yet, in order, written before returning: queued blocks, then the current one. */
+  /** Everything not handed to the thread pool yet, written before returning: queued blocks, then the current one. */
   const flushSync = (): void => {
     if (timer !== null) {
       clearTimeout(timer);
