@@ -5,11 +5,11 @@
  * at PIPE_BUF keep every line (shorter than 4 KiB) whole. A regular file shared by the processes
  * (one open file description, one offset) takes each write(2) whole, so there blocks stay large.
  */
-import { batchedStdout, type LogDestination } from '../observability/log-destination.js';
+import { FILE_BLOCK_BYTES, FILE_BLOCK_MIN_FILL, batchedStdout, type LogDestination } from '../observability/log-destination.js';
 
 /** POSIX PIPE_BUF on Linux. */
 const PIPE_BUF = 4096;
 
 export function clusterLogDestination(): LogDestination {
-  return batchedStdout({ minLength: 32_768, fileBlockBytes: 65_536, pipeBlockBytes: PIPE_BUF });
+  return batchedStdout({ minLength: FILE_BLOCK_MIN_FILL, fileBlockBytes: FILE_BLOCK_BYTES, pipeBlockBytes: PIPE_BUF });
 }

@@ -31,6 +31,16 @@ import { fstatSync, write, writeSync } from 'node:fs';
 
 /** The longest a line waits in a block on a quiet server. */
 const FLUSH_INTERVAL_MS = 25;
+/**
+ * A regular file's block, and how full it gets before it is written. Each hand-over to the thread
+ * pool costs the event loop far more than its JavaScript: waking a pool thread and being woken for
+ * its completion are cross-core wake-ups, dear in a VM. With 32 KiB blocks (a write every ~68 access
+ * lines) a null-body REQMOD at 16 connections spent ~1 µs more per request than with these
+ * (BENCHMARKS.md, Session 13). At tens of thousands of lines per second the 25 ms timer seals a
+ * block before it is full anyway; the memory is a block, the queue and SPARE_BLOCKS spares.
+ */
+export const FILE_BLOCK_BYTES = 524_288;
+export const FILE_BLOCK_MIN_FILL = 262_144;
 /** Blocks waiting behind the write in flight, at most; past this a pipe drops lines (counted), a file is written synchronously. */
 const MAX_QUEUED_BYTES = 16 * 1024 * 1024;
 /** A full pipe: try again after this long. */

@@ -3,7 +3,7 @@
  * (STYLE.md "Child loggers carry context"). User-identifying request headers are redacted.
  */
 import { pino, type Logger, type DestinationStream } from 'pino';
-import { batchedStdout, isoTimeOncePerMs } from './log-destination.js';
+import { FILE_BLOCK_BYTES, FILE_BLOCK_MIN_FILL, batchedStdout, isoTimeOncePerMs } from './log-destination.js';
 
 export type { Logger };
 
@@ -21,7 +21,7 @@ export function createLogger(options: LoggerOptions): Logger {
       timestamp: isoTimeOncePerMs,
       redact: { paths: ['headers.authorization', 'headers["proxy-authorization"]', 'headers.cookie'], censor: '[redacted]' },
     },
-    options.destination ?? batchedStdout({ minLength: 32_768, fileBlockBytes: 65_536, pipeBlockBytes: 65_536 }),
+    options.destination ?? batchedStdout({ minLength: FILE_BLOCK_MIN_FILL, fileBlockBytes: FILE_BLOCK_BYTES, pipeBlockBytes: 65_536 }),
   );
 }
 
