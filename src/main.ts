@@ -117,8 +117,10 @@ export function handleSignals(running: Running): void {
     running.logger.info({ signal, grace_ms: running.config.server.timeouts.shutdown_grace_ms }, 'shutting down');
     running.stop().then(
       () => process.exit(0),
-      (err: unknown) => {
+      async (err: unknown) => {
         running.logger.error({ err }, 'error during shutdown');
+        // The error's own line too: process.exit does not wait for the log thread (logger.ts).
+        await flushLogs(running.logger, LOG_FLUSH_TIMEOUT_MS);
         process.exit(1);
       },
     );

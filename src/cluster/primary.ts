@@ -209,8 +209,9 @@ export async function runPrimary(configPath: string, initial: Config, processes:
           await flushLogs(logger, LOG_FLUSH_TIMEOUT_MS);
           process.exit(0);
         },
-        (err: unknown) => {
+        async (err: unknown) => {
           logger.error({ err }, 'error during shutdown');
+          await flushLogs(logger, LOG_FLUSH_TIMEOUT_MS);
           process.exit(1);
         },
       );

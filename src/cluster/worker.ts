@@ -16,6 +16,7 @@ import cluster from 'node:cluster';
 import { rmSync } from 'node:fs';
 import type { Config } from '../config/index.js';
 import { start, type Running } from '../main.js';
+import { flushLogs, LOG_FLUSH_TIMEOUT_MS } from '../observability/logger.js';
 import { clusterLogDestination } from './log-destination.js';
 import { isToWorker, type ToPrimary } from './messages.js';
 import { createWorkerSpoolDirectory } from './worker-spool.js';
@@ -67,9 +68,10 @@ export async function runWorker(configPath: string): Promise<void> {
         removeSpoolDirs();
         process.exit(0);
       },
-      (err: unknown) => {
+      async (err: unknown) => {
         running.logger.error({ err }, 'error during worker shutdown');
         removeSpoolDirs();
+        await flushLogs(running.logger, LOG_FLUSH_TIMEOUT_MS);
         process.exit(1);
       },
     );
