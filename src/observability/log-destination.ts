@@ -34,10 +34,11 @@ const FLUSH_INTERVAL_MS = 25;
 /**
  * A regular file's block, and how full it gets before it is written. Each hand-over to the thread
  * pool costs the event loop far more than its JavaScript: waking a pool thread and being woken for
- * its completion are cross-core wake-ups, dear in a VM. With 32 KiB blocks (a write every ~68 access
- * lines) a null-body REQMOD at 16 connections spent ~1 µs more per request than with these
- * (BENCHMARKS.md, Session 13). At tens of thousands of lines per second the 25 ms timer seals a
- * block before it is full anyway; the memory is a block, the queue and SPARE_BLOCKS spares.
+ * its completion are cross-core wake-ups, dear in a VM. With 64 KiB blocks written at 32 KiB (a
+ * write every ~68 access lines) a null-body REQMOD at 16 connections spent ~1 µs more per request
+ * than with these (BENCHMARKS.md, Session 13). At tens of thousands of lines per second the 25 ms
+ * timer seals a block before it is full anyway; the memory is a block, the queue and SPARE_BLOCKS
+ * spares. A pipe keeps its own block size (pipeBlockBytes).
  */
 export const FILE_BLOCK_BYTES = 524_288;
 export const FILE_BLOCK_MIN_FILL = 262_144;
