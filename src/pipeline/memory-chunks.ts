@@ -10,8 +10,10 @@
  *
  * Small pieces are copied into blocks of our own: holding a view of every tiny chunked-encoding
  * piece would keep one Buffer object per piece alive, and could pin whole socket reads for a few
- * bytes each. A view of at least RETAIN_MIN_BYTES pins at most its socket read (≤ 64 KiB), and a
- * connection's reads hold little but its body, so what stays alive is about the body's size.
+ * bytes each. A view of at least RETAIN_MIN_BYTES pins at most its socket read (≤ 64 KiB), or the
+ * decoder's join of a read with bytes that were waiting before it (protocol/input-buffer.ts: the
+ * two, and room for as much again as was waiting), and a connection's reads hold little but its
+ * body, so what stays alive is about the body's size.
  *
  * Bytes once appended are never rewritten, so views handed out (slices) stay valid.
  */
