@@ -36,9 +36,10 @@ const FLUSH_INTERVAL_MS = 25;
  * pool costs the event loop far more than its JavaScript: waking a pool thread and being woken for
  * its completion are cross-core wake-ups, dear in a VM. With 64 KiB blocks written at 32 KiB (a
  * write every ~68 access lines) a null-body REQMOD at 16 connections spent ~1 µs more per request
- * than with these (BENCHMARKS.md, Session 13). At tens of thousands of lines per second the 25 ms
- * timer seals a block before it is full anyway; the memory is a block, the queue and SPARE_BLOCKS
- * spares. A pipe keeps its own block size (pipeBlockBytes).
+ * than with these (BENCHMARKS.md, Session 13). At 60 k access lines per second (~480 bytes each) a
+ * block goes every ~9 ms; a quieter server's goes when the 25 ms timer runs out. The memory is a
+ * block, the queue and SPARE_BLOCKS spares. A pipe's block (pipeBlockBytes, smaller) is written
+ * when the next line would not fit in it, or by the timer: minLength is capped at the block size.
  */
 export const FILE_BLOCK_BYTES = 524_288;
 export const FILE_BLOCK_MIN_FILL = 262_144;
