@@ -14,7 +14,10 @@
  *
  * Timeline: warm-up (not recorded) → measurement window (duration or count) → drain (requests in
  * flight finish, not recorded; bounded) → sockets closed. Latency is measured from the first write
- * of a request to the end of its final response. CPU use is this process's own, over the window.
+ * of a request to the start of the event-loop turn whose read brought the end of its final response
+ * (bench/lib/io-turn-clock.ts): the generator's own work on the other answers of that turn is not
+ * the server's latency. That work is reported apart, as generatorQueueMs. CPU use is this process's
+ * own, over the window.
  */
 import * as net from 'node:net';
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
@@ -29,6 +32,7 @@ import {
   type BuiltRequest,
   type ScenarioName,
 } from './lib/scenarios.js';
+import { ioTurnStart } from './lib/io-turn-clock.js';
 import { SampleBuffer, latencySummaryMs, round } from './lib/stats.js';
 
 export interface LoadOptions {
@@ -81,6 +85,12 @@ export interface LoadResult {
   /** ok / durationS. */
   rps: number;
   latencyMs: { p50: number; p90: number; p99: number; max: number; mean: number };
+  /**
+   * From the start of the turn that read a final response to the generator handling it: the
+   * generator's own queueing behind the other answers of that turn, not part of latencyMs. With
+   * several generator threads, p50/p90/p99/max are the highest of the threads' and mean is weighted.
+   */
+  generatorQueueMs: { p50: number; p90: number; p99: number; max: number; mean: number };
   errors: { total: number; status: number; socket: number; timeout: number; framing: number };
   statuses: Record<string, number>;
   bytes: { sent: number; received: number };
@@ -102,6 +112,12 @@ type Phase = 'warmup' | 'measure' | 'drain' | 'done';
 type ErrorKind = 'socket' | 'timeout' | 'framing';
 
 const RECONNECT_DELAY_MS = 50;
+
+function summary(sorted: Float64Array): LoadResult['latencyMs'] {
+  let sum = 0;
+  for (let i = 0; i < sorted.length; i++) sum += sorted[i]!;
+  return latencySummaryMs(sorted, sum);
+}
 const DRAIN_MAX_MS = 5_000;
 const SWEEP_INTERVAL_MS = 250;
 
@@ -113,6 +129,7 @@ class LoadRun {
   epoch = 0;
   readonly #clients: VirtualClient[] = [];
   readonly #latencies = new SampleBuffer();
+  readonly #queueDelays = new SampleBuffer();
   readonly #resolve: (r: LoadResult, samples: Float64Array) => void;
   #t0 = 0;
   #t1 = 0;
@@ -176,13 +193,14 @@ class LoadRun {
     return this.opts.count === undefined ? this.phase === 'measure' : epoch === 1 && this.phase === 'measure';
   }
 
-  recordResponse(status: number, latencyMs: number, epoch: number): void {
+  recordResponse(status: number, latencyMs: number, queuedMs: number, epoch: number): void {
     if (!this.#counts(epoch)) return;
     this.requests++;
     this.statuses[status]!++;
     if (status >= 200 && status < 300) {
       this.ok++;
       this.#latencies.push(latencyMs);
+      this.#queueDelays.push(queuedMs);
     } else {
       this.errors.status++;
       this.firstError ??= `ICAP status ${status}`;
@@ -282,6 +300,7 @@ class LoadRun {
       ok: this.ok,
       rps: round(this.ok / (windowMs / 1000), 1),
       latencyMs: latencySummaryMs(sorted, sum),
+      generatorQueueMs: summary(this.#queueDelays.sorted()),
       errors: { total: errorsTotal, ...this.errors },
       statuses: Object.fromEntries(
         [...this.statuses.entries()].filter(([, v]) => v > 0).map(([k, v]) => [String(k), v]),
@@ -308,6 +327,8 @@ class VirtualClient {
   inFlight = false;
   #awaitingContinue = false;
   #startedAt = 0;
+  /** ioTurnStart() of the read that fed the scanner last: when the response's bytes were there. */
+  #readTurnAt = 0;
   #epoch = 0;
   #reconnectTimer: NodeJS.Timeout | null = null;
   #stopped = false;
@@ -329,6 +350,7 @@ class VirtualClient {
         buffer: this.#readBuffer,
         callback: (n: number, buf: Uint8Array): boolean => {
           if (this.#socket !== socket) return false;
+          this.#readTurnAt = ioTurnStart();
           this.#run.onBytesReceived(n);
           try {
             this.#scanner.feed(buf as Buffer, 0, n);
@@ -403,10 +425,10 @@ class VirtualClient {
     }
     // A final response to the preview (204 or a full answer) ends the transaction: the rest
     // of the body is not sent (RFC 3507 §4.5).
-    const latency = performance.now() - this.#startedAt;
+    const handledAt = performance.now();
     this.inFlight = false;
     this.#awaitingContinue = false;
-    this.#run.recordResponse(head.status, latency, this.#epoch);
+    this.#run.recordResponse(head.status, this.#readTurnAt - this.#startedAt, handledAt - this.#readTurnAt, this.#epoch);
     if (head.close) {
       const s = this.#socket;
       this.#socket = null;
@@ -567,6 +589,7 @@ export function formatResult(r: LoadResult): string {
       `${r.durationS.toFixed(2)} s measured (+${r.warmupS} s warm-up)`,
     `  requests ${r.requests}  ok ${r.ok}  rate ${r.rps.toFixed(1)} req/s`,
     `  latency ms  p50 ${r.latencyMs.p50}  p90 ${r.latencyMs.p90}  p99 ${r.latencyMs.p99}  max ${r.latencyMs.max}`,
+    `  generator queueing ms (not in latency)  p50 ${r.generatorQueueMs.p50}  p99 ${r.generatorQueueMs.p99}  max ${r.generatorQueueMs.max}`,
     `  errors ${r.errors.total} (status ${r.errors.status}, socket ${r.errors.socket}, timeout ${r.errors.timeout}, ` +
       `framing ${r.errors.framing})  statuses ${statuses || '-'}  reconnects ${r.reconnects}`,
     `  bytes sent ${mb(r.bytes.sent)}  received ${mb(r.bytes.received)}`,

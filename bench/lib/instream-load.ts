@@ -4,12 +4,14 @@
  * body as 64 KiB chunks (4-byte big-endian length + data), a zero-length chunk, read the reply up
  * to NUL, close (clamd answers one scan per connection outside a session, and the bridge's clamd
  * backend also opens one connection per scan). The whole stream is built once and written in one
- * call per scan. Latency runs from connect to the reply; results use the generator's LoadResult
- * shape so the report treats clamd as one more target.
+ * call per scan. Latency runs from connect to the start of the turn that read the reply, as in the
+ * generator (bench/lib/io-turn-clock.ts); results use the generator's LoadResult shape so the report
+ * treats clamd as one more target.
  */
 import * as net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { LoadResult } from '../loadgen.js';
+import { ioTurnStart } from './io-turn-clock.js';
 import { cleanBody } from './scenarios.js';
 import { SampleBuffer, latencySummaryMs, round } from './stats.js';
 
@@ -49,6 +51,7 @@ export function runInstreamLoad(o: InstreamLoadOptions): Promise<LoadResult> {
   const payload = instreamBytes(cleanBody(o.bodyBytes));
   const target = connectOptions(o.endpoint);
   const latencies = new SampleBuffer();
+  const queueDelays = new SampleBuffer();
   const replies = new Map<string, number>();
   const errors = { status: 0, socket: 0, timeout: 0, framing: 0 };
   let firstError: string | null = null;
@@ -67,6 +70,9 @@ export function runInstreamLoad(o: InstreamLoadOptions): Promise<LoadResult> {
   return new Promise((resolve) => {
     const finish = (): void => {
       const sorted = latencies.sorted();
+      const queued = queueDelays.sorted();
+      let queuedSum = 0;
+      for (let i = 0; i < queued.length; i++) queuedSum += queued[i]!;
       const windowS = Math.max((t1 - t0) / 1000, 1e-6);
       const cpuUs = cpu.user + cpu.system;
       let sum = 0;
@@ -84,6 +90,7 @@ export function runInstreamLoad(o: InstreamLoadOptions): Promise<LoadResult> {
         ok,
         rps: round(ok / windowS, 1),
         latencyMs: latencySummaryMs(sorted, sum),
+        generatorQueueMs: latencySummaryMs(queued, queuedSum),
         errors: { total: errors.status + errors.socket + errors.timeout + errors.framing, ...errors },
         statuses: Object.fromEntries(replies),
         bytes: { sent: bytesSent, received: 0 },
@@ -107,6 +114,7 @@ export function runInstreamLoad(o: InstreamLoadOptions): Promise<LoadResult> {
       const started = performance.now();
       const counted = phase === 'measure';
       let reply = '';
+      let replyTurnAt = 0;
       let settled = false;
       const socket = net.connect(target);
       const timer = setTimeout(() => settle('timeout', new Error(`no reply within ${o.requestTimeoutMs} ms`)), o.requestTimeoutMs);
@@ -123,7 +131,8 @@ export function runInstreamLoad(o: InstreamLoadOptions): Promise<LoadResult> {
             replies.set(text, (replies.get(text) ?? 0) + 1);
             if (text.endsWith(' OK')) {
               ok++;
-              latencies.push(performance.now() - started);
+              latencies.push(replyTurnAt - started);
+              queueDelays.push(performance.now() - replyTurnAt);
             } else {
               errors.status++;
               firstError ??= `clamd replied ${JSON.stringify(text)}`;
@@ -140,6 +149,7 @@ export function runInstreamLoad(o: InstreamLoadOptions): Promise<LoadResult> {
         if (counted) bytesSent += payload.length;
       });
       socket.on('data', (d: Buffer) => {
+        replyTurnAt = ioTurnStart();
         reply += d.toString('latin1');
         if (reply.includes('\0')) settle('ok');
       });

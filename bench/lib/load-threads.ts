@@ -84,6 +84,7 @@ function merge(parts: { result: LoadResult; samples: Float64Array }[], windowMs:
     ok: total('ok'),
     rps: round(rps, 1),
     latencyMs: latencySummaryMs(all, sum),
+    generatorQueueMs: mergeQueueing(parts.map((p) => p.result)),
     errors,
     statuses,
     bytes: {
@@ -101,4 +102,12 @@ function merge(parts: { result: LoadResult; samples: Float64Array }[], windowMs:
     },
     firstError: parts.map((p) => p.result.firstError).find((e) => e !== null) ?? null,
   };
+}
+
+/** Each thread's own queueing: the worst thread's percentiles, the mean weighted by answers. */
+function mergeQueueing(results: LoadResult[]): LoadResult['generatorQueueMs'] {
+  const worst = (k: 'p50' | 'p90' | 'p99' | 'max'): number => round(Math.max(...results.map((r) => r.generatorQueueMs[k])), 3);
+  const ok = results.reduce((n, r) => n + r.ok, 0);
+  const mean = ok > 0 ? results.reduce((n, r) => n + r.generatorQueueMs.mean * r.ok, 0) / ok : Number.NaN;
+  return { p50: worst('p50'), p90: worst('p90'), p99: worst('p99'), max: worst('max'), mean: round(mean, 3) };
 }
