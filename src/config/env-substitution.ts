@@ -2,8 +2,11 @@
  * `${NAME}` / `${NAME:-default}` in string values, replaced from the environment before validation
  * so secrets (API keys, passwords) need not be written into the file.
  *
- * Only string values are touched, never keys, and the result is always a string: a secret such as
- * `${PASSWORD}` = "123456" must not silently turn into a number. `${NAME:-default}` uses the default
+ * Only string values are touched, and the result is always a string: a secret such as
+ * `${PASSWORD}` = "123456" must not silently turn into a number. Keys are left alone, with one
+ * exception: the keys of a pool's `weights` (`backends.<name>.weights`) are endpoint texts, and an
+ * endpoint written `${CLAMD_HOST}:3310` must be weighted by the same text, so those keys are
+ * substituted as the endpoints are (two keys that come out the same are an error). `${NAME:-default}` uses the default
  * when NAME is unset or empty, as the shell does. `$${` writes a literal `${`; a lone `$` is left
  * alone so passwords like "pa$$word" survive.
  */
@@ -23,6 +26,11 @@ export interface SubstitutionResult {
 const REFERENCE = /\$\$\{|\$\{([^}]*)\}|\$\{/g;
 const BODY = /^([A-Za-z_][A-Za-z0-9_]*)(?::-([\s\S]*))?$/;
 
+/** `backends.<name>.weights`: a mapping whose keys are endpoint texts. */
+function isPoolWeights(path: readonly PropertyKey[]): boolean {
+  return path.length === 3 && path[0] === 'backends' && path[2] === 'weights';
+}
+
 export function substituteEnv(value: unknown, env: NodeJS.ProcessEnv): SubstitutionResult {
   const problems: ConfigProblem[] = [];
   const substituted = new Map<string, string[]>();
@@ -31,9 +39,19 @@ export function substituteEnv(value: unknown, env: NodeJS.ProcessEnv): Substitut
     if (typeof node === 'string') return substituteString(node, path);
     if (Array.isArray(node)) return node.map((item, i) => visit(item, [...path, i]));
     if (node !== null && typeof node === 'object') {
+      const keysAreEndpoints = isPoolWeights(path);
+      const seen = new Set<string>();
       // fromEntries defines own properties, so a `__proto__` key stays a key (and gets reported)
       // instead of replacing the object's prototype as `out[key] = …` would.
-      return Object.fromEntries(Object.entries(node).map(([key, item]) => [key, visit(item, [...path, key])]));
+      return Object.fromEntries(
+        Object.entries(node).map(([key, item]) => {
+          if (!keysAreEndpoints) return [key, visit(item, [...path, key])];
+          const endpoint = substituteString(key, [...path, key]);
+          if (seen.has(endpoint)) problems.push({ path: formatKeyPath([...path, key]), rule: `names endpoint "${endpoint}" again` });
+          seen.add(endpoint);
+          return [endpoint, visit(item, [...path, endpoint])];
+        }),
+      );
     }
     return node;
   };

@@ -49,6 +49,36 @@ describe('${ENV} substitution', () => {
 
   it('keys are not substituted', () => {
     expect(substituteEnv({ '${A}': '${A}' }, { A: 'v' }).value).toEqual({ '${A}': 'v' });
+    expect(substituteEnv({ services: { x: { weights: { '${A}': 1 } } } }, { A: 'v' }).value).toEqual({ services: { x: { weights: { '${A}': 1 } } } });
+  });
+
+  it("a pool's weights keys are endpoints and are substituted like them", () => {
+    const yaml = [
+      'backends:',
+      '  clamav:',
+      '    type: clamd',
+      '    endpoints: ["${CLAMD_A}:3310", "${CLAMD_B:-clamd-b}:3310"]',
+      '    balance: weighted',
+      '    weights: { "${CLAMD_A}:3310": 1, "${CLAMD_B:-clamd-b}:3310": 3 }',
+      'services:',
+      '  avscan:',
+      '    backends: [clamav]',
+      '',
+    ].join('\n');
+    const config = parseConfig(yaml, SOURCE, { CLAMD_A: 'clamd-a' });
+    const clamav = config.backends['clamav'] as { endpoints: readonly string[]; weights: Readonly<Record<string, number>> };
+    expect(clamav.endpoints).toEqual(['clamd-a:3310', 'clamd-b:3310']);
+    expect(clamav.weights).toEqual({ 'clamd-a:3310': 1, 'clamd-b:3310': 3 });
+  });
+
+  it('weights keys: an unset variable, or two keys naming one endpoint, is an error at the key', () => {
+    const weights = (w: Record<string, number>, env: NodeJS.ProcessEnv) => substituteEnv({ backends: { c: { weights: w } } }, env).problems;
+    expect(weights({ '${NOPE}:3310': 2 }, {})).toEqual([
+      { path: 'backends.c.weights["${NOPE}:3310"]', rule: expect.stringContaining('environment variable NOPE is not set') },
+    ]);
+    expect(weights({ '${A}:3310': 2, 'h:3310': 3 }, { A: 'h' })).toEqual([
+      { path: 'backends.c.weights["h:3310"]', rule: 'names endpoint "h:3310" again' },
+    ]);
   });
 
   it('malformed and unclosed references are errors', () => {
