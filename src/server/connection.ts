@@ -310,7 +310,7 @@ export class IcapConnection {
       sink: this.#sink,
       logger: this.#log,
       startedAt: this.#requestStarted,
-      onFinished: (record) => this.#ctx.onTransactionFinished(record),
+      onFinished: this.#ctx.onTransactionFinished, // the context's own function: no closure per transaction
     });
   }
 

@@ -34,10 +34,13 @@ function implicitOutcome(policy: ServicePolicy): PolicyOutcome {
   return outcome;
 }
 
+/** The outcome before anything is decided, shared (outcomes are never modified). */
+const PENDING: PolicyOutcome = Object.freeze({ kind: 'pending' });
+
 export class PolicyTracker {
   readonly #policy: ServicePolicy;
   readonly #attributes: () => RequestAttributes;
-  #outcome: PolicyOutcome = { kind: 'pending' };
+  #outcome: PolicyOutcome = PENDING;
   /** Allocated on the first body bytes: most transactions never need it (no body, or no rules). */
   #sniff: Buffer | null = null;
   #sniffLength = 0;

@@ -66,6 +66,9 @@ type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 /** The streams of a transaction that opened none: shared, so never written to (only #openStreams adds, to its own Map). */
 const NO_STREAMS: Map<Backend, StreamingScan> = new Map();
 
+/** The results of a transaction that scanned nothing: shared and frozen (#decideOn sets its own). */
+const NO_RESULTS: readonly BackendResult[] = Object.freeze([]);
+
 /** 204 answers, per service ISTag and decision headers (response-cache.ts). */
 const NO_CONTENT_ANSWERS = new PerSecondResponseCache();
 
@@ -696,7 +699,7 @@ export class Transaction {
 
   #scanResults: AccessRecord['scans'] = [];
   /** Every backend result, kept so sanitized copies (temp files) are freed on every path. */
-  #results: readonly BackendResult[] = [];
+  #results: readonly BackendResult[] = NO_RESULTS;
 
   #meta: ScanMeta | undefined;
   /** Built once, when the first backend needs it (the encapsulated heads are parsed by then). */
