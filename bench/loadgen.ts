@@ -112,14 +112,14 @@ type Phase = 'warmup' | 'measure' | 'drain' | 'done';
 type ErrorKind = 'socket' | 'timeout' | 'framing';
 
 const RECONNECT_DELAY_MS = 50;
+const DRAIN_MAX_MS = 5_000;
+const SWEEP_INTERVAL_MS = 250;
 
 function summary(sorted: Float64Array): LoadResult['latencyMs'] {
   let sum = 0;
   for (let i = 0; i < sorted.length; i++) sum += sorted[i]!;
   return latencySummaryMs(sorted, sum);
 }
-const DRAIN_MAX_MS = 5_000;
-const SWEEP_INTERVAL_MS = 250;
 
 class LoadRun {
   readonly opts: LoadOptions;

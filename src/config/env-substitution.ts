@@ -6,8 +6,8 @@
  * `${PASSWORD}` = "123456" must not silently turn into a number. Keys are left alone, with one
  * exception: the keys of a pool's `weights` (`backends.<name>.weights`) are endpoint texts, and an
  * endpoint written `${CLAMD_HOST}:3310` must be weighted by the same text, so those keys are
- * substituted as the endpoints are (two keys that come out the same are an error). `${NAME:-default}` uses the default
- * when NAME is unset or empty, as the shell does. `$${` writes a literal `${`; a lone `$` is left
+ * substituted as the endpoints are (two keys that come out the same are an error).
+ * `${NAME:-default}` uses the default when NAME is unset or empty, as the shell does. `$${` writes a literal `${`; a lone `$` is left
  * alone so passwords like "pa$$word" survive.
  */
 import { formatKeyPath, type ConfigProblem } from './errors.js';
