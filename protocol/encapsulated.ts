@@ -10,11 +10,6 @@ export type HeaderSectionName = 'req-hdr' | 'res-hdr';
 export type BodySectionName = 'req-body' | 'res-body' | 'opt-body' | 'null-body';
 export type SectionName = HeaderSectionName | BodySectionName;
 
-export interface EncapsulatedSection {
-  readonly name: SectionName;
-  readonly offset: number;
-}
-
 export interface Encapsulated {
   /** Header blocks in wire order, each with its exact byte length (next offset − own offset). */
   readonly headers: readonly { readonly name: HeaderSectionName; readonly length: number }[];
