@@ -115,9 +115,9 @@ export function parseEncapsulated(value: string, method: Method, maxOffset: numb
   let grammarIndex = 0;
   let hasResHdr = false;
   for (let i = 0; i < headerCount; i++) {
-    // Only reached with count ≤ MAX_ENTITIES - 1 + 1: a fourth entity fails here at the latest,
-    // since no method allows more than two header sections before its body.
-    const name = entityNames[Math.min(i, MAX_ENTITIES - 1)]!;
+    // i never reaches the spare slot (3): no method allows more than two header sections, so the
+    // third (i = 2) fails here at the latest. Slots 0–2 hold the first three entities as read.
+    const name = entityNames[i]!;
     const at = allowed.headers.indexOf(name as HeaderSectionName, grammarIndex);
     if (at === -1) fail(`${name} is not allowed here in a ${method} request`);
     grammarIndex = at + 1;
