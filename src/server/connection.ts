@@ -43,7 +43,8 @@ export interface ConnectionContext {
   current(): Generation;
   readonly logger: Logger;
   nextTransactionId(): string;
-  onTransactionFinished(record: AccessRecord): void;
+  /** Handed to each Transaction as it is (no closure per request), so it must not depend on `this`. */
+  readonly onTransactionFinished: (record: AccessRecord) => void;
   /** An OPTIONS request was answered (access log and metrics; no transaction object exists). */
   onOptions(record: AccessRecord): void;
   onRejected(status: number): void;
