@@ -115,12 +115,6 @@ const RECONNECT_DELAY_MS = 50;
 const DRAIN_MAX_MS = 5_000;
 const SWEEP_INTERVAL_MS = 250;
 
-function summary(sorted: Float64Array): LoadResult['latencyMs'] {
-  let sum = 0;
-  for (let i = 0; i < sorted.length; i++) sum += sorted[i]!;
-  return latencySummaryMs(sorted, sum);
-}
-
 class LoadRun {
   readonly opts: LoadOptions;
   readonly request: BuiltRequest;
@@ -283,8 +277,6 @@ class LoadRun {
 
   #result(sorted: Float64Array): LoadResult {
     const windowMs = Math.max(this.#t1 - this.#t0, 1e-6);
-    let sum = 0;
-    for (let i = 0; i < sorted.length; i++) sum += sorted[i]!;
     const cpuUs = this.#cpu.user + this.#cpu.system;
     const errorsTotal = this.errors.status + this.errors.socket + this.errors.timeout + this.errors.framing;
     return {
@@ -299,8 +291,8 @@ class LoadRun {
       requests: this.requests,
       ok: this.ok,
       rps: round(this.ok / (windowMs / 1000), 1),
-      latencyMs: latencySummaryMs(sorted, sum),
-      generatorQueueMs: summary(this.#queueDelays.sorted()),
+      latencyMs: latencySummaryMs(sorted),
+      generatorQueueMs: latencySummaryMs(this.#queueDelays.sorted()),
       errors: { total: errorsTotal, ...this.errors },
       statuses: Object.fromEntries(
         [...this.statuses.entries()].filter(([, v]) => v > 0).map(([k, v]) => [String(k), v]),

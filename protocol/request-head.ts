@@ -91,7 +91,7 @@ class ParsedRequestHead implements IcapRequestHead {
 /**
  * The Allow tokens (RFC 3507 §4.6), one shared set per header value: clients send a handful of
  * distinct values ("204", "204, trailers", none), and a Set per request was ≈ 150 B of the ≈ 10 KB a
- * null-body REQMOD allocates (every allocation brings the next scavenge pause closer, which is
+ * null-body REQMOD allocated then (every allocation brings the next scavenge pause closer, which is
  * what a p99 feels). The sets are never mutated (ReadonlySet); past ALLOW_SETS_MAX values, new
  * ones are built per request and not kept, so a client cannot grow the cache.
  */

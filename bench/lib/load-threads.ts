@@ -65,8 +65,6 @@ function merge(parts: { result: LoadResult; samples: Float64Array }[], windowMs:
     at += p.samples.length;
   }
   all.sort();
-  let sum = 0;
-  for (let i = 0; i < all.length; i++) sum += all[i]!;
   const total = <K extends 'requests' | 'ok' | 'reconnects'>(k: K): number => parts.reduce((n, p) => n + p.result[k], 0);
   const statuses: Record<string, number> = {};
   for (const p of parts) for (const [k, v] of Object.entries(p.result.statuses)) statuses[k] = (statuses[k] ?? 0) + v;
@@ -83,7 +81,7 @@ function merge(parts: { result: LoadResult; samples: Float64Array }[], windowMs:
     requests,
     ok: total('ok'),
     rps: round(rps, 1),
-    latencyMs: latencySummaryMs(all, sum),
+    latencyMs: latencySummaryMs(all),
     generatorQueueMs: mergeQueueing(parts.map((p) => p.result)),
     errors,
     statuses,

@@ -49,8 +49,10 @@ export function round(v: number, digits = 2): number {
 }
 
 /** The latency block of a load result: p50/p90/p99/max/mean in ms, 3 decimals; NaN for no samples. */
-export function latencySummaryMs(sorted: ArrayLike<number>, sum: number): { p50: number; p90: number; p99: number; max: number; mean: number } {
+export function latencySummaryMs(sorted: ArrayLike<number>): { p50: number; p90: number; p99: number; max: number; mean: number } {
   const n = sorted.length;
+  let sum = 0;
+  for (let i = 0; i < n; i++) sum += sorted[i]!;
   return {
     p50: round(percentile(sorted, 0.5), 3),
     p90: round(percentile(sorted, 0.9), 3),

@@ -7,8 +7,8 @@
  * exception: the keys of a pool's `weights` (`backends.<name>.weights`) are endpoint texts, and an
  * endpoint written `${CLAMD_HOST}:3310` must be weighted by the same text, so those keys are
  * substituted as the endpoints are (two keys that come out the same are an error).
- * `${NAME:-default}` uses the default when NAME is unset or empty, as the shell does. `$${` writes a literal `${`; a lone `$` is left
- * alone so passwords like "pa$$word" survive.
+ * `${NAME:-default}` uses the default when NAME is unset or empty, as the shell does. `$${` writes a
+ * literal `${`; a lone `$` is left alone so passwords like "pa$$word" survive.
  */
 import { formatKeyPath, type ConfigProblem } from './errors.js';
 
@@ -39,21 +39,24 @@ export function substituteEnv(value: unknown, env: NodeJS.ProcessEnv): Substitut
     if (typeof node === 'string') return substituteString(node, path);
     if (Array.isArray(node)) return node.map((item, i) => visit(item, [...path, i]));
     if (node !== null && typeof node === 'object') {
-      const keysAreEndpoints = isPoolWeights(path);
-      const seen = new Set<string>();
+      const entries = Object.entries(node);
       // fromEntries defines own properties, so a `__proto__` key stays a key (and gets reported)
       // instead of replacing the object's prototype as `out[key] = …` would.
-      return Object.fromEntries(
-        Object.entries(node).map(([key, item]) => {
-          if (!keysAreEndpoints) return [key, visit(item, [...path, key])];
-          const endpoint = substituteString(key, [...path, key]);
-          if (seen.has(endpoint)) problems.push({ path: formatKeyPath([...path, key]), rule: `names endpoint "${endpoint}" again` });
-          seen.add(endpoint);
-          return [endpoint, visit(item, [...path, endpoint])];
-        }),
-      );
+      if (isPoolWeights(path)) return Object.fromEntries(weightEntries(entries, path));
+      return Object.fromEntries(entries.map(([key, item]) => [key, visit(item, [...path, key])]));
     }
     return node;
+  };
+
+  /** A pool's weights with their endpoint keys substituted; a key that comes out as an earlier one is reported. */
+  const weightEntries = (entries: [string, unknown][], path: PropertyKey[]): [string, unknown][] => {
+    const seen = new Set<string>();
+    return entries.map(([key, item]) => {
+      const endpoint = substituteString(key, [...path, key]);
+      if (seen.has(endpoint)) problems.push({ path: formatKeyPath([...path, key]), rule: `names endpoint "${endpoint}" again` });
+      seen.add(endpoint);
+      return [endpoint, visit(item, [...path, endpoint])];
+    });
   };
 
   const substituteString = (text: string, path: PropertyKey[]): string => {

@@ -168,7 +168,7 @@ export class Transaction {
   #declaredLength: number | null | undefined = undefined;
   /**
    * Scans fed while the body arrives (clamd INSTREAM, upstream ICAP). NO_STREAMS until the first
-   * opens: most transactions open none, and a Map each was ≈ 200 B of a null-body REQMOD's ≈ 10 KB.
+   * opens: most transactions open none, and a Map each was ≈ 200 B of a null-body REQMOD's ≈ 10 KB then.
    */
   #streams: Map<Backend, StreamingScan> = NO_STREAMS;
   /** Consumers (spool, streams) that said "full"; the socket resumes when none is left. */
@@ -440,7 +440,7 @@ export class Transaction {
    * The request is complete: scan, decide, write the answer. Null when the answer went out at once:
    * a request without a body needs no scan and, unless the socket pushes back, no promise either.
    * Then the connection takes its next request in the same turn. (Two async functions and the
-   * await between them were ≈ 1.2 KB of the ≈ 10 KB a null-body REQMOD allocates, and a turn of the
+   * await between them were ≈ 1.2 KB of the ≈ 10 KB a null-body REQMOD allocated then, and a turn of the
    * microtask queue; fewer allocations mean rarer scavenges, whose pauses a p99 feels.)
    * Throws or rejects only on an internal error (a bug), already logged and recorded.
    */
