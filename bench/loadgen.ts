@@ -34,6 +34,7 @@ import {
 } from './lib/scenarios.js';
 import { ioTurnStart } from './lib/io-turn-clock.js';
 import { SampleBuffer, latencySummaryMs, round } from './lib/stats.js';
+import { writeLatencyTrace } from './lib/monotonic-trace.js';
 
 export interface LoadOptions {
   host: string;
@@ -54,6 +55,11 @@ export interface LoadOptions {
   maxSeconds: number;
   /** Called when the measurement window opens and closes (bench/lib/load-threads.ts lines threads up). */
   onWindow?: ((edge: 'start' | 'end') => void) | undefined;
+  /**
+   * Write every measured 2xx answer's (sent at, latency) here when the run ends, the send time on
+   * the machine's monotonic clock (bench/lib/monotonic-trace.ts), for bench/tail-vs-gc.ts.
+   */
+  traceOut?: string | undefined;
 }
 
 export const DEFAULT_LOAD_OPTIONS = {
@@ -124,6 +130,8 @@ class LoadRun {
   readonly #clients: VirtualClient[] = [];
   readonly #latencies = new SampleBuffer();
   readonly #queueDelays = new SampleBuffer();
+  /** (sent at, latency) pairs, flattened, when opts.traceOut is set. */
+  readonly #trace: SampleBuffer | null;
   readonly #resolve: (r: LoadResult, samples: Float64Array) => void;
   #t0 = 0;
   #t1 = 0;
@@ -149,6 +157,7 @@ class LoadRun {
     this.opts = opts;
     this.request = request;
     this.#resolve = resolve;
+    this.#trace = opts.traceOut === undefined ? null : new SampleBuffer();
   }
 
   start(): void {
@@ -187,7 +196,7 @@ class LoadRun {
     return this.opts.count === undefined ? this.phase === 'measure' : epoch === 1 && this.phase === 'measure';
   }
 
-  recordResponse(status: number, latencyMs: number, queuedMs: number, epoch: number): void {
+  recordResponse(status: number, sentAt: number, latencyMs: number, queuedMs: number, epoch: number): void {
     if (!this.#counts(epoch)) return;
     this.requests++;
     this.statuses[status]!++;
@@ -195,6 +204,10 @@ class LoadRun {
       this.ok++;
       this.#latencies.push(latencyMs);
       this.#queueDelays.push(queuedMs);
+      if (this.#trace !== null) {
+        this.#trace.push(sentAt);
+        this.#trace.push(latencyMs);
+      }
     } else {
       this.errors.status++;
       this.firstError ??= `ICAP status ${status}`;
@@ -272,6 +285,7 @@ class LoadRun {
     if (this.#sweeper !== null) clearInterval(this.#sweeper);
     for (const c of this.#clients) c.destroy();
     const sorted = this.#latencies.sorted();
+    if (this.#trace !== null && this.opts.traceOut !== undefined) writeLatencyTrace(this.opts.traceOut, this.#trace.copy());
     this.#resolve(this.#result(sorted), sorted);
   }
 
@@ -420,7 +434,7 @@ class VirtualClient {
     const handledAt = performance.now();
     this.inFlight = false;
     this.#awaitingContinue = false;
-    this.#run.recordResponse(head.status, this.#readTurnAt - this.#startedAt, handledAt - this.#readTurnAt, this.#epoch);
+    this.#run.recordResponse(head.status, this.#startedAt, this.#readTurnAt - this.#startedAt, handledAt - this.#readTurnAt, this.#epoch);
     if (head.close) {
       const s = this.#socket;
       this.#socket = null;
@@ -610,6 +624,7 @@ const USAGE = `usage: node --import tsx bench/loadgen.ts [options]
   --timeout-ms MS     per-request timeout (default 30000)
   --max-seconds S     hard cap for the whole run (default 600)
   --json              print the result as JSON
+  --trace-out FILE    write each answer's send time and latency to FILE (bench/tail-vs-gc.ts)
   --probe             send one request and print the raw response`;
 
 async function main(argv: string[]): Promise<number> {
@@ -628,6 +643,7 @@ async function main(argv: string[]): Promise<number> {
       'timeout-ms': { type: 'string' },
       'max-seconds': { type: 'string' },
       json: { type: 'boolean' },
+      'trace-out': { type: 'string' },
       probe: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -664,6 +680,7 @@ async function main(argv: string[]): Promise<number> {
     warmupS: num(values.warmup, DEFAULT_LOAD_OPTIONS.warmupS),
     requestTimeoutMs: num(values['timeout-ms'], DEFAULT_LOAD_OPTIONS.requestTimeoutMs),
     maxSeconds: num(values['max-seconds'], DEFAULT_LOAD_OPTIONS.maxSeconds),
+    traceOut: values['trace-out'],
   });
   console.log(values.json === true ? JSON.stringify(result, null, 2) : formatResult(result));
   return result.ok > 0 ? 0 : 1;

@@ -22,6 +22,11 @@ export class SampleBuffer {
     this.#length = 0;
   }
 
+  /** A copy of the samples, in the order they were pushed. */
+  copy(): Float64Array {
+    return this.#data.slice(0, this.#length);
+  }
+
   /** A sorted copy of the samples. */
   sorted(): Float64Array {
     return this.#data.slice(0, this.#length).sort();
