@@ -97,6 +97,14 @@ export interface LoadResult {
    * several generator threads, p50/p90/p99/max are the highest of the threads' and mean is weighted.
    */
   generatorQueueMs: { p50: number; p90: number; p99: number; max: number; mean: number };
+  /**
+   * A connection's whole cycle per answer: from the turn that read its previous answer (or from its
+   * first request) to the turn that read this one, so the generator's delay in sending is in it.
+   * Its mean is connections / rate whatever the split; latencyMs leaves out the part spent waiting
+   * for a busy generator, which is large when the generator's event loop is saturated (ELU ≈ 1).
+   * Merged across threads like generatorQueueMs. Absent for direct INSTREAM.
+   */
+  cycleMs?: { p50: number; p90: number; p99: number; max: number; mean: number };
   errors: { total: number; status: number; socket: number; timeout: number; framing: number };
   statuses: Record<string, number>;
   bytes: { sent: number; received: number };
@@ -130,6 +138,7 @@ class LoadRun {
   readonly #clients: VirtualClient[] = [];
   readonly #latencies = new SampleBuffer();
   readonly #queueDelays = new SampleBuffer();
+  readonly #cycles = new SampleBuffer();
   /** (sent at, latency) pairs, flattened, when opts.traceOut is set. */
   readonly #trace: SampleBuffer | null;
   readonly #resolve: (r: LoadResult, samples: Float64Array) => void;
@@ -196,7 +205,7 @@ class LoadRun {
     return this.opts.count === undefined ? this.phase === 'measure' : epoch === 1 && this.phase === 'measure';
   }
 
-  recordResponse(status: number, sentAt: number, latencyMs: number, queuedMs: number, epoch: number): void {
+  recordResponse(status: number, sentAt: number, latencyMs: number, queuedMs: number, cycleMs: number, epoch: number): void {
     if (!this.#counts(epoch)) return;
     this.requests++;
     this.statuses[status]!++;
@@ -204,6 +213,7 @@ class LoadRun {
       this.ok++;
       this.#latencies.push(latencyMs);
       this.#queueDelays.push(queuedMs);
+      this.#cycles.push(cycleMs);
       if (this.#trace !== null) {
         this.#trace.push(sentAt);
         this.#trace.push(latencyMs);
@@ -307,6 +317,7 @@ class LoadRun {
       rps: round(this.ok / (windowMs / 1000), 1),
       latencyMs: latencySummaryMs(sorted),
       generatorQueueMs: latencySummaryMs(this.#queueDelays.sorted()),
+      cycleMs: latencySummaryMs(this.#cycles.sorted()),
       errors: { total: errorsTotal, ...this.errors },
       statuses: Object.fromEntries(
         [...this.statuses.entries()].filter(([, v]) => v > 0).map(([k, v]) => [String(k), v]),
@@ -335,6 +346,8 @@ class VirtualClient {
   #startedAt = 0;
   /** ioTurnStart() of the read that fed the scanner last: when the response's bytes were there. */
   #readTurnAt = 0;
+  /** Where this request's cycle began: the turn that read the previous answer, or the first send. */
+  #cycleFrom = -1;
   #epoch = 0;
   #reconnectTimer: NodeJS.Timeout | null = null;
   #stopped = false;
@@ -369,6 +382,7 @@ class VirtualClient {
     });
     this.#socket = socket;
     this.#scanner.reset();
+    this.#cycleFrom = -1;
     socket.setNoDelay(true);
     socket.on('connect', () => this.#next());
     socket.on('error', (err) => {
@@ -398,6 +412,7 @@ class VirtualClient {
     this.#epoch = this.#run.epoch;
     this.inFlight = true;
     this.#startedAt = performance.now();
+    if (this.#cycleFrom < 0) this.#cycleFrom = this.#startedAt;
     if (req.preview !== null) {
       this.#awaitingContinue = req.preview.rest !== null;
       socket.write(req.preview.first);
@@ -434,7 +449,15 @@ class VirtualClient {
     const handledAt = performance.now();
     this.inFlight = false;
     this.#awaitingContinue = false;
-    this.#run.recordResponse(head.status, this.#startedAt, this.#readTurnAt - this.#startedAt, handledAt - this.#readTurnAt, this.#epoch);
+    this.#run.recordResponse(
+      head.status,
+      this.#startedAt,
+      this.#readTurnAt - this.#startedAt,
+      handledAt - this.#readTurnAt,
+      this.#readTurnAt - this.#cycleFrom,
+      this.#epoch,
+    );
+    this.#cycleFrom = this.#readTurnAt;
     if (head.close) {
       const s = this.#socket;
       this.#socket = null;
@@ -596,6 +619,7 @@ export function formatResult(r: LoadResult): string {
     `  requests ${r.requests}  ok ${r.ok}  rate ${r.rps.toFixed(1)} req/s`,
     `  latency ms  p50 ${r.latencyMs.p50}  p90 ${r.latencyMs.p90}  p99 ${r.latencyMs.p99}  max ${r.latencyMs.max}`,
     `  generator queueing ms (not in latency)  p50 ${r.generatorQueueMs.p50}  p99 ${r.generatorQueueMs.p99}  max ${r.generatorQueueMs.max}`,
+    ...(r.cycleMs === undefined ? [] : [`  cycle ms (send delay + latency)  p50 ${r.cycleMs.p50}  p99 ${r.cycleMs.p99}  mean ${r.cycleMs.mean}`]),
     `  errors ${r.errors.total} (status ${r.errors.status}, socket ${r.errors.socket}, timeout ${r.errors.timeout}, ` +
       `framing ${r.errors.framing})  statuses ${statuses || '-'}  reconnects ${r.reconnects}`,
     `  bytes sent ${mb(r.bytes.sent)}  received ${mb(r.bytes.received)}`,

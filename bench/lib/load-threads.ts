@@ -82,7 +82,8 @@ function merge(parts: { result: LoadResult; samples: Float64Array }[], windowMs:
     ok: total('ok'),
     rps: round(rps, 1),
     latencyMs: latencySummaryMs(all),
-    generatorQueueMs: mergeQueueing(parts.map((p) => p.result)),
+    generatorQueueMs: mergeWorst(parts.map((p) => p.result.generatorQueueMs), parts.map((p) => p.result.ok)),
+    cycleMs: mergeWorst(parts.map((p) => p.result.cycleMs), parts.map((p) => p.result.ok)),
     errors,
     statuses,
     bytes: {
@@ -102,10 +103,16 @@ function merge(parts: { result: LoadResult; samples: Float64Array }[], windowMs:
   };
 }
 
-/** Each thread's own queueing: the worst thread's percentiles, the mean weighted by answers. */
-function mergeQueueing(results: LoadResult[]): LoadResult['generatorQueueMs'] {
-  const worst = (k: 'p50' | 'p90' | 'p99' | 'max'): number => round(Math.max(...results.map((r) => r.generatorQueueMs[k])), 3);
-  const ok = results.reduce((n, r) => n + r.ok, 0);
-  const mean = ok > 0 ? results.reduce((n, r) => n + r.generatorQueueMs.mean * r.ok, 0) / ok : Number.NaN;
+type Summary = LoadResult['generatorQueueMs'];
+
+/**
+ * Per-thread figures that cannot be pooled (each thread's own queueing, each connection's cycle):
+ * the worst thread's percentiles, the mean weighted by answers.
+ */
+function mergeWorst(summaries: (Summary | undefined)[], oks: number[]): Summary {
+  const present = summaries.map((s) => s ?? { p50: Number.NaN, p90: Number.NaN, p99: Number.NaN, max: Number.NaN, mean: Number.NaN });
+  const worst = (k: 'p50' | 'p90' | 'p99' | 'max'): number => round(Math.max(...present.map((s) => s[k])), 3);
+  const ok = oks.reduce((n, k) => n + k, 0);
+  const mean = ok > 0 ? present.reduce((n, s, i) => n + s.mean * oks[i]!, 0) / ok : Number.NaN;
   return { p50: worst('p50'), p90: worst('p90'), p99: worst('p99'), max: worst('max'), mean: round(mean, 3) };
 }

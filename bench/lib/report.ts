@@ -81,6 +81,10 @@ export interface Stats {
   loadgenCpu: number;
   loadgenUsPerRequest: number;
   loadgenElu: number;
+  /** Median of the runs' mean time answers waited in the generator (not in the latency). */
+  loadgenQueueMean: number;
+  /** Median of the runs' cycle p99 (loadgen.ts cycleMs); NaN for results without it. */
+  cycleP99: number;
   serverUsPerRequest: number | null;
   serverCpuPercent: number | null;
   clamdUsPerRequest: number | null;
@@ -104,6 +108,8 @@ export function summarize(records: RunRecord[], label: string, key: string, c: n
     loadgenCpu: round(median(rs.map((r) => r.result.cpu.percentOfOneCore)), 1),
     loadgenUsPerRequest: round(median(rs.map((r) => r.result.cpu.usPerRequest)), 2),
     loadgenElu: round(median(rs.map((r) => r.result.cpu.eventLoopUtilization)), 2),
+    loadgenQueueMean: round(median(rs.map((r) => r.result.generatorQueueMs?.mean ?? Number.NaN)), 3),
+    cycleP99: round(median(rs.map((r) => r.result.cycleMs?.p99 ?? Number.NaN)), 3),
     serverUsPerRequest: server.length ? round(median(server.map((r) => (r.serverCpuMs! * 1000) / r.result.requests)), 1) : null,
     serverCpuPercent: server.length ? round(median(server.map((r) => (r.serverCpuMs! / (r.result.durationS * 1000)) * 100)), 0) : null,
     clamdUsPerRequest: (() => {
@@ -163,8 +169,8 @@ function mainTable(f: RunFile): string {
 
 function detailTable(f: RunFile): string {
   const lines = [
-    '| scenario | conns | target | runs | req/s range | p50 ms | server CPU % | server µs/req | clamd µs/req | loadgen CPU % | loadgen µs/req | loadgen ELU | errors | statuses |',
-    '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+    '| scenario | conns | target | runs | req/s range | p50 ms | server CPU % | server µs/req | clamd µs/req | loadgen CPU % | loadgen µs/req | loadgen ELU | loadgen queueing mean ms | cycle p99 ms | errors | statuses |',
+    '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
   ];
   for (const cs of f.options.cases) {
     for (const c of f.options.concurrency) {
@@ -173,7 +179,7 @@ function detailTable(f: RunFile): string {
         if (s === null) continue;
         lines.push(
           `| ${cs.key} | ${c} | ${t.label} | ${s.runs} | ${fmt(s.rpsMin, 0)}–${fmt(s.rpsMax, 0)} | ${fmt(s.p50, 2)} | ${fmt(s.serverCpuPercent, 0)} | ` +
-            `${fmt(s.serverUsPerRequest, 1)} | ${fmt(s.clamdUsPerRequest, 0)} | ${fmt(s.loadgenCpu, 0)} | ${fmt(s.loadgenUsPerRequest, 1)} | ${fmt(s.loadgenElu, 2)} | ${s.errors} | ${s.statuses} |`,
+            `${fmt(s.serverUsPerRequest, 1)} | ${fmt(s.clamdUsPerRequest, 0)} | ${fmt(s.loadgenCpu, 0)} | ${fmt(s.loadgenUsPerRequest, 1)} | ${fmt(s.loadgenElu, 2)} | ${fmt(s.loadgenQueueMean, 3)} | ${fmt(s.cycleP99, 2)} | ${s.errors} | ${s.statuses} |`,
         );
       }
     }
@@ -284,7 +290,10 @@ export function renderReport(f: RunFile): string {
     md +=
       `\n\n${mainTable(f)}\n\n### Per target: spread and CPU\n\n` +
       'Server CPU is the target\'s processes (icap-bridge: all its processes; c-icap: main and children; clamd) over the run window; ' +
-      '"clamd µs/req" is what clamd spent per request behind it in the clamd scenarios.\n\n' +
+      '"clamd µs/req" is what clamd spent per request behind it in the clamd scenarios. ' +
+      '"loadgen queueing" is how long answers waited in the generator before it handled them (not in the latency); ' +
+      '"cycle p99" is a connection\'s whole cycle per answer, the generator\'s delay in sending included: ' +
+      'where the generator\'s ELU is near 1, latency alone leaves out the requests\' wait in the generator.\n\n' +
       detailTable(f);
   }
   if (f.records.some((r) => r.label === 'trivial')) md += `\n\n### Generator ceiling\n\n${ceilingTable(f)}`;
