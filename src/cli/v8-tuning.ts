@@ -21,6 +21,15 @@
  * nothing, and on a small machine shared with the clients or the engine those threads wait for a
  * core: the pause was 0.60–0.62 ms with them and 0.44–0.45 ms without, at 16 connections of
  * REQMOD null-body on this 2-core machine (BENCHMARKS.md, Session 11).
+ *
+ * --no-minor-gc-task: by default V8 posts a task to run the scavenge once the young generation is
+ * 80 % full, hoping to find the program idle. A loaded server is never idle, so the task only makes
+ * every scavenge come at 80 % instead of 100 %: a fifth more of them, each as long (its pause is
+ * mostly per-page work over the whole young generation, not the ~10 KB that survives). At 16
+ * connections a scavenge holds up the 16 requests in flight, and the p99 sits where they are: with
+ * the task 0.93 % of REQMOD null-body answers met a pause and the p99 was theirs; without it 0.77 %
+ * (BENCHMARKS.md, Session 15, bench/tail-vs-gc.ts). Read by V8 at each allocation step, so setting
+ * it at run time takes effect at once.
  */
 import { setFlagsFromString } from 'node:v8';
 
@@ -30,6 +39,7 @@ export const HEAP_GROWING_PERCENT = 300;
 export const V8_TUNING: readonly { readonly option: string; readonly flag: string }[] = [
   { option: 'heap-growing-percent', flag: `--heap-growing-percent=${HEAP_GROWING_PERCENT}` },
   { option: 'parallel-scavenge', flag: '--no-parallel-scavenge' },
+  { option: 'minor-gc-task', flag: '--no-minor-gc-task' },
 ];
 
 /**
