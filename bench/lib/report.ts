@@ -81,9 +81,9 @@ export interface Stats {
   loadgenCpu: number;
   loadgenUsPerRequest: number;
   loadgenElu: number;
-  /** Median of the runs' mean time answers waited in the generator (not in the latency). */
+  /** Median of the runs' mean time answers waited in the generator (not in the latency); NaN for runs saved before Session 14. */
   loadgenQueueMean: number;
-  /** Median of the runs' cycle p99 (loadgen.ts cycleMs); NaN for results without it. */
+  /** Median of the runs' cycle p99 (loadgen.ts cycleMs); NaN for direct INSTREAM and runs saved before Session 15. */
   cycleP99: number;
   serverUsPerRequest: number | null;
   serverCpuPercent: number | null;
