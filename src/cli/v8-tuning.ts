@@ -1,7 +1,7 @@
 /**
  * V8 garbage-collector settings a server process sets for itself before it serves, each unless the
  * operator chose it (on the command line or in NODE_OPTIONS). Set at run time with
- * v8.setFlagsFromString: V8 reads both flags anew at every use.
+ * v8.setFlagsFromString: V8 reads each of these flags anew at every use.
  *
  * --heap-growing-percent=300: how far V8 lets the old generation grow past what the last full GC
  * left alive. V8 counts memory allocated outside its heap since the last full GC (the ArrayBuffers
