@@ -16,8 +16,9 @@
  * flight finish, not recorded; bounded) → sockets closed. Latency is measured from the first write
  * of a request to the start of the event-loop turn whose read brought the end of its final response
  * (bench/lib/io-turn-clock.ts): the generator's own work on the other answers of that turn is not
- * the server's latency. That work is reported apart, as generatorQueueMs. CPU use is this process's
- * own, over the window.
+ * the server's latency. That work is reported apart, as generatorQueueMs. cycleMs is a connection's
+ * whole cycle per answer, the generator's delay in sending included. CPU use is this process's own,
+ * over the window.
  */
 import * as net from 'node:net';
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';

@@ -29,7 +29,7 @@ export class SampleBuffer {
 
   /** A sorted copy of the samples. */
   sorted(): Float64Array {
-    return this.#data.slice(0, this.#length).sort();
+    return this.copy().sort();
   }
 }
 

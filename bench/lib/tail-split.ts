@@ -10,7 +10,7 @@ export interface TailSplit {
   pauses: { count: number; meanMs: number; maxMs: number; byKind: Record<string, number> };
 }
 
-/** `answers`: (sent, latency) pairs; `gcs`: (start, duration, kind) triples; all ms on one clock. */
+/** `answers`: (sent, latency) pairs; `gcs`: (start, duration, kind) triples in time order; all ms on one clock. */
 export function splitByPauses(answers: Float64Array, gcs: Float64Array): TailSplit {
   const n = answers.length / 2;
   let first = Infinity;
@@ -35,9 +35,6 @@ export function splitByPauses(answers: Float64Array, gcs: Float64Array): TailSpl
     const kind = String(gcs[i + 2]);
     byKind[kind] = (byKind[kind] ?? 0) + 1;
   }
-  const order = starts.map((_, i) => i).sort((a, b) => starts[a]! - starts[b]!);
-  const s = order.map((i) => starts[i]!);
-  const e = order.map((i) => ends[i]!);
   const met: number[] = [];
   const clear: number[] = [];
   const all = new Float64Array(n);
@@ -45,21 +42,22 @@ export function splitByPauses(answers: Float64Array, gcs: Float64Array): TailSpl
     const sent = answers[2 * k]!;
     const lat = answers[2 * k + 1]!;
     all[k] = lat;
-    // The last pause starting before the answer arrived: pauses do not overlap one another.
+    // The last pause starting before the answer arrived. Pauses stop the one main thread, so they
+    // never overlap, and the trace holds them in the order they happened.
     let lo = 0;
-    let hi = s.length;
+    let hi = starts.length;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
-      if (s[mid]! < sent + lat) lo = mid + 1;
+      if (starts[mid]! < sent + lat) lo = mid + 1;
       else hi = mid;
     }
-    const hit = lo > 0 && e[lo - 1]! > sent;
+    const hit = lo > 0 && ends[lo - 1]! > sent;
     (hit ? met : clear).push(lat);
   }
   return {
     all: all.sort(),
     metPause: Float64Array.from(met).sort(),
     clear: Float64Array.from(clear).sort(),
-    pauses: { count: s.length, meanMs: s.length > 0 ? sum / s.length : Number.NaN, maxMs: max, byKind },
+    pauses: { count: starts.length, meanMs: starts.length > 0 ? sum / starts.length : Number.NaN, maxMs: max, byKind },
   };
 }
