@@ -3,7 +3,7 @@
  * same machine, with direct clamd INSTREAM as the backend limit.
  *
  *   npm run bench -- [--runs 3] [--duration 5] [--concurrency 1,16,64] [--bridge-processes 1,2]
- *                    [--scenarios LIST] [--ceiling] [--loadgen-threads N] [--help]
+ *                    [--scenarios LIST] [--ceiling] [--generator native|node] [--loadgen-threads N] [--help]
  *
  * It builds dist/ (tsc), then starts, each in a private temp directory on loopback:
  *   - clamd (Debian clamav-daemon, installed with apt when missing) with a tiny offline DB;
@@ -14,8 +14,10 @@
  * For each scenario × concurrency it runs every target once per round, --runs rounds, targets
  * alternating (A B C A B C …), and reports medians, p99, ratios and CPU per request. RESPMOD 1 MiB
  * rows go to the bridge's clamd service and c-icap's virus_scan, and add direct clamd INSTREAM
- * (bench/lib/instream-load.ts). --ceiling then measures the generator against
- * bench/trivial-responder.ts. After the table, the large-body scenarios run once per icap-bridge
+ * (bench/lib/instream-load.ts). The load comes from bench/native/icap-native.c (built with the
+ * machine's C compiler; --generator node uses bench/loadgen.ts instead: BENCHMARKS.md, Session 16,
+ * says why). --ceiling then measures the generator against a trivial responder (the native one,
+ * or bench/trivial-responder.ts with --generator node). After the table, the large-body scenarios run once per icap-bridge
  * (memory-64x100m: bench/lib/memory-scenario.ts; options-during-1g: bench/lib/responsiveness-scenario.ts,
  * also on c-icap's echo for reference). Every process started here is stopped by its PID at the end, on
  * error and on SIGINT/SIGTERM. Results: bench/results/run-<date>.json and .md (git-ignored).
@@ -32,6 +34,7 @@ import { buildDist, startBridge, type BridgeProcess } from './lib/bridge-process
 import { ensureClamdInstalled, startBenchClamd, type BenchClamd } from './lib/clamd.js';
 import { runInstreamLoad } from './lib/instream-load.js';
 import { runLoadThreads } from './lib/load-threads.js';
+import { buildNativeTools, runNativeLoad, startNativeResponder } from './lib/native-tools.js';
 import { busyPercent, cpuSnapshot, machineInfo, waitForQuiet } from './lib/machine.js';
 import { freePort } from './lib/ports.js';
 import { childPids, totalCpuMs } from './lib/proc-cpu.js';
@@ -65,8 +68,11 @@ const USAGE = `usage: npm run bench -- [options]
                             c-icap's clamd_mod always uses the UNIX socket)
   --clamd-transfer-mode M   instream | path: the bridge's clamd backend \`transfer\` (default path: the bench's
                             clamd is local, as c-icap's virus_scan, which hands clamd a descriptor, assumes)
-  --loadgen-threads N       generator threads (default 1)
-  --ceiling                 also run the generator against bench/trivial-responder.ts
+  --generator G             native | node: bench/native/icap-native.c (default; needs a C compiler) or
+                            bench/loadgen.ts (Node.js; its CPU per request holds the servers back here)
+  --loadgen-threads N       generator threads, --generator node only (default 1)
+  --ceiling                 also run the generator against a trivial responder (icap-native respond,
+                            or bench/trivial-responder.ts with --generator node)
   --ceiling-concurrency L   default 16,64
   --profile-bridge DIR      run the processes=1 bridge under node --cpu-prof, profile in DIR
   --quiet-wait S            before each run wait up to S s for the machine to be quiet (default 5, 0 = off)
@@ -127,7 +133,11 @@ function stopCicap(): void {
   spawnSync('rm', ['-rf', '--', h.dir], { stdio: 'ignore', timeout: 30_000 });
 }
 
-async function startResponder(port: number): Promise<ChildProcess> {
+async function startResponder(port: number, generator: Generator): Promise<ChildProcess> {
+  if (generator === 'native') {
+    responder = await startNativeResponder(port);
+    return responder;
+  }
   const child = spawn(process.execPath, ['--import', 'tsx', join(BENCH_DIR, 'trivial-responder.ts'), '--port', String(port)], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -193,6 +203,8 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
 
 // ---------------------------------------------------------------------------------------------
 
+type Generator = 'native' | 'node';
+
 interface Target {
   info: TargetInfo;
   /** Which cases it serves. */
@@ -201,7 +213,7 @@ interface Target {
   pids(): number[];
   /** Empties its logs between runs (access logs grow by tens of MB per run). */
   truncateLogs(): void;
-  measure(cs: Case, c: number, o: { durationS: number; warmupS: number; threads: number }): Promise<LoadResult>;
+  measure(cs: Case, c: number, o: { durationS: number; warmupS: number; threads: number; generator: Generator }): Promise<LoadResult>;
 }
 
 function icapTarget(info: TargetInfo, port: number, service: (cs: Case) => string, pids: () => number[], truncateLogs: () => void, serves: (cs: Case) => boolean): Target {
@@ -210,23 +222,22 @@ function icapTarget(info: TargetInfo, port: number, service: (cs: Case) => strin
     serves,
     pids,
     truncateLogs,
-    measure: (cs, c, o) =>
-      runLoadThreads(
-        {
-          host: '127.0.0.1',
-          port,
-          service: service(cs),
-          scenario: cs.scenario,
-          preview: cs.preview,
-          connections: c,
-          durationS: o.durationS,
-          warmupS: o.warmupS,
-          requestTimeoutMs: 30_000,
-          maxSeconds: o.warmupS + o.durationS + 60,
-          onWindow: undefined,
-        },
-        o.threads,
-      ),
+    measure: (cs, c, o) => {
+      const load = {
+        host: '127.0.0.1',
+        port,
+        service: service(cs),
+        scenario: cs.scenario,
+        preview: cs.preview,
+        connections: c,
+        durationS: o.durationS,
+        warmupS: o.warmupS,
+        requestTimeoutMs: 30_000,
+        maxSeconds: o.warmupS + o.durationS + 60,
+        onWindow: undefined,
+      };
+      return o.generator === 'native' ? runNativeLoad(load) : runLoadThreads(load, o.threads);
+    },
   };
 }
 
@@ -255,6 +266,7 @@ async function main(): Promise<number> {
       'clamd-transport': { type: 'string' },
       'clamd-transfer-mode': { type: 'string' },
       'loadgen-threads': { type: 'string' },
+      generator: { type: 'string' },
       ceiling: { type: 'boolean' },
       'ceiling-concurrency': { type: 'string' },
       'profile-bridge': { type: 'string' },
@@ -284,6 +296,9 @@ async function main(): Promise<number> {
   const ceilingConc = parseIntList(values['ceiling-concurrency'] ?? '16,64', '--ceiling-concurrency');
   const processesList = values['no-bridge'] === true ? [] : parseIntList(values['bridge-processes'] ?? '1,2', '--bridge-processes');
   const threads = parseIntList(values['loadgen-threads'] ?? '1', '--loadgen-threads')[0]!;
+  const generator = values.generator ?? 'native';
+  if (generator !== 'native' && generator !== 'node') throw new RangeError('--generator must be native or node');
+  if (generator === 'native' && threads !== 1) throw new RangeError('--loadgen-threads is for --generator node');
   const clamdThreads = parseIntList(values['clamd-threads'] ?? '8', '--clamd-threads')[0]!;
   const builtinWorkers = parseIntList(values['builtin-workers'] ?? '0', '--builtin-workers', 0)[0]!;
   const transport = values['clamd-transport'] ?? 'unix';
@@ -314,6 +329,8 @@ async function main(): Promise<number> {
     log('building dist/ (tsc)…');
     buildDist(log);
   }
+
+  if (generator === 'native') log(`generator: ${buildNativeTools(log)}`);
 
   // --- start everything ----------------------------------------------------------------------
   const targets: Target[] = [];
@@ -410,7 +427,7 @@ async function main(): Promise<number> {
     const clamdPids = cs.clamd && clamd !== null ? [clamd.pid] : [];
     const clamdBefore = totalCpuMs(clamdPids);
     const s0 = cpuSnapshot();
-    const result = await t.measure(cs, c, { durationS, warmupS, threads });
+    const result = await t.measure(cs, c, { durationS, warmupS, threads, generator });
     // Server CPU over warm-up + window, scaled to the window (warm-up runs at the same rate).
     const scale = durationS / (durationS + warmupS);
     const serverCpuMs = pids.length ? (totalCpuMs(pids) - cpuBefore) * scale : null;
@@ -438,11 +455,16 @@ async function main(): Promise<number> {
     }
   }
 
+  const trivialInfo: TargetInfo = {
+    label: 'trivial',
+    kind: 'trivial',
+    description: `${generator === 'native' ? 'icap-native respond (bench/native/icap-native.c)' : 'bench/trivial-responder.ts'} (fixed answers; the generator ceiling)`,
+  };
   if (values.ceiling === true) {
     const port = await freePort();
-    const child = await startResponder(port);
+    const child = await startResponder(port, generator);
     const t = icapTarget(
-      { label: 'trivial', kind: 'trivial', description: 'bench/trivial-responder.ts (fixed answers; the generator ceiling)' },
+      trivialInfo,
       port,
       () => 'trivial',
       () => [child.pid!],
@@ -454,7 +476,7 @@ async function main(): Promise<number> {
   }
   const largeBodyRecords = await runLargeBody(largeBody, memoryService, log, quietWaitMs > 0 ? () => waitForQuiet(quietBusy, quietWaitMs) : null);
   const targetInfos = targets.map((t) => t.info);
-  if (values.ceiling === true) targetInfos.push({ label: 'trivial', kind: 'trivial', description: 'bench/trivial-responder.ts (fixed answers; the generator ceiling)' });
+  if (values.ceiling === true) targetInfos.push(trivialInfo);
   await stopAll();
 
   const file: RunFile = {
@@ -462,7 +484,7 @@ async function main(): Promise<number> {
     date: new Date().toISOString(),
     wallSeconds: Math.round((Date.now() - started) / 1000),
     machine: { ...machine, cicap: machineInfo().cicap, clamd: clamdVersion },
-    options: { durationS, warmupS, runs, concurrency, cases, ceilingConc, loadgenThreads: threads, quietWaitMs, quietBusy },
+    options: { durationS, warmupS, runs, concurrency, cases, ceilingConc, loadgenThreads: threads, generator, quietWaitMs, quietBusy },
     targets: targetInfos,
     spoolLeft,
     records,

@@ -55,6 +55,8 @@ export interface RunFile {
     cases: Case[];
     ceilingConc: number[];
     loadgenThreads: number;
+    /** Which load generator ran (absent in runs before Session 16: bench/loadgen.ts). */
+    generator?: 'native' | 'node';
     quietWaitMs: number;
     quietBusy: number;
   };
@@ -189,7 +191,7 @@ function detailTable(f: RunFile): string {
 
 function ceilingTable(f: RunFile): string {
   const lines = [
-    'Generator against bench/trivial-responder.ts. "Highest measured" is the best median of any server target',
+    `Generator against ${f.targets.find((t) => t.kind === 'trivial')?.description ?? 'the trivial responder'}. "Highest measured" is the best median of any server target`,
     'for the scenario at any concurrency in this run; the target is headroom ≥ 2.',
     '',
     '| scenario | conns | trivial req/s | p99 ms | loadgen CPU % | loadgen µs/req | loadgen ELU | responder CPU % | highest measured req/s | headroom × |',
@@ -282,7 +284,7 @@ export function renderReport(f: RunFile): string {
     `${m.nproc} CPUs (${m.cpuModel}), ${m.memoryMiB} MiB, kernel ${m.kernel}, node ${m.node}, c-icap ${m.cicap ?? '—'}, ${m.clamd ?? 'clamd —'}. ` +
     (f.records.length > 0
       ? `${o.runs} runs × ${o.durationS} s (+${o.warmupS} s warm-up) per cell and target, targets alternating; medians; ` +
-        `p99 in ms; generator threads: ${o.loadgenThreads}; `
+        `p99 in ms; generator: ${o.generator === 'native' ? 'bench/native/icap-native.c' : `bench/loadgen.ts, ${o.loadgenThreads} thread(s)`}; `
       : 'Large-body scenarios only; ') +
     `wall time ${Math.round(f.wallSeconds / 60)} min.\n\n` +
     `${targets}`;
