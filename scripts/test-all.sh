@@ -23,6 +23,8 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 #   clamav-daemon, clamav → /usr/sbin/clamd and /usr/bin/sigtool: a private clamd with an offline
 #             signature DB (test/helpers/clamd.ts, test/integration/clamd.test.ts); never the Debian
 #             service, and never freshclam
+#   gcc, libc6-dev → cc builds the benchmark's native load generator (bench/native/icap-native.c;
+#             test/bench/native-tools.test.ts)
 missing=()
 command -v c-icap-client >/dev/null 2>&1 || missing+=(c-icap)
 ls /usr/lib/*/c_icap/virus_scan.so >/dev/null 2>&1 || missing+=(libc-icap-mod-virus-scan)
@@ -34,6 +36,8 @@ command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 grep -q -- "'--with-openssl'" <<<"$(/usr/sbin/squid -v 2>/dev/null || true)" || missing+=(squid-openssl)
 [ -x /usr/sbin/clamd ] || missing+=(clamav-daemon)
 [ -x /usr/bin/sigtool ] || missing+=(clamav)
+command -v cc >/dev/null 2>&1 || missing+=(gcc)
+[ -f /usr/include/stdio.h ] || missing+=(libc6-dev)
 if ((${#missing[@]})); then
   echo "test-all: installing ${missing[*]}"
   as_root apt-get update -q

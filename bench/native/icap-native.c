@@ -378,8 +378,14 @@ static int run_load(int argc, char **argv) {
   struct rusage ru0 = {0}, ru1 = {0};
   double idle_ms = 0, measured_until = 0;
 
+  if (warmup <= 0) {
+    /* No warm-up: the first requests are measured too. */
+    measuring = 1;
+    getrusage(RUSAGE_SELF, &ru0);
+  }
   for (int i = 0; i < conns; i++) {
     client_t *c = &cl[i];
+    c->measured = measuring;
     c->out = req, c->out_len = req_len, c->out_at = 0;
     c->waiting_continue = rest != NULL;
     c->sent = c->last_turn = now_ms();

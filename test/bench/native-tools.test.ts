@@ -1,0 +1,149 @@
+/**
+ * bench/native/icap-native.c, the benchmark's default load generator and trivial responder: built
+ * with the machine's C compiler, run against its own responder for every scenario shape the bench
+ * uses, and against small Node servers that split answers at every offset, send chunked bodies,
+ * send garbage or hang up. The bench trusts its counts: a framing slip here would be a wrong rate.
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LoadOptions } from '../../bench/loadgen.js';
+import { buildNativeTools, runNativeLoad, startNativeResponder } from '../../bench/lib/native-tools.js';
+import { freePort } from '../../bench/lib/ports.js';
+import type { ScenarioName } from '../../bench/lib/scenarios.js';
+
+function load(port: number, scenario: ScenarioName, extra: Partial<LoadOptions> = {}): LoadOptions {
+  return {
+    host: '127.0.0.1',
+    port,
+    service: 'any',
+    scenario,
+    connections: 4,
+    durationS: 0.4,
+    warmupS: 0,
+    requestTimeoutMs: 5_000,
+    maxSeconds: 20,
+    ...extra,
+  };
+}
+
+/** A server that answers each complete request (one "\r\n\r\n"-ended head: OPTIONS) with answer(n). */
+async function headServer(answer: (socket: Socket, n: number) => void): Promise<{ server: Server; port: number; answered: () => number }> {
+  let n = 0;
+  const server = createServer((socket) => {
+    // Split answers go out as written (no Nagle wait for the client's delayed ACK).
+    socket.setNoDelay(true);
+    let pending = '';
+    socket.on('data', (d: Buffer) => {
+      pending += d.toString('latin1');
+      for (let at = pending.indexOf('\r\n\r\n'); at !== -1; at = pending.indexOf('\r\n\r\n')) {
+        pending = pending.slice(at + 4);
+        answer(socket, n++);
+      }
+    });
+    socket.on('error', () => {});
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, port: (server.address() as AddressInfo).port, answered: () => n };
+}
+
+const close = (server: Server): Promise<void> => new Promise((resolve) => server.close(() => resolve()));
+
+describe('icap-native', () => {
+  beforeAll(() => {
+    buildNativeTools();
+  }, 120_000);
+
+  describe('against its own trivial responder', () => {
+    let port = 0;
+    let pid = 0;
+    beforeAll(async () => {
+      port = await freePort();
+      pid = (await startNativeResponder(port)).pid!;
+    });
+    afterAll(() => {
+      process.kill(pid, 'SIGKILL');
+    });
+
+    it.each([
+      ['options', undefined, '200'],
+      ['reqmod-null', undefined, '204'],
+      ['respmod-4k', undefined, '204'],
+      ['respmod-1m', undefined, '204'],
+      ['respmod-1m', 1024, '204'],
+    ] as const)('%s (preview %s): every answer counted, no errors', async (scenario, preview, status) => {
+      const r = await runNativeLoad(load(port, scenario, { preview }));
+      expect(r.errors).toEqual({ total: 0, status: 0, socket: 0, timeout: 0, framing: 0 });
+      expect(r.ok).toBeGreaterThan(20);
+      expect(r.statuses).toEqual({ [status]: r.ok });
+      expect(r.latencyMs.p50).toBeGreaterThan(0);
+      expect(r.latencyMs.p99).toBeGreaterThanOrEqual(r.latencyMs.p50);
+      expect(r.cycleMs!.mean).toBeGreaterThanOrEqual(r.latencyMs.mean);
+      expect(r.cpu.usPerRequest).toBeGreaterThan(0);
+      // A 1 MiB request is sent whole: far more bytes out than answers in.
+      if (scenario === 'respmod-1m' && preview === undefined) expect(r.bytes.sent).toBeGreaterThan(r.ok * 1024 * 1024);
+    }, 30_000);
+  });
+
+  it('frames an answer with a chunked body split at every offset', async () => {
+    const http = 'HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n';
+    const answer = Buffer.from(
+      `ICAP/1.0 200 OK\r\nISTag: "t"\r\nEncapsulated: res-hdr=0, res-body=${http.length}\r\n\r\n${http}` +
+        // The second chunk's data looks like a last chunk: only its size says it is not.
+        '5; name=value\r\nhello\r\n7\r\n0\r\n\r\nab\r\n0\r\nX-Trailer: 1\r\n\r\n',
+      'latin1',
+    );
+    // Answer n is written in two pieces, split at offset n mod length, the second a moment later.
+    const s = await headServer((socket, n) => {
+      const cut = 1 + (n % (answer.length - 1));
+      socket.write(answer.subarray(0, cut));
+      setTimeout(() => socket.write(answer.subarray(cut)), 1);
+    });
+    try {
+      const r = await runNativeLoad(load(s.port, 'options', { connections: 2, durationS: 1.5 }));
+      expect(r.errors.total).toBe(0);
+      expect(r.ok).toBeGreaterThan(answer.length); // every split point met at least once
+      expect(r.statuses).toEqual({ '200': r.ok });
+      expect(s.answered()).toBeGreaterThanOrEqual(r.ok);
+    } finally {
+      await close(s.server);
+    }
+  }, 30_000);
+
+  it('counts a status outside 2xx as an error, and an answer that is not ICAP as a framing error', async () => {
+    const busy = await headServer((socket) => socket.write('ICAP/1.0 503 Service Unavailable\r\nISTag: "t"\r\nEncapsulated: null-body=0\r\n\r\n'));
+    const garbage = await headServer((socket) => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'));
+    try {
+      const r503 = await runNativeLoad(load(busy.port, 'options'));
+      expect(r503.ok).toBe(0);
+      expect(r503.errors.status).toBe(r503.requests);
+      expect(r503.statuses['503']).toBeGreaterThan(0);
+      expect(r503.firstError).toBe('status 503');
+      const bad = await runNativeLoad(load(garbage.port, 'options', { warmupS: 0 }));
+      expect(bad.ok).toBe(0);
+      expect(bad.firstError).toBe('framing error from the server');
+    } finally {
+      await close(busy.server);
+      await close(garbage.server);
+    }
+  }, 30_000);
+
+  it('ends on time when the server hangs up or never answers', async () => {
+    const hangUp = await headServer((socket) => socket.destroy());
+    const silent = await headServer(() => {});
+    try {
+      const gone = await runNativeLoad(load(hangUp.port, 'options'));
+      expect(gone.ok).toBe(0);
+      expect(gone.firstError).toMatch(/^socket: /);
+      const started = Date.now();
+      const mute = await runNativeLoad(load(silent.port, 'options', { requestTimeoutMs: 200, durationS: 0.5 }));
+      expect(mute.ok).toBe(0);
+      expect(mute.errors.timeout).toBe(4);
+      expect(mute.firstError).toBe('timeout after 200 ms');
+      expect(Date.now() - started).toBeLessThan(8_000);
+    } finally {
+      await close(hangUp.server);
+      await close(silent.server);
+    }
+  }, 30_000);
+});
