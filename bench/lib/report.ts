@@ -295,7 +295,8 @@ export function renderReport(f: RunFile): string {
       '"clamd µs/req" is what clamd spent per request behind it in the clamd scenarios. ' +
       '"loadgen queueing" is how long answers waited in the generator before it handled them (not in the latency); ' +
       '"cycle p99" is a connection\'s whole cycle per answer, the generator\'s delay in sending included: ' +
-      'where the generator\'s ELU is near 1, latency alone leaves out the requests\' wait in the generator.\n\n' +
+      'where the generator\'s ELU is near 1, latency alone leaves out the requests\' wait in the generator' +
+      (o.generator === 'native' ? ' (native generator: "ELU" is the share of the window outside epoll_wait, waiting for a core included).\n\n' : '.\n\n') +
       detailTable(f);
   }
   if (f.records.some((r) => r.label === 'trivial')) md += `\n\n### Generator ceiling\n\n${ceilingTable(f)}`;
