@@ -17,8 +17,8 @@
  * (bench/lib/instream-load.ts). The load comes from bench/native/icap-native.c (built with the
  * machine's C compiler; --generator node uses bench/loadgen.ts instead: BENCHMARKS.md, Session 16,
  * says why). --ceiling then measures the generator against a trivial responder (the native one,
- * or bench/trivial-responder.ts with --generator node). After the table, the large-body scenarios run once per icap-bridge
- * (memory-64x100m: bench/lib/memory-scenario.ts; options-during-1g: bench/lib/responsiveness-scenario.ts,
+ * or bench/trivial-responder.ts with --generator node). After the table, the large-body scenarios
+ * run once per icap-bridge (memory-64x100m: bench/lib/memory-scenario.ts; options-during-1g: bench/lib/responsiveness-scenario.ts,
  * also on c-icap's echo for reference). Every process started here is stopped by its PID at the end, on
  * error and on SIGINT/SIGTERM. Results: bench/results/run-<date>.json and .md (git-ignored).
  */
