@@ -56,8 +56,13 @@ export function buildNativeTools(log: (line: string) => void = () => {}): string
   return NATIVE_BINARY;
 }
 
-/** Runs the native generator with the same options as bench/loadgen.ts's runLoad (IPv4 hosts only). */
+/**
+ * Runs the native generator with the same options as bench/loadgen.ts's runLoad (IPv4 hosts only).
+ * `onWindow` (lining up generator threads) and `traceOut` (bench/tail-vs-gc.ts) are bench/loadgen.ts's
+ * alone: refused here rather than silently ignored.
+ */
 export async function runNativeLoad(opts: LoadOptions): Promise<LoadResult> {
+  if (opts.onWindow !== undefined || opts.traceOut !== undefined) throw new Error('onWindow and traceOut need bench/loadgen.ts (--generator node)');
   const binary = buildNativeTools();
   const target = { host: opts.host, port: opts.port, service: opts.service };
   const built = buildScenario(opts.scenario, target, { preview: opts.preview });
@@ -76,9 +81,7 @@ export async function runNativeLoad(opts: LoadOptions): Promise<LoadResult> {
     }
     args.push('--connections', String(opts.connections), '--duration', String(opts.durationS), '--warmup', String(opts.warmupS));
     args.push('--timeout-ms', String(opts.requestTimeoutMs));
-    opts.onWindow?.('start');
     const out = await runToEnd(binary, args, (opts.maxSeconds + 10) * 1000);
-    opts.onWindow?.('end');
     return toLoadResult(opts, JSON.parse(out) as NativeLoadOutput);
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -65,19 +65,13 @@ typedef struct {
   uint64_t chunk;    /* chunk size being read */
   int size_digits;
   int ieof;          /* the last chunk carried "; ieof" (RFC 3507 §4.5) */
-  int line_len;      /* trailer: bytes on the current line */
-  /* What the head said, valid once a message completes. */
+  uint32_t ext_tail; /* the last four bytes of a chunk extension, to spot "ieof" */
+  int line_len;      /* trailer: bytes on the current line; chunk CRLF: bytes of it seen */
+  /* What the head said: valid from a message's completion until the next head is parsed. */
   int status;        /* responses: the status code; requests: 0 */
   int options;       /* requests: the method was OPTIONS */
   int preview;       /* requests: a Preview header was present */
 } framer_t;
-
-typedef struct {
-  int status;
-  int options;
-  int preview;
-  int ieof;
-} message_t;
 
 /* Case-insensitive search for header `name` ("Encapsulated:") at a line start within the head. */
 static const char *find_header(const char *head, size_t len, const char *name) {
@@ -120,12 +114,18 @@ static int parse_head(framer_t *f) {
   return 0;
 }
 
+static void start_chunks(framer_t *f) {
+  f->state = F_CHUNK_SIZE;
+  f->chunk = 0;
+  f->size_digits = 0;
+}
+
 /*
  * Feeds bytes; returns how many were used up to and including the end of one complete message
- * (*done = 1, *msg filled), all of them when the message is not complete yet (*done = 0), or -1 on
- * a framing error.
+ * (*done = 1; its status, options, preview and ieof are then in *f), all of them when the message
+ * is not complete yet (*done = 0), or -1 on a framing error.
  */
-static ssize_t frame(framer_t *f, const char *b, size_t n, int *done, message_t *msg) {
+static ssize_t frame(framer_t *f, const char *b, size_t n, int *done) {
   size_t i = 0;
   *done = 0;
   while (i < n) {
@@ -139,7 +139,7 @@ static ssize_t frame(framer_t *f, const char *b, size_t n, int *done, message_t 
           if (parse_head(f) != 0) return -1;
           f->ieof = 0;
           if (f->skip > 0) f->state = F_SKIP;
-          else if (f->body_follows) f->state = F_CHUNK_SIZE, f->chunk = 0, f->size_digits = 0;
+          else if (f->body_follows) start_chunks(f);
           else goto complete;
         }
         break;
@@ -149,7 +149,7 @@ static ssize_t frame(framer_t *f, const char *b, size_t n, int *done, message_t 
         f->skip -= take;
         if (f->skip == 0) {
           if (!f->body_follows) goto complete;
-          f->state = F_CHUNK_SIZE, f->chunk = 0, f->size_digits = 0;
+          start_chunks(f);
         }
         break;
       }
@@ -161,7 +161,7 @@ static ssize_t frame(framer_t *f, const char *b, size_t n, int *done, message_t 
         } else if (c == ';' || c == ' ') {
           if (f->size_digits == 0) return -1;
           f->state = F_CHUNK_EXT;
-          f->line_len = 0;
+          f->ext_tail = 0;
         } else if (c == '\r') {
           /* wait for LF */
         } else if (c == '\n') {
@@ -175,8 +175,8 @@ static ssize_t frame(framer_t *f, const char *b, size_t n, int *done, message_t 
         /* "; ieof" (RFC 3507 §4.5) is the only extension that matters here. */
         i++;
         if (c == '\n') goto chunk_line_done;
-        if (c != '\r' && f->line_len < 8) f->head[f->line_len++] = c;
-        if (f->line_len >= 4 && memcmp(f->head + f->line_len - 4, "ieof", 4) == 0) f->ieof = 1;
+        f->ext_tail = f->ext_tail << 8 | (uint8_t)c;
+        if (f->ext_tail == ((uint32_t)'i' << 24 | (uint32_t)'e' << 16 | (uint32_t)'o' << 8 | 'f')) f->ieof = 1;
         break;
       chunk_line_done:
         if (f->chunk == 0) {
@@ -197,7 +197,7 @@ static ssize_t frame(framer_t *f, const char *b, size_t n, int *done, message_t 
       case F_CHUNK_CRLF:
         i++;
         if (f->line_len == 0 && c == '\r') f->line_len = 1;
-        else if (f->line_len == 1 && c == '\n') f->state = F_CHUNK_SIZE, f->chunk = 0, f->size_digits = 0;
+        else if (f->line_len == 1 && c == '\n') start_chunks(f);
         else return -1;
         break;
       case F_TRAILER:
@@ -213,10 +213,6 @@ static ssize_t frame(framer_t *f, const char *b, size_t n, int *done, message_t 
     }
     continue;
   complete:
-    msg->status = f->status;
-    msg->options = f->options;
-    msg->preview = f->preview;
-    msg->ieof = f->ieof;
     f->state = F_HEAD;
     f->head_len = 0;
     *done = 1;
@@ -227,9 +223,7 @@ static ssize_t frame(framer_t *f, const char *b, size_t n, int *done, message_t 
 
 /* Requests after a preview continue with chunks, not a new head (RFC 3507 §4.5). */
 static void expect_more_chunks(framer_t *f) {
-  f->state = F_CHUNK_SIZE;
-  f->chunk = 0;
-  f->size_digits = 0;
+  start_chunks(f);
   f->ieof = 0;
 }
 
@@ -438,17 +432,17 @@ static int run_load(int argc, char **argv) {
       if (measuring && sending) bytes_recv += (uint64_t)got;
       for (ssize_t at = 0; at < got;) {
         int done = 0;
-        message_t m;
-        ssize_t used = frame(&c->in, buf + at, (size_t)(got - at), &done, &m);
+        ssize_t used = frame(&c->in, buf + at, (size_t)(got - at), &done);
+        const int status = c->in.status;
         /* An answer must start "ICAP/1.0 NNN" (status 0: it did not). */
-        if (used < 0 || (done && m.status == 0)) {
+        if (used < 0 || (done && status == 0)) {
           if (c->measured && sending) err_framing++;
           if (!first_error[0]) snprintf(first_error, sizeof first_error, "framing error from the server");
           goto close_client;
         }
         at += used;
         if (!done) break;
-        if (m.status == 100 && c->waiting_continue) {
+        if (status == 100 && c->waiting_continue) {
           /* RFC 3507 §4.5: the server wants the rest of the body. */
           c->waiting_continue = 0;
           c->out = rest, c->out_len = rest_len, c->out_at = 0;
@@ -459,15 +453,15 @@ static int run_load(int argc, char **argv) {
         in_flight--;
         if (c->measured && sending) {
           requests++;
-          statuses[m.status < 1000 ? m.status : 0]++;
-          if (m.status >= 200 && m.status < 300) {
+          statuses[status]++; /* 100..999: parse_head checked it */
+          if (status >= 200 && status < 300) {
             ok++;
             add(&lat, turn - c->sent);
             add(&queue, now_ms() - turn);
             add(&cycle, turn - c->last_turn);
           } else {
             err_status++;
-            if (!first_error[0]) snprintf(first_error, sizeof first_error, "status %d", m.status);
+            if (!first_error[0]) snprintf(first_error, sizeof first_error, "status %d", status);
           }
         }
         c->last_turn = turn;
@@ -588,8 +582,7 @@ static int run_respond(int argc, char **argv) {
       size_t olen = 0;
       for (ssize_t at = 0; at < got;) {
         int done = 0;
-        message_t m;
-        ssize_t used = frame(&p->in, buf + at, (size_t)(got - at), &done, &m);
+        ssize_t used = frame(&p->in, buf + at, (size_t)(got - at), &done);
         if (used < 0) {
           close(fd);
           free(p);
@@ -599,9 +592,9 @@ static int run_respond(int argc, char **argv) {
         if (!done) break;
         const char *ans;
         size_t alen;
-        if (m.options) {
+        if (p->in.options) {
           ans = ANSWER_OPTIONS, alen = sizeof ANSWER_OPTIONS - 1;
-        } else if (m.preview && !p->after_preview && !m.ieof) {
+        } else if (p->in.preview && !p->after_preview && !p->in.ieof) {
           ans = ANSWER_CONTINUE, alen = sizeof ANSWER_CONTINUE - 1;
           p->after_preview = 1;
           expect_more_chunks(&p->in);

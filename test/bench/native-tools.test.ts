@@ -69,6 +69,8 @@ describe('icap-native', () => {
       ['options', undefined, '200'],
       ['reqmod-null', undefined, '204'],
       ['respmod-4k', undefined, '204'],
+      // The body fits in the preview: "0; ieof", answered at once (a 100 Continue would be an error).
+      ['respmod-4k', 4096, '204'],
       ['respmod-1m', undefined, '204'],
       ['respmod-1m', 1024, '204'],
     ] as const)('%s (preview %s): every answer counted, no errors', async (scenario, preview, status) => {
