@@ -22,7 +22,6 @@
  *   `subarray` views of those (STYLE.md, "Cursor, not copies"). A caller that recycles its
  *   buffers must copy before write().
  */
-import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { unlink } from 'node:fs/promises';
@@ -32,6 +31,7 @@ import { CodedError, type ErrorCode } from '../errors.js';
 import type { SpooledBody } from './spooled-body.js';
 import { createSpooledBodyReader, spooledBodyFromBuffer } from './spooled-body-reader.js';
 import { MemoryChunks } from './memory-chunks.js';
+import { randomFileName } from './temp-name.js';
 
 export { spooledBodyFromBuffer };
 
@@ -227,7 +227,7 @@ export class BodySpool extends EventEmitter {
   /** First time over the threshold: create the file, then write what memory holds and `chunk`. */
   #spill(chunk: Buffer): boolean {
     this.#state = 'disk';
-    const path = join(this.#directory, `icap-bridge-${randomBytes(12).toString('hex')}.body`);
+    const path = join(this.#directory, randomFileName('icap-bridge-', '.body'));
     this.#path = path;
     // Registered before open(2) finishes so dispose() racing the open still cleans up.
     livePaths.add(path);

@@ -78,11 +78,11 @@ export async function createClamdBackend(name: string, config: ClamdBackendConfi
     },
   });
 
+  const isHealthy = (id: string): boolean => pool.isHealthy(id);
   let lastVersion = config.version_command ? VERSION_UNAVAILABLE : VERSION_UNKNOWN;
   /** Derived on read from the endpoints' last VERSION; the last known value survives an outage. */
   const version = (): string => {
-    const healthy = pool.endpoints.filter((e) => pool.isHealthy(e.target.id)).map((e) => e.resource);
-    lastVersion = deriveVersion(healthy, config.version_command) ?? lastVersion;
+    lastVersion = deriveVersion(pool.endpoints, isHealthy, config.version_command) ?? lastVersion;
     return lastVersion;
   };
 

@@ -43,6 +43,8 @@ export type ScanFailure = 'connect' | 'connection-lost' | 'queue-full' | null;
 
 /** Stall probes (PING on a fresh connection) per scan, so a slow scan costs at most this many. */
 const MAX_PROBES = 3;
+/** The abort reason that ends a wait for a slot once the scan is over (see #settle). */
+const SCAN_SETTLED = new Error('scan settled');
 
 /** How one scan (one InstreamScan) ended, for the caller that may replay or fall back. */
 export interface ScanAttempt {
@@ -479,7 +481,10 @@ export class InstreamScan implements StreamingScan {
     this.#opts.signal.removeEventListener('abort', this.#onSignal);
     // One connection per scan: whatever clamd still has to say, we are done with it.
     this.#socket?.destroy();
-    this.#acquireAbort.abort();
+    // With a reason: abort() without one builds a DOMException, stack trace and all, once per scan
+    // (≈ 2.6 % of the event loop's time with 1 MiB bodies via clamd, BENCHMARKS.md, Session 17).
+    // Nothing reads it: a wait still pending only ends.
+    this.#acquireAbort.abort(SCAN_SETTLED);
     this.#lease?.release(this.#leaseOutcome);
     this.#lease = null;
     this.#queue = [];

@@ -18,10 +18,10 @@
  * The spool's spilled files stay 0600 (src/pipeline/spool.ts):
  * for those a clamd of another user answers "Access denied" and the body goes by INSTREAM.
  */
-import { randomBytes } from 'node:crypto';
 import { lstat, open, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { SpooledBody } from '../../pipeline/spooled-body.js';
+import { randomFileName } from '../../pipeline/temp-name.js';
 
 export const SCAN_FILE_MODE = 0o640;
 
@@ -49,7 +49,7 @@ export async function openScanFile(body: SpooledBody, directory: string, signal:
   // The pieces as the spool holds them, written with one writev(2): joining them first would
   // allocate and copy the body once more.
   const pieces = body.memoryPieces ?? [];
-  const path = resolve(directory, `icap-bridge-${randomBytes(12).toString('hex')}.scan`);
+  const path = resolve(directory, randomFileName('icap-bridge-', '.scan'));
   livePaths.add(path);
   let created = false;
   const dispose = async (): Promise<void> => {
