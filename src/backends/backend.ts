@@ -77,6 +77,12 @@ export interface ScanMeta {
   readonly contentType?: string;
   /** The encapsulated HTTP heads exactly as the client sent them (each ending CRLF CRLF), for engines that take them (upstream ICAP). */
   readonly httpHeads?: { readonly request?: Buffer; readonly response?: Buffer };
+  /**
+   * SHA-256 (lower-case hex) of the body handed to scan(), when it was computed while the body
+   * arrived (see Backend.usesBodySha256); absent otherwise, and then a backend that needs the
+   * digest reads the body for it.
+   */
+  readonly bodySha256?: string;
 }
 
 /** One endpoint of a backend as health checks and metrics see it (DESIGN.md "Backends and pools"). */
@@ -162,6 +168,12 @@ export interface Backend {
    * rejects: failures are error results, one per part. Honours `signal` like scan().
    */
   scanParts?(parts: readonly ScanPart[], meta: ScanMeta, signal: AbortSignal): Promise<PartsScan>;
+  /**
+   * Optional: true when scan() looks the body's SHA-256 up (MetaDefender Core's hash_lookup). A
+   * service with such a backend hashes every body while it arrives and passes the digest in
+   * ScanMeta.bodySha256, so the backend need not read a spooled body once more for it.
+   */
+  readonly usesBodySha256?: boolean;
   /** Readiness and load per endpoint, for /readyz and /metrics. */
   status(): readonly EndpointStatus[];
   close(): Promise<void>;

@@ -17,6 +17,8 @@ import type { SpooledBody } from './spooled-body.js';
  * `streams` holds the scans that were fed while the body arrived; they only need end(). The
  * other backends scan the complete spooled body now: at once when they can (Backend.scanNow),
  * else through scan(). `meta` and `signal` are asked for only when a backend needs them.
+ * `bodySha256` is the body's digest when it was computed as the body arrived: a backend that
+ * looks it up (Backend.usesBodySha256) gets it in its ScanMeta instead of hashing the body again.
  */
 export async function runScans(
   backends: readonly Backend[],
@@ -24,16 +26,19 @@ export async function runScans(
   meta: () => ScanMeta,
   signal: () => AbortSignal,
   streams: ReadonlyMap<Backend, StreamingScan> = new Map(),
+  bodySha256: string | null = null,
 ): Promise<BackendResult[]> {
+  const metaFor = (backend: Backend): ScanMeta =>
+    bodySha256 !== null && backend.usesBodySha256 === true ? { ...meta(), bodySha256 } : meta();
   return Promise.all(
     backends.map(async (backend): Promise<BackendResult> => {
       const started = performance.now();
       try {
         const stream = streams.get(backend);
-        if (!stream) return scanNowOrError(backend, body) ?? (await backend.scan(body, meta(), signal()));
+        if (!stream) return scanNowOrError(backend, body) ?? (await backend.scan(body, metaFor(backend), signal()));
         const streamed = await stream.end();
         if (streamed.outcome !== 'error' || streamed.retryable !== true || signal().aborted) return streamed;
-        return await backend.scan(body, meta(), signal());
+        return await backend.scan(body, metaFor(backend), signal());
       } catch (err) {
         return brokenBackend(backend, err, started);
       }

@@ -101,7 +101,10 @@ export function verdictCacheScope(backends: readonly Backend[], service: string,
 
 interface Subject {
   readonly body: SpooledBody;
-  /** Cache key content; null = never looked up or stored. */
+  /**
+   * Cache key content, and the digest handed to backends that look bodies up by it (run-scans.ts);
+   * null = never looked up or stored (such a backend then hashes the body itself).
+   */
   readonly sha256: string | null;
   /** Which backends scan it; the raw body also uses the streams. */
   readonly backends: readonly Backend[];
@@ -221,7 +224,7 @@ function scanAsReceived(input: ContentScanInput): ContentScan | Promise<ContentS
     return collect();
   }
   // runScans never rejects: a backend that throws is an error result.
-  return runScans(waiting, input.body, input.meta, input.signal).then((later) => {
+  return runScans(waiting, input.body, input.meta, input.signal, NO_STREAMS, input.bodySha256).then((later) => {
     let next = 0;
     subject.results = now.map((result) => result ?? later[next++]!);
     return collect();
@@ -229,6 +232,8 @@ function scanAsReceived(input: ContentScanInput): ContentScan | Promise<ContentS
 }
 
 async function disposeNothing(): Promise<void> {}
+
+const NO_STREAMS: ReadonlyMap<Backend, StreamingScan> = new Map();
 
 /** Marks the subjects the cache knows; 'hit' when every keyed one is known, 'bypass' when none has a key. */
 function lookUpCache(subjects: readonly Subject[], cache: ContentScanInput['cache']): ContentScan['cache'] {
@@ -283,7 +288,7 @@ async function scanSubjects(subjects: readonly Subject[], input: ContentScanInpu
           input.signal(),
         ),
     ...whole.map(async (s) => {
-      s.results = await runScans(s.backends, s.body, input.meta, input.signal, s.raw ? input.streams : new Map());
+      s.results = await runScans(s.backends, s.body, input.meta, input.signal, s.raw ? input.streams : NO_STREAMS, s.sha256);
     }),
   ]);
   parts.forEach((s, i) => {

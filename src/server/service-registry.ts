@@ -31,6 +31,11 @@ export interface Service {
   backendsFor(rule: CompiledRule): readonly Backend[];
   /** The generation's verdict cache (config `cache`), shared by its services; null when off. */
   readonly verdictCache: VerdictCache | null;
+  /**
+   * Some backend of the service or its rules looks bodies up by SHA-256 (Backend.usesBodySha256,
+   * MetaDefender's hash_lookup): each body is hashed as it arrives, as for the verdict cache.
+   */
+  readonly backendsUseBodySha256: boolean;
 }
 
 export class ServiceRegistry {
@@ -68,6 +73,7 @@ export class ServiceRegistry {
         },
         backendsFor: (rule) => byRule.get(rule) ?? [],
         verdictCache,
+        backendsUseBodySha256: usedBackends.some((b) => b.usesBodySha256 === true),
       };
       this.#byPath.set(name.toLowerCase(), service);
       for (const alias of svc.aliases) this.#byPath.set(alias.toLowerCase(), service);

@@ -231,7 +231,8 @@ export class Transaction {
     this.#spool = new BodySpool(this.#init.spool, expectedBytes);
     const method = this.head.method === 'REQMOD' ? 'REQMOD' : 'RESPMOD';
     this.#content = planContent({ method, reqHdr: this.#reqHdr, resHdr: this.#resHdr, service: this.#init.service.config });
-    if (this.#init.service.verdictCache !== null || this.#policy.needsSha256) this.#bodyHash = new Sha256Accumulator();
+    const service = this.#init.service;
+    if (service.verdictCache !== null || service.backendsUseBodySha256 || this.#policy.needsSha256) this.#bodyHash = new Sha256Accumulator();
     const rule = this.#policy.beginBody();
     if (rule !== null) this.#openStreams(rule, []);
     // Squid waits for 100 Continue after a preview and sends nothing meanwhile; the idle watch

@@ -20,6 +20,8 @@ export interface ScriptedOptions {
   readonly streaming?: boolean;
   /** Offer scanParts (one batch per upload, like MetaDefender Core). */
   readonly parts?: boolean;
+  /** Say it looks bodies up by SHA-256 (Backend.usesBodySha256, like MetaDefender's hash_lookup). */
+  readonly usesBodySha256?: boolean;
 }
 
 export async function readAll(body: SpooledBody): Promise<Buffer> {
@@ -33,8 +35,11 @@ export class ScriptedBackend implements Backend {
   version: string;
   readonly openStream?: Backend['openStream'];
   readonly scanParts?: Backend['scanParts'];
+  readonly usesBodySha256?: boolean;
   /** Bodies given to scan(), in order. */
   readonly scanned: Buffer[] = [];
+  /** The ScanMeta of each scan() call, in order. */
+  readonly metas: ScanMeta[] = [];
   /** What each stream received, and how each ended. */
   readonly streamed: Buffer[] = [];
   readonly streamAborts: string[] = [];
@@ -49,6 +54,7 @@ export class ScriptedBackend implements Backend {
     this.version = opts.version ?? 'scripted/1';
     if (opts.streaming) this.openStream = (meta, signal) => this.#openStream(meta, signal);
     if (opts.parts) this.scanParts = (parts, meta, signal) => this.#scanParts(parts, meta, signal);
+    if (opts.usesBodySha256) this.usesBodySha256 = true;
   }
 
   /** Every scan of any kind, so far. */
@@ -67,7 +73,8 @@ export class ScriptedBackend implements Backend {
       : { outcome: 'clean', backend: this.name, durationMs: 1 };
   }
 
-  async scan(body: SpooledBody): Promise<BackendResult> {
+  async scan(body: SpooledBody, meta: ScanMeta): Promise<BackendResult> {
+    this.metas.push(meta);
     const bytes = await readAll(body);
     this.scanned.push(bytes);
     return this.verdict(bytes);

@@ -403,6 +403,32 @@ describe('hash lookup (§6)', () => {
     });
   }
 
+  it('a digest computed as the body arrived (ScanMeta.bodySha256) is looked up as it is: the body is not read to hash it', async () => {
+    const bad = Buffer.alloc(4096, 'k');
+    const em = await emulator({ hashes: [{ sha256: sha256(bad), name: 'Known.Bad' }] });
+    const b = await backendFor([em], { hashLookup: true });
+    expect(b.usesBodySha256).toBe(true);
+    expect((await backendFor([em])).usesBodySha256).toBe(false);
+    const body = await onDisk(bad);
+    let reads = 0;
+    const counted: SpooledBody = {
+      size: body.size,
+      memory: body.memory,
+      memoryPieces: body.memoryPieces,
+      path: body.path,
+      createReadStream: (start, end) => (reads++, body.createReadStream(start, end)),
+    };
+    expect(counted.path).not.toBeNull();
+    expect(await scan(b, counted, { ...META, bodySha256: sha256(bad) })).toMatchObject({ outcome: 'infected', threats: ['Known.Bad'] });
+    expect(reads).toBe(0);
+    expect(requests(em, 'hash').map((r) => r.id)).toEqual([sha256(bad)]);
+    expect(requests(em, 'submit')).toHaveLength(0);
+    // Without one the backend hashes the body itself: one read, the same lookup.
+    expect(await scan(b, counted)).toMatchObject({ outcome: 'infected' });
+    expect(reads).toBe(1);
+    expect(requests(em, 'hash').map((r) => r.id)).toEqual([sha256(bad), sha256(bad)]);
+  });
+
   it('a failing lookup does not fail the scan', async () => {
     const em = await emulator({ faults: { malformedJsonRate: { hash: 1 } } });
     expect(await scan(await backendFor([em], { hashLookup: true }), CLEAN)).toMatchObject({ outcome: 'clean' });

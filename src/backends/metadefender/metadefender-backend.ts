@@ -170,7 +170,9 @@ export async function createMetaDefenderBackend(options: MetaDefenderBackendOpti
     const ctx: ScanContext = { signal: deadline.signal, fail, elapsed, failFrom };
     try {
       const tooLarge = options.maxFileBytes > 0 && body.size > options.maxFileBytes;
-      const sha256 = options.hashLookup ? await sha256Of(body, ctx.signal) : undefined;
+      // The digest the transaction computed as the body arrived, when it did: a large spooled body
+      // is not read a second time just to hash it (usesBodySha256 below asks for it).
+      const sha256 = options.hashLookup ? (meta.bodySha256 ?? (await sha256Of(body, ctx.signal))) : undefined;
       // Without a lookup that might know it, an oversized body needs no server at all.
       if (tooLarge && sha256 === undefined) return fail('too-large', tooLargeMessage(body.size));
       return await withFailover(pool, ctx.signal, async (lease, attempt) => {
@@ -398,6 +400,7 @@ export async function createMetaDefenderBackend(options: MetaDefenderBackendOpti
       return describeVersion(pool.endpoints.map((e) => e.resource));
     },
     scan,
+    usesBodySha256: options.hashLookup,
     scanParts: createPartsScanner(pool, closing.signal, {
       backend: name,
       rule: options.rule,
