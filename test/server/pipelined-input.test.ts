@@ -11,7 +11,7 @@
  */
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Backend, BackendResult } from '../../src/backends/backend.js';
+import type { Backend, BackendResult, ScanMeta } from '../../src/backends/backend.js';
 import type { SpooledBody } from '../../src/pipeline/spooled-body.js';
 import { buildRequest } from '../helpers/icap-messages.js';
 import { TestClient } from '../helpers/icap-client.js';
@@ -39,8 +39,8 @@ class GatedBackend extends ScriptedBackend {
     this.#release();
   }
 
-  override async scan(body: SpooledBody): Promise<BackendResult> {
-    const result = await super.scan(body);
+  override async scan(body: SpooledBody, meta: ScanMeta): Promise<BackendResult> {
+    const result = await super.scan(body, meta);
     this.#onScan();
     await this.#gate;
     return result;
