@@ -1,6 +1,7 @@
 /**
- * SHA-256 computed while bytes pass by, so the verdict cache key (verdict-cache.ts) costs no
- * second read of a spooled body.
+ * SHA-256 computed while bytes pass by, so the verdict cache key (verdict-cache.ts), hash lists
+ * and a backend's hash lookup (MetaDefender's hash_lookup, ScanMeta.bodySha256) cost no second
+ * read of a spooled body.
  *
  * Contract:
  * - `Sha256Accumulator`: call `update(chunk)` with every chunk you hand to the spool, in order,
@@ -8,7 +9,8 @@
  *   and later `hex()` returns the same string. Chunks are hashed at once and never held.
  * - `createSha256Tap()`: the same as a pass-through Transform for stream pipelines (the decoded
  *   output of content-decoding.ts, multipart parts); `hex()` is valid after the tap has flushed.
- * - `sha256OfSpooledBody()`: one streaming read, for bodies that were spooled without a tap.
+ * - `sha256OfSpooledBody()`: one streaming read, for bodies that were spooled without a tap (a
+ *   backend's lookup when no digest was computed on arrival).
  */
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';

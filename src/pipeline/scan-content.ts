@@ -42,7 +42,7 @@ export interface ContentScanInput {
   readonly backends: readonly Backend[];
   /** The body as received: what is echoed, and what streams were fed. */
   readonly body: SpooledBody;
-  /** SHA-256 of `body`, computed while it arrived; null when not computed (no cache). */
+  /** SHA-256 of `body`, computed while it arrived; null when not computed (no cache, hash list or backend lookup wanted it). */
   readonly bodySha256: string | null;
   /** Asked for only when a backend needs it (see Backend.scanNow); the same object every time. */
   readonly meta: () => ScanMeta;

@@ -176,7 +176,7 @@ export class Transaction {
   #drainWaiter: (() => void) | null = null;
   /** Content-Encoding and multipart handling, decided at header time (content-plan.ts). */
   #content: ContentPlan = NO_CONTENT_PLAN;
-  /** SHA-256 of the body as it arrives, for hash lists and the verdict cache key: one pass, no second read. */
+  /** SHA-256 of the body as it arrives, for hash lists, the verdict cache key and backends' hash lookups: one pass, no second read. */
   #bodyHash: Sha256Accumulator | null = null;
   /** The body-end scan (scan-content.ts): its spools, cache use, parts and batches. */
   #contentScan: ContentScan | null = null;

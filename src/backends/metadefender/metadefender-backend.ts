@@ -25,10 +25,10 @@
  * parts-scan.ts and batch-scan.ts (§7).
  */
 import { scanDeadline } from '../scan-deadline.js';
-import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Backend, BackendResult, ScanErrorKind, ScanMeta } from '../backend.js';
+import { sha256OfSpooledBody } from '../../pipeline/hashing.js';
 import type { SpooledBody } from '../../pipeline/spooled-body.js';
 import { PoolUnavailableError, type LeaseOutcome } from '../pool/endpoint-pool.js';
 import { withFailover, type AttemptResult } from '../pool/failover.js';
@@ -172,7 +172,7 @@ export async function createMetaDefenderBackend(options: MetaDefenderBackendOpti
       const tooLarge = options.maxFileBytes > 0 && body.size > options.maxFileBytes;
       // The digest the transaction computed as the body arrived, when it did: a large spooled body
       // is not read a second time just to hash it (usesBodySha256 below asks for it).
-      const sha256 = options.hashLookup ? (meta.bodySha256 ?? (await sha256Of(body, ctx.signal))) : undefined;
+      const sha256 = options.hashLookup ? (meta.bodySha256 ?? (await sha256OfSpooledBody(body, ctx.signal))) : undefined;
       // Without a lookup that might know it, an oversized body needs no server at all.
       if (tooLarge && sha256 === undefined) return fail('too-large', tooLargeMessage(body.size));
       return await withFailover(pool, ctx.signal, async (lease, attempt) => {
@@ -420,21 +420,6 @@ export async function createMetaDefenderBackend(options: MetaDefenderBackendOpti
 /** The job's end; by default the server answered, so it is alive. */
 function final(result: BackendResult, health: LeaseOutcome = 'ok'): JobOutcome {
   return { kind: 'final', result, health };
-}
-
-/** SHA-256 of the spool, streamed: a large body is never held whole. */
-async function sha256Of(body: SpooledBody, signal: AbortSignal): Promise<string> {
-  const hash = createHash('sha256');
-  const stream = body.createReadStream();
-  try {
-    for await (const chunk of stream) {
-      if (signal.aborted) throw new MetaDefenderError(MD_ERROR_CODES.aborted, 'aborted while hashing');
-      hash.update(chunk as Buffer);
-    }
-  } finally {
-    stream.destroy();
-  }
-  return hash.digest('hex');
 }
 
 function sha256Field(doc: unknown): string | undefined {
