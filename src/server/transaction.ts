@@ -604,6 +604,10 @@ export class Transaction {
   }
 
   #abortStreams(reason: string): void {
+    // Most transactions open no stream (and share NO_STREAMS): skip the iterator and Map.clear(),
+    // which allocates a fresh table even for an empty Map. 50-70 ns per call in a micro-benchmark
+    // (BENCHMARKS.md, Session 19): small, but every REQMOD without a body pays it.
+    if (this.#streams.size === 0) return;
     for (const stream of this.#streams.values()) stream.abort(reason);
     this.#streams.clear();
   }
@@ -624,10 +628,12 @@ export class Transaction {
     }
     // Streams opened for a rule that the real size then ruled out are not needed any more.
     const backends = this.#init.service.backendsFor(rule);
-    for (const [backend, stream] of this.#streams) {
-      if (!backends.includes(backend)) {
-        stream.abort('another rule applies');
-        this.#streams.delete(backend);
+    if (this.#streams.size > 0) {
+      for (const [backend, stream] of this.#streams) {
+        if (!backends.includes(backend)) {
+          stream.abort('another rule applies');
+          this.#streams.delete(backend);
+        }
       }
     }
     // Empty bodies are clean without a scan: there is nothing an engine could find.
