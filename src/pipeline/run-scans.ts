@@ -13,6 +13,9 @@
 import type { Backend, BackendResult, ScanMeta, StreamingScan } from '../backends/backend.js';
 import type { SpooledBody } from './spooled-body.js';
 
+/** No scan was fed while the body arrived: one shared empty map, not one per call. */
+export const NO_STREAMS: ReadonlyMap<Backend, StreamingScan> = new Map();
+
 /**
  * `streams` holds the scans that were fed while the body arrived; they only need end(). The
  * other backends scan the complete spooled body now: at once when they can (Backend.scanNow),
@@ -25,7 +28,7 @@ export async function runScans(
   body: SpooledBody,
   meta: () => ScanMeta,
   signal: () => AbortSignal,
-  streams: ReadonlyMap<Backend, StreamingScan> = new Map(),
+  streams: ReadonlyMap<Backend, StreamingScan> = NO_STREAMS,
   bodySha256: string | null = null,
 ): Promise<BackendResult[]> {
   const metaFor = (backend: Backend): ScanMeta =>

@@ -28,7 +28,7 @@
 import type { Backend, BackendResult, ScanErrorKind, ScanMeta, StreamingScan } from '../backends/backend.js';
 import { decodeContentEncoding, type ContentDecodingLimits } from './content-decoding.js';
 import { partLabel, spoolMultipartParts, type MultipartPart } from './multipart/index.js';
-import { runScans, scanNowOrError } from './run-scans.js';
+import { NO_STREAMS, runScans, scanNowOrError } from './run-scans.js';
 import { scanPartsWithBackends, type PartsScanOutcome } from './scan-parts.js';
 import type { SpoolOptions } from './spool.js';
 import type { SpooledBody } from './spooled-body.js';
@@ -232,8 +232,6 @@ function scanAsReceived(input: ContentScanInput): ContentScan | Promise<ContentS
 }
 
 async function disposeNothing(): Promise<void> {}
-
-const NO_STREAMS: ReadonlyMap<Backend, StreamingScan> = new Map();
 
 /** Marks the subjects the cache knows; 'hit' when every keyed one is known, 'bypass' when none has a key. */
 function lookUpCache(subjects: readonly Subject[], cache: ContentScanInput['cache']): ContentScan['cache'] {
