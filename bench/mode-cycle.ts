@@ -88,50 +88,53 @@ async function main(): Promise<number> {
 
   const modeDir = mkdtempSync(join(tmpdir(), 'icap-bridge-mode-'));
   const modeFile = join(modeDir, 'mode');
-  writeFileSync(modeFile, modes[0]!);
-  process.env.BENCH_MODE_FILE = modeFile; // inherited by the server process
-  const bridge = await startBridge({
-    cli: join(root, 'dist', 'src', 'cli.js'),
-    port: await freePort(),
-    processes: 1,
-    clamdEndpoint: '127.0.0.1:9', // the clamd service is not used here
-    streamMaxBytes: 1_048_576,
-    builtinWorkers: 0,
-    clamdTransfer: 'path',
-  });
-  const load = (durationS: number): ReturnType<typeof runNativeLoad> =>
-    runNativeLoad({
-      host: '127.0.0.1',
-      port: bridge.port,
-      service: SERVICE[scenario],
-      scenario,
-      connections,
-      durationS,
-      warmupS: 0,
-      requestTimeoutMs: 10_000,
-      maxSeconds: durationS + 30,
-    });
   const byMode = new Map<string, Round[]>(modes.map((m) => [m, []]));
   try {
-    process.stdout.write(`${root}: ${modes.join(' / ')}, ${scenario}, ${connections} connections, ${rounds} rounds of ${roundS} s\n`);
-    if (warmupS > 0) await load(warmupS);
-    for (let round = 1; round <= rounds; round++) {
-      const line: string[] = [];
-      for (const mode of modes) {
-        writeFileSync(modeFile, mode);
-        await sleep(settleMs);
-        const cpuBefore = totalCpuMs(bridge.servingPids);
-        const r = await load(roundS);
-        const cpuUs = ((totalCpuMs(bridge.servingPids) - cpuBefore) * 1000) / Math.max(1, r.ok);
-        if (r.errors.total > 0) throw new Error(`round ${round}, ${mode}: ${r.errors.total} errors (${r.firstError ?? ''})`);
-        byMode.get(mode)!.push({ rps: r.rps, p99: r.latencyMs.p99, cpuUs });
-        line.push(`${mode} ${Math.round(r.rps)}`);
+    writeFileSync(modeFile, modes[0]!);
+    process.env.BENCH_MODE_FILE = modeFile; // inherited by the server process
+    const bridge = await startBridge({
+      cli: join(root, 'dist', 'src', 'cli.js'),
+      port: await freePort(),
+      processes: 1,
+      clamdEndpoint: '127.0.0.1:9', // the clamd service is not used here
+      streamMaxBytes: 1_048_576,
+      builtinWorkers: 0,
+      clamdTransfer: 'path',
+    });
+    const load = (durationS: number): ReturnType<typeof runNativeLoad> =>
+      runNativeLoad({
+        host: '127.0.0.1',
+        port: bridge.port,
+        service: SERVICE[scenario],
+        scenario,
+        connections,
+        durationS,
+        warmupS: 0,
+        requestTimeoutMs: 10_000,
+        maxSeconds: durationS + 30,
+      });
+    try {
+      process.stdout.write(`${root}: ${modes.join(' / ')}, ${scenario}, ${connections} connections, ${rounds} rounds of ${roundS} s\n`);
+      if (warmupS > 0) await load(warmupS);
+      for (let round = 1; round <= rounds; round++) {
+        const line: string[] = [];
+        for (const mode of modes) {
+          writeFileSync(modeFile, mode);
+          await sleep(settleMs);
+          const cpuBefore = totalCpuMs(bridge.servingPids);
+          const r = await load(roundS);
+          const cpuUs = ((totalCpuMs(bridge.servingPids) - cpuBefore) * 1000) / Math.max(1, r.ok);
+          if (r.errors.total > 0) throw new Error(`round ${round}, ${mode}: ${r.errors.total} errors (${r.firstError ?? ''})`);
+          byMode.get(mode)!.push({ rps: r.rps, p99: r.latencyMs.p99, cpuUs });
+          line.push(`${mode} ${Math.round(r.rps)}`);
+        }
+        bridge.truncateLog();
+        process.stdout.write(`round ${round}: ${line.join('  ')}\n`);
       }
-      bridge.truncateLog();
-      process.stdout.write(`round ${round}: ${line.join('  ')}\n`);
+    } finally {
+      await bridge.stop();
     }
   } finally {
-    await bridge.stop();
     rmSync(modeDir, { recursive: true, force: true });
   }
 
