@@ -17,7 +17,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { runLoad, type LoadResult } from './loadgen.js';
-import { startBridge } from './lib/bridge-process.js';
+import { BENCH_SERVICE, startTreeBridge } from './lib/bridge-process.js';
 import { freePort } from './lib/ports.js';
 import { totalCpuMs } from './lib/proc-cpu.js';
 import { isScenarioName, type ScenarioName } from './lib/scenarios.js';
@@ -36,25 +36,15 @@ interface Run {
   errors: number;
 }
 
-/** The bench configuration's services: reqmod for REQMOD, respmod for the rest (both the embedded engine). */
-const SERVICE: Record<ScenarioName, string> = { options: 'respmod', 'reqmod-null': 'reqmod', 'respmod-4k': 'respmod', 'respmod-1m': 'respmod' };
 
 async function measure(root: string, scenario: ScenarioName, connections: number, durationS: number, warmupS: number): Promise<Run> {
-  const bridge = await startBridge({
-    cli: join(root, 'dist', 'src', 'cli.js'),
-    port: await freePort(),
-    processes: 1,
-    clamdEndpoint: '127.0.0.1:9', // the clamd service is not used here
-    streamMaxBytes: 1_048_576,
-    builtinWorkers: 0,
-    clamdTransfer: 'path',
-  });
+  const bridge = await startTreeBridge(root, await freePort());
   try {
     let cpuAtStart = 0;
     let cpuAtEnd = 0;
     const r: LoadResult = await runLoad({
       port: bridge.port,
-      service: SERVICE[scenario],
+      service: BENCH_SERVICE[scenario],
       scenario,
       connections,
       durationS,

@@ -30,20 +30,17 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { startBridge } from './lib/bridge-process.js';
+import { BENCH_SERVICE, startTreeBridge } from './lib/bridge-process.js';
 import { runNativeLoad } from './lib/native-tools.js';
 import { freePort } from './lib/ports.js';
 import { totalCpuMs } from './lib/proc-cpu.js';
-import { isScenarioName, type ScenarioName } from './lib/scenarios.js';
+import { isScenarioName } from './lib/scenarios.js';
 import { median } from './lib/stats.js';
 
 const USAGE =
   'usage: node --import tsx bench/mode-cycle.ts --root DIR --modes A,B[,...] [--scenario reqmod-null] [--connections 16]\n' +
   '         [--rounds 12] [--round-seconds 1.5] [--settle-ms 250] [--warmup 3]\n' +
   '  DIR: a tree whose dist/ reads $BENCH_MODE_FILE (see the comment at the top); scenarios: options | reqmod-null | respmod-4k\n';
-
-/** The bench configuration's services, as bench/ab-builds.ts uses them. */
-const SERVICE: Record<ScenarioName, string> = { options: 'respmod', 'reqmod-null': 'reqmod', 'respmod-4k': 'respmod', 'respmod-1m': 'respmod' };
 
 interface Round {
   rps: number;
@@ -92,20 +89,12 @@ async function main(): Promise<number> {
   try {
     writeFileSync(modeFile, modes[0]!);
     process.env.BENCH_MODE_FILE = modeFile; // inherited by the server process
-    const bridge = await startBridge({
-      cli: join(root, 'dist', 'src', 'cli.js'),
-      port: await freePort(),
-      processes: 1,
-      clamdEndpoint: '127.0.0.1:9', // the clamd service is not used here
-      streamMaxBytes: 1_048_576,
-      builtinWorkers: 0,
-      clamdTransfer: 'path',
-    });
+    const bridge = await startTreeBridge(root, await freePort());
     const load = (durationS: number): ReturnType<typeof runNativeLoad> =>
       runNativeLoad({
         host: '127.0.0.1',
         port: bridge.port,
-        service: SERVICE[scenario],
+        service: BENCH_SERVICE[scenario],
         scenario,
         connections,
         durationS,

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isAlive } from '../../tools/processes.js';
+import type { ScenarioName } from './scenarios.js';
 
 export const ROOT = resolve(import.meta.dirname, '..', '..');
 const CLI = join(ROOT, 'dist', 'src', 'cli.js');
@@ -51,6 +52,25 @@ export interface BridgeProcess {
 }
 
 /** `npm run build` (tsc). A failed type check still emits JavaScript, so only a missing CLI is fatal. */
+/** The bench configuration's service for each scenario: reqmod for REQMOD, respmod for the rest (both the embedded engine). */
+export const BENCH_SERVICE: Readonly<Record<ScenarioName, string>> = { options: 'respmod', 'reqmod-null': 'reqmod', 'respmod-4k': 'respmod', 'respmod-1m': 'respmod' };
+
+/**
+ * One process of another tree's build (`root`/dist/src/cli.js: a base checkout, a patched copy) with
+ * the bench configuration, for the small scenarios: its clamd service points nowhere.
+ */
+export async function startTreeBridge(root: string, port: number): Promise<BridgeProcess> {
+  return startBridge({
+    cli: join(root, 'dist', 'src', 'cli.js'),
+    port,
+    processes: 1,
+    clamdEndpoint: '127.0.0.1:9', // the clamd service is not used here
+    streamMaxBytes: 1_048_576,
+    builtinWorkers: 0,
+    clamdTransfer: 'path',
+  });
+}
+
 export function buildDist(log: (line: string) => void): void {
   const r = spawnSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'tsconfig.json')], {
     cwd: ROOT,
