@@ -9,11 +9,12 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { createServer as createTlsServer } from 'node:tls';
 import type { Backend } from '../backends/backend.js';
 import type { Config } from '../config/index.js';
-import { writeAccessLog, type AccessRecord } from '../observability/access-log.js';
+import type { AccessRecord } from '../observability/access-log.js';
 import type { Readiness } from '../observability/admin-server.js';
 import type { Logger } from '../observability/logger.js';
 import { createMetrics, type Metrics } from '../observability/metrics.js';
 import { spoolBytesOnDisk } from '../pipeline/spool.js';
+import { createAccessLogQueue } from './access-log-queue.js';
 import { IcapConnection, type ConnectionContext } from './connection.js';
 import { Generation } from './generation.js';
 import { errorResponse } from './response-headers.js';
@@ -72,17 +73,18 @@ export function createIcapServer(initialConfig: Config, deps: IcapServerDeps): I
     spoolBytesOnDisk,
   });
 
+  const accessLog = createAccessLogQueue(logger, () => gen.config.logging.access_log);
   const ctx: ConnectionContext = {
     current: () => gen,
     logger,
     nextTransactionId: () => `${idPrefix}-${(++counter).toString(36)}`,
     onTransactionFinished: (record) => {
-      writeAccessLog(logger, record, gen.config.logging.access_log);
+      accessLog.log(record);
       metrics.recordTransaction(record);
       deps.onTransaction?.(record);
     },
     onOptions: (record) => {
-      writeAccessLog(logger, record, gen.config.logging.access_log);
+      accessLog.log(record);
       metrics.recordOptions(record.service, record.icap_status);
     },
     onRejected: (status) => metrics.recordProtocolError(status),
@@ -195,6 +197,7 @@ export function createIcapServer(initialConfig: Config, deps: IcapServerDeps): I
         await all;
       }
       await listenersClosed;
+      accessLog.drain();
       gen.retire();
       await gen.close();
     },

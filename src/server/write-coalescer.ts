@@ -19,6 +19,10 @@
  *
  * Backpressure is untouched: a corked socket still counts what it buffers, so write() returns false
  * past the high-water mark and 'drain' comes after the flush has sent it.
+ *
+ * Work that no answer waits for (the access lines, access-log-queue.ts) can run right after the
+ * flush (afterAnswersSent): the clients then work on their side while we do it, instead of waiting
+ * for it.
  */
 import type { Socket } from 'node:net';
 
@@ -26,6 +30,8 @@ import type { Socket } from 'node:net';
 let corkedThisTurn: Socket[] = [];
 let flushScheduled = false;
 let openConnections = 0;
+/** Run once this turn's answers are sent, in order. */
+let afterSendTasks: (() => void)[] = [];
 
 /** An ICAP client connection was accepted; paired with connectionClosed(). */
 export function connectionOpened(): void {
@@ -47,6 +53,25 @@ function flush(): void {
   const sockets = corkedThisTurn;
   corkedThisTurn = [];
   for (const socket of sockets) socket.uncork();
+  if (afterSendTasks.length === 0) return;
+  const tasks = afterSendTasks;
+  afterSendTasks = [];
+  for (const task of tasks) task();
+}
+
+function scheduleFlush(): void {
+  if (flushScheduled) return;
+  flushScheduled = true;
+  setImmediate(flush);
+}
+
+/**
+ * Runs `task` at the end of this turn, right after the answers held until then are sent. `task` must
+ * not throw: it runs in the loop's check phase, where a throw would end the process.
+ */
+export function afterAnswersSent(task: () => void): void {
+  afterSendTasks.push(task);
+  scheduleFlush();
 }
 
 /** Corks `socket` until the end of this loop turn (once per turn, however many writes follow). */
@@ -57,8 +82,5 @@ export function corkUntilEndOfTurn(socket: Socket): void {
   if (socket.writableCorked > 0) return;
   socket.cork();
   corkedThisTurn.push(socket);
-  if (!flushScheduled) {
-    flushScheduled = true;
-    setImmediate(flush);
-  }
+  scheduleFlush();
 }

@@ -1,0 +1,60 @@
+/**
+ * Access lines written after this turn's answers are sent, not before.
+ *
+ * While answers are held until the end of the loop turn (write-coalescer.ts), every access line
+ * built during the turn delayed every answer of the turn: ~2 µs of the event loop per line
+ * (building and encoding it, BENCHMARKS.md Session 20) that the clients waited through with nothing
+ * to do. Built after the flush, the lines overlap with the clients' own work on the other core:
+ * REQMOD null-body at 16 connections was 5–20 % faster in one process alternating between the two
+ * (higher in 35 of 48 rounds), at 64 connections within the noise (BENCHMARKS.md, Session 21).
+ *
+ * With a single connection its answer is not held, so its line is written at once, as before.
+ * A line's `time` is when it is written, at most one turn after its `duration_ms` ended; lines
+ * keep their order among themselves. A stopping server drains what is left before its last flush.
+ */
+import { writeAccessLog, type AccessRecord } from '../observability/access-log.js';
+import type { Logger } from '../observability/logger.js';
+import { afterAnswersSent, worthCoalescing } from './write-coalescer.js';
+
+export interface AccessLogQueue {
+  /** Logs `record` now, or after this turn's answers are sent while answers are held. */
+  log(record: AccessRecord): void;
+  /** Writes every line still waiting (a stopping server, before it flushes the log). */
+  drain(): void;
+}
+
+/** `enabled` is read when a record is logged: logging.access_log of the configuration then. */
+export function createAccessLogQueue(logger: Logger, enabled: () => boolean): AccessLogQueue {
+  let waiting: AccessRecord[] = [];
+  let drainScheduled = false;
+
+  function drain(): void {
+    drainScheduled = false;
+    const records = waiting;
+    waiting = [];
+    for (const record of records) {
+      try {
+        writeAccessLog(logger, record, true);
+      } catch {
+        // A destination that throws (none of ours does) loses this line, not the process: the
+        // drain runs in the loop's check phase, where a throw would end it.
+      }
+    }
+  }
+
+  return {
+    log(record) {
+      if (!enabled()) return;
+      if (!worthCoalescing()) {
+        writeAccessLog(logger, record, true);
+        return;
+      }
+      waiting.push(record);
+      if (!drainScheduled) {
+        drainScheduled = true;
+        afterAnswersSent(drain);
+      }
+    },
+    drain,
+  };
+}
