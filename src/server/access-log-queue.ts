@@ -4,9 +4,10 @@
  * While answers are held until the end of the loop turn (write-coalescer.ts), every access line
  * built during the turn delayed every answer of the turn: ~2 µs of the event loop per line
  * (building and encoding it, BENCHMARKS.md Session 20) that the clients waited through with nothing
- * to do. Built after the flush, the lines overlap with the clients' own work on the other core:
- * REQMOD null-body at 16 connections was 5–20 % faster in one process alternating between the two
- * (higher in 35 of 48 rounds), at 64 connections within the noise (BENCHMARKS.md, Session 21).
+ * to do. Built after the flush, the lines overlap with the clients' own work on the other core. In
+ * one process alternating between the two (bench/mode-cycle.ts), REQMOD null-body at 16 connections
+ * was faster in 47 of 72 rounds (medians of 5 tables 0.95–1.20, 4 of them above 1), OPTIONS and
+ * RESPMOD 4 KiB in 10 and 8 of 12; at 64 connections in 29 of 56, the noise (BENCHMARKS.md, Session 21).
  *
  * With a single connection its answer is not held, so its line is written at once, as before.
  * A line's `time` is when it is written, at most one turn after its `duration_ms` ended; lines
