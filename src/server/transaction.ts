@@ -36,6 +36,7 @@ import type { AccessRecord } from '../observability/access-log.js';
 import type { Logger } from '../observability/logger.js';
 import { Sha256Accumulator } from '../pipeline/hashing.js';
 import { scanContent, verdictCacheScope, type ContentScan } from '../pipeline/scan-content.js';
+import { NO_STREAMS } from '../pipeline/run-scans.js';
 import { BodySpool, type SpoolOptions } from '../pipeline/spool.js';
 import type { SpooledBody } from '../pipeline/spooled-body.js';
 import { requestAttributes, type CompiledRule, type PolicyOutcome, type RequestAttributes } from '../policy/index.js';
@@ -62,9 +63,6 @@ import { encodePartialContent, may206 } from './partial-content.js';
 import { declaredLength, reachesTrickle, TrickleForwarder, trickleSettings, type TrickleSettings } from './trickle.js';
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
-
-/** The streams of a transaction that opened none: shared, so never written to (only #openStreams adds, to its own Map). */
-const NO_STREAMS: Map<Backend, StreamingScan> = new Map();
 
 /** The results of a transaction that scanned nothing: shared and frozen (#decideOn sets its own). */
 const NO_RESULTS: readonly BackendResult[] = Object.freeze([]);
@@ -167,10 +165,11 @@ export class Transaction {
   /** The HTTP response's Content-Length (null: none or not a number); read once. */
   #declaredLength: number | null | undefined = undefined;
   /**
-   * Scans fed while the body arrives (clamd INSTREAM, upstream ICAP). NO_STREAMS until the first
-   * opens: most transactions open none, and a Map each was ≈ 200 B of a null-body REQMOD's ≈ 10 KB then.
+   * Scans fed while the body arrives (clamd INSTREAM, upstream ICAP). null until the first opens:
+   * most transactions open none, and a Map each was ≈ 200 B of a null-body REQMOD's ≈ 10 KB then.
+   * Without one, the scan is handed run-scans.ts's shared, read-only NO_STREAMS.
    */
-  #streams: Map<Backend, StreamingScan> = NO_STREAMS;
+  #streams: Map<Backend, StreamingScan> | null = null;
   /** Consumers (spool, streams) that said "full"; the socket resumes when none is left. */
   #blockedConsumers = 0;
   #drainWaiter: (() => void) | null = null;
@@ -258,8 +257,10 @@ export class Transaction {
     this.#bodyHash?.update(data);
     const spool = this.#spool!;
     if (!spool.write(data)) this.#markBlocked((done) => spool.once('drain', done));
-    for (const stream of this.#streams.values()) {
-      if (!stream.write(data)) this.#markBlocked((done) => stream.onDrain(done));
+    if (this.#streams !== null) {
+      for (const stream of this.#streams.values()) {
+        if (!stream.write(data)) this.#markBlocked((done) => stream.onDrain(done));
+      }
     }
     this.#trickleOnBody();
     return this.#blockedConsumers === 0;
@@ -270,10 +271,9 @@ export class Transaction {
     // Encoded bodies are scanned decoded at the end; a stream would only see compressed bytes.
     if (this.#content.suppressStreams) return;
     for (const backend of this.#init.service.backendsFor(rule)) {
-      if (!backend.openStream || this.#streams.has(backend)) continue;
+      if (!backend.openStream || this.#streams?.has(backend) === true) continue;
       const stream = backend.openStream(this.#scanMeta(), this.#signal());
-      if (this.#streams === NO_STREAMS) this.#streams = new Map();
-      this.#streams.set(backend, stream);
+      (this.#streams ??= new Map()).set(backend, stream);
       for (const chunk of replay) {
         if (!stream.write(chunk)) this.#markBlocked((done) => stream.onDrain(done));
       }
@@ -604,11 +604,12 @@ export class Transaction {
   }
 
   #abortStreams(reason: string): void {
-    // Most transactions open no stream (and share NO_STREAMS): skip the iterator and Map.clear(),
-    // which allocates a fresh table even for an empty Map. 50-70 ns per call in a micro-benchmark
-    // (BENCHMARKS.md, Session 19): small, but every REQMOD without a body pays it.
-    if (this.#streams.size === 0) return;
+    // Most transactions open no stream: nothing to iterate, and no Map.clear(), which allocates a
+    // fresh table even for an empty Map (50-70 ns per call in a micro-benchmark, BENCHMARKS.md,
+    // Session 19: small, but every REQMOD without a body paid it).
+    if (this.#streams === null) return;
     for (const stream of this.#streams.values()) stream.abort(reason);
+    // Emptied, not dropped: scanContent holds this Map and asks for the abort (abortStreams below).
     this.#streams.clear();
   }
 
@@ -628,7 +629,7 @@ export class Transaction {
     }
     // Streams opened for a rule that the real size then ruled out are not needed any more.
     const backends = this.#init.service.backendsFor(rule);
-    if (this.#streams.size > 0) {
+    if (this.#streams !== null) {
       for (const [backend, stream] of this.#streams) {
         if (!backends.includes(backend)) {
           stream.abort('another rule applies');
@@ -653,7 +654,7 @@ export class Transaction {
       bodySha256: this.#bodyHash?.hex() ?? null,
       meta: () => this.#scanMeta(),
       signal: () => this.#signal(),
-      streams: this.#streams,
+      streams: this.#streams ?? NO_STREAMS,
       abortStreams: (reason) => this.#abortStreams(reason),
       decode: this.#content.decode,
       multipart: this.#content.multipart,
