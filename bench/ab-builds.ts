@@ -36,7 +36,6 @@ interface Run {
   errors: number;
 }
 
-
 async function measure(root: string, scenario: ScenarioName, connections: number, durationS: number, warmupS: number): Promise<Run> {
   const bridge = await startTreeBridge(root, await freePort());
   try {

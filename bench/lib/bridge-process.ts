@@ -51,7 +51,6 @@ export interface BridgeProcess {
   stop(): Promise<number>;
 }
 
-/** `npm run build` (tsc). A failed type check still emits JavaScript, so only a missing CLI is fatal. */
 /** The bench configuration's service for each scenario: reqmod for REQMOD, respmod for the rest (both the embedded engine). */
 export const BENCH_SERVICE: Readonly<Record<ScenarioName, string>> = { options: 'respmod', 'reqmod-null': 'reqmod', 'respmod-4k': 'respmod', 'respmod-1m': 'respmod' };
 
@@ -71,6 +70,7 @@ export async function startTreeBridge(root: string, port: number): Promise<Bridg
   });
 }
 
+/** `npm run build` (tsc). A failed type check still emits JavaScript, so only a missing CLI is fatal. */
 export function buildDist(log: (line: string) => void): void {
   const r = spawnSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'tsconfig.json')], {
     cwd: ROOT,
