@@ -28,13 +28,12 @@ import { Duplex } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Socket } from 'node:net';
-import { ROOT } from './lib/bridge-process.js';
+import { BENCH_SERVICE, ROOT } from './lib/bridge-process.js';
 import { buildScenario, isScenarioName } from './lib/scenarios.js';
 import { median } from './lib/stats.js';
 
 const SMALL_SCENARIOS = ['options', 'reqmod-null', 'respmod-4k'] as const;
 type SmallScenario = (typeof SMALL_SCENARIOS)[number];
-const SERVICE: Record<SmallScenario, string> = { options: 'reqmod', 'reqmod-null': 'reqmod', 'respmod-4k': 'respmod' };
 const HEAD_END = Buffer.from('\r\n\r\n');
 
 /** A net.Socket as far as IcapConnection uses one, held in memory. */
@@ -115,7 +114,7 @@ async function main(): Promise<void> {
   const { createLogger } = (await import(dist('src/observability/logger.js'))) as typeof import('../src/observability/logger.js');
   const { batchedStdout } = (await import(dist('src/observability/log-destination.js'))) as typeof import('../src/observability/log-destination.js');
 
-  const request = buildScenario(scenario, { host: '127.0.0.1', port: 1344, service: SERVICE[scenario] }).full;
+  const request = buildScenario(scenario, { host: '127.0.0.1', port: 1344, service: BENCH_SERVICE[scenario] }).full;
   const expected = scenario === 'options' ? 'ICAP/1.0 200' : 'ICAP/1.0 204';
   const results: Round[] = [];
   // Config, spool and access log live here; removed whatever happens from here on.

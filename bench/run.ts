@@ -30,7 +30,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { formatResult, probeOnce, type LoadResult } from './loadgen.js';
-import { buildDist, startBridge, type BridgeProcess } from './lib/bridge-process.js';
+import { BENCH_SERVICE, buildDist, startBridge, type BridgeProcess } from './lib/bridge-process.js';
 import { ensureClamdInstalled, startBenchClamd, type BenchClamd } from './lib/clamd.js';
 import { runInstreamLoad } from './lib/instream-load.js';
 import { runLoadThreads } from './lib/load-threads.js';
@@ -88,6 +88,11 @@ const ALL_CASES: Case[] = [
   { key: 'respmod-1m', scenario: 'respmod-1m', preview: undefined, clamd: true },
   { key: 'respmod-1m+preview1024', scenario: 'respmod-1m', preview: 1024, clamd: true },
 ];
+
+/** The bridge's service for a case: the run's clamd, or the bench configuration's embedded-engine service. */
+function bridgeService(cs: Case): string {
+  return cs.clamd ? 'clamd' : BENCH_SERVICE[cs.scenario];
+}
 
 function parseIntList(s: string, name: string, min = 1): number[] {
   return s
@@ -363,7 +368,7 @@ async function main(): Promise<number> {
       icapTarget(
         { label, kind: 'bridge', description: `icap-bridge from dist/, server.processes ${processes}; services respmod/reqmod (embedded engine, ${builtinWorkers || 'CPUs ÷ processes'} scan threads per process), clamd (${clamdTransfer === 'path' ? 'SCAN by path' : 'INSTREAM'} over ${transport})` },
         port,
-        (cs) => (cs.clamd ? 'clamd' : cs.scenario === 'reqmod-null' ? 'reqmod' : 'respmod'),
+        bridgeService,
         () => pids,
         () => proc.truncateLog(),
         () => true,
@@ -413,7 +418,7 @@ async function main(): Promise<number> {
     const port = t.info.kind === 'c-icap' ? cicap!.port : bridges.find((b) => b.label === t.info.label)!.proc.port;
     for (const cs of cases) {
       if (!t.serves(cs)) continue;
-      const service = t.info.kind === 'c-icap' ? (cs.clamd ? 'avscan' : 'echo') : cs.clamd ? 'clamd' : cs.scenario === 'reqmod-null' ? 'reqmod' : 'respmod';
+      const service = t.info.kind === 'c-icap' ? (cs.clamd ? 'avscan' : 'echo') : bridgeService(cs);
       await expectAnswer(t.info.label, port, service, cs.scenario, cs.preview);
     }
   }
