@@ -38,6 +38,7 @@ export const VERDICT_CACHE_ENABLED_BY_DEFAULT = true;
 
 export const ICAP_METHODS = ['REQMOD', 'RESPMOD'] as const;
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export const ACCESS_LOG_FORMATS = ['json', 'squid'] as const;
 
 export interface SchemaContext {
   /** Directory of the config file. */
@@ -198,6 +199,8 @@ export function createConfigSchema(ctx: SchemaContext) {
     logging: section({
       level: oneOf(LOG_LEVELS).default('info'),
       access_log: boolean().default(true),
+      /** json: one JSON line with every field; squid: Squid's access.log layout (access-line-squid.ts). */
+      access_log_format: oneOf(ACCESS_LOG_FORMATS).default('json'),
     }),
     /**
      * Verdict cache (issue 5): a repeated file is answered without rescanning. Keyed by the

@@ -5,6 +5,10 @@
 import { pino } from 'pino';
 import type { Logger } from './logger.js';
 import { accessLineText } from './access-line.js';
+import { accessLineSquid } from './access-line-squid.js';
+
+/** logging.access_log_format: pino's JSON line (the default) or Squid's text layout. */
+export type AccessLogFormat = 'json' | 'squid';
 
 export interface AccessRecord {
   transaction_id: string;
@@ -75,15 +79,20 @@ interface PinoInternals {
 }
 
 /**
- * The line pino writes for `logger.info({ access: record }, 'access')`, byte for byte (level, time,
- * bindings, fields, msg: test/observability/access-json.test.ts holds the two side by side), with the
- * record serialized by access-line.ts instead of JSON.stringify. Loggers come only from createLogger
- * (no mixin, hooks or formatters, which this line would skip).
+ * One access line for `record`, in `format`, at level info.
+ *
+ * `json` is the line pino writes for `logger.info({ access: record }, 'access')`, byte for byte
+ * (level, time, bindings, fields, msg: test/observability/access-json.test.ts holds the two side by
+ * side), with the record serialized by access-line.ts instead of JSON.stringify. `squid` is
+ * access-line-squid.ts's text line, into the same destination. Loggers come only from createLogger
+ * (no mixin, hooks or formatters, which these lines would skip).
  */
-export function writeAccessLog(logger: Logger, record: AccessRecord, enabled: boolean): void {
+export function writeAccessLog(logger: Logger, record: AccessRecord, enabled: boolean, format: AccessLogFormat = 'json'): void {
   if (!enabled || !logger.isLevelEnabled('info')) return;
   const internals = logger as unknown as PinoInternals;
-  internals[pino.symbols.streamSym].write(
-    accessLineText(logger.levels.values.info!, internals[pino.symbols.timeSym](), internals[pino.symbols.chindingsSym], record),
-  );
+  const line =
+    format === 'squid'
+      ? accessLineSquid(Date.now(), record)
+      : accessLineText(logger.levels.values.info!, internals[pino.symbols.timeSym](), internals[pino.symbols.chindingsSym], record);
+  internals[pino.symbols.streamSym].write(line);
 }

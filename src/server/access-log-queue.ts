@@ -13,7 +13,7 @@
  * A line's `time` is when it is written, at most one turn after its `duration_ms` ended; lines
  * keep their order among themselves. A stopping server drains what is left before its last flush.
  */
-import { writeAccessLog, type AccessRecord } from '../observability/access-log.js';
+import { writeAccessLog, type AccessLogFormat, type AccessRecord } from '../observability/access-log.js';
 import type { Logger } from '../observability/logger.js';
 import { afterAnswersSent, worthCoalescing } from './write-coalescer.js';
 
@@ -24,8 +24,15 @@ export interface AccessLogQueue {
   drain(): void;
 }
 
-/** `enabled` is read when a record is logged: logging.access_log of the configuration then. */
-export function createAccessLogQueue(logger: Logger, enabled: () => boolean): AccessLogQueue {
+/**
+ * `enabled` is read when a record is logged (logging.access_log of the configuration then), `format`
+ * when its line is written (logging.access_log_format).
+ */
+export function createAccessLogQueue(
+  logger: Logger,
+  enabled: () => boolean,
+  format: () => AccessLogFormat = () => 'json',
+): AccessLogQueue {
   let waiting: AccessRecord[] = [];
   let drainScheduled = false;
 
@@ -33,9 +40,10 @@ export function createAccessLogQueue(logger: Logger, enabled: () => boolean): Ac
     drainScheduled = false;
     const records = waiting;
     waiting = [];
+    const lineFormat = format();
     for (const record of records) {
       try {
-        writeAccessLog(logger, record, true);
+        writeAccessLog(logger, record, true, lineFormat);
       } catch {
         // A destination that throws (none of ours does) loses this line, not the process: the
         // drain runs in the loop's check phase, where a throw would end it.
@@ -47,7 +55,7 @@ export function createAccessLogQueue(logger: Logger, enabled: () => boolean): Ac
     log(record) {
       if (!enabled()) return;
       if (!worthCoalescing()) {
-        writeAccessLog(logger, record, true);
+        writeAccessLog(logger, record, true, format());
         return;
       }
       waiting.push(record);

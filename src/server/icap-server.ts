@@ -73,7 +73,11 @@ export function createIcapServer(initialConfig: Config, deps: IcapServerDeps): I
     spoolBytesOnDisk,
   });
 
-  const accessLog = createAccessLogQueue(logger, () => gen.config.logging.access_log);
+  const accessLog = createAccessLogQueue(
+    logger,
+    () => gen.config.logging.access_log,
+    () => gen.config.logging.access_log_format,
+  );
   const ctx: ConnectionContext = {
     current: () => gen,
     logger,

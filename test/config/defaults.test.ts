@@ -48,7 +48,7 @@ const DEFAULTS = {
     avscan: service(['REQMOD', 'RESPMOD'], ['virus_scan', 'squidclamav', 'srv_clamav']),
   },
   admin: { enabled: false, host: '127.0.0.1', port: 9090 },
-  logging: { level: 'info', access_log: true },
+  logging: { level: 'info', access_log: true, access_log_format: 'json' },
   cache: { enabled: true, max_entries: 10_000, ttl_s: 3600, max_bytes: 16_777_216 },
 };
 

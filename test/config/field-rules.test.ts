@@ -52,6 +52,7 @@ describe('ranges and types', () => {
     ['on_error block or allow', service('on_error: ignore'), 'services.respmod.on_error', 'must be one of: block, allow (got "ignore")'],
     ['logging level', 'logging: {level: verbose}', 'logging.level', 'must be one of: fatal, error, warn, info, debug, trace, silent'],
     ['access_log boolean', 'logging: {access_log: 1}', 'logging.access_log', 'must be true or false (got 1)'],
+    ['access_log_format json or squid', 'logging: {access_log_format: clf}', 'logging.access_log_format', 'must be one of: json, squid'],
     ['a section is a mapping', 'server: 3', 'server', 'must be a mapping (got 3)'],
   ])('%s', (_name, yaml, path, rule) => {
     expectProblem(yaml, path, rule);

@@ -14,6 +14,8 @@ export interface CliProcess {
   pid: number;
   process: ChildProcess;
   logs(): Record<string, unknown>[];
+  /** Every line written to stdout so far, JSON or not (a `squid` access line is text). */
+  stdoutLines(): string[];
   accessRecords(): Record<string, unknown>[];
   /** The access record of the transaction for `url`, once written (logs are written asynchronously). */
   recordFor(url: string, timeoutMs?: number): Promise<Record<string, unknown>>;
@@ -65,6 +67,7 @@ export async function spawnCli(configPath: string, options: SpawnCliOptions = {}
     pid: child.pid!,
     process: child,
     logs,
+    stdoutLines: () => out.split('\n').filter(Boolean),
     accessRecords,
     recordFor: (url, timeoutMs = 5000) =>
       waitFor(`the access record for ${url}`, () => accessRecords().find((r) => r.url === url), { timeoutMs, intervalMs: 20 }),

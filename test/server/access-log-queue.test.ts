@@ -132,6 +132,22 @@ describe('createAccessLogQueue', () => {
     expect(quiet.ids).toEqual([]);
   });
 
+  it('writes each line in the format configured when it is written, held or not', async () => {
+    const lines: string[] = [];
+    const logger = createLogger({ level: 'info', destination: { write: (line: string) => lines.push(line) } });
+    let format: 'json' | 'squid' = 'squid';
+    const queue = createAccessLogQueue(logger, () => true, () => format);
+    queue.log(record('at-once'));
+    holdAnswers();
+    queue.log(record('held'));
+    format = 'json';
+    queue.log(record('held-too'));
+    expect(lines).toHaveLength(1);
+    await endOfTurn();
+    expect(lines[0]).toMatch(/^\d+\.\d{3} +0 127\.0\.0\.1:40000 NOT_SCANNED\/204 60 REQMOD - - echo\/at-once -\n$/);
+    expect(lines.slice(1).map((l) => (JSON.parse(l) as { access: AccessRecord }).access.transaction_id)).toEqual(['held', 'held-too']);
+  });
+
   it('a destination that throws loses its line, not the process or the lines after it', async () => {
     holdAnswers();
     let calls = 0;

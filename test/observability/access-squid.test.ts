@@ -1,0 +1,179 @@
+/**
+ * The access line in Squid's access.log layout (logging.access_log_format: squid,
+ * src/observability/access-line-squid.ts): ten fields that a Squid log parser splits on spaces,
+ * whatever the client put in the URL, the user name or a threat name.
+ */
+import { Writable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { accessLineSquid } from '../../src/observability/access-line-squid.js';
+import { writeAccessLog, type AccessRecord } from '../../src/observability/access-log.js';
+import { createLogger } from '../../src/observability/logger.js';
+
+const NOW = Date.UTC(2026, 10, 22, 9, 32, 7, 474); // 1795339927474
+
+const INFECTED: AccessRecord = {
+  transaction_id: 'f67db2c8-2',
+  client: '192.0.2.7',
+  method: 'RESPMOD',
+  service: 'respmod',
+  icap_status: 200,
+  http_status: 403,
+  bytes_in: 365,
+  bytes_out: 1962,
+  preview: 68,
+  body_bytes: 68,
+  verdict: 'infected',
+  threats: ['EICAR-Test-File'],
+  scan_errors: [],
+  reason: 'infected',
+  duration_ms: 44.9,
+  url: 'http://example.com/eicar.com',
+  x_client_username: 'YWxpY2U=',
+  user: 'alice',
+  scans: [{ backend: 'builtin', outcome: 'infected', ms: 1 }],
+};
+
+const OPTIONS: AccessRecord = {
+  transaction_id: 'f67db2c8-1',
+  client: '::1',
+  method: 'OPTIONS',
+  service: 'reqmod',
+  icap_status: 200,
+  http_status: null,
+  bytes_in: 0,
+  bytes_out: 240,
+  preview: null,
+  body_bytes: 0,
+  verdict: 'none',
+  threats: [],
+  scan_errors: [],
+  reason: 'options',
+  duration_ms: 0.04,
+  scans: [],
+};
+
+/** Squid's parsers split on runs of spaces (%6tr pads with them). */
+const fields = (line: string): string[] => line.replace(/\n$/, '').split(/ +/);
+
+describe('accessLineSquid', () => {
+  it('writes the ten fields of Squid\'s layout, one line', () => {
+    expect(accessLineSquid(NOW, INFECTED)).toBe(
+      '1795339927.474     45 192.0.2.7 INFECTED/200 1962 RESPMOD http://example.com/eicar.com alice respmod/f67db2c8-2 EICAR-Test-File\n',
+    );
+    expect(accessLineSquid(NOW, OPTIONS)).toBe('1795339927.474      0 ::1 NONE/200 240 OPTIONS - - reqmod/f67db2c8-1 -\n');
+  });
+
+  it('pads the milliseconds of the time to three digits', () => {
+    for (const [ms, text] of [
+      [0, '000'],
+      [7, '007'],
+      [42, '042'],
+      [999, '999'],
+    ] as const) {
+      expect(fields(accessLineSquid(1795339927000 + ms, OPTIONS))[0]).toBe(`1795339927.${text}`);
+    }
+  });
+
+  it('writes the duration in whole milliseconds, right-aligned in six columns, wider when longer', () => {
+    for (const [ms, text] of [
+      [0, '     0'],
+      [0.49, '     0'],
+      [0.5, '     1'],
+      [12.3, '    12'],
+      [999_999, '999999'],
+      [1_234_567.8, '1234568'],
+      [Number.NaN, '     0'],
+    ] as const) {
+      expect(accessLineSquid(NOW, { ...OPTIONS, duration_ms: ms }).slice(15, 15 + text.length), String(ms)).toBe(text);
+    }
+  });
+
+  it('names the verdict as a Squid result code', () => {
+    for (const [verdict, code] of [
+      ['clean', 'CLEAN'],
+      ['error-allowed', 'ERROR_ALLOWED'],
+      ['not-scanned', 'NOT_SCANNED'],
+      ['deny-listed', 'DENY_LISTED'],
+    ] as const) {
+      expect(fields(accessLineSquid(NOW, { ...INFECTED, verdict, icap_status: 204 }))[3]).toBe(`${code}/204`);
+    }
+  });
+
+  it('takes the user as sent when it could not be decoded, and joins several threats with commas', () => {
+    const { user: _, ...undecoded } = INFECTED;
+    const line = fields(accessLineSquid(NOW, { ...undecoded, x_client_username: 'bob', threats: ['A', 'B.C'] }));
+    expect(line[7]).toBe('bob');
+    expect(line[9]).toBe('A,B.C');
+  });
+
+  it('%-encodes spaces, control characters and non-ASCII text from the outside, so a line always has ten fields', () => {
+    const awkward = ['a b', 'tab\tnew\nline\r', '\u0000\u001f\u007f', 'naïve — 日本', '😀', '\ud800', 'x,y'];
+    for (const s of awkward) {
+      const line = accessLineSquid(NOW, { ...INFECTED, url: s, user: s, service: s, threats: [s, s] });
+      expect(line.endsWith('\n') && line.indexOf('\n') === line.length - 1, JSON.stringify(s)).toBe(true);
+      const f = fields(line);
+      expect(f, JSON.stringify(s)).toHaveLength(10);
+      // Decoding gives back the text (a lone surrogate as U+FFFD, as UTF-8 has no other way to write it).
+      const text = Buffer.from(s, 'utf8').toString('utf8');
+      expect(decodeURIComponent(f[6]!)).toBe(text);
+      expect(decodeURIComponent(f[7]!)).toBe(text);
+      expect(decodeURIComponent(f[8]!.slice(0, f[8]!.lastIndexOf('/')))).toBe(text);
+    }
+    expect(fields(accessLineSquid(NOW, { ...INFECTED, url: 'http://h/a b', threats: ['Win.Test A', 'B'] }))).toEqual([
+      '1795339927.474',
+      '45',
+      '192.0.2.7',
+      'INFECTED/200',
+      '1962',
+      'RESPMOD',
+      'http://h/a%20b',
+      'alice',
+      'respmod/f67db2c8-2',
+      'Win.Test%20A,B',
+    ]);
+  });
+
+  it('leaves % and other printable ASCII as it is: URLs arrive %-encoded already', () => {
+    const url = 'http://example.com/a%20b?q="1"&x=\\y#[z]';
+    expect(fields(accessLineSquid(NOW, { ...INFECTED, url }))[6]).toBe(url);
+  });
+
+  it('writes - for an empty URL or user', () => {
+    const f = fields(accessLineSquid(NOW, { ...INFECTED, url: '', user: '' }));
+    expect([f[6], f[7]]).toEqual(['-', '-']);
+  });
+});
+
+describe('writeAccessLog, format squid', () => {
+  function capture(level = 'info'): { logger: ReturnType<typeof createLogger>; lines: string[] } {
+    const lines: string[] = [];
+    const destination = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        lines.push(...chunk.toString().split('\n').filter(Boolean));
+        cb();
+      },
+    });
+    return { logger: createLogger({ level, destination }), lines };
+  }
+
+  it('writes the text line, with the time it is written, into the logger\'s destination', () => {
+    const { logger, lines } = capture();
+    const before = Date.now();
+    writeAccessLog(logger.child({ pid: 42 }), INFECTED, true, 'squid');
+    const after = Date.now();
+    expect(lines).toHaveLength(1);
+    const f = fields(lines[0]!);
+    expect(f.slice(1)).toEqual(fields(accessLineSquid(NOW, INFECTED)).slice(1));
+    const ms = Number(f[0]) * 1000;
+    expect(ms).toBeGreaterThanOrEqual(before - 1);
+    expect(ms).toBeLessThanOrEqual(after + 1);
+  });
+
+  it('writes nothing when the access log is off or info is below the level', () => {
+    const off = capture();
+    writeAccessLog(off.logger, INFECTED, false, 'squid');
+    const quiet = capture('warn');
+    writeAccessLog(quiet.logger, INFECTED, true, 'squid');
+    expect([...off.lines, ...quiet.lines]).toEqual([]);
+  });
+});
