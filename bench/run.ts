@@ -30,7 +30,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { formatResult, probeOnce, type LoadResult } from './loadgen.js';
-import { BENCH_SERVICE, buildDist, startBridge, type BridgeProcess } from './lib/bridge-process.js';
+import { ACCESS_LOG_FORMATS, BENCH_SERVICE, buildDist, startBridge, type AccessLogFormat, type BridgeProcess } from './lib/bridge-process.js';
 import { ensureClamdInstalled, startBenchClamd, type BenchClamd } from './lib/clamd.js';
 import { runInstreamLoad } from './lib/instream-load.js';
 import { runLoadThreads } from './lib/load-threads.js';
@@ -61,6 +61,8 @@ const USAGE = `usage: npm run bench -- [options]
   --duration S              measured seconds per run (default 5)
   --warmup S                warm-up seconds per run (default 1)
   --bridge-processes LIST   one icap-bridge per value of server.processes (default 1,2)
+  --access-log-formats LIST squid | json, one icap-bridge per value and process count (default squid, like
+                            c-icap's short text line; the first is bridge×N, another bridge×N json)
   --no-bridge | --no-cicap | --no-clamd-direct    leave a target out
   --builtin-workers N       icap-bridge backends.builtin.workers, per process (default 0 = one per CPU)
   --clamd-threads N         clamd MaxThreads (default 8)
@@ -270,6 +272,7 @@ async function main(): Promise<number> {
       'builtin-workers': { type: 'string' },
       'clamd-transport': { type: 'string' },
       'clamd-transfer-mode': { type: 'string' },
+      'access-log-formats': { type: 'string' },
       'loadgen-threads': { type: 'string' },
       generator: { type: 'string' },
       ceiling: { type: 'boolean' },
@@ -310,6 +313,10 @@ async function main(): Promise<number> {
   if (transport !== 'unix' && transport !== 'tcp') throw new RangeError('--clamd-transport must be unix or tcp');
   const clamdTransfer = values['clamd-transfer-mode'] ?? 'path';
   if (clamdTransfer !== 'instream' && clamdTransfer !== 'path') throw new RangeError('--clamd-transfer-mode must be instream or path');
+  const accessLogFormats = (values['access-log-formats'] ?? 'squid').split(',');
+  for (const f of accessLogFormats) {
+    if (!(ACCESS_LOG_FORMATS as readonly string[]).includes(f)) throw new RangeError(`--access-log-formats: ${f} is not one of ${ACCESS_LOG_FORMATS.join(', ')}`);
+  }
   const quietWaitMs = Number(values['quiet-wait'] ?? 5) * 1000;
   const quietBusy = Number(values['quiet-busy'] ?? 15);
   const wanted = (values.scenarios ?? [...ALL_CASES.map((c) => c.key), ...LARGE_BODY_SCENARIOS].join(',')).split(',').filter((s) => s !== '');
@@ -347,10 +354,13 @@ async function main(): Promise<number> {
   }
   const clamdEndpoint = clamd === null ? '' : transport === 'unix' ? clamd.socketPath : `127.0.0.1:${clamd.port}`;
 
-  for (const processes of processesList) {
-    const label = `bridge×${processes}`;
+  // One bridge per process count and access-line format: the first format's is `bridge×N`, another's adds its name.
+  const bridgeSpecs = processesList.flatMap((processes) =>
+    (accessLogFormats as AccessLogFormat[]).map((accessLogFormat, i) => ({ processes, accessLogFormat, label: `bridge×${processes}${i === 0 ? '' : ` ${accessLogFormat}`}` })),
+  );
+  for (const { processes, accessLogFormat, label } of bridgeSpecs) {
     const port = await freePort();
-    const profileDir = processes === 1 ? values['profile-bridge'] : undefined;
+    const profileDir = label === 'bridge×1' ? values['profile-bridge'] : undefined;
     if (profileDir !== undefined) mkdirSync(profileDir, { recursive: true });
     const proc = await startBridge({
       port,
@@ -359,6 +369,7 @@ async function main(): Promise<number> {
       streamMaxBytes: streamMax,
       builtinWorkers,
       clamdTransfer,
+      accessLogFormat,
       nodeArgs: profileDir !== undefined ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [],
     });
     bridges.push({ label, proc });
@@ -366,7 +377,7 @@ async function main(): Promise<number> {
     const pids = [...new Set([proc.pid, ...proc.servingPids])];
     targets.push(
       icapTarget(
-        { label, kind: 'bridge', description: `icap-bridge from dist/, server.processes ${processes}; services respmod/reqmod (embedded engine, ${builtinWorkers || 'CPUs ÷ processes'} scan threads per process), clamd (${clamdTransfer === 'path' ? 'SCAN by path' : 'INSTREAM'} over ${transport})` },
+        { label, kind: 'bridge', description: `icap-bridge from dist/, server.processes ${processes}; services respmod/reqmod (embedded engine, ${builtinWorkers || 'CPUs ÷ processes'} scan threads per process), clamd (${clamdTransfer === 'path' ? 'SCAN by path' : 'INSTREAM'} over ${transport}); access lines ${accessLogFormat}` },
         port,
         bridgeService,
         () => pids,

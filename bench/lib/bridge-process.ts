@@ -13,6 +13,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { isAlive } from '../../tools/processes.js';
 import type { ScenarioName } from './scenarios.js';
 
+/** logging.access_log_format (src/config/schema.ts). */
+export const ACCESS_LOG_FORMATS = ['squid', 'json'] as const;
+export type AccessLogFormat = (typeof ACCESS_LOG_FORMATS)[number];
+
 export const ROOT = resolve(import.meta.dirname, '..', '..');
 const CLI = join(ROOT, 'dist', 'src', 'cli.js');
 const TEMPLATE = join(ROOT, 'bench', 'icap-bridge.bench.yaml');
@@ -28,6 +32,8 @@ export interface BridgeOptions {
   builtinWorkers: number;
   /** backends.clamav.transfer: instream (default) or path. */
   clamdTransfer?: 'instream' | 'path';
+  /** logging.access_log_format: squid (default here: c-icap's access log is a short text line too) or json. */
+  accessLogFormat?: AccessLogFormat;
   /** Extra node options, e.g. ['--cpu-prof', '--cpu-prof-dir', DIR]. */
   nodeArgs?: string[];
   /** Another tree's dist/src/cli.js (bench/ab-builds.ts); default this tree's. */
@@ -95,7 +101,8 @@ export async function startBridge(o: BridgeOptions): Promise<BridgeProcess> {
       .replaceAll('@CLAMD_ENDPOINT@', o.clamdEndpoint)
       .replaceAll('@STREAM_MAX@', String(o.streamMaxBytes))
       .replaceAll('@BUILTIN_WORKERS@', String(o.builtinWorkers))
-      .replaceAll('@CLAMD_TRANSFER@', o.clamdTransfer ?? 'instream'),
+      .replaceAll('@CLAMD_TRANSFER@', o.clamdTransfer ?? 'instream')
+      .replaceAll('@ACCESS_LOG_FORMAT@', o.accessLogFormat ?? 'squid'),
   );
   const logPath = join(dir, 'bridge.log');
   const fd = openSync(logPath, 'a');
