@@ -4,7 +4,7 @@
  * is the server's own code, Node's streams and V8 (GC included), plus the access log's write(2)s.
  *
  *   npm run build && node --import tsx bench/hot-path.ts [--scenario reqmod-null] [--connections 16]
- *       [--requests 300000] [--rounds 5] [--json]
+ *       [--requests 300000] [--rounds 5] [--access-log-format squid|json] [--json]
  *
  * Why: on this 2-core VM a loopback run's CPU per request varies ±5–10 % from run to run (the
  * generator, the kernel and the host share the cores), so a change worth 3 % needs many
@@ -19,16 +19,17 @@
  * side in a later turn than the answer before it (as a client's next request would arrive), and
  * the answer is taken from its writable side. Answers must be 204 (or 200 for OPTIONS); anything
  * else stops the run. The config is bench/icap-bridge.bench.yaml, as the loopback bench uses it:
- * access log on, to a file (a temp file here, removed at the end).
+ * access log on, to a file (a temp file here, removed at the end), in the Squid layout unless
+ * --access-log-format json.
  */
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Duplex } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Socket } from 'node:net';
-import { BENCH_SERVICE, ROOT } from './lib/bridge-process.js';
+import { ACCESS_LOG_FORMATS, BENCH_SERVICE, renderBenchConfig, ROOT, type AccessLogFormat } from './lib/bridge-process.js';
 import { buildScenario, isScenarioName } from './lib/scenarios.js';
 import { median } from './lib/stats.js';
 
@@ -95,11 +96,14 @@ async function main(): Promise<void> {
       connections: { type: 'string', default: '16' },
       requests: { type: 'string', default: '300000' },
       rounds: { type: 'string', default: '5' },
+      'access-log-format': { type: 'string', default: 'squid' },
       json: { type: 'boolean', default: false },
     },
   });
   const scenario = values.scenario!;
   if (!isSmallScenario(scenario)) throw new Error(`--scenario must be one of ${SMALL_SCENARIOS.join(', ')}`);
+  const accessLogFormat = values['access-log-format'] as AccessLogFormat;
+  if (!ACCESS_LOG_FORMATS.includes(accessLogFormat)) throw new Error(`--access-log-format must be one of ${ACCESS_LOG_FORMATS.join(', ')}`);
   const connections = Number(values.connections);
   const perRound = Number(values.requests);
   const rounds = Number(values.rounds);
@@ -125,14 +129,10 @@ async function main(): Promise<void> {
     const configPath = join(dir, 'icap-bridge.yaml');
     writeFileSync(
       configPath,
-      readFileSync(join(ROOT, 'bench', 'icap-bridge.bench.yaml'), 'utf8')
-        .replaceAll('@PORT@', '0')
-        .replaceAll('@PROCESSES@', '1')
-        .replaceAll('@SPOOL_DIR@', spool)
-        .replaceAll('@CLAMD_ENDPOINT@', join(dir, 'no-clamd.sock'))
-        .replaceAll('@STREAM_MAX@', '33554432')
-        .replaceAll('@BUILTIN_WORKERS@', '0')
-        .replaceAll('@CLAMD_TRANSFER@', 'path'),
+      renderBenchConfig(
+        { port: 0, processes: 1, clamdEndpoint: join(dir, 'no-clamd.sock'), streamMaxBytes: 33_554_432, builtinWorkers: 0, clamdTransfer: 'path', accessLogFormat },
+        spool,
+      ),
     );
     const config = loadConfigFile(configPath);
     const logFd = openSync(join(dir, 'access.log'), 'w');

@@ -87,23 +87,25 @@ export function buildDist(log: (line: string) => void): void {
   if (!existsSync(CLI)) throw new Error(`${CLI} missing after the build`);
 }
 
+/** bench/icap-bridge.bench.yaml with its placeholders filled in (the bridges here, bench/hot-path.ts). */
+export function renderBenchConfig(o: Omit<BridgeOptions, 'nodeArgs' | 'cli'>, spoolDir: string): string {
+  return readFileSync(TEMPLATE, 'utf8')
+    .replaceAll('@PORT@', String(o.port))
+    .replaceAll('@PROCESSES@', String(o.processes))
+    .replaceAll('@SPOOL_DIR@', spoolDir)
+    .replaceAll('@CLAMD_ENDPOINT@', o.clamdEndpoint)
+    .replaceAll('@STREAM_MAX@', String(o.streamMaxBytes))
+    .replaceAll('@BUILTIN_WORKERS@', String(o.builtinWorkers))
+    .replaceAll('@CLAMD_TRANSFER@', o.clamdTransfer ?? 'instream')
+    .replaceAll('@ACCESS_LOG_FORMAT@', o.accessLogFormat ?? 'squid');
+}
+
 export async function startBridge(o: BridgeOptions): Promise<BridgeProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'icap-bridge-bench-'));
   const spool = join(dir, 'spool');
   mkdirSync(spool);
   const configPath = join(dir, 'icap-bridge.yaml');
-  writeFileSync(
-    configPath,
-    readFileSync(TEMPLATE, 'utf8')
-      .replaceAll('@PORT@', String(o.port))
-      .replaceAll('@PROCESSES@', String(o.processes))
-      .replaceAll('@SPOOL_DIR@', spool)
-      .replaceAll('@CLAMD_ENDPOINT@', o.clamdEndpoint)
-      .replaceAll('@STREAM_MAX@', String(o.streamMaxBytes))
-      .replaceAll('@BUILTIN_WORKERS@', String(o.builtinWorkers))
-      .replaceAll('@CLAMD_TRANSFER@', o.clamdTransfer ?? 'instream')
-      .replaceAll('@ACCESS_LOG_FORMAT@', o.accessLogFormat ?? 'squid'),
-  );
+  writeFileSync(configPath, renderBenchConfig(o, spool));
   const logPath = join(dir, 'bridge.log');
   const fd = openSync(logPath, 'a');
   let child: ChildProcess;
