@@ -5,12 +5,12 @@
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { accessRecordJson } from '../../src/observability/access-line.js';
 import { writeAccessLog, type AccessRecord } from '../../src/observability/access-log.js';
 import { batchedStdout } from '../../src/observability/log-destination.js';
 import { createLogger } from '../../src/observability/logger.js';
+import { captureLogLines } from '../helpers/log-lines.js';
 
 /** A record with every field, in the order src/server/transaction.ts builds it (Required: a new field must be added here). */
 const FULL: Required<AccessRecord> = {
@@ -104,23 +104,12 @@ describe('accessRecordJson', () => {
   });
 });
 
-function capture(level = 'info'): { logger: ReturnType<typeof createLogger>; lines: string[] } {
-  const lines: string[] = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      lines.push(...chunk.toString().split('\n').filter(Boolean));
-      cb();
-    },
-  });
-  return { logger: createLogger({ level, destination }), lines };
-}
-
 const withoutTime = (line: string): string => line.replace(/,"time":"[^"]+"/, ',"time":"T"');
 
 describe('writeAccessLog', () => {
   it('writes the line pino writes for { access: record }, for the root logger and a child', () => {
     for (const make of [(l: ReturnType<typeof createLogger>) => l, (l: ReturnType<typeof createLogger>) => l.child({ pid: 42, role: 'worker "1"' })]) {
-      const { logger, lines } = capture();
+      const { logger, lines } = captureLogLines();
       const log = make(logger);
       for (const record of [FULL, MINIMAL]) {
         log.info({ access: record }, 'access');
@@ -163,9 +152,9 @@ describe('writeAccessLog', () => {
   });
 
   it('writes nothing when the access log is off or info is below the level', () => {
-    const off = capture();
+    const off = captureLogLines();
     writeAccessLog(off.logger, MINIMAL, false);
-    const quiet = capture('warn');
+    const quiet = captureLogLines('warn');
     writeAccessLog(quiet.logger, MINIMAL, true);
     expect([...off.lines, ...quiet.lines]).toEqual([]);
   });

@@ -3,11 +3,10 @@
  * src/observability/access-line-squid.ts): ten fields that a Squid log parser splits on spaces,
  * whatever the client put in the URL, the user name or a threat name.
  */
-import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { accessLineSquid } from '../../src/observability/access-line-squid.js';
 import { writeAccessLog, type AccessRecord } from '../../src/observability/access-log.js';
-import { createLogger } from '../../src/observability/logger.js';
+import { captureLogLines } from '../helpers/log-lines.js';
 
 const NOW = Date.UTC(2026, 10, 22, 9, 32, 7, 474); // 1795339927474
 
@@ -145,19 +144,8 @@ describe('accessLineSquid', () => {
 });
 
 describe('writeAccessLog, format squid', () => {
-  function capture(level = 'info'): { logger: ReturnType<typeof createLogger>; lines: string[] } {
-    const lines: string[] = [];
-    const destination = new Writable({
-      write(chunk: Buffer, _enc, cb) {
-        lines.push(...chunk.toString().split('\n').filter(Boolean));
-        cb();
-      },
-    });
-    return { logger: createLogger({ level, destination }), lines };
-  }
-
   it('writes the text line, with the time it is written, into the logger\'s destination', () => {
-    const { logger, lines } = capture();
+    const { logger, lines } = captureLogLines();
     const before = Date.now();
     writeAccessLog(logger.child({ pid: 42 }), INFECTED, true, 'squid');
     const after = Date.now();
@@ -170,9 +158,9 @@ describe('writeAccessLog, format squid', () => {
   });
 
   it('writes nothing when the access log is off or info is below the level', () => {
-    const off = capture();
+    const off = captureLogLines();
     writeAccessLog(off.logger, INFECTED, false, 'squid');
-    const quiet = capture('warn');
+    const quiet = captureLogLines('warn');
     writeAccessLog(quiet.logger, INFECTED, true, 'squid');
     expect([...off.lines, ...quiet.lines]).toEqual([]);
   });
