@@ -62,10 +62,13 @@ export const BENCH_SERVICE: Readonly<Record<ScenarioName, string>> = { options: 
 
 /**
  * One process of another tree's build (`root`/dist/src/cli.js: a base checkout, a patched copy) with
- * the bench configuration, for the small scenarios: its clamd service points nowhere.
+ * the bench configuration, for the small scenarios: its clamd service points nowhere. Its access line
+ * is JSON unless `accessLogFormat` says squid: a build from before Session 24 knows no other (the
+ * rendered config then leaves the key out), and both sides of an A/B must write the same line.
  */
-export async function startTreeBridge(root: string, port: number): Promise<BridgeProcess> {
+export async function startTreeBridge(root: string, port: number, accessLogFormat: AccessLogFormat = 'json'): Promise<BridgeProcess> {
   return startBridge({
+    accessLogFormat,
     cli: join(root, 'dist', 'src', 'cli.js'),
     port,
     processes: 1,
@@ -87,9 +90,16 @@ export function buildDist(log: (line: string) => void): void {
   if (!existsSync(CLI)) throw new Error(`${CLI} missing after the build`);
 }
 
-/** bench/icap-bridge.bench.yaml with its placeholders filled in (the bridges here, bench/hot-path.ts). */
+/**
+ * bench/icap-bridge.bench.yaml with its placeholders filled in (the bridges here, bench/hot-path.ts).
+ * A JSON access line, the product's default, leaves logging.access_log_format out, so a build from
+ * before the key existed (bench/ab-builds.ts's base) still accepts the config.
+ */
 export function renderBenchConfig(o: Omit<BridgeOptions, 'nodeArgs' | 'cli'>, spoolDir: string): string {
-  return readFileSync(TEMPLATE, 'utf8')
+  const format = o.accessLogFormat ?? 'squid';
+  let template = readFileSync(TEMPLATE, 'utf8');
+  if (format === 'json') template = template.replace(/^ *access_log_format: @ACCESS_LOG_FORMAT@\n/m, '');
+  return template
     .replaceAll('@PORT@', String(o.port))
     .replaceAll('@PROCESSES@', String(o.processes))
     .replaceAll('@SPOOL_DIR@', spoolDir)
@@ -97,7 +107,7 @@ export function renderBenchConfig(o: Omit<BridgeOptions, 'nodeArgs' | 'cli'>, sp
     .replaceAll('@STREAM_MAX@', String(o.streamMaxBytes))
     .replaceAll('@BUILTIN_WORKERS@', String(o.builtinWorkers))
     .replaceAll('@CLAMD_TRANSFER@', o.clamdTransfer ?? 'instream')
-    .replaceAll('@ACCESS_LOG_FORMAT@', o.accessLogFormat ?? 'squid');
+    .replaceAll('@ACCESS_LOG_FORMAT@', format);
 }
 
 export async function startBridge(o: BridgeOptions): Promise<BridgeProcess> {
