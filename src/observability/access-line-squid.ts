@@ -20,7 +20,7 @@
  *   %mt        threats, joined by commas
  *
  * The JSON line (access-line.ts, the default) carries every field; this one carries what a Squid or
- * c-icap log does, in a quarter of the bytes, and costs the event loop about 2 µs less per request
+ * c-icap log does, in a quarter of the bytes, and costs the event loop 1–2 µs less per request
  * (BENCHMARKS.md, Session 24). A field from the outside (url, user, threats, the service a client
  * named) that holds a space, a control character or non-ASCII text has those bytes %-encoded (%20,
  * %0A, %C3%A9), as Squid's `[` and `#` encodings do, so a line always splits into the same ten
