@@ -29,7 +29,7 @@ import { Duplex } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Socket } from 'node:net';
-import { ACCESS_LOG_FORMATS, BENCH_SERVICE, renderBenchConfig, ROOT, type AccessLogFormat } from './lib/bridge-process.js';
+import { ACCESS_LOG_FORMATS, BENCH_SERVICE, isAccessLogFormat, renderBenchConfig, ROOT } from './lib/bridge-process.js';
 import { buildScenario, isScenarioName } from './lib/scenarios.js';
 import { median } from './lib/stats.js';
 
@@ -102,8 +102,8 @@ async function main(): Promise<void> {
   });
   const scenario = values.scenario!;
   if (!isSmallScenario(scenario)) throw new Error(`--scenario must be one of ${SMALL_SCENARIOS.join(', ')}`);
-  const accessLogFormat = values['access-log-format'] as AccessLogFormat;
-  if (!ACCESS_LOG_FORMATS.includes(accessLogFormat)) throw new Error(`--access-log-format must be one of ${ACCESS_LOG_FORMATS.join(', ')}`);
+  const accessLogFormat = values['access-log-format']!;
+  if (!isAccessLogFormat(accessLogFormat)) throw new Error(`--access-log-format must be one of ${ACCESS_LOG_FORMATS.join(', ')}`);
   const connections = Number(values.connections);
   const perRound = Number(values.requests);
   const rounds = Number(values.rounds);

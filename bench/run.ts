@@ -30,7 +30,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { formatResult, probeOnce, type LoadResult } from './loadgen.js';
-import { ACCESS_LOG_FORMATS, BENCH_SERVICE, buildDist, startBridge, type AccessLogFormat, type BridgeProcess } from './lib/bridge-process.js';
+import { ACCESS_LOG_FORMATS, BENCH_SERVICE, buildDist, isAccessLogFormat, startBridge, type BridgeProcess } from './lib/bridge-process.js';
 import { ensureClamdInstalled, startBenchClamd, type BenchClamd } from './lib/clamd.js';
 import { runInstreamLoad } from './lib/instream-load.js';
 import { runLoadThreads } from './lib/load-threads.js';
@@ -313,10 +313,10 @@ async function main(): Promise<number> {
   if (transport !== 'unix' && transport !== 'tcp') throw new RangeError('--clamd-transport must be unix or tcp');
   const clamdTransfer = values['clamd-transfer-mode'] ?? 'path';
   if (clamdTransfer !== 'instream' && clamdTransfer !== 'path') throw new RangeError('--clamd-transfer-mode must be instream or path');
-  const accessLogFormats = (values['access-log-formats'] ?? 'squid').split(',');
-  for (const f of accessLogFormats) {
-    if (!(ACCESS_LOG_FORMATS as readonly string[]).includes(f)) throw new RangeError(`--access-log-formats: ${f} is not one of ${ACCESS_LOG_FORMATS.join(', ')}`);
-  }
+  const accessLogFormats = (values['access-log-formats'] ?? 'squid').split(',').map((f) => {
+    if (!isAccessLogFormat(f)) throw new RangeError(`--access-log-formats: ${f} is not one of ${ACCESS_LOG_FORMATS.join(', ')}`);
+    return f;
+  });
   const quietWaitMs = Number(values['quiet-wait'] ?? 5) * 1000;
   const quietBusy = Number(values['quiet-busy'] ?? 15);
   const wanted = (values.scenarios ?? [...ALL_CASES.map((c) => c.key), ...LARGE_BODY_SCENARIOS].join(',')).split(',').filter((s) => s !== '');
@@ -356,7 +356,7 @@ async function main(): Promise<number> {
 
   // One bridge per process count and access-line format: the first format's is `bridge×N`, another's adds its name.
   const bridgeSpecs = processesList.flatMap((processes) =>
-    (accessLogFormats as AccessLogFormat[]).map((accessLogFormat, i) => ({ processes, accessLogFormat, label: `bridge×${processes}${i === 0 ? '' : ` ${accessLogFormat}`}` })),
+    accessLogFormats.map((accessLogFormat, i) => ({ processes, accessLogFormat, label: `bridge×${processes}${i === 0 ? '' : ` ${accessLogFormat}`}` })),
   );
   for (const { processes, accessLogFormat, label } of bridgeSpecs) {
     const port = await freePort();

@@ -11,11 +11,17 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isAlive } from '../../tools/processes.js';
+import type { AccessLogFormat } from '../../src/observability/access-log.js';
 import type { ScenarioName } from './scenarios.js';
 
-/** logging.access_log_format (src/config/schema.ts). */
-export const ACCESS_LOG_FORMATS = ['squid', 'json'] as const;
-export type AccessLogFormat = (typeof ACCESS_LOG_FORMATS)[number];
+export type { AccessLogFormat };
+
+/** logging.access_log_format's values, the bench's default (squid) first. */
+export const ACCESS_LOG_FORMATS = ['squid', 'json'] as const satisfies readonly AccessLogFormat[];
+
+export function isAccessLogFormat(s: string): s is AccessLogFormat {
+  return (ACCESS_LOG_FORMATS as readonly string[]).includes(s);
+}
 
 export const ROOT = resolve(import.meta.dirname, '..', '..');
 const CLI = join(ROOT, 'dist', 'src', 'cli.js');

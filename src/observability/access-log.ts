@@ -6,9 +6,10 @@ import { pino } from 'pino';
 import type { Logger } from './logger.js';
 import { accessLineText } from './access-line.js';
 import { accessLineSquid } from './access-line-squid.js';
+import type { ACCESS_LOG_FORMATS } from '../config/schema.js';
 
 /** logging.access_log_format: pino's JSON line (the default) or Squid's text layout. */
-export type AccessLogFormat = 'json' | 'squid';
+export type AccessLogFormat = (typeof ACCESS_LOG_FORMATS)[number];
 
 export interface AccessRecord {
   transaction_id: string;
