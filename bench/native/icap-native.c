@@ -76,8 +76,12 @@ typedef struct {
 /* Case-insensitive search for header `name` ("Encapsulated:") at a line start within the head. */
 static const char *find_header(const char *head, size_t len, const char *name) {
   size_t n = strlen(name);
-  for (size_t i = 0; i + n <= len; i++) {
-    if ((i == 0 || head[i - 1] == '\n') && strncasecmp(head + i, name, n) == 0) return head + i + n;
+  const char *end = head + len;
+  for (const char *line = head; (size_t)(end - line) >= n;) {
+    if (strncasecmp(line, name, n) == 0) return line + n;
+    const char *lf = memchr(line, '\n', (size_t)(end - line));
+    if (lf == NULL) break;
+    line = lf + 1;
   }
   return NULL;
 }
@@ -131,11 +135,16 @@ static ssize_t frame(framer_t *f, const char *b, size_t n, int *done) {
   while (i < n) {
     char c = b[i];
     switch (f->state) {
-      case F_HEAD:
-        if (f->head_len == HEAD_MAX) return -1;
-        f->head[f->head_len++] = c;
-        i++;
-        if (f->head_len >= 4 && memcmp(f->head + f->head_len - 4, "\r\n\r\n", 4) == 0) {
+      case F_HEAD: {
+        /* A line at a time: a byte-by-byte copy and test was the generator's largest user-space cost
+           (perf, Session 25). The head ends at the LF of CRLF CRLF. */
+        const char *lf = memchr(b + i, '\n', n - i);
+        size_t take = lf == NULL ? n - i : (size_t)(lf - (b + i)) + 1;
+        if (take > HEAD_MAX - f->head_len) return -1;
+        memcpy(f->head + f->head_len, b + i, take);
+        f->head_len += take;
+        i += take;
+        if (lf != NULL && f->head_len >= 4 && memcmp(f->head + f->head_len - 4, "\r\n\r\n", 4) == 0) {
           if (parse_head(f) != 0) return -1;
           f->ieof = 0;
           if (f->skip > 0) f->state = F_SKIP;
@@ -143,6 +152,7 @@ static ssize_t frame(framer_t *f, const char *b, size_t n, int *done) {
           else goto complete;
         }
         break;
+      }
       case F_SKIP: {
         size_t take = n - i < f->skip ? n - i : (size_t)f->skip;
         i += take;

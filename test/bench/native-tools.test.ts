@@ -130,6 +130,27 @@ describe('icap-native', () => {
     }
   }, 30_000);
 
+  it('takes a head of exactly 64 KiB and calls a longer one a framing error', async () => {
+    // HEAD_MAX in icap-native.c: the head, its final CRLF CRLF included, may fill the buffer, not overflow it.
+    const headOf = (size: number): string => {
+      const start = 'ICAP/1.0 200 OK\r\nISTag: "t"\r\nEncapsulated: null-body=0\r\nX-Pad: ';
+      return start + 'p'.repeat(size - start.length - 4) + '\r\n\r\n';
+    };
+    const fits = await headServer((socket) => socket.write(headOf(65536)));
+    const over = await headServer((socket) => socket.write(headOf(65537)));
+    try {
+      const ok = await runNativeLoad(load(fits.port, 'options'));
+      expect(ok.errors.total).toBe(0);
+      expect(ok.ok).toBeGreaterThan(0);
+      const bad = await runNativeLoad(load(over.port, 'options', { warmupS: 0 }));
+      expect(bad.ok).toBe(0);
+      expect(bad.firstError).toBe('framing error from the server');
+    } finally {
+      await close(fits.server);
+      await close(over.server);
+    }
+  }, 30_000);
+
   it('ends on time when the server hangs up or never answers', async () => {
     const hangUp = await headServer((socket) => socket.destroy());
     const silent = await headServer(() => {});
