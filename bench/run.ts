@@ -74,7 +74,7 @@ const USAGE = `usage: npm run bench -- [options]
                             bench/loadgen.ts (Node.js; its CPU per request holds the servers back here)
   --loadgen-threads N       generator threads, --generator node only (default 1)
   --ceiling                 also run the generator against a trivial responder (icap-native respond,
-                            or bench/trivial-responder.ts with --generator node)
+                            or bench/trivial-responder.ts with --generator node), --runs times, medians
   --ceiling-concurrency L   default 16,64
   --profile-bridge DIR      run the processes=1 bridge under node --cpu-prof, profile in DIR
   --quiet-wait S            before each run wait up to S s for the machine to be quiet (default 5, 0 = off)
@@ -487,7 +487,8 @@ async function main(): Promise<number> {
       () => {},
       () => true,
     );
-    for (const cs of cases) for (const c of ceilingConc) await one(t, cs, c, 1);
+    // --runs rounds, medians, as for the servers: a single 5 s window here swung 20-30 % with the host (Session 25).
+    for (let i = 1; i <= runs; i++) for (const cs of cases) for (const c of ceilingConc) await one(t, cs, c, i);
     stopResponder();
   }
   const largeBodyRecords = await runLargeBody(largeBody, memoryService, log, quietWaitMs > 0 ? () => waitForQuiet(quietBusy, quietWaitMs) : null);

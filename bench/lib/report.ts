@@ -192,10 +192,10 @@ function detailTable(f: RunFile): string {
 function ceilingTable(f: RunFile): string {
   const lines = [
     `Generator against ${f.targets.find((t) => t.kind === 'trivial')?.description ?? 'the trivial responder'}. "Highest measured" is the best median of any server target`,
-    'for the scenario at any concurrency in this run; the target is headroom ≥ 2.',
+    'for the scenario at any concurrency in this run; "trivial req/s" is the median of the runs; the target is headroom ≥ 2.',
     '',
-    '| scenario | conns | trivial req/s | p99 ms | loadgen CPU % | loadgen µs/req | loadgen ELU | responder CPU % | highest measured req/s | headroom × |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| scenario | conns | runs | trivial req/s | p99 ms | loadgen CPU % | loadgen µs/req | loadgen ELU | responder CPU % | highest measured req/s | headroom × |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   const servers = f.targets.filter((t) => t.kind === 'bridge' || t.kind === 'c-icap');
   for (const cs of f.options.cases) {
@@ -207,7 +207,7 @@ function ceilingTable(f: RunFile): string {
       const s = summarize(f.records, 'trivial', cs.key, c);
       if (s === null) continue;
       lines.push(
-        `| ${cs.key} | ${c} | ${fmt(s.rps, 0)} | ${fmt(s.p99, 2)} | ${fmt(s.loadgenCpu, 0)} | ${fmt(s.loadgenUsPerRequest, 1)} | ${fmt(s.loadgenElu, 2)} | ` +
+        `| ${cs.key} | ${c} | ${s.runs} | ${fmt(s.rps, 0)} | ${fmt(s.p99, 2)} | ${fmt(s.loadgenCpu, 0)} | ${fmt(s.loadgenUsPerRequest, 1)} | ${fmt(s.loadgenElu, 2)} | ` +
           `${fmt(s.serverCpuPercent, 0)} | ${best > 0 ? fmt(best, 0) : '—'} | ${best > 0 ? fmt(s.rps / best, 2) : '—'} |`,
       );
     }
