@@ -7,8 +7,8 @@
  * Node.js generator (bench/loadgen.ts) spends ~12 µs of CPU per small request and its event loop
  * saturates against c-icap (ELU 0.96-1.0), so it held c-icap's rate and latency down, and against
  * its own trivial responder it could not reach 2x the rates it measured. This client spends
- * 6.5-10 µs per small request (more when it reads an echoed body), most of it the kernel's loopback
- * TCP in write(2) (BENCHMARKS.md, Session 16).
+ * 6-10 µs per small request (more when it reads an echoed body), about 90 % of it the kernel's
+ * loopback TCP (BENCHMARKS.md, Sessions 16 and 25).
  *
  *   icap-native load --host H --port P --request FILE [--rest FILE] --connections N
  *                    --duration S --warmup S [--timeout-ms T]
