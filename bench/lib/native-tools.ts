@@ -5,8 +5,8 @@
  *
  * Why a native generator at all: BENCHMARKS.md, Session 16. In short, the Node.js generator's CPU
  * per request (~12 µs) on a 2-core machine shared with the server held c-icap back (its event loop
- * saturated against c-icap) and could not show 2× headroom; this one costs 6.5–10 µs per small
- * request (more when it reads an echoed body), most of it the kernel's loopback TCP.
+ * saturated against c-icap) and could not show 2× headroom; this one costs 6–10 µs per small
+ * request (more when it reads an echoed body), about 90 % of it the kernel's loopback TCP (Session 25).
  *
  * The binary goes to bench/native/build/ (git-ignored), rebuilt when the source is newer.
  */
