@@ -54,6 +54,12 @@ export interface LoadOptions {
   requestTimeoutMs: number;
   /** Hard cap on the whole run (warm-up + window + drain), seconds. */
   maxSeconds: number;
+  /**
+   * Open loop: requests per second over all connections, on a fixed schedule (the native
+   * generator only, bench/native/icap-native.c --rate). Absent: the closed loop, each connection
+   * sending again as soon as it has its answer.
+   */
+  offeredRate?: number | undefined;
   /** Called when the measurement window opens and closes (bench/lib/load-threads.ts lines threads up). */
   onWindow?: ((edge: 'start' | 'end') => void) | undefined;
   /**
@@ -106,6 +112,17 @@ export interface LoadResult {
    * Merged across threads like generatorQueueMs. Absent for direct INSTREAM.
    */
   cycleMs?: { p50: number; p90: number; p99: number; max: number; mean: number };
+  /**
+   * Open loop only (LoadOptions.offeredRate). latencyMs is still from each request's write;
+   * latencyFromDueMs is from when the schedule said to send it, so a server that held every
+   * connection busy pays for the requests that waited for one (no coordinated omission), and
+   * sendLagMs is that wait (the generator's own timer slack included).
+   */
+  openLoop?: {
+    offeredRate: number;
+    latencyFromDueMs: { p50: number; p90: number; p99: number; max: number; mean: number };
+    sendLagMs: { p50: number; p90: number; p99: number; max: number; mean: number };
+  };
   errors: { total: number; status: number; socket: number; timeout: number; framing: number };
   statuses: Record<string, number>;
   bytes: { sent: number; received: number };
@@ -554,6 +571,8 @@ function validateOptions(o: LoadOptions): void {
   if (!(o.warmupS >= 0 && o.warmupS <= 600)) throw new RangeError(`warmup must be in [0, 600] s, got ${o.warmupS}`);
   if (!(o.maxSeconds > 0)) throw new RangeError(`maxSeconds must be > 0`);
   if (!isScenarioName(o.scenario)) throw new RangeError(`unknown scenario ${String(o.scenario)}`);
+  // The open loop is the native generator's alone (bench/native/icap-native.c --rate): refused here rather than silently run closed.
+  if (o.offeredRate !== undefined) throw new RangeError('offeredRate (an open loop) needs the native generator (bench/lib/native-tools.ts)');
 }
 
 export interface ProbeResult {

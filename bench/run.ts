@@ -54,7 +54,9 @@ const LARGE_BODY_SCENARIOS = [MEMORY_SCENARIO, RESPONSIVENESS_SCENARIO] as const
 
 const USAGE = `usage: npm run bench -- [options]
   --scenarios LIST          default options,reqmod-null,respmod-4k,respmod-1m,respmod-1m+preview1024,
-                            memory-64x100m,options-during-1g (the last two once per bridge, after the table)
+                            memory-64x100m,options-during-1g (the last two once per bridge, after the table);
+                            NAME@RATE (e.g. reqmod-null@20000): NAME as an open loop at RATE requests/s,
+                            the same load for every target (native generator; no ceiling, no direct clamd)
   --memory-service S        respmod | clamd: service of the two large-body scenarios (default respmod)
   --concurrency LIST        default 1,16,64
   --runs N                  rounds per cell (every target once per round; default 3)
@@ -90,6 +92,19 @@ const ALL_CASES: Case[] = [
   { key: 'respmod-1m', scenario: 'respmod-1m', preview: undefined, clamd: true },
   { key: 'respmod-1m+preview1024', scenario: 'respmod-1m', preview: 1024, clamd: true },
 ];
+
+/**
+ * A case from its --scenarios key: a known one, or `NAME@RATE`, the known case NAME as an open loop
+ * at RATE requests per second.
+ */
+function caseFromKey(key: string): Case | undefined {
+  const at = key.lastIndexOf('@');
+  if (at < 0) return ALL_CASES.find((c) => c.key === key);
+  const base = ALL_CASES.find((c) => c.key === key.slice(0, at));
+  const rate = Number(key.slice(at + 1));
+  if (base === undefined || !Number.isInteger(rate) || rate < 1 || rate > 10_000_000) return undefined;
+  return { ...base, key, offeredRate: rate };
+}
 
 /** The bridge's service for a case: the run's clamd, or the bench configuration's embedded-engine service. */
 function bridgeService(cs: Case): string {
@@ -242,6 +257,7 @@ function icapTarget(info: TargetInfo, port: number, service: (cs: Case) => strin
         requestTimeoutMs: 30_000,
         maxSeconds: o.warmupS + o.durationS + 60,
         onWindow: undefined,
+        offeredRate: cs.offeredRate,
       };
       return o.generator === 'native' ? runNativeLoad(load) : runLoadThreads(load, o.threads);
     },
@@ -324,10 +340,13 @@ async function main(): Promise<number> {
   const cases = wanted
     .filter((k) => !(LARGE_BODY_SCENARIOS as readonly string[]).includes(k))
     .map((k) => {
-      const cs = ALL_CASES.find((c) => c.key === k);
-      if (cs === undefined || !isScenarioName(cs.scenario)) throw new RangeError(`unknown scenario ${k} (known: ${[...ALL_CASES.map((c) => c.key), ...LARGE_BODY_SCENARIOS].join(', ')})`);
+      const cs = caseFromKey(k);
+      if (cs === undefined || !isScenarioName(cs.scenario)) {
+        throw new RangeError(`unknown scenario ${k} (known: ${[...ALL_CASES.map((c) => c.key), ...LARGE_BODY_SCENARIOS].join(', ')}, and NAME@RATE for an open loop)`);
+      }
       return cs;
     });
+  if (generator === 'node' && cases.some((cs) => cs.offeredRate !== undefined)) throw new RangeError('NAME@RATE (an open loop) needs --generator native');
   const memoryService = values['memory-service'] ?? 'respmod';
   if (memoryService !== 'respmod' && memoryService !== 'clamd') throw new RangeError('--memory-service must be respmod or clamd');
   const largeOnClamd = largeBody.length > 0 && memoryService === 'clamd';
@@ -415,7 +434,8 @@ async function main(): Promise<number> {
     const c = clamd;
     targets.push({
       info: { label: 'clamd', kind: 'clamd', description: `direct clamd INSTREAM (${transport}), 1 MiB in 64 KiB chunks, one connection per scan: the backend limit` },
-      serves: (cs) => cs.clamd && cs.preview === undefined,
+      // Direct INSTREAM has no open loop (bench/lib/instream-load.ts): the limit is the closed loop's.
+      serves: (cs) => cs.clamd && cs.preview === undefined && cs.offeredRate === undefined,
       pids: () => [c.pid],
       truncateLogs: () => {},
       measure: (cs, conns, o) =>
@@ -488,7 +508,9 @@ async function main(): Promise<number> {
       () => true,
     );
     // --runs rounds, medians, as for the servers: a single 5 s window here swung 20-30 % with the host (Session 25).
-    for (let i = 1; i <= runs; i++) for (const cs of cases) for (const c of ceilingConc) await one(t, cs, c, i);
+    // The ceiling is the generator's closed-loop limit: an open loop's rate is set, not measured.
+    const closed = cases.filter((cs) => cs.offeredRate === undefined);
+    for (let i = 1; i <= runs; i++) for (const cs of closed) for (const c of ceilingConc) await one(t, cs, c, i);
     stopResponder();
   }
   const largeBodyRecords = await runLargeBody(largeBody, memoryService, log, quietWaitMs > 0 ? () => waitForQuiet(quietBusy, quietWaitMs) : null);

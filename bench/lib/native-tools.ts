@@ -31,6 +31,12 @@ export interface NativeLoadOutput {
   latencyMs: LoadResult['latencyMs'];
   generatorQueueMs: LoadResult['generatorQueueMs'];
   cycleMs: NonNullable<LoadResult['cycleMs']>;
+  /** Open loop (--rate): from each request's scheduled time to its write; all zero in the closed loop. */
+  sendLagMs: LoadResult['latencyMs'];
+  /** Open loop (--rate): latency from each request's scheduled time; all zero in the closed loop. */
+  latencyFromDueMs: LoadResult['latencyMs'];
+  /** --rate, requests per second; 0 in the closed loop. */
+  offeredRate: number;
   errors: { status: number; socket: number; timeout: number; framing: number };
   statuses: Record<string, number>;
   bytesSent: number;
@@ -58,11 +64,15 @@ export function buildNativeTools(log: (line: string) => void = () => {}): string
 
 /**
  * Runs the native generator with the same options as bench/loadgen.ts's runLoad (IPv4 hosts only).
+ * With `offeredRate` it is an open loop on a fixed schedule, which only this generator has.
  * `onWindow` (lining up generator threads) and `traceOut` (bench/tail-vs-gc.ts) are bench/loadgen.ts's
  * alone: refused here rather than silently ignored.
  */
 export async function runNativeLoad(opts: LoadOptions): Promise<LoadResult> {
   if (opts.onWindow !== undefined || opts.traceOut !== undefined) throw new Error('onWindow and traceOut need bench/loadgen.ts (--generator node)');
+  if (opts.offeredRate !== undefined && !(Number.isInteger(opts.offeredRate) && opts.offeredRate >= 1 && opts.offeredRate <= 10_000_000)) {
+    throw new RangeError(`offeredRate must be an integer in [1, 10000000] requests/s, got ${opts.offeredRate}`);
+  }
   const binary = buildNativeTools();
   const target = { host: opts.host, port: opts.port, service: opts.service };
   const built = buildScenario(opts.scenario, target, { preview: opts.preview });
@@ -81,6 +91,7 @@ export async function runNativeLoad(opts: LoadOptions): Promise<LoadResult> {
     }
     args.push('--connections', String(opts.connections), '--duration', String(opts.durationS), '--warmup', String(opts.warmupS));
     args.push('--timeout-ms', String(opts.requestTimeoutMs));
+    if (opts.offeredRate !== undefined) args.push('--rate', String(opts.offeredRate));
     const out = await runToEnd(binary, args, (opts.maxSeconds + 10) * 1000);
     return toLoadResult(opts, JSON.parse(out) as NativeLoadOutput);
   } finally {
@@ -113,6 +124,7 @@ function toLoadResult(opts: LoadOptions, n: NativeLoadOutput): LoadResult {
     latencyMs: summary(n.latencyMs),
     generatorQueueMs: summary(n.generatorQueueMs),
     cycleMs: summary(n.cycleMs),
+    ...(n.offeredRate > 0 ? { openLoop: { offeredRate: n.offeredRate, latencyFromDueMs: summary(n.latencyFromDueMs), sendLagMs: summary(n.sendLagMs) } } : {}),
     errors: { total, ...n.errors },
     statuses: n.statuses,
     bytes: { sent: n.bytesSent, received: n.bytesReceived },

@@ -19,6 +19,12 @@ export interface Case {
   preview: number | undefined;
   /** Scanned by clamd (bridge service `clamd`, c-icap virus_scan), with direct INSTREAM as the limit. */
   clamd: boolean;
+  /**
+   * An open loop at this many requests per second (key `NAME@RATE`, e.g. "reqmod-null@20000"): every
+   * target gets the same load, below its limit, so latency and CPU per request compare at equal work.
+   * Absent: the closed loop, each connection sending again as soon as it has its answer.
+   */
+  offeredRate?: number;
 }
 
 export interface TargetInfo {
@@ -87,6 +93,10 @@ export interface Stats {
   loadgenQueueMean: number;
   /** Median of the runs' cycle p99 (loadgen.ts cycleMs); NaN for direct INSTREAM and runs saved before Session 15. */
   cycleP99: number;
+  /** Open loop: median of the runs' p99 latency counted from each request's scheduled time; NaN in the closed loop. */
+  p99FromDue: number;
+  /** Open loop: median of the runs' p99 wait between a request's scheduled time and its write; NaN in the closed loop. */
+  sendLagP99: number;
   serverUsPerRequest: number | null;
   serverCpuPercent: number | null;
   clamdUsPerRequest: number | null;
@@ -112,6 +122,8 @@ export function summarize(records: RunRecord[], label: string, key: string, c: n
     loadgenElu: round(median(rs.map((r) => r.result.cpu.eventLoopUtilization)), 2),
     loadgenQueueMean: round(median(rs.map((r) => r.result.generatorQueueMs?.mean ?? Number.NaN)), 3),
     cycleP99: round(median(rs.map((r) => r.result.cycleMs?.p99 ?? Number.NaN)), 3),
+    p99FromDue: round(median(rs.map((r) => r.result.openLoop?.latencyFromDueMs.p99 ?? Number.NaN)), 3),
+    sendLagP99: round(median(rs.map((r) => r.result.openLoop?.sendLagMs.p99 ?? Number.NaN)), 3),
     serverUsPerRequest: server.length ? round(median(server.map((r) => (r.serverCpuMs! * 1000) / r.result.requests)), 1) : null,
     serverCpuPercent: server.length ? round(median(server.map((r) => (r.serverCpuMs! / (r.result.durationS * 1000)) * 100)), 0) : null,
     clamdUsPerRequest: (() => {
@@ -147,7 +159,7 @@ function mainTable(f: RunFile): string {
     ...(cicap && anyClamd ? ['c-icap / clamd'] : []),
   ];
   const lines = [`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`];
-  for (const cs of f.options.cases) {
+  for (const cs of f.options.cases.filter((x) => x.offeredRate === undefined)) {
     for (const c of f.options.concurrency) {
       const b = bridges.map((t) => summarize(f.records, t.label, cs.key, c));
       const ci = cicap ? summarize(f.records, cicap.label, cs.key, c) : null;
@@ -164,6 +176,39 @@ function mainTable(f: RunFile): string {
         ...(cicap && anyClamd ? [cs.clamd ? ratio(ci?.rps, cl?.rps) : ''] : []),
       ];
       lines.push(`| ${cells.join(' | ')} |`);
+    }
+  }
+  return lines.join('\n');
+}
+
+/**
+ * The open-loop cases (NAME@RATE): every target served the same requests per second, so the rate is
+ * not a result; latency and CPU per request are, and their ratios to c-icap's.
+ */
+function openLoopTable(f: RunFile): string {
+  const bridges = f.targets.filter((t) => t.kind === 'bridge');
+  const cicap = f.targets.find((t) => t.kind === 'c-icap');
+  const lines = [
+    'Each connection carries one request at a time; requests are due on a fixed schedule and wait for a free connection. ' +
+      '"p99 from due" counts from when a request was due, so a server that held every connection busy pays for the requests ' +
+      'that waited (the generator\'s timer slack, ~0.02–0.05 ms here, is in it too); "send lag p99" is that wait alone.',
+    '',
+    '| scenario | conns | target | runs | req/s | p50 ms | p99 ms | p99 from due ms | send lag p99 ms | server CPU % | server µs/req | p99 / c-icap | µs/req / c-icap |',
+    '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const cs of f.options.cases.filter((x) => x.offeredRate !== undefined)) {
+    for (const c of f.options.concurrency) {
+      const ci = cicap ? summarize(f.records, cicap.label, cs.key, c) : null;
+      for (const t of [...bridges, ...(cicap ? [cicap] : [])]) {
+        const s = summarize(f.records, t.label, cs.key, c);
+        if (s === null) continue;
+        const vsCicap = t.kind === 'bridge' && ci !== null;
+        lines.push(
+          `| ${cs.key} | ${c} | ${t.label} | ${s.runs} | ${fmt(s.rps, 0)} | ${fmt(s.p50, 3)} | ${fmt(s.p99, 3)} | ${fmt(s.p99FromDue, 3)} | ${fmt(s.sendLagP99, 3)} | ` +
+            `${fmt(s.serverCpuPercent, 0)} | ${fmt(s.serverUsPerRequest, 1)} | ${vsCicap ? ratio(s.p99, ci.p99) : ''} | ` +
+            `${vsCicap ? ratio(s.serverUsPerRequest ?? undefined, ci.serverUsPerRequest ?? undefined) : ''} |`,
+        );
+      }
     }
   }
   return lines.join('\n');
@@ -198,7 +243,7 @@ function ceilingTable(f: RunFile): string {
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   const servers = f.targets.filter((t) => t.kind === 'bridge' || t.kind === 'c-icap');
-  for (const cs of f.options.cases) {
+  for (const cs of f.options.cases.filter((x) => x.offeredRate === undefined)) {
     const best = Math.max(
       0,
       ...f.options.concurrency.flatMap((c) => servers.map((t) => summarize(f.records, t.label, cs.key, c)?.rps ?? 0)),
@@ -290,7 +335,9 @@ export function renderReport(f: RunFile): string {
     `${targets}`;
   if (f.records.length > 0) {
     md +=
-      `\n\n${mainTable(f)}\n\n### Per target: spread and CPU\n\n` +
+      `\n\n${mainTable(f)}` +
+      (o.cases.some((cs) => cs.offeredRate !== undefined) ? `\n\n### At the same offered rate (open loop)\n\n${openLoopTable(f)}` : '') +
+      '\n\n### Per target: spread and CPU\n\n' +
       'Server CPU is the target\'s processes (icap-bridge: all its processes; c-icap: main and children; clamd) over the run window; ' +
       '"clamd µs/req" is what clamd spent per request behind it in the clamd scenarios. ' +
       '"loadgen queueing" is how long answers waited in the generator before it handled them (not in the latency); ' +

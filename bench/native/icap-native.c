@@ -11,8 +11,12 @@
  * loopback TCP (BENCHMARKS.md, Sessions 16 and 25).
  *
  *   icap-native load --host H --port P --request FILE [--rest FILE] --connections N
- *                    --duration S --warmup S [--timeout-ms T]
+ *                    --duration S --warmup S [--timeout-ms T] [--rate R]
  *     Closed loop: N connections, each sending FILE, waiting for the final answer, sending again.
+ *     With --rate, an open loop: R requests per second in all, on a fixed schedule, each on a free
+ *     connection (one request at a time on each); a request due while every connection waits for
+ *     an answer is sent when one is free, and its latency is also counted from when it was due
+ *     (latencyFromDueMs, sendLagMs). It compares servers at the same load, below their limits.
  *     With --rest the request has a preview: FILE is the head and preview, REST is sent after
  *     "100 Continue" (a final answer to the preview ends the transaction instead). Prints one JSON
  *     object (see bench/lib/native-tools.ts, NativeLoadOutput).
@@ -37,6 +41,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -271,8 +276,10 @@ typedef struct {
   size_t out_len, out_at;
   int waiting_continue; /* the preview was sent; 100 Continue sends the rest */
   int measured;         /* this request was sent inside the window */
+  double intended;      /* when it was due: its send time, or its slot in --rate's schedule */
   double sent;          /* when its first byte was written */
   double last_turn;     /* when the previous answer's turn started (cycle) */
+  int busy;             /* a request is in flight on it */
   int closed;
 } client_t;
 
@@ -332,6 +339,86 @@ static int pump(int ep, client_t *c, uint32_t id, uint64_t *bytes_sent) {
   return 0;
 }
 
+/* The load's state: the clients, the schedule, and what is counted. One run per process. */
+typedef struct {
+  int ep;
+  client_t *cl;
+  const char *req, *rest;
+  size_t req_len, rest_len;
+  /* --rate: the open loop's schedule. Request k is due at sched_start + k * period_ms; a request
+   * waits for a free connection (one request at a time on each), its latency counted from when
+   * it was due, so a server that falls behind pays for the backlog it causes (no coordinated
+   * omission). Closed loop (rate 0): each connection sends again as soon as it has its answer. */
+  double period_ms, sched_start;
+  uint64_t scheduled;
+  int *free_ids, free_n;
+  samples_t lat, lat_due, queue, cycle, lag;
+  uint64_t statuses[1000];
+  uint64_t requests, ok, err_status, err_socket, err_timeout, err_framing;
+  uint64_t bytes_sent, bytes_recv, in_flight;
+  int measuring, sending, open;
+  char first_error[200];
+} load_t;
+
+static void note_error(load_t *L, const char *what) {
+  if (!L->first_error[0]) snprintf(L->first_error, sizeof L->first_error, "%s", what);
+}
+
+/* A broken connection is not reopened: it is reported, and the run goes on with the others. */
+static void drop_client(load_t *L, client_t *c) {
+  epoll_ctl(L->ep, EPOLL_CTL_DEL, c->fd, NULL);
+  close(c->fd);
+  c->closed = 1;
+  if (c->busy) L->in_flight--;
+  c->busy = 0;
+  L->open--;
+}
+
+/* Sends a new request on client `id`, due at `intended`; 0, or -1 when the socket failed (dropped). */
+static int start_request(load_t *L, uint32_t id, double intended) {
+  client_t *c = &L->cl[id];
+  c->out = L->req, c->out_len = L->req_len, c->out_at = 0;
+  c->waiting_continue = L->rest != NULL;
+  c->measured = L->measuring;
+  c->sent = now_ms();
+  c->intended = intended > 0 ? intended : c->sent;
+  if (L->measuring && L->period_ms > 0) add(&L->lag, c->sent - c->intended);
+  L->in_flight++;
+  c->busy = 1;
+  if (pump(L->ep, c, id, &L->bytes_sent) >= 0) return 0;
+  if (c->measured && L->sending) L->err_socket++;
+  char why[160];
+  snprintf(why, sizeof why, "socket: %s", strerror(errno));
+  note_error(L, why);
+  drop_client(L, c);
+  return -1;
+}
+
+/* Open loop: starts every request that is due on the free connections. */
+static void send_due(load_t *L) {
+  double t = now_ms();
+  while (L->sending && L->free_n > 0) {
+    double due = L->sched_start + (double)L->scheduled * L->period_ms;
+    if (due > t) return;
+    const int id = L->free_ids[--L->free_n];
+    if (L->cl[id].closed) continue; /* the server closed it while it was free */
+    L->scheduled++;
+    start_request(L, (uint32_t)id, due);
+  }
+}
+
+/* How long epoll may sleep: until the next request is due (open loop, a connection free), else 50 ms. */
+static struct timespec wait_for(load_t *L) {
+  double ms = 50;
+  if (L->period_ms > 0 && L->sending && L->free_n > 0) {
+    ms = L->sched_start + (double)L->scheduled * L->period_ms - now_ms();
+    if (ms < 0) ms = 0;
+    if (ms > 50) ms = 50;
+  }
+  struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)(ms * 1e6)};
+  return ts;
+}
+
 static int run_load(int argc, char **argv) {
   const char *host = arg(argc, argv, "--host", "127.0.0.1");
   int port = atoi(arg(argc, argv, "--port", "1344"));
@@ -341,20 +428,25 @@ static int run_load(int argc, char **argv) {
   double duration = atof(arg(argc, argv, "--duration", "5"));
   double warmup = atof(arg(argc, argv, "--warmup", "1"));
   double timeout_ms = atof(arg(argc, argv, "--timeout-ms", "30000"));
-  if (req_path == NULL || conns < 1 || conns > 4096 || duration <= 0) {
-    fprintf(stderr, "icap-native load: --request FILE, --connections 1..4096 and --duration > 0 are required\n");
+  double rate = atof(arg(argc, argv, "--rate", "0"));
+  if (req_path == NULL || conns < 1 || conns > 4096 || duration <= 0 || rate < 0 || rate > 1e7) {
+    fprintf(stderr, "icap-native load: --request FILE, --connections 1..4096, --duration > 0 and --rate 0..1e7 are required\n");
     return 2;
   }
-  size_t req_len = 0, rest_len = 0;
-  char *req = read_file(req_path, &req_len);
-  char *rest = rest_path ? read_file(rest_path, &rest_len) : NULL;
-  if (req == NULL || (rest_path && rest == NULL)) {
+  static load_t L;
+  L.req = read_file(req_path, &L.req_len);
+  L.rest = rest_path ? read_file(rest_path, &L.rest_len) : NULL;
+  if (L.req == NULL || (rest_path && L.rest == NULL)) {
     fprintf(stderr, "icap-native load: cannot read the request files\n");
     return 2;
   }
+  /* An open loop's sends are timed by epoll's timeout: the kernel's default slack (50 µs) would
+   * move each by up to that much. */
+  if (rate > 0) prctl(PR_SET_TIMERSLACK, 1000UL);
 
-  int ep = epoll_create1(0);
-  client_t *cl = calloc((size_t)conns, sizeof *cl);
+  L.ep = epoll_create1(0);
+  L.cl = calloc((size_t)conns, sizeof *L.cl);
+  L.free_ids = calloc((size_t)conns, sizeof *L.free_ids);
   struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
   if (inet_pton(AF_INET, host, &addr.sin_addr) != 1) {
     fprintf(stderr, "icap-native load: --host must be an IPv4 address\n");
@@ -367,70 +459,68 @@ static int run_load(int argc, char **argv) {
       return 1;
     }
     set_nonblocking_nodelay(fd);
-    cl[i].fd = fd;
+    L.cl[i].fd = fd;
     struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
-    epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+    epoll_ctl(L.ep, EPOLL_CTL_ADD, fd, &ev);
   }
 
-  samples_t lat = {0}, queue = {0}, cycle = {0};
-  uint64_t statuses[1000] = {0};
-  uint64_t requests = 0, ok = 0, err_status = 0, err_socket = 0, err_timeout = 0, err_framing = 0;
-  uint64_t bytes_sent = 0, bytes_recv = 0, in_flight = 0;
-  char first_error[200] = "";
   double t_start = now_ms();
   double w_start = t_start + warmup * 1e3, w_end = w_start + duration * 1e3, hard_end = w_end + 5000;
-  int measuring = 0, sending = 1, open = conns;
+  L.sending = 1, L.open = conns;
   struct rusage ru0 = {0}, ru1 = {0};
   double idle_ms = 0, measured_until = 0;
 
   if (warmup <= 0) {
     /* No warm-up: the first requests are measured too. */
-    measuring = 1;
+    L.measuring = 1;
     getrusage(RUSAGE_SELF, &ru0);
   }
-  for (int i = 0; i < conns; i++) {
-    client_t *c = &cl[i];
-    c->measured = measuring;
-    c->out = req, c->out_len = req_len, c->out_at = 0;
-    c->waiting_continue = rest != NULL;
-    c->sent = c->last_turn = now_ms();
-    in_flight++;
-    if (pump(ep, c, (uint32_t)i, &bytes_sent) < 0) {
-      fprintf(stderr, "icap-native load: write: %s\n", strerror(errno));
-      return 1;
+  if (rate > 0) {
+    L.period_ms = 1e3 / rate;
+    L.sched_start = t_start;
+    for (int i = conns - 1; i >= 0; i--) L.free_ids[L.free_n++] = i;
+    send_due(&L);
+  } else {
+    for (int i = 0; i < conns; i++) {
+      if (start_request(&L, (uint32_t)i, 0) < 0) {
+        fprintf(stderr, "icap-native load: %s\n", L.first_error);
+        return 1;
+      }
     }
   }
+  for (int i = 0; i < conns; i++) L.cl[i].last_turn = t_start;
 
   static char buf[READ_BYTES];
   struct epoll_event evs[512];
   for (;;) {
     double before = now_ms();
-    int k = epoll_wait(ep, evs, 512, 50);
+    struct timespec timeout = wait_for(&L);
+    int k = epoll_pwait2(L.ep, evs, 512, &timeout, NULL);
     double turn = now_ms();
-    if (measuring && sending) idle_ms += turn - before;
-    if (!measuring && turn >= w_start) {
-      measuring = 1;
+    if (L.measuring && L.sending) idle_ms += turn - before;
+    if (!L.measuring && turn >= w_start) {
+      L.measuring = 1;
       w_start = turn;
       getrusage(RUSAGE_SELF, &ru0);
     }
-    if (sending && turn >= w_end) {
+    if (L.sending && turn >= w_end) {
       /* The window closes: no new requests; the ones in flight may finish (not counted). */
-      sending = 0;
+      L.sending = 0;
       measured_until = turn;
       getrusage(RUSAGE_SELF, &ru1);
     }
-    if (!sending && (in_flight == 0 || turn >= hard_end)) break;
-    if (open == 0) break;
+    if (!L.sending && (L.in_flight == 0 || turn >= hard_end)) break;
+    if (L.open == 0) break;
     for (int e = 0; e < k; e++) {
       uint32_t id = evs[e].data.u32;
-      client_t *c = &cl[id];
+      client_t *c = &L.cl[id];
       if (c->closed) continue;
       ssize_t got = -1;
       if (evs[e].events & EPOLLOUT) {
-        int r = pump(ep, c, id, &bytes_sent);
+        int r = pump(L.ep, c, id, &L.bytes_sent);
         if (r == 0) {
           struct epoll_event ev = {.events = EPOLLIN, .data.u32 = id};
-          epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
+          epoll_ctl(L.ep, EPOLL_CTL_MOD, c->fd, &ev);
         } else if (r < 0) {
           goto socket_error;
         }
@@ -439,15 +529,15 @@ static int run_load(int argc, char **argv) {
       got = read(c->fd, buf, sizeof buf);
       if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) goto socket_error;
       if (got < 0) continue;
-      if (measuring && sending) bytes_recv += (uint64_t)got;
+      if (L.measuring && L.sending) L.bytes_recv += (uint64_t)got;
       for (ssize_t at = 0; at < got;) {
         int done = 0;
         ssize_t used = frame(&c->in, buf + at, (size_t)(got - at), &done);
         const int status = c->in.status;
         /* An answer must start "ICAP/1.0 NNN" (status 0: it did not). */
         if (used < 0 || (done && status == 0)) {
-          if (c->measured && sending) err_framing++;
-          if (!first_error[0]) snprintf(first_error, sizeof first_error, "framing error from the server");
+          if (c->measured && L.sending) L.err_framing++;
+          note_error(&L, "framing error from the server");
           goto close_client;
         }
         at += used;
@@ -455,57 +545,59 @@ static int run_load(int argc, char **argv) {
         if (status == 100 && c->waiting_continue) {
           /* RFC 3507 §4.5: the server wants the rest of the body. */
           c->waiting_continue = 0;
-          c->out = rest, c->out_len = rest_len, c->out_at = 0;
-          if (pump(ep, c, id, &bytes_sent) < 0) goto socket_error;
+          c->out = L.rest, c->out_len = L.rest_len, c->out_at = 0;
+          if (pump(L.ep, c, id, &L.bytes_sent) < 0) goto socket_error;
           continue;
         }
         /* A final answer. */
-        in_flight--;
-        if (c->measured && sending) {
-          requests++;
-          statuses[status]++; /* 100..999: parse_head checked it */
+        L.in_flight--;
+        c->busy = 0;
+        if (c->measured && L.sending) {
+          L.requests++;
+          L.statuses[status]++; /* 100..999: parse_head checked it */
           if (status >= 200 && status < 300) {
-            ok++;
-            add(&lat, turn - c->sent);
-            add(&queue, now_ms() - turn);
-            add(&cycle, turn - c->last_turn);
+            L.ok++;
+            add(&L.lat, turn - c->sent);
+            if (L.period_ms > 0) add(&L.lat_due, turn - c->intended);
+            add(&L.queue, now_ms() - turn);
+            if (L.period_ms == 0) add(&L.cycle, turn - c->last_turn); /* open loop: a connection idles between requests */
           } else {
-            err_status++;
-            if (!first_error[0]) snprintf(first_error, sizeof first_error, "status %d", status);
+            L.err_status++;
+            char why[32];
+            snprintf(why, sizeof why, "status %d", status);
+            note_error(&L, why);
           }
         }
         c->last_turn = turn;
-        if (!sending) continue;
-        c->out = req, c->out_len = req_len, c->out_at = 0;
-        c->waiting_continue = rest != NULL;
-        c->measured = measuring;
-        c->sent = now_ms();
-        in_flight++;
-        if (pump(ep, c, id, &bytes_sent) < 0) goto socket_error;
+        if (!L.sending) continue;
+        if (L.period_ms > 0) {
+          L.free_ids[L.free_n++] = (int)id;
+        } else if (start_request(&L, id, 0) < 0) {
+          goto next_event;
+        }
       }
       continue;
     socket_error:
-      if (c->measured && sending) err_socket++;
-      if (!first_error[0]) snprintf(first_error, sizeof first_error, "socket: %s", got == 0 ? "closed by the server" : strerror(errno));
+      if (c->measured && L.sending) L.err_socket++;
+      {
+        char why[160];
+        snprintf(why, sizeof why, "socket: %s", got == 0 ? "closed by the server" : strerror(errno));
+        note_error(&L, why);
+      }
     close_client:
-      /* A broken connection is not reopened: it is reported, and the run goes on with the others. */
-      epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
-      close(c->fd);
-      c->closed = 1;
-      in_flight--;
-      open--;
+      drop_client(&L, c);
+    next_event:;
     }
+    if (L.period_ms > 0) send_due(&L);
     /* A request unanswered for too long is a timeout; its connection is closed. */
-    for (int i = 0; sending && i < conns; i++) {
-      client_t *c = &cl[i];
-      if (!c->closed && turn - c->sent > timeout_ms) {
-        if (c->measured) err_timeout++;
-        if (!first_error[0]) snprintf(first_error, sizeof first_error, "timeout after %.0f ms", timeout_ms);
-        epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
-        close(c->fd);
-        c->closed = 1;
-        in_flight--;
-        open--;
+    for (int i = 0; L.sending && i < conns; i++) {
+      client_t *c = &L.cl[i];
+      if (!c->closed && c->busy && turn - c->sent > timeout_ms) {
+        if (c->measured) L.err_timeout++;
+        char why[64];
+        snprintf(why, sizeof why, "timeout after %.0f ms", timeout_ms);
+        note_error(&L, why);
+        drop_client(&L, c);
       }
     }
   }
@@ -514,25 +606,30 @@ static int run_load(int argc, char **argv) {
     getrusage(RUSAGE_SELF, &ru1);
   }
   for (int i = 0; i < conns; i++)
-    if (!cl[i].closed) close(cl[i].fd);
+    if (!L.cl[i].closed) close(L.cl[i].fd);
 
   double window_ms = measured_until - w_start;
   double user_ms = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec) * 1e3 + (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec) / 1e3;
   double sys_ms = (double)(ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) * 1e3 + (double)(ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1e3;
-  printf("{\"durationS\":%.4f,\"requests\":%llu,\"ok\":%llu,", window_ms / 1e3, (unsigned long long)requests, (unsigned long long)ok);
-  print_summary("latencyMs", &lat);
+  printf("{\"durationS\":%.4f,\"requests\":%llu,\"ok\":%llu,", window_ms / 1e3, (unsigned long long)L.requests, (unsigned long long)L.ok);
+  print_summary("latencyMs", &L.lat);
   putchar(',');
-  print_summary("generatorQueueMs", &queue);
+  print_summary("generatorQueueMs", &L.queue);
   putchar(',');
-  print_summary("cycleMs", &cycle);
-  printf(",\"errors\":{\"status\":%llu,\"socket\":%llu,\"timeout\":%llu,\"framing\":%llu},\"statuses\":{", (unsigned long long)err_status,
-         (unsigned long long)err_socket, (unsigned long long)err_timeout, (unsigned long long)err_framing);
+  print_summary("cycleMs", &L.cycle);
+  putchar(',');
+  print_summary("sendLagMs", &L.lag);
+  putchar(',');
+  print_summary("latencyFromDueMs", &L.lat_due);
+  printf(",\"offeredRate\":%.1f", rate);
+  printf(",\"errors\":{\"status\":%llu,\"socket\":%llu,\"timeout\":%llu,\"framing\":%llu},\"statuses\":{", (unsigned long long)L.err_status,
+         (unsigned long long)L.err_socket, (unsigned long long)L.err_timeout, (unsigned long long)L.err_framing);
   int first = 1;
   for (int s = 0; s < 1000; s++)
-    if (statuses[s]) printf("%s\"%d\":%llu", first ? "" : ",", s, (unsigned long long)statuses[s]), first = 0;
-  printf("},\"bytesSent\":%llu,\"bytesReceived\":%llu,\"userMs\":%.1f,\"systemMs\":%.1f,\"busy\":%.4f,\"firstError\":", (unsigned long long)bytes_sent,
-         (unsigned long long)bytes_recv, user_ms, sys_ms, window_ms > 0 ? 1 - idle_ms / window_ms : 0);
-  if (first_error[0]) printf("\"%s\"}\n", first_error);
+    if (L.statuses[s]) printf("%s\"%d\":%llu", first ? "" : ",", s, (unsigned long long)L.statuses[s]), first = 0;
+  printf("},\"bytesSent\":%llu,\"bytesReceived\":%llu,\"userMs\":%.1f,\"systemMs\":%.1f,\"busy\":%.4f,\"firstError\":", (unsigned long long)L.bytes_sent,
+         (unsigned long long)L.bytes_recv, user_ms, sys_ms, window_ms > 0 ? 1 - idle_ms / window_ms : 0);
+  if (L.first_error[0]) printf("\"%s\"}\n", L.first_error);
   else printf("null}\n");
   return 0;
 }

@@ -84,8 +84,41 @@ describe('icap-native', () => {
       expect(r.cpu.usPerRequest).toBeGreaterThan(0);
       // A 1 MiB request is sent whole: far more bytes out than answers in.
       if (scenario === 'respmod-1m' && preview === undefined) expect(r.bytes.sent).toBeGreaterThan(r.ok * 1024 * 1024);
+      expect(r.openLoop).toBeUndefined();
+    }, 30_000);
+
+    it('an open loop sends on its schedule, not as fast as the answers come', async () => {
+      const r = await runNativeLoad(load(port, 'reqmod-null', { offeredRate: 2000, durationS: 1, warmupS: 0.2 }));
+      expect(r.errors.total).toBe(0);
+      // 2000 due in the 1 s window; the responder keeps up, so all but the last few in flight are counted,
+      // and never more than the schedule (a closed loop here does tens of thousands).
+      expect(r.ok).toBeGreaterThanOrEqual(1800);
+      expect(r.ok).toBeLessThanOrEqual(2010);
+      expect(r.openLoop!.offeredRate).toBe(2000);
+      // Counted from when it was due, a request's latency is never shorter than from its write.
+      expect(r.openLoop!.latencyFromDueMs.p50).toBeGreaterThanOrEqual(r.latencyMs.p50);
+      expect(r.openLoop!.latencyFromDueMs.p99).toBeGreaterThanOrEqual(r.latencyMs.p99);
+      expect(r.openLoop!.sendLagMs.p50).toBeGreaterThanOrEqual(0);
     }, 30_000);
   });
+
+  it('an open loop counts the wait for a free connection when the server falls behind (no coordinated omission)', async () => {
+    // Two connections, 20 ms per answer: at most ~100 answers/s against 500 due per second.
+    const slow = await headServer((socket) => {
+      setTimeout(() => socket.write('ICAP/1.0 200 OK\r\nISTag: "t"\r\nEncapsulated: null-body=0\r\n\r\n'), 20);
+    });
+    try {
+      const r = await runNativeLoad(load(slow.port, 'options', { connections: 2, offeredRate: 500, durationS: 1, warmupS: 0 }));
+      expect(r.errors.total).toBe(0);
+      expect(r.rps).toBeLessThan(150);
+      // Each answer takes ~20 ms from its write; from when it was due, the backlog adds hundreds of ms.
+      expect(r.latencyMs.p99).toBeLessThan(200);
+      expect(r.openLoop!.sendLagMs.p99).toBeGreaterThan(200);
+      expect(r.openLoop!.latencyFromDueMs.p99).toBeGreaterThan(r.latencyMs.p99 + 200);
+    } finally {
+      await close(slow.server);
+    }
+  }, 30_000);
 
   it('frames an answer with a chunked body split at every offset', async () => {
     const http = 'HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n';
