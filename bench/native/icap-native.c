@@ -346,9 +346,10 @@ typedef struct {
   const char *req, *rest;
   size_t req_len, rest_len;
   /* --rate: the open loop's schedule. Request k is due at sched_start + k * period_ms; a request
-   * waits for a free connection (one request at a time on each), its latency counted from when
-   * it was due, so a server that falls behind pays for the backlog it causes (no coordinated
-   * omission). Closed loop (rate 0): each connection sends again as soon as it has its answer. */
+   * waits for a free connection (one request at a time on each). lat counts from the write, as in
+   * the closed loop; lat_due from when the request was due, so a server that falls behind pays
+   * for the backlog it causes (no coordinated omission); lag is the wait between the two.
+   * Closed loop (rate 0): each connection sends again as soon as it has its answer. */
   double period_ms, sched_start;
   uint64_t scheduled;
   int *free_ids, free_n;
