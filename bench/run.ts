@@ -34,7 +34,7 @@ import { ACCESS_LOG_FORMATS, BENCH_SERVICE, buildDist, isAccessLogFormat, startB
 import { ensureClamdInstalled, startBenchClamd, type BenchClamd } from './lib/clamd.js';
 import { runInstreamLoad } from './lib/instream-load.js';
 import { runLoadThreads } from './lib/load-threads.js';
-import { buildNativeTools, runNativeLoad, startNativeResponder } from './lib/native-tools.js';
+import { buildNativeTools, isOfferedRate, runNativeLoad, startNativeResponder } from './lib/native-tools.js';
 import { busyPercent, cpuSnapshot, machineInfo, waitForQuiet } from './lib/machine.js';
 import { freePort } from './lib/ports.js';
 import { childPids, totalCpuMs } from './lib/proc-cpu.js';
@@ -102,7 +102,7 @@ function caseFromKey(key: string): Case | undefined {
   if (at < 0) return ALL_CASES.find((c) => c.key === key);
   const base = ALL_CASES.find((c) => c.key === key.slice(0, at));
   const rate = Number(key.slice(at + 1));
-  if (base === undefined || !Number.isInteger(rate) || rate < 1 || rate > 10_000_000) return undefined;
+  if (base === undefined || !isOfferedRate(rate)) return undefined;
   return { ...base, key, offeredRate: rate };
 }
 

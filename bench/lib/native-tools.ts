@@ -62,6 +62,11 @@ export function buildNativeTools(log: (line: string) => void = () => {}): string
   return NATIVE_BINARY;
 }
 
+/** Whether `rate` is an open loop's rate `icap-native load --rate` takes: whole requests per second, 1 to 10 million. */
+export function isOfferedRate(rate: number): boolean {
+  return Number.isInteger(rate) && rate >= 1 && rate <= 10_000_000;
+}
+
 /**
  * Runs the native generator with the same options as bench/loadgen.ts's runLoad (IPv4 hosts only).
  * With `offeredRate` it is an open loop on a fixed schedule, which only this generator has.
@@ -70,7 +75,7 @@ export function buildNativeTools(log: (line: string) => void = () => {}): string
  */
 export async function runNativeLoad(opts: LoadOptions): Promise<LoadResult> {
   if (opts.onWindow !== undefined || opts.traceOut !== undefined) throw new Error('onWindow and traceOut need bench/loadgen.ts (--generator node)');
-  if (opts.offeredRate !== undefined && !(Number.isInteger(opts.offeredRate) && opts.offeredRate >= 1 && opts.offeredRate <= 10_000_000)) {
+  if (opts.offeredRate !== undefined && !isOfferedRate(opts.offeredRate)) {
     throw new RangeError(`offeredRate must be an integer in [1, 10000000] requests/s, got ${opts.offeredRate}`);
   }
   const binary = buildNativeTools();
