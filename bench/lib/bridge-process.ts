@@ -172,8 +172,9 @@ export async function startBridge(o: BridgeOptions): Promise<BridgeProcess> {
     }
     await sleep(50);
   }
-  await stop();
+  // Both first: stop() ends the process and removes the directory the log is in.
+  const exitedOnItsOwn = gone;
   const tail = log().slice(-3000);
-  rmSync(dir, { recursive: true, force: true });
-  throw new Error(`icap-bridge did not start (exited: ${gone}):\n${tail}`);
+  await stop();
+  throw new Error(`icap-bridge did not start (exited: ${exitedOnItsOwn}):\n${tail}`);
 }
