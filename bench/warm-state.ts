@@ -18,7 +18,7 @@
  * window, as bench/run.ts does. Both processes are stopped by PID at the end, on error too.
  */
 import { parseArgs } from 'node:util';
-import { BENCH_SERVICE, startBridge, type BridgeProcess } from './lib/bridge-process.js';
+import { BENCH_SERVICE, ROOT, startTreeBridge, type BridgeProcess } from './lib/bridge-process.js';
 import { runNativeLoad } from './lib/native-tools.js';
 import { freePort } from './lib/ports.js';
 import { totalCpuMs } from './lib/proc-cpu.js';
@@ -53,8 +53,9 @@ function parseMix(list: string): MixStep[] | null {
   return steps.length > 0 ? steps : null;
 }
 
+/** This tree's build, one process, the bench configuration with the Squid access line (bench/run.ts's default). */
 async function startServer(): Promise<BridgeProcess> {
-  return startBridge({ port: await freePort(), processes: 1, clamdEndpoint: '127.0.0.1:9', streamMaxBytes: 1_048_576, builtinWorkers: 0, clamdTransfer: 'path' });
+  return startTreeBridge(ROOT, await freePort(), 'squid');
 }
 
 async function load(server: BridgeProcess, scenario: ScenarioName, connections: number, durationS: number, preview?: number): Promise<Run> {
