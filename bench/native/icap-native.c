@@ -26,7 +26,8 @@
  *
  * Latency is measured as bench/loadgen.ts measures it: from the write of a request to the start
  * of the epoll turn whose read completed its final answer. Only requests sent inside the window
- * count. Framing follows RFC 3507 §4.4.1 (Encapsulated) and HTTP/1.1 chunked coding (§4.5 for
+ * count; in an open loop, only requests *due* inside it (a request due in the warm-up and sent late,
+ * after a stall, belongs to the warm-up), so the window never holds more than its schedule. Framing follows RFC 3507 §4.4.1 (Encapsulated) and HTTP/1.1 chunked coding (§4.5 for
  * ieof); anything malformed is counted as a framing error and the connection is closed.
  */
 #define _GNU_SOURCE
@@ -351,6 +352,8 @@ typedef struct {
    * for the backlog it causes (no coordinated omission); lag is the wait between the two.
    * Closed loop (rate 0): each connection sends again as soon as it has its answer. */
   double period_ms, sched_start;
+  /* The open loop's measured requests: those due in [due_from, due_until), the window as scheduled. */
+  double due_from, due_until;
   uint64_t scheduled;
   int *free_ids, free_n;
   samples_t lat, lat_due, queue, cycle, lag;
@@ -380,10 +383,10 @@ static int start_request(load_t *L, uint32_t id, double intended) {
   client_t *c = &L->cl[id];
   c->out = L->req, c->out_len = L->req_len, c->out_at = 0;
   c->waiting_continue = L->rest != NULL;
-  c->measured = L->measuring;
   c->sent = now_ms();
   c->intended = intended > 0 ? intended : c->sent;
-  if (L->measuring && L->period_ms > 0) add(&L->lag, c->sent - c->intended);
+  c->measured = L->period_ms > 0 ? c->intended >= L->due_from && c->intended < L->due_until : L->measuring;
+  if (c->measured && L->period_ms > 0) add(&L->lag, c->sent - c->intended);
   L->in_flight++;
   c->busy = 1;
   if (pump(L->ep, c, id, &L->bytes_sent) >= 0) return 0;
@@ -479,6 +482,7 @@ static int run_load(int argc, char **argv) {
   if (rate > 0) {
     L.period_ms = 1e3 / rate;
     L.sched_start = t_start;
+    L.due_from = w_start, L.due_until = w_end;
     for (int i = conns - 1; i >= 0; i--) L.free_ids[L.free_n++] = i;
     send_due(&L);
   } else {

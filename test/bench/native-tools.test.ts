@@ -102,6 +102,31 @@ describe('icap-native', () => {
     }, 30_000);
   });
 
+  it('an open loop counts only the requests due inside the window, not a warm-up backlog sent late', async () => {
+    // The server holds its answers for the first 400 ms: with 2 connections busy, the requests due in
+    // the 200 ms warm-up (~100) and after it queue up, then go out in a burst once answers flow. Those
+    // due in the warm-up belong to it; counted by when they were sent, the window would hold ~600.
+    let openedAt = 0;
+    const held = await headServer((socket) => {
+      openedAt ||= Date.now();
+      const answer = (): void => void socket.write('ICAP/1.0 200 OK\r\nISTag: "t"\r\nEncapsulated: null-body=0\r\n\r\n');
+      const wait = openedAt + 400 - Date.now();
+      if (wait > 0) setTimeout(answer, wait);
+      else answer();
+    });
+    try {
+      const r = await runNativeLoad(load(held.port, 'options', { connections: 2, offeredRate: 500, durationS: 1, warmupS: 0.2 }));
+      expect(r.errors.total).toBe(0);
+      // 500 due in the 1 s window; the backlog of the window's first 200 ms is answered within it.
+      expect(r.ok).toBeGreaterThanOrEqual(450);
+      expect(r.ok).toBeLessThanOrEqual(501);
+      // The window's own first requests waited ~200 ms for the held answers: counted from when they were due.
+      expect(r.openLoop!.latencyFromDueMs.max).toBeGreaterThan(100);
+    } finally {
+      await close(held.server);
+    }
+  }, 30_000);
+
   it('an open loop counts the wait for a free connection when the server falls behind (no coordinated omission)', async () => {
     // Two connections, 20 ms per answer: at most ~100 answers/s against 500 due per second.
     const slow = await headServer((socket) => {
