@@ -27,8 +27,9 @@
  * Latency is measured as bench/loadgen.ts measures it: from the write of a request to the start
  * of the epoll turn whose read completed its final answer. Only requests sent inside the window
  * count; in an open loop, only requests *due* inside it (a request due in the warm-up and sent late,
- * after a stall, belongs to the warm-up), so the window never holds more than its schedule. Framing follows RFC 3507 §4.4.1 (Encapsulated) and HTTP/1.1 chunked coding (§4.5 for
- * ieof); anything malformed is counted as a framing error and the connection is closed.
+ * after a stall, belongs to the warm-up), so the window never holds more than its schedule.
+ * Framing follows RFC 3507 §4.4.1 (Encapsulated) and HTTP/1.1 chunked coding (§4.5 for ieof);
+ * anything malformed is counted as a framing error and the connection is closed.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -276,7 +277,7 @@ typedef struct {
   const char *out;      /* what is being written: the request, or the rest after 100 Continue */
   size_t out_len, out_at;
   int waiting_continue; /* the preview was sent; 100 Continue sends the rest */
-  int measured;         /* this request was sent inside the window */
+  int measured;         /* this request counts: sent inside the window (open loop: due inside it) */
   double intended;      /* when it was due: its send time, or its slot in --rate's schedule */
   double sent;          /* when its first byte was written */
   double last_turn;     /* when the previous answer's turn started (cycle) */
