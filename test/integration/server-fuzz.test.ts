@@ -1,23 +1,27 @@
 /**
- * The whole server under mutated input: the compiled CLI on a loopback port, the embedded engine,
- * bodies spilling to the spool past 512 bytes. Several clients send mutated ICAP requests (byte
- * flips, cuts, insertions of protocol tokens, changed numbers), split into random writes, and one
- * in ten hangs up halfway. The decoder has its own fuzz test (test/protocol/decoder-fuzz.test.ts);
- * this one covers what lies behind it: content decoding, multipart, preview, 206, the spool and
- * the connection's cleanup.
+ * The whole server under mutated input: the compiled CLI on a loopback port, bodies spilling to
+ * the spool past 512 bytes; once with the embedded engine, once with clamd, the MetaDefender
+ * emulator and the embedded engine behind one service. Several clients send mutated ICAP requests
+ * (byte flips, cuts, insertions of protocol tokens, changed numbers), split into random writes,
+ * and one in ten hangs up halfway. The decoder has its own fuzz test
+ * (test/protocol/decoder-fuzz.test.ts); this one covers what lies behind it: content decoding,
+ * multipart, preview, 206, the engines, the spool and the connection's cleanup.
  *
  * What must hold (the project's rule for bad input): every answer starts with an ICAP status line,
- * nothing is logged at error level or above, the process stays up and still blocks EICAR, no spool
- * file is left, and an unmutated infected request is never answered as clean. Bounded: a fixed
- * storm time, each exchange at most 800 ms. Seeded, so a failure can be replayed with
- * FUZZ_SEED=N.
+ * nothing is logged at error level or above, the process stays up and still blocks EICAR, no
+ * spool file or socket is left behind, and an unmutated infected request is never answered as
+ * clean. Bounded: a fixed storm time, each exchange at most 800 ms. Seeded (FUZZ_SEED=N) so a
+ * failing run's mutations can be drawn again; with concurrent clients the timing, and with it the
+ * order in which the clients draw, still varies from run to run.
  */
 import { connect } from 'node:net';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { deflateSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startEmulator, type EmulatorHandle } from '../../emulators/metadefender/emulator.js';
 import { ROOT, startChildServer, type ChildServer } from '../helpers/child-server.js';
+import { HAVE_CLAMD, startClamd, type RunningClamd } from '../helpers/clamd.js';
 import { buildRequest, EICAR, httpRequestHead, httpResponseHead } from '../helpers/icap-messages.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -151,9 +155,9 @@ interface Outcome {
 
 /**
  * Sends one request in random pieces on a new connection (mutated, and one in ten hung up on,
- * unless `fuzz` is false); collects what comes back within EXCHANGE_MS.
+ * unless `fuzz` is false); collects what comes back within `timeoutMs`.
  */
-function exchange(port: number, seed: Seed, fuzz = true): Promise<Outcome> {
+function exchange(port: number, seed: Seed, { fuzz = true, timeoutMs = EXCHANGE_MS } = {}): Promise<Outcome> {
   const { bytes, mutated } = fuzz ? mutate(seed.bytes) : { bytes: seed.bytes, mutated: false };
   const hangUpAt = fuzz && random(10) === 0 ? random(bytes.length + 1) : -1;
   return new Promise((resolve) => {
@@ -167,7 +171,7 @@ function exchange(port: number, seed: Seed, fuzz = true): Promise<Outcome> {
       socket.destroy();
       resolve({ seed, mutated, hungUp: hangUpAt >= 0, answer: Buffer.concat(received).toString('latin1') });
     };
-    const timer = setTimeout(settle, EXCHANGE_MS);
+    const timer = setTimeout(settle, timeoutMs);
     socket.on('data', (d: Buffer) => {
       received.push(d);
       // A final answer's head is in: give its body a moment, then stop. A 100 Continue is not final.
@@ -194,67 +198,115 @@ function statuses(answer: string): string[] {
   return [...answer.matchAll(/(?:^|\r\n\r\n)ICAP\/1\.0 (\d{3}) /g)].map((m) => m[1]!);
 }
 
-describe(`the whole server under mutated input (FUZZ_SEED=${SEED})`, () => {
-  let server: ChildServer;
+/**
+ * The storm and what must hold after it. `settleMs`: how long the server may take to answer the
+ * check request afterwards (longer where real engines sit behind it).
+ */
+async function stormAndCheck(server: ChildServer, settleMs: number): Promise<void> {
+  const corpus = seeds();
+  const openFds = (): number => readdirSync(`/proc/${server.pid}/fd`).length;
+  const fdsBefore = openFds();
+  const outcomes: Outcome[] = [];
+  const stormEnds = Date.now() + STORM_MS;
+  await Promise.all(
+    Array.from({ length: CLIENTS }, async () => {
+      while (Date.now() < stormEnds) outcomes.push(await exchange(server.port, corpus[random(corpus.length)]!));
+    }),
+  );
 
-  beforeAll(async () => {
-    server = await startChildServer(
-      // Inside `spool:` (startChildServer writes it last, with its directory): spill past 512 bytes.
-      `  memory_bytes: 512
-services:
+  const answered = outcomes.filter((o) => o.answer.length > 0);
+  const notStatusLines = answered.filter((o) => !/^ICAP\/1\.0 \d{3} /.test(o.answer)).map((o) => `${o.seed.name}: ${JSON.stringify(o.answer.slice(0, 80))}`);
+  expect(notStatusLines).toEqual([]);
+
+  const eicar = EICAR.toString('latin1');
+  const wholeInfected = outcomes.filter((o) => o.seed.infected && !o.mutated && !o.hungUp);
+  expect(wholeInfected.length).toBeGreaterThan(5);
+  const passedInfected = wholeInfected
+    .filter((o) => {
+      const final = statuses(o.answer).filter((s) => s !== '100')[0];
+      // 204 and 206 hand back (part of) what was sent; a 200 must not carry it either.
+      return final === '204' || final === '206' || (final === '200' && o.answer.includes(eicar));
+    })
+    .map((o) => `${o.seed.name}: ${JSON.stringify(o.answer.slice(0, 120))}`);
+  expect(passedInfected).toEqual([]);
+
+  // Not a vacuous storm: requests were taken, scanned, blocked and refused.
+  const seen = new Set(answered.flatMap((o) => statuses(o.answer)));
+  expect(answered.length).toBeGreaterThan(200);
+  for (const status of ['200', '204', '400']) expect(seen).toContain(status);
+
+  expect(server.process.exitCode).toBeNull();
+  const errors = server.logs().filter((l) => typeof l.level === 'number' && l.level >= 50);
+  expect(errors).toEqual([]);
+
+  // Still serving: a whole EICAR request is blocked after the storm.
+  const after = await exchange(server.port, corpus.find((s) => s.name === 'respmod-eicar')!, { fuzz: false, timeoutMs: settleMs });
+  expect(after.answer).toMatch(/^ICAP\/1\.0 200 /);
+
+  // Every abandoned transaction lets go of its spool file (the connections' timeouts are 2 s).
+  await waitFor('an empty spool', () => readdirSync(server.spoolDir, { recursive: true }).length === 0, { timeoutMs: 6_000 });
+  // ...and of its sockets, to the client and to the engines (a few pooled ones may stay open).
+  await waitFor(`open descriptors back near the ${fdsBefore} before the storm`, () => openFds() <= fdsBefore + 4, { timeoutMs: 6_000 });
+}
+
+const INVARIANTS = 'answers with ICAP status lines, logs no error, leaves no spool file or socket, never passes an unmutated infected body';
+// Inside `spool:` (startChildServer writes that section last, with its directory): spill past 512 bytes.
+const SPILL_EARLY = '  memory_bytes: 512\n';
+const SHORT_TIMEOUTS = '  timeouts: { header_ms: 2000, body_idle_ms: 2000 }\n';
+
+describe(`the whole server under mutated input (FUZZ_SEED=${SEED})`, () => {
+  describe('embedded engine', () => {
+    let server: ChildServer | undefined;
+
+    beforeAll(async () => {
+      server = await startChildServer(
+        `${SPILL_EARLY}services:
   respmod: { methods: [RESPMOD], backends: [builtin], allow_206: true }
   reqmod: { methods: [REQMOD], backends: [builtin] }
 cache: { enabled: false }
 `,
-      '  timeouts: { header_ms: 2000, body_idle_ms: 2000 }\n',
-    );
-  }, 30_000);
+        SHORT_TIMEOUTS,
+      );
+    }, 30_000);
 
-  afterAll(async () => {
-    await server?.stop();
-    if (server) rmSync(server.dir, { recursive: true, force: true });
+    afterAll(async () => {
+      await server?.stop();
+      if (server) rmSync(server.dir, { recursive: true, force: true });
+    });
+
+    it(INVARIANTS, () => stormAndCheck(server!, 2_000), 60_000);
   });
 
-  it('answers with ICAP status lines, logs no error, leaves no spool file and never passes an unmutated infected body', async () => {
-    const corpus = seeds();
-    const outcomes: Outcome[] = [];
-    const stormEnds = Date.now() + STORM_MS;
-    await Promise.all(
-      Array.from({ length: CLIENTS }, async () => {
-        while (Date.now() < stormEnds) outcomes.push(await exchange(server.port, corpus[random(corpus.length)]!));
-      }),
-    );
+  describe.skipIf(!HAVE_CLAMD)('clamd (INSTREAM), the MetaDefender emulator and the embedded engine behind one service', () => {
+    let clamd: RunningClamd | undefined;
+    let core: EmulatorHandle | undefined;
+    let server: ChildServer | undefined;
 
-    const answered = outcomes.filter((o) => o.answer.length > 0);
-    const notStatusLines = answered.filter((o) => !/^ICAP\/1\.0 \d{3} /.test(o.answer)).map((o) => `${o.seed.name}: ${JSON.stringify(o.answer.slice(0, 80))}`);
-    expect(notStatusLines).toEqual([]);
+    beforeAll(async () => {
+      clamd = await startClamd({ streamMaxLength: 4 * 1024 * 1024, maxThreads: 4, maxQueue: 64 });
+      core = await startEmulator({ scanDurationMs: 5 });
+      const engines = '[clamav, core, builtin]';
+      server = await startChildServer(
+        `${SPILL_EARLY}backends:
+  clamav: { type: clamd, endpoints: ["${clamd.tcpEndpoint}"], read_timeout_ms: 10000 }
+  core: { type: metadefender, endpoints: ["${core.url}"], timeout_ms: 10000, poll_initial_ms: 10, poll_max_ms: 50 }
+  builtin: { type: builtin, workers: 1 }
+services:
+  respmod: { methods: [RESPMOD], backends: ${engines}, allow_206: true }
+  reqmod: { methods: [REQMOD], backends: ${engines} }
+cache: { enabled: false }
+`,
+        SHORT_TIMEOUTS,
+      );
+    }, 60_000);
 
-    const eicar = EICAR.toString('latin1');
-    const wholeInfected = outcomes.filter((o) => o.seed.infected && !o.mutated && !o.hungUp);
-    expect(wholeInfected.length).toBeGreaterThan(5);
-    const passedInfected = wholeInfected
-      .filter((o) => {
-        const final = statuses(o.answer).filter((s) => s !== '100')[0];
-        // 204 and 206 hand back (part of) what was sent; a 200 must not carry it either.
-        return final === '204' || final === '206' || (final === '200' && o.answer.includes(eicar));
-      })
-      .map((o) => `${o.seed.name}: ${JSON.stringify(o.answer.slice(0, 120))}`);
-    expect(passedInfected).toEqual([]);
+    afterAll(async () => {
+      await server?.stop();
+      if (server) rmSync(server.dir, { recursive: true, force: true });
+      await core?.close();
+      await clamd?.stop();
+    });
 
-    // Not a vacuous storm: requests were taken, scanned, blocked and refused.
-    const seen = new Set(answered.flatMap((o) => statuses(o.answer)));
-    expect(answered.length).toBeGreaterThan(200);
-    for (const status of ['200', '204', '400']) expect(seen).toContain(status);
-
-    expect(server.process.exitCode).toBeNull();
-    const errors = server.logs().filter((l) => typeof l.level === 'number' && l.level >= 50);
-    expect(errors).toEqual([]);
-
-    // Still serving: a clean EICAR request is blocked after the storm.
-    const after = await exchange(server.port, corpus.find((s) => s.name === 'respmod-eicar')!, false);
-    expect(after.answer).toMatch(/^ICAP\/1\.0 200 /);
-
-    // Every abandoned transaction lets go of its spool file (the connections' timeouts are 2 s).
-    await waitFor('an empty spool', () => readdirSync(server.spoolDir, { recursive: true }).length === 0, { timeoutMs: 6_000 });
-  }, 60_000);
+    it(INVARIANTS, () => stormAndCheck(server!, 10_000), 60_000);
+  });
 });
