@@ -215,6 +215,41 @@ describe('answers', () => {
     // OPTIONS + first scan on connection 1 (closed after the early answer), the second on a new one.
     expect(scanRequests(u).map((r) => r.connection)).toEqual([1, 2]);
   });
+
+  it('a 200 that starts while the body still goes out (c-icap virus_scan, errata e7) gets the whole body and is read to its end', async () => {
+    // Before this was kept apart from an early complete answer, the send stopped at the 200's head,
+    // the upstream waited for the last chunk, and every such scan ran into timeout_ms.
+    const u = await upstream({ echoWhileReading: true });
+    const b = await backendFor([u.url()], { timeout_ms: 3_000 });
+    // Spooled, far bigger than a socket buffer: the head comes back right after the 100 Continue.
+    expect(await b.scan(spooledBodyFromBuffer(body(3_000_000)), META, signal())).toMatchObject({ outcome: 'clean' });
+    // Streamed in pieces with pauses, as a download arrives: the head comes long before the end.
+    const stream = b.openStream!(META, signal());
+    const parts = [body(20_000), body(1), body(70_000)];
+    for (const part of parts) {
+      if (!stream.write(part)) await new Promise<void>((resolve) => stream.onDrain(resolve));
+      await sleep(30);
+    }
+    expect(await stream.end()).toMatchObject({ outcome: 'clean' });
+    expect(scanRequests(u).map((r) => [r.previewBytes, r.continued, r.complete, r.body.length])).toEqual([
+      [10, true, true, 3_000_000],
+      [10, true, true, 90_001],
+    ]);
+    // Request and answer both ended: the connection stays in use (OPTIONS and both scans on one).
+    expect(u.connections()).toBe(1);
+  });
+
+  it('the same without a preview: the 200 starts with the request head', async () => {
+    const u = await upstream({ options: () => optionsAnswer({ Preview: '' }), echoWhileReading: true });
+    const b = await backendFor([u.url()], { timeout_ms: 3_000 });
+    const stream = b.openStream!(META, signal());
+    for (const part of [body(20_000), body(70_000)]) {
+      if (!stream.write(part)) await new Promise<void>((resolve) => stream.onDrain(resolve));
+      await sleep(30);
+    }
+    expect(await stream.end()).toMatchObject({ outcome: 'clean' });
+    expect(scanRequests(u).map((r) => [r.previewBytes, r.complete, r.body.length])).toEqual([[null, true, 90_000]]);
+  });
 });
 
 describe('connections', () => {

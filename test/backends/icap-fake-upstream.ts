@@ -37,6 +37,12 @@ export interface Script {
   final?: (req: FakeRequest) => Action;
   /** Right after the request head, before any body (early answers, errata e7); the server then stops reading. */
   onHead?: (req: FakeRequest) => Action | null;
+  /**
+   * Like c-icap's virus_scan (errata e7): a RESPMOD's 200 head goes out as soon as the body is
+   * wanted (after 100 Continue, or at once without a preview), each body piece is echoed as a
+   * chunk as it arrives, and the answer ends only when the request has.
+   */
+  echoWhileReading?: boolean;
 }
 
 export const ISTAG = '"FAKE-1"';
@@ -90,6 +96,16 @@ export async function startFakeUpstream(script: Script = {}, tls?: { readonly ce
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => {});
     let current: FakeRequest | null = null;
+    let echoing = false;
+    const echoPiece = (data: Buffer): void => {
+      if (data.length > 0) socket.write(Buffer.concat([Buffer.from(`${data.length.toString(16)}\r\n`), data, Buffer.from('\r\n')]));
+    };
+    const startEcho = (req: FakeRequest): void => {
+      const resHead = req.httpHeads[1] ?? '';
+      socket.write(`ICAP/1.0 200 OK\r\nISTag: ${ISTAG}\r\nEncapsulated: res-hdr=0, res-body=${resHead.length}\r\n\r\n${resHead}`);
+      echoing = true;
+      echoPiece(req.body);
+    };
     const act = (action: Action): void => {
       if (action === 'hang') return;
       if (action === 'close') socket.end();
@@ -128,8 +144,13 @@ export async function startFakeUpstream(script: Script = {}, tls?: { readonly ce
         case 'http-head':
           current?.httpHeads.push(e.head.raw.toString('latin1'));
           return;
+        case 'headers-end':
+          // No preview: the whole body is wanted at once.
+          if (script.echoWhileReading === true && current?.method === 'RESPMOD' && current.previewBytes === null && e.body !== null) startEcho(current);
+          return;
         case 'body':
           if (current) current.body = Buffer.concat([current.body, e.data]);
+          if (echoing) echoPiece(e.data);
           return;
         case 'preview-end': {
           const req = current!;
@@ -139,6 +160,7 @@ export async function startFakeUpstream(script: Script = {}, tls?: { readonly ce
             if (answer === 'continue') {
               req.continued = true;
               socket.write('ICAP/1.0 100 Continue\r\n\r\n');
+              if (script.echoWhileReading === true && req.method === 'RESPMOD') startEcho(req);
               decoder.continueBody();
             } else {
               decoder.skipBody();
@@ -156,6 +178,11 @@ export async function startFakeUpstream(script: Script = {}, tls?: { readonly ce
           // A final answer already went out after the preview (skipBody): nothing more to say.
           if (req.previewBytes !== null && !req.ieof && !req.continued) return;
           req.complete = true;
+          if (echoing) {
+            echoing = false;
+            socket.write('0\r\n\r\n');
+            return;
+          }
           act(script.final?.(req) ?? NO_CONTENT);
           return;
         }

@@ -7,9 +7,12 @@
  *                                                └─► final answer (204, 200, 4xx/5xx): done, nothing more sent
  *   no preview: head + the whole body + "0" ──► final answer
  *
- * A final answer may come while we still send (errata e7): we stop sending and read it; the
- * connection is then closed, because the request was not finished. A 100 after `ieof` or
- * without a preview is ignored (RFC Editor erratum 5893: some servers send one anyway).
+ * A final answer may start while we still send (errata e7). We read it and keep sending: a
+ * server such as c-icap's virus_scan answers 200 early and echoes the body as it reads it, so
+ * its answer ends only after our last chunk. Once the answer is complete we stop; if the request
+ * was not finished by then, the connection is closed (e7: finish the request, or close). A 100
+ * after `ieof` or without a preview is ignored (RFC Editor erratum 5893: some servers send one
+ * anyway).
  *
  * The SHA-256 of the bytes sent and of the body that comes back tell an unchanged echo from a
  * modified message (answer-map.ts). The caller owns the connection and the reader; the signal
@@ -73,20 +76,28 @@ class AnswerWatcher implements ConnectionListener {
   failure: string | null = null;
   #continued = false;
   #decisionWaiters: ((d: Decision) => void)[] = [];
+  /** Settles when the final answer is complete (true) or the exchange failed (false). */
   readonly done: Promise<boolean>;
   #resolveDone!: (ok: boolean) => void;
-  /** Settles at the first final head or failure: stops whatever we are waiting on while sending. */
+  /**
+   * Settles with `done`, as 'interrupted': stops whatever we wait on while sending. Not at the
+   * final head: an answer that is still coming may need the rest of the body (errata e7).
+   */
   readonly interrupted: Promise<'interrupted'>;
-  #interrupt!: () => void;
   #complete = false;
 
   constructor() {
     this.done = new Promise((resolve) => (this.#resolveDone = resolve));
-    this.interrupted = new Promise((resolve) => (this.#interrupt = () => resolve('interrupted')));
+    this.interrupted = this.done.then(() => 'interrupted');
   }
 
   get finalSeen(): boolean {
     return this.head !== null;
+  }
+
+  /** The answer is complete or the exchange failed: nothing more needs sending. */
+  get settled(): boolean {
+    return this.#complete || this.failure !== null;
   }
 
   onEvent(e: ResponseDecoderEvent): void {
@@ -105,7 +116,6 @@ class AnswerWatcher implements ConnectionListener {
         }
         this.head = e.head;
         this.#decide('final');
-        this.#interrupt();
         return;
       case 'http-head':
         if (this.head !== null) this.httpHeads.push(e.head);
@@ -133,7 +143,6 @@ class AnswerWatcher implements ConnectionListener {
     if (this.failure !== null || this.#complete) return;
     this.failure = message;
     this.#decide('failed');
-    this.#interrupt();
     this.#resolveDone(false);
   }
 
@@ -168,7 +177,7 @@ export async function runExchange(conn: IcapConnection, req: ExchangeRequest, re
   conn.bind(watcher);
   if (signal.aborted) conn.destroy();
 
-  /** The next body chunk, unless an answer or a failure comes first. */
+  /** The next body chunk, unless the whole answer or a failure comes first. */
   const nextChunk = async (): Promise<Buffer | null | 'interrupted'> => {
     try {
       return await Promise.race([reader.next(), watcher.interrupted]);
@@ -187,7 +196,8 @@ export async function runExchange(conn: IcapConnection, req: ExchangeRequest, re
   const sendRest = async (leftover: Buffer | null): Promise<void> => {
     if (leftover !== null && leftover.length > 0) await sendChunk(leftover);
     for (;;) {
-      if (watcher.finalSeen || watcher.failure !== null) return; // errata e7: an early answer
+      // errata e7: an answer that is already complete needs no more of the body.
+      if (watcher.settled) return;
       const chunk = await nextChunk();
       if (chunk === 'interrupted') return;
       if (chunk === null) {
