@@ -21,6 +21,7 @@ import { deflateSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmulator, type EmulatorHandle } from '../../emulators/metadefender/emulator.js';
 import { ROOT, startChildServer, type ChildServer } from '../helpers/child-server.js';
+import { HAVE_C_ICAP_VIRUS_SCAN, startCIcap, type RunningCIcap } from '../helpers/c-icap.js';
 import { HAVE_CLAMD, startClamd, type RunningClamd } from '../helpers/clamd.js';
 import { buildRequest, EICAR, httpRequestHead, httpResponseHead } from '../helpers/icap-messages.js';
 import { waitFor } from '../helpers/wait.js';
@@ -304,6 +305,36 @@ cache: { enabled: false }
       await server?.stop();
       if (server) rmSync(server.dir, { recursive: true, force: true });
       await core?.close();
+      await clamd?.stop();
+    });
+
+    it(INVARIANTS, () => stormAndCheck(server!, 10_000), 60_000);
+  });
+
+  describe.skipIf(!HAVE_CLAMD || !HAVE_C_ICAP_VIRUS_SCAN)('an ICAP upstream: c-icap virus_scan on clamd', () => {
+    let clamd: RunningClamd | undefined;
+    let cicap: RunningCIcap | undefined;
+    let server: ChildServer | undefined;
+
+    beforeAll(async () => {
+      clamd = await startClamd({ streamMaxLength: 4 * 1024 * 1024, maxThreads: 4, maxQueue: 64 });
+      cicap = await startCIcap({ clamdSocket: clamd.socketPath });
+      server = await startChildServer(
+        `${SPILL_EARLY}backends:
+  upstream: { type: icap, endpoints: ["${cicap.virusScanUrl}"], timeout_ms: 10000, connect_timeout_ms: 1000 }
+services:
+  respmod: { methods: [RESPMOD], backends: [upstream], allow_206: true }
+  reqmod: { methods: [REQMOD], backends: [upstream] }
+cache: { enabled: false }
+`,
+        SHORT_TIMEOUTS,
+      );
+    }, 60_000);
+
+    afterAll(async () => {
+      await server?.stop();
+      if (server) rmSync(server.dir, { recursive: true, force: true });
+      await cicap?.stop();
       await clamd?.stop();
     });
 
