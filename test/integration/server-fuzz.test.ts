@@ -10,7 +10,7 @@
  * What must hold (the project's rule for bad input): every answer starts with an ICAP status line,
  * nothing is logged at error level or above, the process stays up and still blocks EICAR, no
  * spool file or socket is left behind, and an unmutated infected request is never answered as
- * clean. Bounded: a fixed storm time, each exchange at most 800 ms. Seeded (FUZZ_SEED=N) so a
+ * clean. Bounded: a fixed storm time, each exchange at most 1.5 s. Seeded (FUZZ_SEED=N) so a
  * failing run's mutations can be drawn again; with concurrent clients the timing, and with it the
  * order in which the clients draw, still varies from run to run.
  */
@@ -28,7 +28,7 @@ import { waitFor } from '../helpers/wait.js';
 
 const STORM_MS = 12_000;
 const CLIENTS = 8;
-const EXCHANGE_MS = 800;
+const EXCHANGE_MS = 1_500;
 const SEED = Number(process.env.FUZZ_SEED ?? 20261122);
 
 /** mulberry32: a small seeded generator, so a failing run can be replayed. */
@@ -48,10 +48,16 @@ interface Seed {
   bytes: Buffer;
   /** The body holds EICAR: unmutated and sent whole, it must never be answered as clean. */
   infected: boolean;
+  /** With a preview: where it ends, so a client can wait there for 100 Continue as Squid does. */
+  previewEnd?: number;
 }
 
 function whole(r: { first: Buffer; rest: Buffer }): Buffer {
   return Buffer.concat([r.first, r.rest]);
+}
+
+function previewed(name: string, infected: boolean, r: { first: Buffer; rest: Buffer }): Seed {
+  return { name, infected, bytes: whole(r), ...(r.rest.length > 0 && { previewEnd: r.first.length }) };
 }
 
 function multipartBody(files: [string, Buffer][]): { body: Buffer; contentType: string } {
@@ -78,8 +84,9 @@ function seeds(): Seed[] {
     { name: 'reqmod-null', infected: false, bytes: whole(buildRequest({ method: 'REQMOD', reqHdr: httpRequestHead(), headers: allow204 })) },
     { name: 'respmod-clean', infected: false, bytes: whole(buildRequest({ body: ['hello world'], headers: allow204 })) },
     { name: 'respmod-eicar', infected: true, bytes: whole(buildRequest({ body: [EICAR], headers: allow204 })) },
-    { name: 'respmod-eicar-preview', infected: true, bytes: whole(buildRequest({ body: [EICAR], preview: 10, headers: allow204 })) },
-    { name: 'respmod-spilled-preview', infected: false, bytes: whole(buildRequest({ body: [filler, filler], preview: 1024, headers: allow204 })) },
+    previewed('respmod-eicar-preview', true, buildRequest({ body: [EICAR], preview: 10, headers: allow204 })),
+    previewed('respmod-spilled-preview', false, buildRequest({ body: [filler, filler], preview: 1024, headers: allow204 })),
+    previewed('respmod-spilled-eicar-preview', true, buildRequest({ body: [filler, EICAR, filler], preview: 1024, headers: allow204 })),
     { name: 'respmod-spilled-eicar', infected: true, bytes: whole(buildRequest({ body: [filler, EICAR, filler], headers: [['Allow', '204, 206']] })) },
     {
       name: 'respmod-gzip-eicar',
@@ -156,11 +163,14 @@ interface Outcome {
 
 /**
  * Sends one request in random pieces on a new connection (mutated, and one in ten hung up on,
- * unless `fuzz` is false); collects what comes back within `timeoutMs`.
+ * unless `fuzz` is false); collects what comes back within `timeoutMs`. Now and then a pause of
+ * 100–250 ms (commit_on_idle's silence); half the unmutated previews wait for 100 Continue
+ * before the rest, as Squid does, the others send it at once.
  */
 function exchange(port: number, seed: Seed, { fuzz = true, timeoutMs = EXCHANGE_MS } = {}): Promise<Outcome> {
   const { bytes, mutated } = fuzz ? mutate(seed.bytes) : { bytes: seed.bytes, mutated: false };
   const hangUpAt = fuzz && random(10) === 0 ? random(bytes.length + 1) : -1;
+  const waitAt = !mutated && seed.previewEnd !== undefined && random(2) === 0 ? seed.previewEnd : -1;
   return new Promise((resolve) => {
     const socket = connect(port, '127.0.0.1');
     const received: Buffer[] = [];
@@ -173,21 +183,26 @@ function exchange(port: number, seed: Seed, { fuzz = true, timeoutMs = EXCHANGE_
       resolve({ seed, mutated, hungUp: hangUpAt >= 0, answer: Buffer.concat(received).toString('latin1') });
     };
     const timer = setTimeout(settle, timeoutMs);
+    let continued: (() => void) | null = null;
     socket.on('data', (d: Buffer) => {
       received.push(d);
-      // A final answer's head is in: give its body a moment, then stop. A 100 Continue is not final.
-      const text = Buffer.concat(received).toString('latin1');
-      if (text.includes('\r\n\r\n') && !text.startsWith('ICAP/1.0 100 ')) setTimeout(settle, 30);
+      const seen = statuses(Buffer.concat(received).toString('latin1'));
+      if (seen.includes('100')) continued?.();
+      // A final answer's head is in: give its body a moment, then stop.
+      if (seen.some((s) => s !== '100')) setTimeout(settle, 30);
     });
     socket.on('error', settle);
     socket.on('close', settle);
     socket.on('connect', async () => {
       const end = hangUpAt >= 0 ? hangUpAt : bytes.length;
       for (let at = 0; at < end && !settled; ) {
-        const piece = Math.min(end - at, 1 + random(random(2) === 0 ? 16 : 20_000));
+        const stop = at < waitAt ? waitAt : end;
+        const piece = Math.min(stop - at, 1 + random(random(2) === 0 ? 16 : 20_000));
         socket.write(bytes.subarray(at, at + piece));
         at += piece;
-        if (random(8) === 0) await new Promise((r) => setTimeout(r, random(5)));
+        if (at === waitAt) await new Promise<void>((r) => (continued = r));
+        else if (random(40) === 0) await new Promise((r) => setTimeout(r, 100 + random(150)));
+        else if (random(8) === 0) await new Promise((r) => setTimeout(r, random(5)));
       }
       if (hangUpAt >= 0) settle();
     });
