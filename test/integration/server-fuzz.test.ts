@@ -1,11 +1,12 @@
 /**
  * The whole server under mutated input: the compiled CLI on a loopback port, bodies spilling to
- * the spool past 512 bytes; once with the embedded engine, once with clamd, the MetaDefender
- * emulator and the embedded engine behind one service. Several clients send mutated ICAP requests
- * (byte flips, cuts, insertions of protocol tokens, changed numbers), split into random writes,
- * and one in ten hangs up halfway. The decoder has its own fuzz test
- * (test/protocol/decoder-fuzz.test.ts); this one covers what lies behind it: content decoding,
- * multipart, preview, 206, the engines, the spool and the connection's cleanup.
+ * the spool past 512 bytes; with the embedded engine; with clamd (INSTREAM and by path), the
+ * MetaDefender emulator and the embedded engine behind one service; and with an ICAP upstream
+ * (c-icap's virus_scan on clamd). Several clients send mutated ICAP requests (byte flips, cuts,
+ * insertions of protocol tokens, changed numbers), split into random writes, and one in ten hangs
+ * up halfway. The decoder has its own fuzz test (test/protocol/decoder-fuzz.test.ts); this one
+ * covers what lies behind it: content decoding, multipart, preview, 206, the engines, the spool
+ * and the connection's cleanup.
  *
  * What must hold (the project's rule for bad input): every answer starts with an ICAP status line,
  * nothing is logged at error level or above, the process stays up and still blocks EICAR, no
@@ -293,7 +294,7 @@ cache: { enabled: false }
     it(INVARIANTS, () => stormAndCheck(server!, 2_000), 60_000);
   });
 
-  describe.skipIf(!HAVE_CLAMD)('clamd (INSTREAM), the MetaDefender emulator and the embedded engine behind one service', () => {
+  describe.skipIf(!HAVE_CLAMD)('clamd (INSTREAM and by path), the MetaDefender emulator and the embedded engine behind one service', () => {
     let clamd: RunningClamd | undefined;
     let core: EmulatorHandle | undefined;
     let server: ChildServer | undefined;
@@ -301,10 +302,11 @@ cache: { enabled: false }
     beforeAll(async () => {
       clamd = await startClamd({ streamMaxLength: 4 * 1024 * 1024, maxThreads: 4, maxQueue: 64 });
       core = await startEmulator({ scanDurationMs: 5 });
-      const engines = '[clamav, core, builtin]';
+      const engines = '[clamav, clamav-path, core, builtin]';
       server = await startChildServer(
         `${SPILL_EARLY}backends:
   clamav: { type: clamd, endpoints: ["${clamd.tcpEndpoint}"], read_timeout_ms: 10000 }
+  clamav-path: { type: clamd, endpoints: ["${clamd.socketPath}"], transfer: path, read_timeout_ms: 10000 }
   core: { type: metadefender, endpoints: ["${core.url}"], timeout_ms: 10000, poll_initial_ms: 10, poll_max_ms: 50 }
   builtin: { type: builtin, workers: 1 }
 services:
