@@ -146,6 +146,31 @@ services:
     expect(answer.header('X-ICAP-Bridge-Decision')).toBe('allow; reason=clean');
   });
 
+  it('a download that arrives in pieces → 204 at once, not after timeout_ms (c-icap answers 200 early and echoes as it reads)', async () => {
+    // virus_scan sends its 200 head as soon as the rest of the body is wanted and ends that answer
+    // only after the last chunk (errata e7). The bridge used to stop sending at the head, so a body
+    // still on its way ran into timeout_ms and was error-blocked. Squid sends what it has as it comes.
+    const url = 'http://e2e.test/arrives-in-pieces.txt';
+    const data = text(200_000);
+    const req = buildRequest({ headers: [['Allow', '204']], reqHdr: httpRequestHead(url), resHdr: httpResponseHead(data.length), body: [data], preview: 1024 });
+    const client = await TestClient.connect(srv!.port);
+    try {
+      const started = performance.now();
+      client.write(req.first);
+      expect((await client.read()).status).toBe(100);
+      for (let at = 0; at < req.rest.length; at += 50_000) {
+        client.write(req.rest.subarray(at, at + 50_000));
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const answer = await client.read(20_000);
+      expect(answer.status).toBe(204);
+      expect(performance.now() - started).toBeLessThan(5_000);
+    } finally {
+      client.close();
+    }
+    expect(await srv!.recordFor(url)).toMatchObject({ verdict: 'clean', scans: [expect.objectContaining({ backend: 'upstream', outcome: 'clean' })] });
+  });
+
   it('c-icap killed → an error result, decided by each service’s on_error', async () => {
     await cicap.kill();
     const blocked = await respmod('respmod', text(5_000), 'http://e2e.test/after-kill-block.txt');
