@@ -20,9 +20,9 @@ import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { deflateSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startEmulator, type EmulatorHandle } from '../../emulators/metadefender/emulator.js';
+import { startEmulator } from '../../emulators/metadefender/emulator.js';
 import { ROOT, startChildServer, type ChildServer } from '../helpers/child-server.js';
-import { HAVE_C_ICAP_VIRUS_SCAN, startCIcap, type RunningCIcap } from '../helpers/c-icap.js';
+import { HAVE_C_ICAP_VIRUS_SCAN, startCIcap } from '../helpers/c-icap.js';
 import { HAVE_CLAMD, startClamd, type RunningClamd } from '../helpers/clamd.js';
 import { buildRequest, EICAR, httpRequestHead, httpResponseHead } from '../helpers/icap-messages.js';
 import { waitFor } from '../helpers/wait.js';
@@ -271,90 +271,76 @@ const INVARIANTS = 'answers with ICAP status lines, logs no error, leaves no spo
 const SPILL_EARLY = '  memory_bytes: 512\n';
 const SHORT_TIMEOUTS = '  timeouts: { header_ms: 2000, body_idle_ms: 2000 }\n';
 
-describe(`the whole server under mutated input (FUZZ_SEED=${SEED})`, () => {
-  describe('embedded engine', () => {
+/** Both services on `engines` (a YAML list of backend names). */
+const services = (engines: string): string => `services:
+  respmod: { methods: [RESPMOD], backends: ${engines}, allow_206: true }
+  reqmod: { methods: [REQMOD], backends: ${engines} }
+`;
+
+/**
+ * Starts what the server scans with, registering how to stop each piece as soon as it runs, and
+ * returns the config's `backends:` (if any) and `services:` sections.
+ */
+type StartEngines = (onStop: (stop: () => Promise<void>) => void) => Promise<string>;
+
+/** A server on `startEngines`'s engines, a storm, the checks; then everything stopped. */
+function fuzzTheServer(title: string, skip: boolean, startEngines: StartEngines, settleMs: number): void {
+  describe.skipIf(skip)(title, () => {
+    const stops: (() => Promise<void>)[] = [];
     let server: ChildServer | undefined;
 
     beforeAll(async () => {
-      server = await startChildServer(
-        `${SPILL_EARLY}services:
-  respmod: { methods: [RESPMOD], backends: [builtin], allow_206: true }
-  reqmod: { methods: [REQMOD], backends: [builtin] }
-cache: { enabled: false }
-`,
-        SHORT_TIMEOUTS,
-      );
-    }, 30_000);
+      const config = await startEngines((stop) => stops.push(stop));
+      server = await startChildServer(`${SPILL_EARLY}${config}cache: { enabled: false }\n`, SHORT_TIMEOUTS);
+    }, 60_000);
 
     afterAll(async () => {
       await server?.stop();
       if (server) rmSync(server.dir, { recursive: true, force: true });
+      for (const stop of stops.reverse()) await stop();
     });
 
-    it(INVARIANTS, () => stormAndCheck(server!, 2_000), 60_000);
+    it(INVARIANTS, () => stormAndCheck(server!, settleMs), 60_000);
   });
+}
 
-  describe.skipIf(!HAVE_CLAMD)('clamd (INSTREAM and by path), the MetaDefender emulator and the embedded engine behind one service', () => {
-    let clamd: RunningClamd | undefined;
-    let core: EmulatorHandle | undefined;
-    let server: ChildServer | undefined;
+const startClamdForFuzz = async (onStop: (stop: () => Promise<void>) => void): Promise<RunningClamd> => {
+  const clamd = await startClamd({ streamMaxLength: 4 * 1024 * 1024, maxThreads: 4, maxQueue: 64 });
+  onStop(() => clamd.stop());
+  return clamd;
+};
 
-    beforeAll(async () => {
-      clamd = await startClamd({ streamMaxLength: 4 * 1024 * 1024, maxThreads: 4, maxQueue: 64 });
-      core = await startEmulator({ scanDurationMs: 5 });
-      const engines = '[clamav, clamav-path, core, builtin]';
-      server = await startChildServer(
-        `${SPILL_EARLY}backends:
+describe(`the whole server under mutated input (FUZZ_SEED=${SEED})`, () => {
+  fuzzTheServer('embedded engine', false, async () => services('[builtin]'), 2_000);
+
+  fuzzTheServer(
+    'clamd (INSTREAM and by path), the MetaDefender emulator and the embedded engine behind one service',
+    !HAVE_CLAMD,
+    async (onStop) => {
+      const clamd = await startClamdForFuzz(onStop);
+      const core = await startEmulator({ scanDurationMs: 5 });
+      onStop(() => core.close());
+      return `backends:
   clamav: { type: clamd, endpoints: ["${clamd.tcpEndpoint}"], read_timeout_ms: 10000 }
   clamav-path: { type: clamd, endpoints: ["${clamd.socketPath}"], transfer: path, read_timeout_ms: 10000 }
   core: { type: metadefender, endpoints: ["${core.url}"], timeout_ms: 10000, poll_initial_ms: 10, poll_max_ms: 50 }
   builtin: { type: builtin, workers: 1 }
-services:
-  respmod: { methods: [RESPMOD], backends: ${engines}, allow_206: true }
-  reqmod: { methods: [REQMOD], backends: ${engines} }
-cache: { enabled: false }
-`,
-        SHORT_TIMEOUTS,
-      );
-    }, 60_000);
+${services('[clamav, clamav-path, core, builtin]')}`;
+    },
+    10_000,
+  );
 
-    afterAll(async () => {
-      await server?.stop();
-      if (server) rmSync(server.dir, { recursive: true, force: true });
-      await core?.close();
-      await clamd?.stop();
-    });
-
-    it(INVARIANTS, () => stormAndCheck(server!, 10_000), 60_000);
-  });
-
-  describe.skipIf(!HAVE_CLAMD || !HAVE_C_ICAP_VIRUS_SCAN)('an ICAP upstream: c-icap virus_scan on clamd', () => {
-    let clamd: RunningClamd | undefined;
-    let cicap: RunningCIcap | undefined;
-    let server: ChildServer | undefined;
-
-    beforeAll(async () => {
-      clamd = await startClamd({ streamMaxLength: 4 * 1024 * 1024, maxThreads: 4, maxQueue: 64 });
-      cicap = await startCIcap({ clamdSocket: clamd.socketPath });
-      server = await startChildServer(
-        `${SPILL_EARLY}backends:
+  fuzzTheServer(
+    'an ICAP upstream: c-icap virus_scan on clamd',
+    !HAVE_CLAMD || !HAVE_C_ICAP_VIRUS_SCAN,
+    async (onStop) => {
+      const clamd = await startClamdForFuzz(onStop);
+      const cicap = await startCIcap({ clamdSocket: clamd.socketPath });
+      onStop(() => cicap.stop());
+      return `backends:
   upstream: { type: icap, endpoints: ["${cicap.virusScanUrl}"], timeout_ms: 10000, connect_timeout_ms: 1000 }
-services:
-  respmod: { methods: [RESPMOD], backends: [upstream], allow_206: true }
-  reqmod: { methods: [REQMOD], backends: [upstream] }
-cache: { enabled: false }
-`,
-        SHORT_TIMEOUTS,
-      );
-    }, 60_000);
-
-    afterAll(async () => {
-      await server?.stop();
-      if (server) rmSync(server.dir, { recursive: true, force: true });
-      await cicap?.stop();
-      await clamd?.stop();
-    });
-
-    it(INVARIANTS, () => stormAndCheck(server!, 10_000), 60_000);
-  });
+${services('[upstream]')}`;
+    },
+    10_000,
+  );
 });
