@@ -1,8 +1,9 @@
 /**
  * The whole server under mutated input: the compiled CLI on a loopback port, bodies spilling to
  * the spool past 512 bytes; with the embedded engine; with clamd (INSTREAM and by path), the
- * MetaDefender emulator and the embedded engine behind one service; and with an ICAP upstream
- * (c-icap's virus_scan on clamd). Several clients send mutated ICAP requests (byte flips, cuts,
+ * MetaDefender emulator and the embedded engine behind one service; with the emulator alone,
+ * answering 503, dropping connections and cutting its JSON short now and then; and with an ICAP
+ * upstream (c-icap's virus_scan on clamd). Several clients send mutated ICAP requests (byte flips, cuts,
  * insertions of protocol tokens, changed numbers), split into random writes, and one in ten hangs
  * up halfway. The decoder has its own fuzz test (test/protocol/decoder-fuzz.test.ts); this one
  * covers what lies behind it: content decoding, multipart, preview, 206, the engines, the spool
@@ -326,6 +327,19 @@ describe(`the whole server under mutated input (FUZZ_SEED=${SEED})`, () => {
   core: { type: metadefender, endpoints: ["${core.url}"], timeout_ms: 10000, poll_initial_ms: 10, poll_max_ms: 50 }
   builtin: { type: builtin, workers: 1 }
 ${services('[clamav, clamav-path, core, builtin]')}`;
+    },
+    10_000,
+  );
+
+  fuzzTheServer(
+    'a MetaDefender emulator that fails now and then',
+    false,
+    async (onStop) => {
+      const core = await startEmulator({ scanDurationMs: 5, faults: { status503Rate: 0.1, dropRate: 0.1, malformedJsonRate: 0.1, unknownDataIdRate: 0.05, seed: SEED } });
+      onStop(() => core.close());
+      return `backends:
+  core: { type: metadefender, endpoints: ["${core.url}"], timeout_ms: 5000, poll_initial_ms: 10, poll_max_ms: 50 }
+${services('[core]')}`;
     },
     10_000,
   );
