@@ -3,11 +3,11 @@
  * the spool past 512 bytes; with the embedded engine; with clamd (INSTREAM and by path), the
  * MetaDefender emulator and the embedded engine behind one service; with the emulator alone,
  * answering 503, dropping connections and cutting its JSON short now and then; and with an ICAP
- * upstream (c-icap's virus_scan on clamd). Several clients send mutated ICAP requests (byte flips, cuts,
- * insertions of protocol tokens, changed numbers), split into random writes, and one in ten hangs
- * up halfway. The decoder has its own fuzz test (test/protocol/decoder-fuzz.test.ts); this one
- * covers what lies behind it: content decoding, multipart, preview, 206, the engines, the spool
- * and the connection's cleanup.
+ * upstream (c-icap's virus_scan on clamd). Several clients send mutated ICAP requests (byte
+ * flips, cuts, insertions of protocol tokens, changed numbers), split into random writes, and one
+ * in ten hangs up halfway. The decoder has its own fuzz test (test/protocol/decoder-fuzz.test.ts);
+ * this one covers what lies behind it: content decoding, multipart, preview, 206, the engines,
+ * the spool and the connection's cleanup.
  *
  * What must hold (the project's rule for bad input): every answer starts with an ICAP status line,
  * nothing is logged at error level or above, the process stays up and still blocks EICAR, no
