@@ -217,8 +217,8 @@ describe('answers', () => {
   });
 
   it('a 200 that starts while the body still goes out (c-icap virus_scan, errata e7) gets the whole body and is read to its end', async () => {
-    // Before this was kept apart from an early complete answer, the send stopped at the 200's head,
-    // the upstream waited for the last chunk, and every such scan ran into timeout_ms.
+    // The send used to stop at any early final head, complete or not: here the upstream then
+    // waited for the last chunk, and every such scan ran into timeout_ms.
     const u = await upstream({ echoWhileReading: true });
     const b = await backendFor([u.url()], { timeout_ms: 3_000 });
     // Spooled, far bigger than a socket buffer: the head comes back right after the 100 Continue.

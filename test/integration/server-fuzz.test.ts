@@ -33,7 +33,7 @@ const CLIENTS = 8;
 const EXCHANGE_MS = 1_500;
 const SEED = Number(process.env.FUZZ_SEED ?? 20261122);
 
-/** mulberry32: a small seeded generator, so a failing run can be replayed. */
+/** mulberry32: a small seeded generator, so a failing run's mutations can be drawn again. */
 function seededRandom(seed: number): (n: number) => number {
   let state = seed | 0;
   return (n) => {
@@ -186,19 +186,25 @@ function exchange(port: number, seed: Seed, { fuzz = true, timeoutMs = EXCHANGE_
     };
     const timer = setTimeout(settle, timeoutMs);
     let continued: (() => void) | null = null;
+    let finalSeen = false;
     socket.on('data', (d: Buffer) => {
       received.push(d);
+      if (finalSeen) return;
       const seen = statuses(Buffer.concat(received).toString('latin1'));
       if (seen.includes('100')) continued?.();
       // A final answer's head is in: give its body a moment, then stop.
-      if (seen.some((s) => s !== '100')) setTimeout(settle, 30);
+      if (seen.some((s) => s !== '100')) {
+        finalSeen = true;
+        setTimeout(settle, 30);
+      }
     });
     socket.on('error', settle);
     socket.on('close', settle);
     socket.on('connect', async () => {
       const end = hangUpAt >= 0 ? hangUpAt : bytes.length;
       for (let at = 0; at < end && !settled; ) {
-        const stop = at < waitAt ? waitAt : end;
+        // A hang-up before the preview's end comes first: nothing is sent past it.
+        const stop = at < waitAt && waitAt < end ? waitAt : end;
         const piece = Math.min(stop - at, 1 + random(random(2) === 0 ? 16 : 20_000));
         socket.write(bytes.subarray(at, at + piece));
         at += piece;
