@@ -2,7 +2,7 @@
  * Wiring: config → logger → backends → server (+ admin listener), and process signals. The CLI
  * calls start(); tests may call it too, or use createIcapServer directly with their own pieces.
  */
-import { createBackends } from './backends/create-backends.js';
+import { createBackends, type CreateBackendsOptions } from './backends/create-backends.js';
 import { loadConfigFile, type Config } from './config/index.js';
 import { createAdminServer, type AdminServer } from './observability/admin-server.js';
 import { createLogger, flushLogs, LOG_FLUSH_TIMEOUT_MS, type Logger, type LoggerOptions } from './observability/logger.js';
@@ -40,7 +40,12 @@ export async function start(configPath: string, options: StartOptions = {}): Pro
   const config = adapt(options.config ?? loadConfigFile(configPath));
   const rootLogger = createLogger({ level: config.logging.level, ...(options.logDestination && { destination: options.logDestination }) });
   const logger = options.logBindings ? rootLogger.child(options.logBindings) : rootLogger;
-  const backendOptions = { warn: (backend: string, message: string) => logger.warn({ backend }, message) };
+  const backendOptions: CreateBackendsOptions = {
+    warn: (backend, message) => logger.warn({ backend }, message),
+    // Once per change, like HAProxy's "Server … is DOWN": a dead scanner is a warning, its return news.
+    endpointHealth: (backend, { endpoint, healthy, reason }) =>
+      healthy ? logger.info({ backend, endpoint, reason }, 'backend endpoint up') : logger.warn({ backend, endpoint, reason }, 'backend endpoint down'),
+  };
   const backends = await createBackends(config, backendOptions);
   const server = createIcapServer(config, { logger, backends });
   let admin: AdminServer | null = null;

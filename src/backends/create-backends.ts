@@ -6,10 +6,13 @@ import { createBuiltinBackend } from './builtin/builtin-backend.js';
 import { createClamdBackend } from './clamd/clamd-backend.js';
 import { createIcapBackend } from './icap/icap-backend.js';
 import { createMetaDefenderBackend } from './metadefender/metadefender-backend.js';
+import type { EndpointHealthChange } from './pool/endpoint-pool.js';
 
 export interface CreateBackendsOptions {
   /** Where a backend's operational warnings go (clamd `transfer: path` falling back); stderr when absent. */
   readonly warn?: (backend: string, message: string) => void;
+  /** Where an endpoint's change of health (up ↔ down, with why) goes; nowhere when absent. */
+  readonly endpointHealth?: (backend: string, change: EndpointHealthChange) => void;
 }
 
 async function createBackend(
@@ -19,6 +22,8 @@ async function createBackend(
   processes: number,
   options: CreateBackendsOptions,
 ): Promise<Backend> {
+  const report = options.endpointHealth;
+  const health = report && { onHealthChange: (change: EndpointHealthChange) => report(name, change) };
   switch (config.type) {
     case 'builtin':
       return createBuiltinBackend({
@@ -35,6 +40,7 @@ async function createBackend(
       return createClamdBackend(name, config, {
         spoolDirectory: spool.directory,
         ...(options.warn !== undefined && { warn: (message: string) => options.warn!(name, message) }),
+        ...health,
       });
     case 'metadefender':
       return createMetaDefenderBackend({
@@ -52,9 +58,10 @@ async function createBackend(
         spool: { memoryBytes: spool.memory_bytes, directory: spool.directory },
         // balance, weights, max_concurrency… and dns, as validated by the schema.
         pool: config,
+        ...health,
       });
     case 'icap':
-      return createIcapBackend(name, config);
+      return createIcapBackend(name, config, { ...health });
   }
 }
 

@@ -1,6 +1,6 @@
 /** The endpoint pool: balancing, limits and queue, ejection and return, failover. */
 import { describe, expect, it } from 'vitest';
-import { EndpointPool, PoolUnavailableError, type PoolOptions } from '../../src/backends/pool/endpoint-pool.js';
+import { EndpointPool, PoolUnavailableError, type EndpointHealthChange, type PoolOptions } from '../../src/backends/pool/endpoint-pool.js';
 import { withFailover } from '../../src/backends/pool/failover.js';
 
 const base: PoolOptions = { strategy: 'round-robin', maxConcurrency: 2, maxQueue: 2, ejectAfter: 2, cooldownMs: 100 };
@@ -200,6 +200,111 @@ describe('health', () => {
     for (let i = 0; i < 2; i++) (await pool.acquire({ exclude: new Set(['b']) })).release('failure');
     pool.setEndpoints(eps('a', 'c'));
     expect(pool.status().map((s) => [s.endpoint, s.healthy])).toEqual([['a', false], ['c', true]]);
+  });
+});
+
+describe('health changes are reported once each, with why', () => {
+  const recorder = () => {
+    const changes: EndpointHealthChange[] = [];
+    return { changes, onHealthChange: (c: EndpointHealthChange) => void changes.push(c) };
+  };
+
+  it('passive: the release that ejects reports down with its failure; repeats on probation say nothing; an answer reports up', async () => {
+    const { changes, onHealthChange } = recorder();
+    const pool = new EndpointPool(eps('a', 'b'), { ...base, cooldownMs: 30, onHealthChange });
+    const onA = () => pool.acquire({ exclude: new Set(['b']) });
+    (await onA()).release('failure', 'first');
+    expect(changes).toEqual([]);
+    (await onA()).release('failure', 'cannot connect to a: ECONNREFUSED');
+    expect(changes).toEqual([{ endpoint: 'a', healthy: false, reason: '2 failures in a row, the last: cannot connect to a: ECONNREFUSED' }]);
+    await sleep(40); // on probation after the cool-down: still unhealthy, and a new failure is no news
+    (await onA()).release('down', 'refused again');
+    expect(changes).toHaveLength(1);
+    await sleep(40);
+    (await onA()).release('ok');
+    expect(changes.slice(1)).toEqual([{ endpoint: 'a', healthy: true, reason: 'answered a scan' }]);
+    (await onA()).release('ok');
+    expect(changes).toHaveLength(2);
+  });
+
+  it("passive: 'down' without a detail, and a detail too long for a log line", async () => {
+    const { changes, onHealthChange } = recorder();
+    const pool = new EndpointPool(eps('a', 'b'), { ...base, ejectAfter: 1, onHealthChange });
+    (await pool.acquire({ exclude: new Set(['b']) })).release('down');
+    (await pool.acquire({ exclude: new Set(['a']) })).release('failure', 'x'.repeat(1000));
+    expect(changes.map((c) => [c.endpoint, c.healthy, c.reason.length])).toEqual([
+      ['a', false, 'refused or not answering'.length],
+      ['b', false, 301],
+    ]);
+    expect(changes[1]!.reason.endsWith('x…')).toBe(true);
+  });
+
+  it('active: the first failed check reports down, later ones nothing; a timeout says so; the passing check reports up', async () => {
+    const { changes, onHealthChange } = recorder();
+    let mode: 'up' | 'down' | 'hang' = 'down';
+    const pool = new EndpointPool(eps('a'), {
+      ...base,
+      cooldownMs: 0,
+      checkTimeoutMs: 30,
+      onHealthChange,
+      // 'hang' never settles: only the pool's checkTimeoutMs ends it.
+      check: () => (mode === 'hang' ? new Promise<boolean>(() => {}) : Promise.resolve(mode === 'up')),
+    });
+    await pool.checkNow();
+    await pool.checkNow();
+    expect(changes).toEqual([{ endpoint: 'a', healthy: false, reason: 'health check failed' }]);
+    mode = 'up';
+    await pool.checkNow();
+    mode = 'hang';
+    await pool.checkNow();
+    expect(changes.slice(1)).toEqual([
+      { endpoint: 'a', healthy: true, reason: 'health check passed' },
+      { endpoint: 'a', healthy: false, reason: 'health check timed out after 30 ms' },
+    ]);
+  });
+
+  it('active with hysteresis: the reason counts the checks in a row', async () => {
+    const { changes, onHealthChange } = recorder();
+    let up = true;
+    const pool = new EndpointPool(eps('a'), { ...base, cooldownMs: 0, checksToDown: 3, checksToUp: 2, onHealthChange, check: async () => up });
+    await pool.checkNow(); // the first check decides at once: up, which it already was
+    up = false;
+    for (let i = 0; i < 3; i++) await pool.checkNow();
+    up = true;
+    for (let i = 0; i < 2; i++) await pool.checkNow();
+    expect(changes.map((c) => `${c.healthy} ${c.reason}`)).toEqual(['false health check failed (3 in a row)', 'true 2 health checks passed in a row']);
+  });
+
+  it('withFailover hands the attempt\'s detail, or the thrown error, to the pool', async () => {
+    const { changes, onHealthChange } = recorder();
+    const pool = new EndpointPool(eps('a', 'b'), { ...base, ejectAfter: 1, onHealthChange });
+    await withFailover(pool, undefined, async (lease) =>
+      // The endpoint's name in front of the text is dropped: the report names it already.
+      lease.endpoint === 'a' ? { value: 1, outcome: 'failure', retry: true, detail: 'a: upstream answered 500' } : { value: 2, outcome: 'ok', retry: false },
+    );
+    await expect(withFailover(pool, undefined, async () => Promise.reject(new Error('bug in the attempt')))).rejects.toThrow('bug');
+    expect(changes).toEqual([
+      { endpoint: 'a', healthy: false, reason: 'upstream answered 500' },
+      { endpoint: 'b', healthy: false, reason: 'bug in the attempt' },
+    ]);
+  });
+
+  it('a report that throws changes nothing; a closed pool reports nothing', async () => {
+    const pool = new EndpointPool(eps('a', 'b'), {
+      ...base,
+      ejectAfter: 1,
+      onHealthChange: () => {
+        throw new Error('log stream closed');
+      },
+    });
+    (await pool.acquire({ exclude: new Set(['b']) })).release('failure', 'x');
+    expect(pool.isHealthy('a')).toBe(false);
+    const { changes, onHealthChange } = recorder();
+    const closing = new EndpointPool(eps('a'), { ...base, ejectAfter: 1, onHealthChange });
+    const lease = await closing.acquire();
+    closing.close();
+    lease.release('failure', 'during shutdown');
+    expect(changes).toEqual([]);
   });
 });
 

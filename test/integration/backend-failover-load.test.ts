@@ -333,6 +333,21 @@ describe('clamd ×2 + MetaDefender ×3 under load, one of each killed and restar
     // ── restarted endpoints take traffic again, within the budget ──
     expect(recovered.clamd, 'a scan on the restarted clamd').toBeLessThan(RECOVERY_BUDGET_MS);
     expect(recovered.core, 'a scan on the restarted emulator').toBeLessThan(RECOVERY_BUDGET_MS);
+
+    // ── the log says so: one warning as each killed endpoint goes down, with why; news when it is back ──
+    const healthLines = srv.logs().filter((l) => l.msg === 'backend endpoint down' || l.msg === 'backend endpoint up');
+    console.log(`health lines:\n  ${healthLines.map((l) => `${l.level} ${l.msg} ${l.backend} ${l.endpoint}: ${l.reason}`).join('\n  ')}`);
+    const linesFor = (label: { backend: string; endpoint: string }) => healthLines.filter((l) => l.backend === label.backend && l.endpoint === label.endpoint);
+    for (const label of [killedClamdLabel, killedCoreLabel]) {
+      const lines = linesFor(label);
+      const downs = lines.filter((l) => l.msg === 'backend endpoint down');
+      // Down once, and not once per failed scan: a flap while it restarts may add one more.
+      expect(downs.length, `${label.endpoint} down lines`).toBeGreaterThanOrEqual(1);
+      expect(downs.length, `${label.endpoint} down lines`).toBeLessThanOrEqual(3);
+      expect(downs.every((l) => l.level === 40 && typeof l.reason === 'string' && l.reason !== '')).toBe(true);
+      expect(lines.at(-1), `${label.endpoint}: the last health line says it is back`).toMatchObject({ msg: 'backend endpoint up', level: 30 });
+    }
+    expect(healthLines.filter((l) => l.endpoint === clamdB.socketPath || l.endpoint === cores[0]!.url || l.endpoint === cores[2]!.url)).toEqual([]);
   }, 120_000);
 });
 

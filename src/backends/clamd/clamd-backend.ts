@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import type { Backend, BackendResult, ScanMeta, StreamingScan } from '../backend.js';
 import type { SpooledBody } from '../../pipeline/spooled-body.js';
+import type { EndpointHealthChange } from '../pool/endpoint-pool.js';
 import { PooledEndpoints } from '../pool/pooled-endpoints.js';
 import type { ClamdBackendConfig } from './clamd-config.js';
 import { ClamdEndpoint } from './clamd-endpoint.js';
@@ -39,6 +40,8 @@ export interface ClamdBackendOptions {
    * process.emitWarning (stderr), as backends have no logger.
    */
   readonly warn?: (message: string) => void;
+  /** Told once per change of an endpoint's health (up ↔ down), with why. */
+  readonly onHealthChange?: (change: EndpointHealthChange) => void;
 }
 
 export interface ClamdBackend extends Backend {
@@ -69,6 +72,7 @@ export async function createClamdBackend(name: string, config: ClamdBackendConfi
     },
     open: (target) => ClamdEndpoint.fromTarget(target),
     check: ({ resource }, signal) => checkClamd(resource, config, signal),
+    ...(options.onHealthChange && { onHealthChange: options.onHealthChange }),
     tuning: {
       // A scan waits for a slot no longer than it would wait for a verdict.
       queueTimeoutMs: config.read_timeout_ms,

@@ -263,7 +263,7 @@ export class InstreamScan implements StreamingScan {
     socket.destroy();
     this.#socket = null;
     const id = this.#lease?.endpoint;
-    this.#lease?.release('failure');
+    this.#lease?.release('failure', message);
     this.#lease = null;
     // Down, or was it this one connection? A PING decides the endpoint's health now.
     if (id !== undefined) this.#deps.checkEndpoint(id);
@@ -485,7 +485,7 @@ export class InstreamScan implements StreamingScan {
     // (≈ 2.6 % of the event loop's time with 1 MiB bodies via clamd, BENCHMARKS.md, Session 17).
     // Nothing reads it: a wait still pending only ends.
     this.#acquireAbort.abort(SCAN_SETTLED);
-    this.#lease?.release(this.#leaseOutcome);
+    this.#lease?.release(this.#leaseOutcome, result.outcome === 'error' ? result.message : undefined);
     this.#lease = null;
     this.#queue = [];
     this.#queuedBytes = 0;

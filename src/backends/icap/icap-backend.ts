@@ -16,7 +16,7 @@ import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import type { SpooledBody } from '../../pipeline/spooled-body.js';
 import type { Backend, BackendResult, ScanErrorKind, ScanMeta, StreamingScan } from '../backend.js';
-import { PoolUnavailableError } from '../pool/endpoint-pool.js';
+import { PoolUnavailableError, type EndpointHealthChange } from '../pool/endpoint-pool.js';
 import { withFailover } from '../pool/failover.js';
 import { PooledEndpoints } from '../pool/pooled-endpoints.js';
 import { scanDeadline, type ScanDeadline } from '../scan-deadline.js';
@@ -49,7 +49,12 @@ export interface IcapBackend extends Backend {
  * OPTIONS once so the ISTag is known before services compute theirs. An endpoint that is down
  * does not fail creation; it is marked unhealthy.
  */
-export async function createIcapBackend(name: string, config: IcapBackendConfig): Promise<IcapBackend> {
+export interface IcapBackendOptions {
+  /** Told once per change of an endpoint's health (up ↔ down), with why. */
+  readonly onHealthChange?: (change: EndpointHealthChange) => void;
+}
+
+export async function createIcapBackend(name: string, config: IcapBackendConfig, options: IcapBackendOptions = {}): Promise<IcapBackend> {
   const urls = new Map<string, IcapUrl>();
   for (const text of config.endpoints) {
     const parsed = parseIcapUrl(text);
@@ -84,6 +89,7 @@ export async function createIcapBackend(name: string, config: IcapBackendConfig)
     dispose: (endpoint) => endpoint.close(),
     // OPTIONS is the health check (other-engines.md §9), and refreshes the cached answer.
     check: ({ resource }, signal) => resource.refreshOptions(signal).then((r) => r.ok),
+    ...(options.onHealthChange && { onHealthChange: options.onHealthChange }),
     tuning: {
       // A down endpoint is still tried when no other is up: the scan gets the real reason.
       fallbackToUnhealthy: true,

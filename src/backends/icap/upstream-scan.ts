@@ -44,7 +44,7 @@ export async function attemptOnEndpoint(endpoint: UpstreamEndpoint, job: ScanJob
       endpoint: endpoint.id,
       ...(retryable && { retryable: true as const }),
     };
-    return { value, outcome: health, retry: retry && replayable && !job.signal.aborted };
+    return { value, outcome: health, retry: retry && replayable && !job.signal.aborted, detail: message };
   };
   const stopped = (): AttemptResult<BackendResult> =>
     job.timedOut() ? fail('timeout', 'no verdict within timeout_ms', false, 'failure') : fail('backend-error', 'scan aborted', false, 'neutral');

@@ -30,7 +30,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Backend, BackendResult, ScanErrorKind, ScanMeta } from '../backend.js';
 import { sha256OfSpooledBody } from '../../pipeline/hashing.js';
 import type { SpooledBody } from '../../pipeline/spooled-body.js';
-import { PoolUnavailableError, type LeaseOutcome } from '../pool/endpoint-pool.js';
+import { PoolUnavailableError, type EndpointHealthChange, type LeaseOutcome } from '../pool/endpoint-pool.js';
 import { withFailover, type AttemptResult } from '../pool/failover.js';
 import { PooledEndpoints, type HostPort } from '../pool/pooled-endpoints.js';
 import { poolSettings, type PoolSettings } from '../pool/pool-settings.js';
@@ -80,6 +80,8 @@ export interface MetaDefenderBackendOptions {
   readonly pool?: Partial<PoolSettings>;
   /** HTTP connections per endpoint; default 16. */
   readonly connections?: number;
+  /** Told once per change of an endpoint's health (up ↔ down), with why. */
+  readonly onHealthChange?: (change: EndpointHealthChange) => void;
 }
 
 /** Connection failures in a row while polling before the job counts as lost with its server. */
@@ -119,6 +121,7 @@ export async function createMetaDefenderBackend(options: MetaDefenderBackendOpti
     endpoints: options.endpoints,
     settings,
     locate: locateUrl,
+    ...(options.onHealthChange && { onHealthChange: options.onHealthChange }),
     open: (target) =>
       new CoreNode(
         new CoreEndpoint({
@@ -177,8 +180,10 @@ export async function createMetaDefenderBackend(options: MetaDefenderBackendOpti
       if (tooLarge && sha256 === undefined) return fail('too-large', tooLargeMessage(body.size));
       return await withFailover(pool, ctx.signal, async (lease, attempt) => {
         const tried = await onEndpoint(lease.resource, attempt, body, meta, sha256, tooLarge, ctx);
-        // The server that gave (or failed to give) the answer, for the access log and metrics.
-        return { ...tried, value: { ...tried.value, endpoint: lease.endpoint } };
+        // The server that gave (or failed to give) the answer, for the access log and metrics; the
+        // failure's text for the pool, should it eject the server.
+        const detail = tried.value.outcome === 'error' ? tried.value.message : undefined;
+        return { ...tried, value: { ...tried.value, endpoint: lease.endpoint }, ...(detail !== undefined && { detail }) };
       });
     } catch (err) {
       return failFrom(err);

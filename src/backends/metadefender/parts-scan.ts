@@ -68,7 +68,9 @@ export function createPartsScanner(
           { core: lease.resource.core, endpoint: lease.endpoint, parts: toSend.map((i) => parts[i]!), meta, signal: deadline.signal, elapsed, describe },
           options,
         );
-        return { value: run, outcome: run.health, retry: run.retry };
+        // A batch that failed fails every part with the same text: the first tells the pool why.
+        const failed = run.results.find((r): r is Extract<BackendResult, { outcome: 'error' }> => r.outcome === 'error');
+        return { value: run, outcome: run.health, retry: run.retry, ...(failed !== undefined && { detail: failed.message }) };
       });
     } catch (err) {
       // No server could be leased (none usable, queue full) or the wait was cut short.

@@ -12,6 +12,10 @@
  *   lease.release('ok' | 'failure' | 'down' | 'neutral')
  *        failure × ejectAfter in a row, or one 'down' ──► ejected until cooldown passes (and,
  *        with active checks, until a check succeeds)
+ *
+ * Every change of an endpoint's health (up → down, down → up) is reported once, with why, to
+ * onHealthChange: the operator's "clamd at 10.0.0.5:3310 is down" line (HAProxy's "Server is
+ * DOWN"), not one warning per failed scan.
  */
 import type { EndpointStatus } from '../backend.js';
 
@@ -52,7 +56,19 @@ export interface PoolOptions {
    */
   readonly checksToDown?: number;
   readonly checksToUp?: number;
+  /** Told once per change of an endpoint's health, with the reason. */
+  readonly onHealthChange?: (change: EndpointHealthChange) => void;
 }
+
+export interface EndpointHealthChange {
+  readonly endpoint: string;
+  readonly healthy: boolean;
+  /** Why: the failure that ejected it ("cannot connect to …: ECONNREFUSED"), a check's result, a scan answered. */
+  readonly reason: string;
+}
+
+/** A failure's text is quoted into a log line; a server's error page must not fill it. */
+const MAX_REASON_CHARS = 300;
 
 export type PoolErrorKind = 'unreachable' | 'overloaded' | 'aborted';
 
@@ -74,7 +90,8 @@ export type LeaseOutcome = 'ok' | 'failure' | 'down' | 'neutral';
 
 export interface Lease {
   readonly endpoint: string;
-  release(outcome: LeaseOutcome): void;
+  /** `detail`: what went wrong, for the health-change report when this release ejects the endpoint. */
+  release(outcome: LeaseOutcome, detail?: string): void;
 }
 
 export interface AcquireOptions {
@@ -268,13 +285,16 @@ export class EndpointPool {
       e.passedInRow++;
       e.failedInRow = 0;
       if ((first || e.passedInRow >= (this.#options.checksToUp ?? 1)) && Date.now() >= e.ejectedUntil) {
-        e.healthy = true;
+        this.#setHealth(e, true, e.passedInRow > 1 ? `${e.passedInRow} health checks passed in a row` : 'health check passed');
         e.failures = 0;
       }
     } else {
       e.failedInRow++;
       e.passedInRow = 0;
-      if (first || e.failedInRow >= (this.#options.checksToDown ?? 1)) e.healthy = false;
+      if (first || e.failedInRow >= (this.#options.checksToDown ?? 1)) {
+        const what = controller.signal.aborted ? `health check timed out after ${timeoutMs} ms` : 'health check failed';
+        this.#setHealth(e, false, e.failedInRow > 1 ? `${what} (${e.failedInRow} in a row)` : what);
+      }
     }
     this.#dispatch();
   }
@@ -331,25 +351,43 @@ export class EndpointPool {
     let released = false;
     return {
       endpoint: e.id,
-      release: (outcome) => {
+      release: (outcome, detail) => {
         if (released) return;
         released = true;
         e.inFlight--;
         if (outcome === 'ok') {
           // An answer proves it alive, whatever the last check or cool-down said.
           e.failures = 0;
-          e.healthy = true;
+          this.#setHealth(e, true, 'answered a scan');
           e.ejectedUntil = 0;
         } else if (outcome === 'failure' || outcome === 'down') {
           e.failures++;
           if (outcome === 'down' || e.failures >= this.#options.ejectAfter) {
-            e.healthy = false;
+            const why = detail ?? (outcome === 'down' ? 'refused or not answering' : 'scan failed');
+            this.#setHealth(e, false, e.failures > 1 ? `${e.failures} failures in a row, the last: ${why}` : why);
             e.ejectedUntil = Date.now() + this.#options.cooldownMs;
           }
         }
         this.#dispatch();
       },
     };
+  }
+
+  /** Records the endpoint's health; a change (and only a change) is reported. */
+  #setHealth(e: EndpointState, healthy: boolean, reason: string): void {
+    if (e.healthy === healthy) return;
+    e.healthy = healthy;
+    const onChange = this.#options.onHealthChange;
+    if (onChange === undefined || this.#closed) return;
+    // Adapters' messages often start with the endpoint ("http://core-1:8008: upload failed…"),
+    // which the report carries already.
+    const own = reason.startsWith(`${e.id}: `) ? reason.slice(e.id.length + 2) : reason;
+    const short = own.length > MAX_REASON_CHARS ? `${own.slice(0, MAX_REASON_CHARS)}…` : own;
+    try {
+      onChange({ endpoint: e.id, healthy, reason: short });
+    } catch {
+      // A reporting failure (a closed log stream) must not change what the pool does.
+    }
   }
 
   /** Hands freed slots to waiters in order. */

@@ -11,6 +11,8 @@ export interface AttemptResult<T> {
   readonly outcome: LeaseOutcome;
   /** This failure may be tried again elsewhere. */
   readonly retry: boolean;
+  /** What went wrong, for the pool's health report should this attempt eject the endpoint. */
+  readonly detail?: string;
 }
 
 /** Anything that leases endpoints: an EndpointPool, or PooledEndpoints with its richer leases. */
@@ -38,10 +40,10 @@ export async function withFailover<T, L extends Lease = Lease>(
     try {
       last = await attempt(lease, i);
     } catch (err) {
-      lease.release('failure');
+      lease.release('failure', err instanceof Error ? err.message : String(err));
       throw err;
     }
-    lease.release(last.outcome);
+    lease.release(last.outcome, last.detail);
     if (!last.retry || signal?.aborted) return last.value;
   }
   return last!.value;

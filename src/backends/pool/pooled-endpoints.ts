@@ -20,7 +20,7 @@
 import { isIP } from 'node:net';
 import type { EndpointStatus } from '../backend.js';
 import { DnsEndpointSource, type ResolvedEndpoint } from './dns-endpoints.js';
-import { EndpointPool, type AcquireOptions, type Lease, type LeaseOutcome, type PoolOptions } from './endpoint-pool.js';
+import { EndpointPool, type AcquireOptions, type EndpointHealthChange, type Lease, type LeaseOutcome, type PoolOptions } from './endpoint-pool.js';
 import type { PoolSettings } from './pool-settings.js';
 
 export interface HostPort {
@@ -68,6 +68,8 @@ export interface PooledEndpointsOptions<R> {
   /** The active health check. */
   readonly check?: (endpoint: PooledEndpoint<R>, signal: AbortSignal) => Promise<boolean>;
   readonly tuning?: PoolTuning;
+  /** Told once per change of an endpoint's health (EndpointPool's onHealthChange). */
+  readonly onHealthChange?: (change: EndpointHealthChange) => void;
 }
 
 interface Entry<R> {
@@ -111,6 +113,7 @@ export class PooledEndpoints<R> {
       checkIntervalMs: s.health_interval_ms,
       checkTimeoutMs: s.health_timeout_ms,
       ...options.tuning,
+      ...(options.onHealthChange && { onHealthChange: options.onHealthChange }),
       ...(check && {
         check: (id: string, signal: AbortSignal) => {
           const entry = this.#entries.get(id);
@@ -164,10 +167,10 @@ export class PooledEndpoints<R> {
       endpoint: lease.endpoint,
       target: entry.target,
       resource: entry.resource,
-      release: (outcome: LeaseOutcome) => {
+      release: (outcome: LeaseOutcome, detail?: string) => {
         if (released) return;
         released = true;
-        lease.release(outcome);
+        lease.release(outcome, detail);
         entry.leases--;
         if (!entry.present && entry.leases === 0) this.#dispose(entry);
       },
