@@ -162,6 +162,15 @@ function serviceSchema(ctx: SchemaContext) {
       hold_back_bytes: integer(1, 1_073_741_824).default(1_048_576),
     }),
     /**
+     * How an answer committed early (commit_on_idle, trickle) ends when the verdict is block.
+     * short-body: the ICAP answer ends properly, its HTTP body short of the Content-Length the
+     * head announced, so the client's transfer is cut without Squid counting an ICAP failure
+     * (eleven failures suspend the service for every user, squid-interop.md). A body without a
+     * Content-Length is still cut by closing: nothing else tells a client it is short.
+     * close: always close the connection without the last chunk.
+     */
+    cut_after_commit: oneOf(['short-body', 'close']).default('short-body'),
+    /**
      * Content-Encoding gzip, deflate and br bodies are scanned decoded (issue 5); what is echoed
      * stays the original bytes. Past max_decoded_bytes the outcome is too-large; past max_ratio
      * decoded bytes per encoded byte (beyond the first MiB) it is decompression-bomb.

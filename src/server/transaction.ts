@@ -552,10 +552,14 @@ export class Transaction {
   }
 
   /**
-   * Recipe 1 step 4, after a commit: clean → the rest of the body and the last chunk; block →
-   * close without the last chunk, so Squid cuts the client's transfer short (Content-Length was
-   * kept, so the client can tell). A sanitized copy cannot be sent any more (the original head
-   * and bytes are out), so the original is cut like a block.
+   * Recipe 1 step 4, after a commit: clean → the rest of the body and the last chunk; block → a
+   * cut the client can see (a sanitized copy cannot be sent any more: the original head and bytes
+   * are out, so the original is cut like a block). The cut (cut_after_commit):
+   *  - short-body, when the head announced a Content-Length: the last chunk now, the body short
+   *    of it. The proxy cuts the client's transfer, and the ICAP answer itself was well formed:
+   *    Squid counts a dropped ICAP connection as a service failure and, past
+   *    icap_service_failure_limit (10), suspends the service for everyone (squid-interop.md).
+   *  - otherwise, close without the last chunk: nothing else tells a client it got less.
    */
   async #finishCommitted(decision: Decision, body: SpooledBody | null): Promise<void> {
     const trickle = this.#trickle;
@@ -574,8 +578,14 @@ export class Transaction {
       this.#finish(this.#record(null, decision, 'answered-after-commit'));
       return;
     }
+    const declared = declaredLength(this.#resHdr);
+    const shortBody = this.#init.service.config.cut_after_commit === 'short-body' && declared !== null;
     const stopped = trickle?.stop();
-    this.#init.sink.destroy();
+    if (shortBody) {
+      await stopped; // the trickle's last write is out, so the last chunk follows it
+    } else {
+      this.#init.sink.destroy();
+    }
     if (trickle !== null) {
       this.#released = trickle.forwarded;
       // X-ICAP-Bridge-Decision went out as "pending" with the head; the verdict is only ours to log.
@@ -584,6 +594,13 @@ export class Transaction {
         'trickled answer cut: blocked by truncation',
       );
     }
+    if (shortBody && this.#released < declared) {
+      // A client gone meanwhile fails this write: recorded as client-disconnected (#failed).
+      await this.#write(LAST_CHUNK);
+      this.#finish(this.#record(null, decision, 'blocked-by-truncation'));
+      return;
+    }
+    if (shortBody) this.#init.sink.destroy(); // every byte already out (hold-back 0): only a close cuts
     // Logged before the socket's 'close' can turn this into an abort ("client-disconnected").
     this.#finish(this.#record(null, decision, 'blocked-by-truncation'));
     await stopped; // a write waiting for the client fails at once on the destroyed socket; then the spool may go

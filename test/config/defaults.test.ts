@@ -21,6 +21,7 @@ const service = (methods: string[], aliases: string[]) => ({
   multipart: { enabled: true, max_parts: 500 },
   allow_206: false,
   trickle: { enabled: false, min_body_bytes: 10_485_760, hold_back_bytes: 1_048_576 },
+  cut_after_commit: 'short-body',
 });
 
 const DEFAULTS = {

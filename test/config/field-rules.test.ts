@@ -50,6 +50,7 @@ describe('ranges and types', () => {
     ['service backends not empty', service('backends: []'), 'services.respmod.backends', 'must be a non-empty list'],
     ['service backends unique', service('backends: [builtin, builtin]'), 'services.respmod.backends[1]', 'duplicate entry "builtin"'],
     ['on_error block or allow', service('on_error: ignore'), 'services.respmod.on_error', 'must be one of: block, allow (got "ignore")'],
+    ['cut_after_commit short-body or close', service('cut_after_commit: drop'), 'services.respmod.cut_after_commit', 'must be one of: short-body, close (got "drop")'],
     ['logging level', 'logging: {level: verbose}', 'logging.level', 'must be one of: fatal, error, warn, info, debug, trace, silent'],
     ['access_log boolean', 'logging: {access_log: 1}', 'logging.access_log', 'must be true or false (got 1)'],
     ['access_log_format json or squid', 'logging: {access_log_format: clf}', 'logging.access_log_format', 'must be one of: json, squid'],

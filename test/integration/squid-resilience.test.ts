@@ -8,7 +8,11 @@
  *    the block page; each stall costs about one pool tick (1-2 s). Bound: 10 s per download.
  * 3. Recipe 2 with commit_on_idle left on: icap-bridge commits during the stall, so an infected
  *    1 MiB ends truncated, not with the block page. Why the example says to turn it off.
- * 4. Restart: icap-bridge stopped with SIGTERM while Squid streams requests, then started again
+ * 4. Infected downloads cut after a commit, more than icap_service_failure_limit (10) of them:
+ *    with cut_after_commit: short-body (the default) each ICAP answer is well formed, so Squid
+ *    counts no service failure and clean downloads keep working; with `close`, Squid 5.7
+ *    suspends the service and answers 500 to everyone (why short-body is the default).
+ * 5. Restart: icap-bridge stopped with SIGTERM while Squid streams requests, then started again
  *    on the same port. With bypass=0 Squid answers 5xx while it is down, never unscanned content,
  *    and recovers on the first request once it is back (icap_service_failure_limit -1; with
  *    Squid's defaults the service is suspended for icap_service_revival_delay, see the example).
@@ -185,6 +189,54 @@ describe.runIf(squid5)('Recipe 2 with commit_on_idle left on (the default)', () 
     );
     await stopSquid(squid);
   }, 60_000);
+});
+
+describe('more infected downloads cut after a commit than Squid\'s icap_service_failure_limit (10)', () => {
+  /** 12 × (infected 1 MiB, clean 64 KiB) through one Squid with the example's lines (Squid's defaults). */
+  async function cutTwelve(extraYaml: string): Promise<{ infected: ProxyResult[]; clean: ProxyResult[]; squid: Squid; b: ChildServer; urls: string[] }> {
+    const b = await bridge(extraYaml);
+    const squid = await squidFor(b.port);
+    const infected: ProxyResult[] = [];
+    const clean: ProxyResult[] = [];
+    const urls: string[] = [];
+    for (let i = 0; i < 12; i++) {
+      const url = urlFor('/eicar-1m.bin');
+      urls.push(url);
+      infected.push(await proxyRequest(squid.port, { url, timeoutMs: 10_000 }));
+      clean.push(await proxyRequest(squid.port, { url: urlFor('/clean-64k.bin'), timeoutMs: 10_000 }));
+    }
+    return { infected, clean, squid, b, urls };
+  }
+
+  it('cut_after_commit: short-body (the default): every cut is a short body, no failure counted, clean downloads stay whole', async () => {
+    const { infected, clean, squid, b, urls } = await cutTwelve('');
+    console.log(`short-body cuts: ${infected.map((r) => `${r.status}/${r.bytes}/${r.complete ? 'whole' : 'cut'}`).join(' ')}`);
+    for (const r of infected) {
+      // Never the file: a cut transfer (Squid 5.7 stalls, so icap-bridge commits), or the block page.
+      expect(r.sha256).not.toBe(expectedSha256('/eicar-1m.bin'));
+      if (squid5) expect(r).toMatchObject({ status: 200, complete: false });
+      else expect(r.status === 200 ? !r.complete : isBlockPage(r)).toBe(true);
+    }
+    for (const r of clean) expectIntactDownload(r, '/clean-64k.bin');
+    if (squid5) {
+      for (const url of urls) expect(await waitForAccess(() => b.accessRecords(), 'RESPMOD', url)).toMatchObject({ reason: 'blocked-by-truncation' });
+    }
+    expect(squid.cacheLog()).not.toMatch(/suspend/i);
+    await stopSquid(squid);
+  }, 90_000);
+
+  it.runIf(squid5)('cut_after_commit: close: Squid 5.7 counts each close as a failure and suspends the service, 500 for everyone', async () => {
+    const { infected, clean, squid } = await cutTwelve(`services:
+  respmod: { methods: [RESPMOD], cut_after_commit: close }
+  reqmod: { methods: [REQMOD] }
+`);
+    const failedAt = clean.findIndex((r) => r.status === 500);
+    console.log(`close cuts: infected ${infected.map((r) => r.status).join(' ')}; clean ${clean.map((r) => r.status).join(' ')}`);
+    // Squid suspends past its limit of 10: the 11th close, so the 11th clean download fails.
+    expect(failedAt).toBeGreaterThanOrEqual(9);
+    expect(clean.slice(failedAt).every((r) => r.status === 500 && r.text.includes('ERR_ICAP_FAILURE'))).toBe(true);
+    await stopSquid(squid);
+  }, 90_000);
 });
 
 describe('restart: icap-bridge stopped (SIGTERM) while Squid streams requests, then started on the same port', () => {

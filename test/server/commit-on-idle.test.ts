@@ -20,6 +20,10 @@ beforeAll(async () => {
   nocommit:
     methods: [RESPMOD]
     commit_on_idle: { enabled: false }
+  cutclose:
+    methods: [RESPMOD]
+    commit_on_idle: { enabled: true, idle_ms: 100, max_bytes: 3 }
+    cut_after_commit: close
 `);
 });
 afterAll(() => srv.close());
@@ -31,10 +35,10 @@ function body(size: number, tail?: Buffer): Buffer {
 }
 
 /** Starts a Squid-like exchange and returns the client after 100 Continue and `sentBytes` more. */
-async function stallAfter(payload: Buffer, sentBytes: number, opts: { service?: string; allow204?: boolean } = {}) {
+async function stallAfter(payload: Buffer, sentBytes: number, opts: { service?: string; allow204?: boolean; contentLength?: boolean } = {}) {
   const req = buildRequest({
     service: opts.service ?? 'respmod',
-    resHdr: httpResponseHead(payload.length),
+    resHdr: opts.contentLength === false ? httpResponseHead() : httpResponseHead(payload.length),
     body: [payload],
     preview: 1024,
     headers: opts.allow204 ? [['Allow', '204']] : [],
@@ -65,9 +69,31 @@ describe('commit on idle', () => {
     c.close();
   });
 
-  it('infected after a commit: the connection closes without the last chunk (blocked by truncation)', async () => {
+  it('infected after a commit, Content-Length announced: the answer ends at once, its body short of it; the connection stays open', async () => {
     const payload = body(300_000, EICAR);
     const { c, rest } = await stallAfter(payload, 100_000);
+    await sleep(450); // the 3 kicks of the budget
+    expect(c.pending.toString('latin1')).toMatch(/^ICAP\/1\.0 200 OK\r\n/);
+    const record = srv.nextRecord();
+    c.write(rest);
+    const r = await c.read();
+    // A well-formed ICAP answer (no service failure for Squid to count) whose HTTP body stops
+    // short of the Content-Length its head announced: the proxy cuts the client's transfer.
+    expect(r.status).toBe(200);
+    expect(r.resHdr).toContain(`Content-Length: ${payload.length}\r\n`);
+    expect(r.body!.toString('latin1')).toBe('ABC');
+    expect(await record).toMatchObject({ verdict: 'infected', reason: 'blocked-by-truncation', threats: ['EICAR-Test-File'], committed: { released_bytes: 3 } });
+    // The same connection takes the next request.
+    const next = buildRequest({ resHdr: httpResponseHead(5), body: [Buffer.from('hello')], headers: [['Allow', '204']] });
+    c.write(next.first);
+    c.write(next.rest);
+    expect((await c.read()).status).toBe(204);
+    c.close();
+  });
+
+  it('infected after a commit without a Content-Length: the connection closes without the last chunk (nothing else tells the client)', async () => {
+    const payload = body(300_000, EICAR);
+    const { c, rest } = await stallAfter(payload, 100_000, { contentLength: false });
     await sleep(250);
     expect(c.pending.toString('latin1')).toMatch(/^ICAP\/1\.0 200 OK\r\n/);
     const record = srv.nextRecord();
@@ -75,6 +101,18 @@ describe('commit on idle', () => {
     await c.waitClosed();
     expect(parseResponse(c.pending)).toBeNull(); // never a complete response
     expect(c.pending.includes(Buffer.from('\r\n0\r\n\r\n'))).toBe(false);
+    expect(await record).toMatchObject({ verdict: 'infected', reason: 'blocked-by-truncation', threats: ['EICAR-Test-File'] });
+  });
+
+  it('cut_after_commit: close → closes without the last chunk even with a Content-Length', async () => {
+    const payload = body(300_000, EICAR);
+    const { c, rest } = await stallAfter(payload, 100_000, { service: 'cutclose' });
+    await sleep(250);
+    expect(c.pending.toString('latin1')).toMatch(/^ICAP\/1\.0 200 OK\r\n/);
+    const record = srv.nextRecord();
+    c.write(rest);
+    await c.waitClosed();
+    expect(parseResponse(c.pending)).toBeNull();
     expect(await record).toMatchObject({ verdict: 'infected', reason: 'blocked-by-truncation', threats: ['EICAR-Test-File'] });
   });
 

@@ -119,7 +119,7 @@ describe('trickle delivery', () => {
     c.close();
   });
 
-  it('infected (EICAR at the very end): the connection closes without the tail and the last chunk; logged blocked-by-truncation', async () => {
+  it('infected (EICAR at the very end), Content-Length announced: the answer ends without the tail, short of it; logged blocked-by-truncation', async () => {
     const body = payload(3 * MiB, EICAR);
     const req = buildRequest({ resHdr: httpResponseHead(body.length), body: [body], preview: 1024 });
     const c = await TestClient.connect(srv.port);
@@ -127,11 +127,15 @@ describe('trickle delivery', () => {
     expect((await c.read()).status).toBe(100);
     const record = srv.nextRecord();
     await send(c, req.rest);
-    await c.waitClosed();
-    const e = early(c.pending)!;
-    expect(e.head).toContain('pending; reason=trickle');
-    expect(e.ended).toBe(false);
-    expect(parseResponse(c.pending)).toBeNull();
+    // cut_after_commit: short-body (the default): a complete ICAP answer, so Squid counts no
+    // service failure; its HTTP body stops short of Content-Length, so the client's transfer is cut.
+    const r = await c.read();
+    expect(r.status).toBe(200);
+    expect(r.resHdr).toContain(`Content-Length: ${body.length}\r\n`);
+    const e = { body: r.body! };
+    expect(r.header('X-ICAP-Bridge-Decision')).toBe('pending; reason=trickle');
+    expect(c.closed).toBe(false);
+    c.close();
     expect(e.body.length).toBeGreaterThan(0);
     expect(e.body.length).toBeLessThanOrEqual(body.length - HOLD);
     expect(e.body.equals(body.subarray(0, e.body.length))).toBe(true);
