@@ -1,0 +1,114 @@
+/**
+ * Real Squid 5.7 in front of icap-bridge under a mixed load, the way a proxy's users make it:
+ * eight clients download clean and infected files (64 KiB to 100 MiB) and upload bodies (clean,
+ * or with EICAR inside), and one request in eight gives up after 5-300 ms. Three icap-bridge
+ * setups: the defaults (commit on idle), trickle delivery, and 206 answers (Squid's
+ * icap_206_enable on). This soak found that cutting infected downloads by closing the ICAP
+ * connection made Squid suspend the service for everyone (cut_after_commit, squid-resilience).
+ *
+ * What must hold, for each setup:
+ * - no infected file or upload gets through whole (a download arrives cut or as the 403 page, an
+ *   upload never reaches the origin);
+ * - every clean download and upload that was not given up arrives whole, byte-identical: no 500
+ *   from a suspended ICAP service, no stall;
+ * - nothing logged at error level or above, the spool empty, and once Squid is gone icap-bridge's
+ *   descriptors are back where they were.
+ * Bounded: SOAK_MS per setup (15 s unless set), each request at most 60 s; SOAK_SEED=N draws
+ * another sequence of requests.
+ */
+import { readdirSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { EICAR } from '../helpers/icap-messages.js';
+import { expectedSha256, ORIGIN_FILES } from '../helpers/origin-server.js';
+import { proxyRequest, type SquidOptions } from '../helpers/squid.js';
+import { startSquidStack } from '../helpers/squid-stack.js';
+import { waitFor } from '../helpers/wait.js';
+
+const SOAK_MS = Number(process.env.SOAK_MS ?? 15_000);
+const CLIENTS = 8;
+const REQUEST_MS = 60_000;
+
+/** xorshift32: a seeded sequence of requests, so a failing run can be drawn again. */
+function seededRandom(seed: number): (n: number) => number {
+  let x = seed >>> 0 || 1;
+  return (n) => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x % n;
+  };
+}
+
+const openDescriptors = (pid: number): number => readdirSync(`/proc/${pid}/fd`).length;
+
+const SETUPS: [string, string, Omit<SquidOptions, 'icapPort'>][] = [
+  ['defaults (commit on idle)', '', {}],
+  ['trickle delivery', 'services:\n  respmod: { methods: [RESPMOD], trickle: { enabled: true } }\n  reqmod: { methods: [REQMOD] }\n', {}],
+  ['206 answers', 'services:\n  respmod: { methods: [RESPMOD], allow_204: false, allow_206: true }\n  reqmod: { methods: [REQMOD] }\n', { icap206: true }],
+];
+
+describe.each(SETUPS)('Squid soak: %s', (name, bridgeYaml, squid) => {
+  it('answers every request right, and frees everything', async () => {
+    const stack = await startSquidStack({ bridgeYaml, squid });
+    try {
+      const before = openDescriptors(stack.bridge.pid);
+      const random = seededRandom(Number(process.env.SOAK_SEED ?? 20261123));
+      const problems: string[] = [];
+      const seen: Record<string, number> = {};
+      const count = (what: string): void => void (seen[what] = (seen[what] ?? 0) + 1);
+      const end = Date.now() + SOAK_MS;
+
+      const download = async (givesUp: boolean, timeoutMs: number): Promise<void> => {
+        const files = ['/clean-64k.bin', '/clean-200k.bin', '/clean-1m.bin', '/eicar.com', '/eicar-1m.bin'];
+        if (random(10) === 0) files.push('/clean-100m.bin');
+        const path = files[random(files.length)]!;
+        const infected = path.includes('eicar');
+        const r = await proxyRequest(stack.squid.port, { url: stack.urlFor(path), timeoutMs });
+        const whole = r.status === 200 && r.complete && r.bytes === ORIGIN_FILES[path]!.size && r.sha256 === expectedSha256(path);
+        count(`download ${infected ? 'infected' : 'clean'}${givesUp ? ' given up' : ''}: ${whole ? 'whole' : r.status === 403 ? '403' : `${r.status} cut`}`);
+        if (infected && whole) problems.push(`${path}: delivered whole`);
+        if (!infected && !givesUp && !whole) problems.push(`${path}: HTTP ${r.status}, ${r.bytes} bytes, ${r.complete ? 'complete' : 'cut'}, error ${r.error}`);
+      };
+
+      const upload = async (givesUp: boolean, timeoutMs: number): Promise<void> => {
+        const size = 1 + random(random(4) === 0 ? 3_000_000 : 70_000);
+        const body = Buffer.alloc(size, 0x61 + random(20));
+        const infected = size >= EICAR.length && random(4) === 0;
+        if (infected) EICAR.copy(body, random(size - EICAR.length + 1));
+        const r = await proxyRequest(stack.squid.port, { method: 'POST', url: stack.urlFor('/upload'), body, timeoutMs });
+        // The origin answers an upload it read with 200 JSON { bytes, sha256 }.
+        const arrived = r.status === 200 && r.text.includes('"sha256"');
+        count(`upload ${infected ? 'infected' : 'clean'}${givesUp ? ' given up' : ''}: ${arrived ? 'arrived' : r.status}`);
+        if (infected && arrived) problems.push(`upload of ${size} bytes with EICAR reached the origin`);
+        if (!infected && !givesUp && !arrived) problems.push(`clean upload of ${size} bytes: HTTP ${r.status}, error ${r.error}`);
+      };
+
+      const client = async (): Promise<void> => {
+        for (let k = 0; Date.now() < end && k < 100_000; k++) {
+          const givesUp = random(8) === 0;
+          const timeoutMs = givesUp ? 5 + random(300) : REQUEST_MS;
+          if (random(20) < 12) await download(givesUp, timeoutMs);
+          else await upload(givesUp, timeoutMs);
+        }
+      };
+      await Promise.all(Array.from({ length: CLIENTS }, client));
+      console.log(`${name}: ${JSON.stringify(seen, null, 1)}`);
+
+      expect(problems.slice(0, 20)).toEqual([]);
+      // Not vacuous: each kind of request was made and answered the expected way.
+      for (const kind of ['download clean: whole', 'download infected: 403', 'upload clean: arrived', 'upload infected: 403']) {
+        expect(seen[kind] ?? 0, kind).toBeGreaterThan(0);
+      }
+      expect(stack.squid.cacheLog()).not.toMatch(/suspend/i);
+      expect(stack.bridge.logs().filter((l) => (l.level as number) >= 50)).toEqual([]);
+      // Squid keeps idle ICAP connections open; once it is gone, icap-bridge must close its ends.
+      await stack.squid.stop();
+      await waitFor('icap-bridge to close the ICAP connections Squid left', () => openDescriptors(stack.bridge.pid) <= before + 4);
+      await waitFor('an empty spool', () => readdirSync(stack.bridge.spoolDir).length === 0);
+    } finally {
+      await stack.stop();
+    }
+  }, SOAK_MS + 150_000);
+});
