@@ -513,6 +513,9 @@ export class Transaction {
       }
       this.#finish(this.#record(plan, decision, 'answered'));
     } catch (err) {
+      // After an abort, what fails is what the abort took away (the spool disposed while end()
+      // closed its file, the scans cut): the abort's own record says what happened.
+      if (this.aborted) return;
       this.#failed(err, plan, decision);
     } finally {
       void this.#trickle?.stop(); // stopped already unless the answer failed

@@ -2,12 +2,13 @@
  * Every error path answers with its ICAP status and closes (RFC 3507 §4.3.3), and never takes the
  * server down: after each case a fresh connection still gets OPTIONS answered.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Backend } from '../../src/backends/backend.js';
-import { liveSpoolFiles } from '../../src/pipeline/spool.js';
+import { BodySpool, liveSpoolFiles } from '../../src/pipeline/spool.js';
 import { buildRequest, EICAR } from '../helpers/icap-messages.js';
 import { TestClient } from '../helpers/icap-client.js';
 import { startTestServer, type TestServer } from '../helpers/test-server.js';
+import { waitFor } from '../helpers/wait.js';
 
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
 const SMALL_LIMITS = `server:
@@ -193,6 +194,31 @@ describe('client disconnects', () => {
     expect(await record).toMatchObject({ verdict: 'aborted', reason: 'client-disconnected', icap_status: 0 });
     await new Promise((r) => setTimeout(r, 50));
     expect([...liveSpoolFiles()].filter((f) => f.startsWith(srv.spoolDir))).toEqual([]);
+  });
+
+  it('while the answer waits for the spool to end: aborted, never an internal error (the abort disposes the spool under it)', async () => {
+    // Found by the Squid soak with clamd behind: Squid hung up while the temp file was being
+    // closed (spool end()). That window is a fraction of a millisecond; here end() is held for
+    // 300 ms so the hang-up always lands inside it.
+    const realEnd = BodySpool.prototype.end;
+    const held = vi.spyOn(BodySpool.prototype, 'end').mockImplementation(function (this: BodySpool) {
+      return new Promise<void>((r) => setTimeout(r, 300)).then(() => realEnd.call(this));
+    });
+    try {
+      const c = await TestClient.connect(srv.port);
+      const record = srv.nextRecord();
+      c.write(buildRequest({ body: [Buffer.alloc(3 * 1024 * 1024, 'q')], headers: [['Allow', '204']] }).first);
+      await waitFor('the answer to wait for the spool', () => held.mock.calls.length > 0);
+      // A reset, as when a write to a peer already gone fails: the connection closes at once (a
+      // FIN alone is a half-close, and the answer would still be written).
+      c.socket.resetAndDestroy();
+      expect(await record).toMatchObject({ verdict: 'aborted', reason: 'client-disconnected' });
+      await new Promise((r) => setTimeout(r, 400)); // the held end() rejects now
+      expect(srv.logs.filter((l) => (l.level as number) >= 50)).toEqual([]);
+      expect([...liveSpoolFiles()].filter((f) => f.startsWith(srv.spoolDir))).toEqual([]);
+    } finally {
+      held.mockRestore();
+    }
   });
 });
 
