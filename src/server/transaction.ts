@@ -584,11 +584,8 @@ export class Transaction {
     const declared = declaredLength(this.#resHdr);
     const shortBody = this.#init.service.config.cut_after_commit === 'short-body' && declared !== null;
     const stopped = trickle?.stop();
-    if (shortBody) {
-      await stopped; // the trickle's last write is out, so the last chunk follows it
-    } else {
-      this.#init.sink.destroy();
-    }
+    // The last chunk must follow the trickle's last write; a close need not wait for it.
+    if (shortBody) await stopped;
     if (trickle !== null) {
       this.#released = trickle.forwarded;
       // X-ICAP-Bridge-Decision went out as "pending" with the head; the verdict is only ours to log.
@@ -603,7 +600,8 @@ export class Transaction {
       this.#finish(this.#record(null, decision, 'blocked-by-truncation'));
       return;
     }
-    if (shortBody) this.#init.sink.destroy(); // every byte already out (hold-back 0): only a close cuts
+    // No Content-Length, cut_after_commit: close, or one already reached (a lying one): only a close cuts.
+    this.#init.sink.destroy();
     // Logged before the socket's 'close' can turn this into an abort ("client-disconnected").
     this.#finish(this.#record(null, decision, 'blocked-by-truncation'));
     await stopped; // a write waiting for the client fails at once on the destroyed socket; then the spool may go

@@ -44,15 +44,16 @@ export interface IcapBackend extends Backend {
   connectionStats(): Record<string, { opened: number; idle: number; active: number }>;
 }
 
+export interface IcapBackendOptions {
+  /** Told once per change of an endpoint's health (up ↔ down), with why. */
+  readonly onHealthChange?: (change: EndpointHealthChange) => void;
+}
+
 /**
  * Starts the backend: parses the endpoints, resolves DNS names (dns.enabled), asks each endpoint
  * OPTIONS once so the ISTag is known before services compute theirs. An endpoint that is down
  * does not fail creation; it is marked unhealthy.
  */
-export interface IcapBackendOptions {
-  /** Told once per change of an endpoint's health (up ↔ down), with why. */
-  readonly onHealthChange?: (change: EndpointHealthChange) => void;
-}
 
 export async function createIcapBackend(name: string, config: IcapBackendConfig, options: IcapBackendOptions = {}): Promise<IcapBackend> {
   const urls = new Map<string, IcapUrl>();
