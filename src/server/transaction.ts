@@ -11,7 +11,8 @@
  * Allow: 204, a silent body makes the transaction start its 200 answer early and release held
  * body bytes one at a time, because Debian's Squid 5.7 sends no more body until it sees adapted
  * bytes. A committed transaction can no longer show a block page: if the verdict is to block,
- * it closes the connection without the last chunk so the client never gets a complete file.
+ * it cuts the answer (cut_after_commit: short of its Content-Length, or a close without the last
+ * chunk) so the client never gets a complete file.
  * Trickle delivery (trickle.ts, off by default) starts the same early answer for large RESPMOD
  * bodies and forwards all but a held-back tail while the body arrives.
  *
@@ -911,7 +912,7 @@ export class Transaction {
       verdict: verdictLabel(decision),
       threats: decision.action === 'block' && decision.reason === 'infected' ? decision.threats.map((t) => t.name) : [],
       scan_errors: 'errors' in decision ? decision.errors.map((e) => `${e.backend}:${e.kind}`) : [],
-      // "blocked-by-truncation": committed before the verdict, then closed without the last chunk.
+      // "blocked-by-truncation": committed before the verdict, then cut (#finishCommitted).
       reason: outcome === 'blocked-by-truncation' ? 'blocked-by-truncation' : decision.reason,
       committed: { kicks: this.#kicks, released_bytes: this.#released },
     };

@@ -9,8 +9,9 @@
  *                                                            the tail waits for the verdict
  *
  * At the verdict the transaction takes over: clean → the tail and the last chunk; anything else
- * → the connection is closed without them, so the client never gets a complete file (as after a
- * commit on idle; logged `blocked-by-truncation`).
+ * → the answer is cut without the tail (cut_after_commit: short of its Content-Length, or a close
+ * without the last chunk), so the client never gets a complete file (as after a commit on idle;
+ * logged `blocked-by-truncation`).
  *
  * Bytes are read back from the spool, not kept: input runs at the sender's pace into the spool,
  * output at the receiver's pace (ResponseSink resolves a write only when the socket can take
