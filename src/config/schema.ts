@@ -162,7 +162,7 @@ function serviceSchema(ctx: SchemaContext) {
       hold_back_bytes: integer(1, 1_073_741_824).default(1_048_576),
     }),
     /**
-     * How an answer committed early (commit_on_idle, trickle) ends when the verdict is block.
+     * How an answer committed early (commit_on_idle, trickle) ends when the verdict is not clean.
      * short-body: the ICAP answer ends properly, its HTTP body short of the Content-Length the
      * head announced, so the client's transfer is cut without Squid counting an ICAP failure
      * (eleven failures suspend the service for every user, squid-interop.md). A body without a

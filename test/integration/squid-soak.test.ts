@@ -14,7 +14,7 @@
  * - every clean download and upload that was not given up arrives whole, byte-identical: no 500
  *   from a suspended ICAP service, no stall;
  * - nothing logged at error level or above, the spool empty, and once Squid is gone icap-bridge's
- *   descriptors are back where they were.
+ *   descriptors are back where they were (within 4).
  * Bounded: SOAK_MS per setup (15 s unless set), each request at most 60 s; SOAK_SEED=N draws
  * another sequence of requests.
  */
