@@ -98,7 +98,17 @@ export interface OriginServer {
   stop(): Promise<void>;
 }
 
-export async function startOriginServer(): Promise<OriginServer> {
+export interface OriginOptions {
+  /**
+   * Cache-Control of the files (default `no-store`; uploads always answer `no-store`). A cacheable
+   * value (e.g. `public, max-age=3600`) also sends a Last-Modified of a day ago.
+   */
+  cacheControl?: string;
+}
+
+export async function startOriginServer(options: OriginOptions = {}): Promise<OriginServer> {
+  const cacheControl = options.cacheControl ?? 'no-store';
+  const lastModified = new Date(Date.now() - 86_400_000).toUTCString();
   const requests: OriginRequest[] = [];
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const url = req.url ?? '/';
@@ -143,7 +153,8 @@ export async function startOriginServer(): Promise<OriginServer> {
     res.writeHead(200, {
       'Content-Type': 'application/octet-stream',
       'Content-Length': file.size,
-      'Cache-Control': 'no-store',
+      'Cache-Control': cacheControl,
+      ...(cacheControl === 'no-store' ? {} : { 'Last-Modified': lastModified }),
     });
     if (req.method === 'HEAD') {
       res.end();

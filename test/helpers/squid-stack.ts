@@ -6,7 +6,7 @@
  */
 import { expect } from 'vitest';
 import { startChildServer, type ChildServer } from './child-server.js';
-import { expectedSha256, ORIGIN_FILES, startOriginServer, type OriginServer } from './origin-server.js';
+import { expectedSha256, ORIGIN_FILES, startOriginServer, type OriginOptions, type OriginServer } from './origin-server.js';
 import { requireSquid, squidVersion, startSquid, type ProxyResult, type Squid, type SquidOptions } from './squid.js';
 
 export interface SquidStackOptions {
@@ -18,6 +18,8 @@ export interface SquidStackOptions {
   squid?: Omit<SquidOptions, 'icapPort'>;
   /** The query parameter that makes each URL from urlFor() unique (default `n`). */
   urlTag?: string;
+  /** The origin's options (e.g. a cacheable Cache-Control). */
+  origin?: OriginOptions;
 }
 
 export interface SquidStack {
@@ -40,7 +42,7 @@ export async function startSquidStack(options: SquidStackOptions = {}): Promise<
     while (running.length > 0) await running.pop()!.stop();
   };
   try {
-    const origin = await startOriginServer();
+    const origin = await startOriginServer(options.origin);
     running.push(origin);
     const bridge = await startChildServer(options.bridgeYaml, options.serverYaml);
     running.push(bridge);

@@ -2,7 +2,7 @@
  * A private Squid (Debian's package `squid-openssl` or `squid`, 5.7 on bookworm) in front of an
  * icap-bridge, for end-to-end tests. Never the system service: each instance runs in the foreground
  * (`squid -N -f CONF`) with its own config, logs, pid file and core dump directory in a temp dir,
- * listens on a free loopback port, caches nothing, and is stopped by its PID.
+ * listens on a free loopback port, caches nothing (unless `memoryCache`), and is stopped by its PID.
  *
  * The ICAP lines are those of config/examples/squid.conf, verbatim, with only the icap-bridge port
  * replaced; `recipe2: true` also uncomments that file's four delay-pool lines (Recipe 2,
@@ -217,6 +217,11 @@ export interface SquidOptions {
   /** More squid.conf lines, appended last. */
   extraConf?: string;
   /**
+   * Cache in memory (cache_mem 64 MB, objects up to 8 MB) instead of caching nothing, for tests of
+   * what Squid keeps from an adapted answer (a cut download must never come back as a hit).
+   */
+  memoryCache?: boolean;
+  /**
    * ICAP over TLS instead of plain ICAP: the example file's icaps:// lines replace its icap://
    * ones (see exampleIcapLines). Needs a Squid built with OpenSSL (requireSquidIcaps).
    */
@@ -271,8 +276,7 @@ access_log stdio:${dir}/access.log
 cache_store_log none
 netdb_filename none
 coredump_dir ${dir}
-cache deny all
-cache_mem 8 MB
+${options.memoryCache ? 'cache allow all\ncache_mem 64 MB\nmaximum_object_size_in_memory 8 MB' : 'cache deny all\ncache_mem 8 MB'}
 shutdown_lifetime 1 seconds
 visible_hostname icap-bridge-test
 pinger_enable off
