@@ -99,6 +99,11 @@ function serverSchema(ctx: SchemaContext) {
       header_ms: integer(1).default(30_000),
       body_idle_ms: integer(1).default(60_000),
       keep_alive_ms: integer(1).default(75_000),
+      /**
+       * An answer the client takes nothing of for this long is cut: its transaction is aborted and
+       * its temp file freed. Squid's own write_timeout (15 min) is the default.
+       */
+      write_idle_ms: integer(1).default(900_000),
     }),
     limits: section({
       icap_header_bytes: integer(256, 16_777_216).default(65_536),

@@ -10,6 +10,11 @@
  *   idle        between requests (keep-alive)           → server.timeouts.keep_alive_ms, then close
  *   closing     an error answer was sent; input is drained and dropped until the peer closes
  *
+ * In every phase, an answer the client takes none of for server.timeouts.write_idle_ms is cut
+ * (ResponseSink's SendWatch): the transaction is aborted (send-timeout) and the socket destroyed.
+ * Whenever we end our side, the socket is destroyed LINGER_MS after our last byte went out, whether
+ * or not the client closes its side: a client that ignores our FIN must not hold the connection.
+ *
  * Requests are answered strictly in order: the decoder pauses at message-end and resumes when the
  * answer is written, so pipelined requests wait their turn. The socket pauses too, but only if bytes
  * arrive meanwhile, so they never pile up beyond a socket read. A client's FIN (half-close) still
@@ -105,7 +110,10 @@ export class IcapConnection {
     this.#gen = ctx.current();
     this.clientAddress = socket.remoteAddress ?? 'unknown';
     this.#log = ctx.logger.child({ client: this.clientAddress, port: socket.remotePort });
-    this.#sink = new ResponseSink(socket);
+    this.#sink = new ResponseSink(socket, {
+      idleMs: () => this.#gen.timeouts.writeIdleMs,
+      onStalled: (idleMs) => this.#onSendStalled(idleMs),
+    });
     // Parser limits are fixed for the life of the connection: those in force when it opened.
     this.#decoder = new IcapDecoder((e) => this.#onEvent(e), this.#gen.limits);
     socket.setNoDelay(true);
@@ -136,11 +144,11 @@ export class IcapConnection {
       // Just accepted, its first request probably on the wire: a load balancer that handed it
       // to us cannot retry once the TCP connect succeeded. Serve that request, then close.
       setTimeout(() => {
-        if (this.idle) this.#socket.end();
+        if (this.idle) this.#endAndLinger();
       }, FRESH_CONNECTION_MS).unref();
       return;
     }
-    this.#socket.end();
+    this.#endAndLinger();
   }
 
   destroy(): void {
@@ -400,7 +408,7 @@ export class IcapConnection {
     // After a FIN, complete requests sent before it are still answered (as HTTP servers answer
     // pipelined requests); on shutdown, the connection closes after this answer.
     if (this.#peerEnded && !(this.#finReceived && !this.#decoder.idle)) {
-      this.#socket.end();
+      this.#endAndLinger();
       return;
     }
     this.#enter(this.#decoder.idle ? 'idle' : 'head');
@@ -430,9 +438,37 @@ export class IcapConnection {
       this.#ctx.onRejected(status);
       this.#socket.write(errorResponse(status, istag ?? this.#gen.registry.serverIstag));
     }
-    this.#socket.end();
     this.#socket.resume();
-    setTimeout(() => this.#socket.destroy(), LINGER_MS).unref();
+    this.#endAndLinger();
+  }
+
+  /**
+   * Ends our side, and destroys the socket LINGER_MS after the last byte was handed to the kernel.
+   * allowHalfOpen keeps a socket open until the client ends its side too, and a client that never
+   * does (hung, or it ignores FINs) would hold the connection, and a max_connections slot, for ever.
+   * Timed from 'finish', not from now, so a slow client still gets the whole of a last answer;
+   * one that takes none of it for write_idle_ms is destroyed then.
+   */
+  #endAndLinger(): void {
+    const socket = this.#socket;
+    if (socket.destroyed) return;
+    if (!socket.writableEnded) socket.end();
+    if (socket.writableFinished) {
+      setTimeout(() => socket.destroy(), LINGER_MS).unref();
+      return;
+    }
+    const stalled = setTimeout(() => socket.destroy(), this.#gen.timeouts.writeIdleMs).unref();
+    socket.once('finish', () => {
+      clearTimeout(stalled);
+      setTimeout(() => socket.destroy(), LINGER_MS).unref();
+    });
+  }
+
+  /** The client took none of the answer for write_idle_ms: cut it (SendWatch, response-sink.ts). */
+  #onSendStalled(idleMs: number): void {
+    this.#log.warn({ write_idle_ms: idleMs, pending_bytes: this.#socket.writableLength }, 'send timeout: the client took none of the answer');
+    this.#txn?.abort('send-timeout');
+    this.#socket.destroy();
   }
 
   #enter(phase: Phase, now = performance.now()): void {
@@ -491,8 +527,8 @@ export class IcapConnection {
     switch (this.#phase) {
       case 'idle':
         this.#log.debug('keep-alive timeout');
-        this.#socket.end();
         this.#enter('closing');
+        this.#endAndLinger();
         return;
       case 'head':
         this.#log.info({ timeout_ms: this.#gen.timeouts.headerMs }, 'header timeout');

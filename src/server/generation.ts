@@ -14,6 +14,7 @@ export interface ConnectionTimeouts {
   readonly headerMs: number;
   readonly bodyIdleMs: number;
   readonly keepAliveMs: number;
+  readonly writeIdleMs: number;
 }
 
 export function limitsFromConfig(config: Config): DecoderLimits {
@@ -45,7 +46,7 @@ export class Generation {
     this.registry = new ServiceRegistry(config, backends);
     this.limits = limitsFromConfig(config);
     const t = config.server.timeouts;
-    this.timeouts = { headerMs: t.header_ms, bodyIdleMs: t.body_idle_ms, keepAliveMs: t.keep_alive_ms };
+    this.timeouts = { headerMs: t.header_ms, bodyIdleMs: t.body_idle_ms, keepAliveMs: t.keep_alive_ms, writeIdleMs: t.write_idle_ms };
     this.spool = { memoryBytes: config.spool.memory_bytes, directory: config.spool.directory };
   }
 

@@ -2,18 +2,36 @@
  * Writes response bytes to the connection's socket and respects backpressure (STYLE.md
  * "Respect write() === false"): a caller awaiting write() never has more than one socket
  * buffer's worth of response queued.
+ *
+ * A write that has to wait is watched (SendWatch): a client that takes none of the answer for
+ * server.timeouts.write_idle_ms (it stopped reading, but keeps the connection open) would otherwise
+ * hold the transaction, its temp file and the connection for ever. Progress is a 'drain': the
+ * socket handed everything queued to the kernel, which needs the client to read about one piece
+ * (a body is echoed 64 KiB at a time) within the limit.
  */
 import type { Socket } from 'node:net';
 import { CodedError } from '../errors.js';
 import { corkUntilEndOfTurn, worthCoalescing } from './write-coalescer.js';
 
+/** What the sink does about a client that stopped taking the answer. */
+export interface SendWatch {
+  /** How long a write may wait (read at each wait, so a reload applies to the next one). */
+  idleMs(): number;
+  /** The client took nothing for idleMs: the connection cuts the answer. */
+  onStalled(idleMs: number): void;
+}
+
 export class ResponseSink {
   readonly #socket: Socket;
+  readonly #watch: SendWatch | null;
+  /** Armed while a write waits for 'drain'. */
+  #stallTimer: NodeJS.Timeout | null = null;
   /** True once any byte of the current response was written: errors can then no longer be answered. */
   started = false;
 
-  constructor(socket: Socket) {
+  constructor(socket: Socket, watch: SendWatch | null = null) {
     this.#socket = socket;
+    this.#watch = watch;
   }
 
   get closed(): boolean {
@@ -51,17 +69,38 @@ export class ResponseSink {
       socket.uncork();
     }
     if (ok) return null;
+    this.#watchStall();
     return new Promise<void>((resolve, reject) => {
       const onDrain = (): void => {
         socket.off('close', onClose);
+        this.#unwatchStall();
         resolve();
       };
       const onClose = (): void => {
         socket.off('drain', onDrain);
+        this.#unwatchStall();
         reject(new CodedError('ICAP_ERR_CLIENT_GONE', 'connection closed while writing'));
       };
       socket.once('drain', onDrain);
       socket.once('close', onClose);
     });
+  }
+
+  /** Starts the clock at the first write that waits; a 'drain' stops it (the next wait starts anew). */
+  #watchStall(): void {
+    const watch = this.#watch;
+    if (watch === null || this.#stallTimer !== null) return;
+    const idleMs = watch.idleMs();
+    this.#stallTimer = setTimeout(() => {
+      this.#stallTimer = null;
+      if (!this.#socket.destroyed && this.#socket.writableNeedDrain) watch.onStalled(idleMs);
+    }, idleMs);
+    this.#stallTimer.unref();
+  }
+
+  #unwatchStall(): void {
+    if (this.#stallTimer === null) return;
+    clearTimeout(this.#stallTimer);
+    this.#stallTimer = null;
   }
 }

@@ -115,7 +115,7 @@ interface CommitPolicy {
 }
 
 /** Why a transaction ended without a normal answer. */
-export type AbortReason = 'client-disconnected' | 'body-timeout' | 'protocol-error' | 'server-closing';
+export type AbortReason = 'client-disconnected' | 'body-timeout' | 'send-timeout' | 'protocol-error' | 'server-closing';
 
 export class Transaction {
   readonly id: string;

@@ -20,6 +20,7 @@ describe('ranges and types', () => {
     ['header_ms positive', server('timeouts: {header_ms: 0}'), 'server.timeouts.header_ms', 'must be an integer >= 1 (got 0)'],
     ['body_idle_ms positive', server('timeouts: {body_idle_ms: 0}'), 'server.timeouts.body_idle_ms', 'must be an integer >= 1'],
     ['keep_alive_ms positive', server('timeouts: {keep_alive_ms: -5}'), 'server.timeouts.keep_alive_ms', 'must be an integer >= 1'],
+    ['write_idle_ms positive', server('timeouts: {write_idle_ms: 0}'), 'server.timeouts.write_idle_ms', 'must be an integer >= 1'],
     ['icap_header_bytes floor', limit('icap_header_bytes', '255'), 'server.limits.icap_header_bytes', 'must be an integer between 256 and 16777216 (got 255)'],
     ['icap_header_bytes ceiling', limit('icap_header_bytes', '16777217'), 'server.limits.icap_header_bytes', 'between 256 and 16777216'],
     ['http_header_bytes floor', limit('http_header_bytes', '100'), 'server.limits.http_header_bytes', 'between 256 and 16777216'],
