@@ -371,6 +371,8 @@ export interface ProxyRequestOptions {
   /** Absolute URL, sent as the request target. */
   url: string;
   body?: Buffer;
+  /** Content-Type of `body` (default application/octet-stream). */
+  contentType?: string;
   timeoutMs: number;
   /** Send Proxy-Authorization (default true). */
   auth?: boolean;
@@ -384,7 +386,7 @@ export function proxyRequest(proxyPort: number, options: ProxyRequestOptions): P
     headers['Proxy-Authorization'] = `Basic ${Buffer.from(`${SQUID_USER}:${SQUID_PASSWORD}`).toString('base64')}`;
   }
   if (options.body !== undefined) {
-    headers['Content-Type'] = 'application/octet-stream';
+    headers['Content-Type'] = options.contentType ?? 'application/octet-stream';
     headers['Content-Length'] = options.body.length;
   }
   return new Promise((resolve) => {
