@@ -23,6 +23,7 @@ import { describe, expect, it } from 'vitest';
 import { HAVE_CLAMD, startClamd } from '../helpers/clamd.js';
 import { EICAR } from '../helpers/icap-messages.js';
 import { expectedSha256, ORIGIN_FILES } from '../helpers/origin-server.js';
+import { seededRandom } from '../helpers/seeded-random.js';
 import { proxyRequest, type SquidOptions } from '../helpers/squid.js';
 import { startSquidStack } from '../helpers/squid-stack.js';
 import { waitFor } from '../helpers/wait.js';
@@ -30,19 +31,6 @@ import { waitFor } from '../helpers/wait.js';
 const SOAK_MS = Number(process.env.SOAK_MS ?? 15_000);
 const CLIENTS = 8;
 const REQUEST_MS = 60_000;
-
-/** xorshift32: a seeded sequence of requests, so a failing run can be drawn again. */
-function seededRandom(seed: number): (n: number) => number {
-  let x = seed >>> 0 || 1;
-  return (n) => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x % n;
-  };
-}
 
 const openDescriptors = (pid: number): number => readdirSync(`/proc/${pid}/fd`).length;
 
