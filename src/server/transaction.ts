@@ -63,7 +63,22 @@ import type { Service } from './service-registry.js';
 import { encodePartialContent, may206 } from './partial-content.js';
 import { declaredLength, reachesTrickle, TrickleForwarder, trickleSettings, type TrickleSettings } from './trickle.js';
 
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+/**
+ * How long a RESPMOD answer that carries a body of SQUID_PIPE_BYTES or more, without a
+ * Content-Length, waits between its last data and its last chunk. Squid 5.7's bug 5550: when the
+ * ICAP body ends while Squid's store still waits for its client to take earlier bytes, Squid may
+ * end the client's transfer before it notes that the ICAP body ended, and a chunked download then
+ * loses its final chunk although every byte arrived. With a Content-Length the client still has
+ * every byte it was promised. Without one, the pause lets Squid store the rest first: 30 of 2,561
+ * such downloads lost their final chunk without it, none of 2,216 with it (README, Squid).
+ */
+const LAST_CHUNK_PAUSE_MS = 20;
+/** Squid's BodyPipe capacity (squid-interop.md): smaller bodies never outrun its store. */
+const SQUID_PIPE_BYTES = 65_536;
 
 /** The results of a transaction that scanned nothing: shared and frozen (#decideOn sets its own). */
 const NO_RESULTS: readonly BackendResult[] = Object.freeze([]);
@@ -578,6 +593,7 @@ export class Transaction {
           await this.#write(chunkHeader(chunk.length), chunk, CRLF);
         }
       }
+      await this.#pauseBeforeLastChunk(body?.size ?? 0);
       await this.#write(encodeLastChunk(null, this.#trailers));
       this.#finish(this.#record(null, decision, 'answered-after-commit'));
       return;
@@ -836,11 +852,18 @@ export class Transaction {
           if (sink.closed) break;
           await this.#write(chunkHeader(chunk.length), chunk, CRLF);
         }
+        await this.#pauseBeforeLastChunk(body.size);
         // Errata e2: a server that does not modify the message echoes the trailers it received.
         await this.#write(encodeLastChunk(null, this.#trailers));
         return;
       }
     }
+  }
+
+  /** LAST_CHUNK_PAUSE_MS for a RESPMOD body of SQUID_PIPE_BYTES or more without a Content-Length (Squid's bug 5550). */
+  async #pauseBeforeLastChunk(bodyBytes: number): Promise<void> {
+    if (this.head.method !== 'RESPMOD' || bodyBytes < SQUID_PIPE_BYTES || declaredLength(this.#resHdr) !== null) return;
+    await sleep(LAST_CHUNK_PAUSE_MS);
   }
 
   /** A 204: the same bytes for every 204 of this service and decision within a second. Null once written. */

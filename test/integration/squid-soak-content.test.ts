@@ -13,7 +13,8 @@
  *   clamd, which unpacks it; the embedded engine scans what it is given);
  * - every clean download and upload that was not given up arrives whole. One exception, Squid's
  *   bug 5550 (README, Squid): a clean chunked download after a commit may arrive with every byte
- *   but without its final chunk. Those are counted, must stay rare, and are printed;
+ *   but without its final chunk. icap-bridge's pause before the last chunk makes that rare; those
+ *   are counted, printed, and must stay within 2 (or 2 %);
  * - nothing logged at error level, the spool empty, and the descriptors back once Squid is gone.
  * Bounded: SOAK_MS per setup (15 s unless set), each request at most 60 s; SOAK_SEED=N draws
  * another sequence of requests.
@@ -232,8 +233,9 @@ describe.each(SETUPS)('Squid soak with gzip, chunked and multipart content: %s',
       console.log(`${name} (seed ${SEED}): ${JSON.stringify(seen, null, 1)}\nSquid bug 5550 (all bytes, no final chunk): ${squidBug5550.length} of ${chunkedClean + squidBug5550.length} clean chunked downloads ${squidBug5550.join(' ')}`);
 
       expect(problems.slice(0, 20)).toEqual([]);
-      // Squid's race, rare (README: 0.2-2.3 %); a share this high would be something else.
-      expect(squidBug5550.length).toBeLessThanOrEqual(Math.max(5, chunkedClean * 0.1));
+      // Squid's race: 0.2-2.3 % of such downloads without the pause before the last chunk
+      // (transaction.ts LAST_CHUNK_PAUSE_MS), none of 5,854 with it (README, Squid).
+      expect(squidBug5550.length).toBeLessThanOrEqual(Math.max(2, chunkedClean * 0.02));
       for (const kind of ['download gz clean: whole', 'download gzch clean: whole', 'download ch clean: whole', 'download gz infected: 403', 'upload clean: arrived', 'upload infected: 403']) {
         expect(seen[kind] ?? 0, kind).toBeGreaterThan(0);
       }
