@@ -26,6 +26,21 @@ export function httpResponseHead(contentLength?: number, extra = ''): string {
   return `HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n${cl}${extra}\r\n`;
 }
 
+/**
+ * The head of a RESPMOD for `url` (ICAP headers, the HTTP request and response heads) without
+ * preview, for tests that stream its chunked body themselves, e.g. bodies too large to build.
+ */
+export function respmodHead(url: string, resHdr: string, icapHeaders: [string, string][] = []): Buffer {
+  return encodeRequestHead({
+    method: 'RESPMOD',
+    uri: 'icap://127.0.0.1/respmod',
+    headers: [['Host', '127.0.0.1'], ...icapHeaders],
+    reqHdr: Buffer.from(httpRequestHead(url)),
+    resHdr: Buffer.from(resHdr),
+    body: 'res-body',
+  });
+}
+
 function chunk(data: Buffer, ext = ''): Buffer {
   return Buffer.concat([Buffer.from(`${data.length.toString(16)}${ext}\r\n`), data, Buffer.from('\r\n')]);
 }

@@ -8,8 +8,7 @@
  */
 import { readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EICAR, httpRequestHead, httpResponseHead } from '../helpers/icap-messages.js';
-import { encodeRequestHead } from '../../protocol/index.js';
+import { EICAR, httpResponseHead, respmodHead } from '../helpers/icap-messages.js';
 import { TestClient } from '../helpers/icap-client.js';
 import { startChildServer, type ChildServer } from '../helpers/child-server.js';
 import { waitFor } from '../helpers/wait.js';
@@ -27,11 +26,7 @@ afterAll(async () => {
 });
 
 async function sendHugeBody(client: TestClient, size: number, tail: Buffer): Promise<void> {
-  const reqHdr = Buffer.from(httpRequestHead('http://example.com/huge.iso'));
-  const resHdr = Buffer.from(httpResponseHead(size + tail.length));
-  client.write(
-    encodeRequestHead({ method: 'RESPMOD', uri: `icap://127.0.0.1/respmod`, headers: [['Host', '127.0.0.1'], ['Allow', '204']], reqHdr, resHdr, body: 'res-body' }),
-  );
+  client.write(respmodHead('http://example.com/huge.iso', httpResponseHead(size + tail.length), [['Allow', '204']]));
   const piece = Buffer.alloc(1024 * 1024);
   for (let i = 0; i < piece.length; i++) piece[i] = (i * 31 + 7) & 0xff;
   const framed = Buffer.concat([Buffer.from(`${piece.length.toString(16)}\r\n`), piece, Buffer.from('\r\n')]);

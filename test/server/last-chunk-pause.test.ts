@@ -11,8 +11,7 @@
 import { connect, type Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ResponseSink } from '../../src/server/response-sink.js';
-import { encodeRequestHead } from '../../protocol/index.js';
-import { httpRequestHead, httpResponseHead } from '../helpers/icap-messages.js';
+import { httpResponseHead, respmodHead } from '../helpers/icap-messages.js';
 import { startTestServer, type TestServer } from '../helpers/test-server.js';
 
 const LAST_CHUNK = '\r\n0\r\n\r\n';
@@ -69,16 +68,7 @@ function echo(bodyBytes: number, contentLength: boolean): Promise<Arrival> {
   return new Promise((resolve, reject) => {
     const socket: Socket = connect({ port: srv.port, host: '127.0.0.1' }, () => {
       const resHdr = contentLength ? httpResponseHead(bodyBytes) : httpResponseHead(undefined, 'Transfer-Encoding: chunked\r\n');
-      socket.write(
-        encodeRequestHead({
-          method: 'RESPMOD',
-          uri: 'icap://127.0.0.1/respmod',
-          headers: [['Host', '127.0.0.1']],
-          reqHdr: Buffer.from(httpRequestHead('http://example.com/page.html')),
-          resHdr: Buffer.from(resHdr),
-          body: 'res-body',
-        }),
-      );
+      socket.write(respmodHead('http://example.com/page.html', resHdr));
       socket.write(Buffer.concat([Buffer.from(`${bodyBytes.toString(16)}\r\n`), Buffer.alloc(bodyBytes, BODY_BYTE), Buffer.from(LAST_CHUNK)]));
     });
     let head = '';

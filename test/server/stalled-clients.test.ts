@@ -13,8 +13,7 @@
 import { connect, type Socket } from 'node:net';
 import { readdirSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { encodeRequestHead } from '../../protocol/index.js';
-import { buildRequest, httpRequestHead, httpResponseHead } from '../helpers/icap-messages.js';
+import { buildRequest, httpResponseHead, respmodHead } from '../helpers/icap-messages.js';
 import { TestClient } from '../helpers/icap-client.js';
 import { startTestServer, type TestServer } from '../helpers/test-server.js';
 import { waitFor } from '../helpers/wait.js';
@@ -47,16 +46,7 @@ function rawConnect(port: number, allowHalfOpen = false): Promise<Socket> {
 
 /** A clean RESPMOD of `bytes` without Allow: 204, so the answer echoes the whole body back. */
 async function sendEchoRequest(s: Socket, bytes: number): Promise<void> {
-  s.write(
-    encodeRequestHead({
-      method: 'RESPMOD',
-      uri: 'icap://127.0.0.1/respmod',
-      headers: [['Host', '127.0.0.1']],
-      reqHdr: Buffer.from(httpRequestHead('http://example.com/big.bin')),
-      resHdr: Buffer.from(httpResponseHead(bytes)),
-      body: 'res-body',
-    }),
-  );
+  s.write(respmodHead('http://example.com/big.bin', httpResponseHead(bytes)));
   const framed = Buffer.concat([Buffer.from(`${MiB.toString(16)}\r\n`), Buffer.alloc(MiB, 0x61), Buffer.from('\r\n')]);
   for (let sent = 0; sent < bytes; sent += MiB) {
     if (!s.write(framed)) await new Promise((r) => s.once('drain', r));
