@@ -66,6 +66,13 @@ function serverSchema(ctx: SchemaContext) {
     ).default([{ host: '127.0.0.1', port: 1344 }]),
     max_connections: integer(1).default(512),
     /**
+     * Answers per connection before icap-bridge closes it (the last one says Connection: close),
+     * as c-icap's MaxKeepAliveRequests (100): a client then reconnects, and a TCP load balancer in
+     * front gets to place the new connection, e.g. on an instance that was just restarted.
+     * 0 = no limit.
+     */
+    max_requests_per_connection: integer(0).default(100),
+    /**
      * Server processes sharing the listeners (node:cluster): 1 = this process serves alone;
      * more = a primary that owns signals and the admin listener, plus that many workers.
      * "auto" = one per CPU (os.availableParallelism()).

@@ -93,7 +93,12 @@ export class IcapConnection {
   #service: Service | null = null;
   #txn: Transaction | null = null;
   #bytesReadMark = 0;
-  /** Close after the current answer: the client sent its FIN, or the server is shutting down. */
+  /** Requests begun on this connection (server.max_requests_per_connection). */
+  #requests = 0;
+  /**
+   * Close after the current answer: the client sent its FIN, the server is shutting down, or the
+   * answer is the last of server.max_requests_per_connection.
+   */
   #peerEnded = false;
   /** The client sent its FIN (half-close): requests it sent before it are still answered. */
   #finReceived = false;
@@ -309,6 +314,12 @@ export class IcapConnection {
     this.#head = head;
     this.#service = service;
     this.#sink.started = false;
+    const maxRequests = this.#gen.config.server.max_requests_per_connection;
+    if (maxRequests > 0 && ++this.#requests >= maxRequests) {
+      // This answer is the last: it says so, and the connection closes after it (#answered).
+      this.#sink.lastOnConnection = true;
+      this.#peerEnded = true;
+    }
     if (head.method === 'OPTIONS') return;
     this.#txn = new Transaction({
       id: this.#ctx.nextTransactionId(),

@@ -13,6 +13,19 @@ import type { Socket } from 'node:net';
 import { CodedError } from '../errors.js';
 import { corkUntilEndOfTurn, worthCoalescing } from './write-coalescer.js';
 
+const CONNECTION_CLOSE = Buffer.from('Connection: close\r\n', 'latin1');
+
+/**
+ * A response head with `Connection: close` after its status line. Every answer's first write
+ * starts with its ICAP status line, and Encapsulated offsets count from the end of the ICAP
+ * headers, so one more ICAP header line moves nothing they point at.
+ */
+function withConnectionClose(first: Buffer): Buffer {
+  const lineEnd = first.indexOf('\r\n');
+  if (lineEnd < 0) return first;
+  return Buffer.concat([first.subarray(0, lineEnd + 2), CONNECTION_CLOSE, first.subarray(lineEnd + 2)]);
+}
+
 /** What the sink does about a client that stopped taking the answer. */
 export interface SendWatch {
   /** How long a write may wait (read at each wait, so a reload applies to the next one). */
@@ -28,6 +41,12 @@ export class ResponseSink {
   #stallTimer: NodeJS.Timeout | null = null;
   /** True once any byte of the current response was written: errors can then no longer be answered. */
   started = false;
+  /**
+   * The current response is the connection's last (server.max_requests_per_connection): its head
+   * gets `Connection: close` (RFC 3507 §4.3 takes HTTP's connection management; RFC 9112 §9.6), so
+   * the client does not send another request on a connection about to close.
+   */
+  lastOnConnection = false;
 
   constructor(socket: Socket, watch: SendWatch | null = null) {
     this.#socket = socket;
@@ -56,6 +75,7 @@ export class ResponseSink {
   writeNow(...buffers: Buffer[]): Promise<void> | null {
     const socket = this.#socket;
     if (this.closed) throw new CodedError('ICAP_ERR_CLIENT_GONE', 'connection closed');
+    if (!this.started && this.lastOnConnection) buffers[0] = withConnectionClose(buffers[0]!);
     this.started = true;
     let ok = true;
     if (worthCoalescing()) {

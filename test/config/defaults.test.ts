@@ -29,6 +29,7 @@ const DEFAULTS = {
   server: {
     listen: [{ host: '127.0.0.1', port: 1344 }],
     max_connections: 512,
+    max_requests_per_connection: 100,
     processes: 1,
     tls: { enabled: false, listen: [{ host: '127.0.0.1', port: 11_344 }] },
     timeouts: { shutdown_grace_ms: 10_000, header_ms: 30_000, body_idle_ms: 60_000, keep_alive_ms: 75_000, write_idle_ms: 900_000 },

@@ -17,6 +17,7 @@ describe('ranges and types', () => {
     ['port as a string', server('listen: [{port: "1344"}]'), 'server.listen[0].port', '(got "1344")'],
     ['host not a host', server('listen: [{host: "not a host"}]'), 'server.listen[0].host', 'must be an IPv4 or IPv6 address or a host name (got "not a host")'],
     ['max_connections at least 1', server('max_connections: 0'), 'server.max_connections', 'must be an integer >= 1 (got 0)'],
+    ['max_requests_per_connection not negative', server('max_requests_per_connection: -1'), 'server.max_requests_per_connection', 'must be an integer >= 0 (got -1)'],
     ['header_ms positive', server('timeouts: {header_ms: 0}'), 'server.timeouts.header_ms', 'must be an integer >= 1 (got 0)'],
     ['body_idle_ms positive', server('timeouts: {body_idle_ms: 0}'), 'server.timeouts.body_idle_ms', 'must be an integer >= 1'],
     ['keep_alive_ms positive', server('timeouts: {keep_alive_ms: -5}'), 'server.timeouts.keep_alive_ms', 'must be an integer >= 1'],
@@ -78,7 +79,7 @@ describe('ranges and types', () => {
 
 describe('unknown keys', () => {
   it('a misspelt key is an error naming the key and the valid ones', () => {
-    expectProblem(server('listn: []'), 'server.listn', 'unknown key (expected one of: listen, max_connections, processes, tls, timeouts, limits)');
+    expectProblem(server('listn: []'), 'server.listn', 'unknown key (expected one of: listen, max_connections, max_requests_per_connection, processes, tls, timeouts, limits)');
   });
 
   it('every unknown key is reported, at every depth', () => {

@@ -195,8 +195,12 @@ describe('clamd ×2 + MetaDefender ×3 under load, one of each killed and restar
           client ??= await TestClient.connect(srv.port);
           const response = await transact(client, spec);
           record({ spec, sentAt, doneAt: Date.now(), response });
-          // The server closes after some answers (errors); open a new connection for the next one.
-          if (client.closed) client = null;
+          // The server closes after some answers (errors, the last of max_requests_per_connection,
+          // which says Connection: close): open a new connection for the next one.
+          if (client.closed || response.header('Connection') === 'close') {
+            client.close();
+            client = null;
+          }
         } catch (err) {
           record({ spec, sentAt, doneAt: Date.now(), response: null, error: err instanceof Error ? err.message : String(err) });
           client?.close();

@@ -6,49 +6,26 @@
  * and every answer before, during and after must be right. scripts/test-all.sh installs
  * haproxy; if it is missing this file fails loudly rather than skipping.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, ROOT, startChildServer, type ChildServer } from '../helpers/child-server.js';
+import { startChildServer, type ChildServer } from '../helpers/child-server.js';
+import { HAPROXY, HAPROXY_EXAMPLE, startHaproxy, type Haproxy } from '../helpers/haproxy.js';
 import { TestClient } from '../helpers/icap-client.js';
 import { buildRequest, EICAR, httpRequestHead, httpResponseHead } from '../helpers/icap-messages.js';
 import { waitFor } from '../helpers/wait.js';
 
 const run = promisify(execFile);
-const HAPROXY = '/usr/sbin/haproxy';
-const EXAMPLE = join(ROOT, 'config/examples/haproxy.cfg');
 const BACKEND = 'icap_bridges';
 /** Check interval for the test; the example's `fall` stays as written. */
 const TEST_INTER_MS = 200;
 
 let a: ChildServer;
 let b: ChildServer;
-let haproxy: ChildProcess;
-let haproxyOut = '';
-let haproxyExited: Promise<number | null>;
+let haproxy: Haproxy;
 let frontPort: number;
 let statsSocket: string;
-
-/** The example with the addresses of this test; every substitution must hit, or the example changed shape. */
-function testConfig(example: string, ports: { front: number; icap1: number; icap2: number }, socket: string): string {
-  const subs: [RegExp, string][] = [
-    [/^(\s*bind\s+)\S+/m, `$1127.0.0.1:${ports.front}`],
-    [/^(\s*server\s+icap1\s+)\S+/m, `$1127.0.0.1:${ports.icap1}`],
-    [/^(\s*server\s+icap2\s+)\S+/m, `$1127.0.0.1:${ports.icap2}`],
-    [/^(\s*stats\s+socket\s+)\S+/m, `$1${socket}`],
-    [/^(\s*default-server\s.*\binter\s+)\S+/m, `$1${TEST_INTER_MS}ms`],
-  ];
-  let cfg = example;
-  for (const [re, to] of subs) {
-    if (!re.test(cfg)) throw new Error(`config/examples/haproxy.cfg: no line matches ${re}`);
-    cfg = cfg.replace(re, to);
-  }
-  return cfg;
-}
 
 /** `show stat` on the admin socket → server name → its CSV fields (status: UP, DOWN, "UP 1/2"...). */
 async function showStat(): Promise<Map<string, Record<string, string>>> {
@@ -168,48 +145,22 @@ function served(srv: ChildServer, exchanges: Exchange[]): number {
 }
 
 beforeAll(async () => {
-  await run(HAPROXY, ['-v']).catch((err: unknown) => {
-    throw new Error(`haproxy is required (apt-get install haproxy; scripts/test-all.sh does it): ${String(err)}`);
-  });
   a = await startChildServer();
   b = await startChildServer();
-  frontPort = await freePort();
-  const dir = mkdtempSync(join(tmpdir(), 'icap-bridge-haproxy-'));
-  statsSocket = join(dir, 'haproxy.sock');
-  const cfgPath = join(dir, 'haproxy.cfg');
-  writeFileSync(cfgPath, testConfig(readFileSync(EXAMPLE, 'utf8'), { front: frontPort, icap1: a.port, icap2: b.port }, statsSocket));
-  await run(HAPROXY, ['-c', '-f', cfgPath]); // rejects (fails the suite) on a config error
-
-  haproxy = spawn(HAPROXY, ['-f', cfgPath, '-db'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  haproxy.stdout!.on('data', (d: Buffer) => (haproxyOut += d.toString()));
-  haproxy.stderr!.on('data', (d: Buffer) => (haproxyOut += d.toString()));
-  haproxyExited = new Promise((resolve) => haproxy.once('exit', (code) => resolve(code)));
-  for (const deadline = Date.now() + 10_000; ; ) {
-    if (haproxy.exitCode !== null) throw new Error(`haproxy exited: ${haproxyOut}`);
-    try {
-      await serverStates();
-      break;
-    } catch {
-      if (Date.now() > deadline) throw new Error(`haproxy stats socket never came up: ${haproxyOut}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
+  haproxy = await startHaproxy(a.port, b.port, TEST_INTER_MS);
+  frontPort = haproxy.frontPort;
+  statsSocket = haproxy.statsSocket;
 });
 
 afterAll(async () => {
-  if (haproxy?.exitCode === null) {
-    haproxy.kill('SIGTERM');
-    const timer = setTimeout(() => haproxy.exitCode === null && haproxy.kill('SIGKILL'), 5000);
-    await haproxyExited;
-    clearTimeout(timer);
-  }
+  await haproxy?.stop();
   await a?.stop();
   await b?.stop();
 });
 
 describe('HAProxy with config/examples/haproxy.cfg', () => {
   it('the example itself is valid for this HAProxy (haproxy -c)', async () => {
-    const r = await run(HAPROXY, ['-c', '-f', EXAMPLE]);
+    const r = await run(HAPROXY, ['-c', '-f', HAPROXY_EXAMPLE]);
     expect(r.stdout).toContain('Configuration file is valid');
   });
 
@@ -257,7 +208,7 @@ describe('HAProxy with config/examples/haproxy.cfg', () => {
     await traffic;
     expect(states.get('icap1')).toMatch(/^DOWN/);
     expect((await showStat()).get('icap1')?.check_status).toBe('L4CON'); // connection refused
-    expect(haproxyOut).toMatch(/Server icap_bridges\/icap1 is DOWN/);
+    expect(haproxy.output()).toMatch(/Server icap_bridges\/icap1 is DOWN/);
 
     const unanswered = during.filter((e) => e.outcome === 'unanswered');
     console.log(
