@@ -43,7 +43,7 @@ export class ResponseSink {
   started = false;
   /**
    * The current response is the connection's last (server.max_requests_per_connection): its head
-   * gets `Connection: close` (RFC 3507 §4.3 takes HTTP's connection management; RFC 9112 §9.6), so
+   * gets `Connection: close` (RFC 3507 §4.3.1 takes HTTP's Connection header; RFC 9112 §9.6), so
    * the client does not send another request on a connection about to close.
    */
   lastOnConnection = false;
