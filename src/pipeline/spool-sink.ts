@@ -19,7 +19,7 @@ export function createSpoolSink(spool: BodySpool): Writable {
   });
 }
 
-/** Writes one chunk; calls `done` at once, or after 'drain', or with the spool's error. */
+/** Writes one chunk; calls `done` at once, or once the spool drained, or with the spool's error. */
 export function writeToSpool(spool: BodySpool, chunk: Buffer, done: (err?: Error | null) => void): void {
   let ok: boolean;
   try {
@@ -32,16 +32,6 @@ export function writeToSpool(spool: BodySpool, chunk: Buffer, done: (err?: Error
     done();
     return;
   }
-  // The spool emits 'error' only when someone listens; listen while we wait so a failing temp
-  // file ends the wait instead of hanging it.
-  const onDrain = (): void => {
-    spool.off('error', onError);
-    done();
-  };
-  const onError = (err: Error): void => {
-    spool.off('drain', onDrain);
-    done(err);
-  };
-  spool.once('drain', onDrain);
-  spool.once('error', onError);
+  // A failing temp file ends the wait too, with its error (BodySpool.onWritable).
+  spool.onWritable(() => done(spool.failure));
 }

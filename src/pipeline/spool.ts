@@ -70,10 +70,15 @@ type SpoolState = 'memory' | 'disk' | 'ended' | 'disposed';
 
 const WRITE_BUFFER_BYTES = 64 * 1024;
 
+/** The event onWritable() waits for besides 'drain' (not 'error': an unheard 'error' throws). */
+const FAILED = Symbol('failed');
+
 /**
  * Emits 'drain' after write() returned false, and 'error' (only when someone listens, e.g.
  * `events.once(spool, 'drain')`) when the temp file fails. A failure is also remembered: the
- * next write() throws it and end() rejects with it, so nobody has to listen for 'error'.
+ * next write() throws it, end() rejects with it and `failure` holds it, so nobody has to listen
+ * for 'error'. A writer that waits uses onWritable(), which a failure also ends: a full disk
+ * (ENOSPC), a file size limit (EFBIG) or an I/O error never sends 'drain'.
  */
 export class BodySpool extends EventEmitter {
   readonly #memoryBytes: number;
@@ -110,6 +115,33 @@ export class BodySpool extends EventEmitter {
 
   get size(): number {
     return this.#size;
+  }
+
+  /** Why the temp file failed (creating or writing it), or null while it has not. */
+  get failure(): SpoolError | null {
+    return this.#error;
+  }
+
+  /**
+   * Calls `listener` once, when write() may be called again after it returned false: at the
+   * next 'drain', or at a failure of the temp file (then `failure` says why), whichever comes
+   * first. At once if the file has already failed.
+   */
+  onWritable(listener: () => void): void {
+    if (this.#error) {
+      listener();
+      return;
+    }
+    const onDrain = (): void => {
+      this.off(FAILED, onFailed);
+      listener();
+    };
+    const onFailed = (): void => {
+      this.off('drain', onDrain);
+      listener();
+    };
+    this.once('drain', onDrain);
+    this.once(FAILED, onFailed);
   }
 
   /**
@@ -259,6 +291,7 @@ export class BodySpool extends EventEmitter {
     if (this.#error || this.#state === 'disposed') return;
     this.#error = new SpoolError(SPOOL_ERROR_CODES.io, `spool file ${this.#path}: ${err.message}`, { cause: err });
     if (this.listenerCount('error') > 0) this.emit('error', this.#error);
+    this.emit(FAILED);
   }
 
   async #dispose(): Promise<void> {

@@ -38,7 +38,7 @@ import { commonHeaders, errorResponse } from './response-headers.js';
 import { ResponseSink } from './response-sink.js';
 import { connectionClosed, connectionOpened, corkUntilEndOfTurn, worthCoalescing } from './write-coalescer.js';
 import type { Service } from './service-registry.js';
-import { Transaction } from './transaction.js';
+import { SPOOL_FAILED_MESSAGE, Transaction } from './transaction.js';
 
 /**
  * What a connection needs from its server. The generation (config, services, backends) is taken
@@ -197,6 +197,9 @@ export class IcapConnection {
         this.#log.warn({ code: err.code, status: err.status, detail: err.message }, 'protocol error');
         this.#txn?.abort('protocol-error');
         this.#rejectAndClose(err.status);
+      } else if (this.#txn?.spoolFailure) {
+        // A body write found the temp file failed (the failure came after an earlier write).
+        this.#spoolFailed();
       } else {
         this.#log.error({ err }, 'internal error while decoding');
         this.#txn?.abort('protocol-error');
@@ -211,6 +214,19 @@ export class IcapConnection {
     // (The phase is read anew: the decoder's events may have changed it.)
     const phase = this.#phase as Phase;
     if (this.#finReceived && phase !== 'processing' && phase !== 'closing') this.#onEnd();
+  }
+
+  /**
+   * The body's temp file failed mid-body (disk full, a file size limit, an I/O error): 500 at once
+   * and close, without reading the rest of a body that could not be scanned. RFC 3507 §4.3.3
+   * names this very case: "500 - Server error ... such as 'out of disk space'". The transaction
+   * is logged with reason spool-error, its temp file removed.
+   */
+  #spoolFailed(): void {
+    const txn = this.#txn!;
+    this.#log.error({ err: txn.spoolFailure, code: 'ICAP_ERR_SPOOL_IO', transaction_id: txn.id }, SPOOL_FAILED_MESSAGE);
+    txn.abort('spool-error');
+    this.#rejectAndClose(500);
   }
 
   #onEnd(): void {
@@ -265,6 +281,11 @@ export class IcapConnection {
           this.#txn.onDrain(() => {
             // After message-end the socket stays paused until the answer is out (#process).
             if (this.#phase !== 'body') return;
+            // Not drained but failed (disk full): no more body will be stored, so none is read.
+            if (this.#txn?.spoolFailure) {
+              this.#spoolFailed();
+              return;
+            }
             this.#socketPaused = false;
             this.#socket.resume();
           });

@@ -39,7 +39,7 @@ import type { Logger } from '../observability/logger.js';
 import { Sha256Accumulator } from '../pipeline/hashing.js';
 import { scanContent, verdictCacheScope, type ContentScan } from '../pipeline/scan-content.js';
 import { NO_STREAMS } from '../pipeline/run-scans.js';
-import { BodySpool, type SpoolOptions } from '../pipeline/spool.js';
+import { BodySpool, SPOOL_ERROR_CODES, type SpoolOptions } from '../pipeline/spool.js';
 import type { SpooledBody } from '../pipeline/spooled-body.js';
 import { requestAttributes, type CompiledRule, type PolicyOutcome, type RequestAttributes } from '../policy/index.js';
 import {
@@ -129,7 +129,10 @@ interface CommitPolicy {
 }
 
 /** Why a transaction ended without a normal answer. */
-export type AbortReason = 'client-disconnected' | 'body-timeout' | 'send-timeout' | 'protocol-error' | 'server-closing';
+/** Logged (error) when a body's temp file fails: the disk is full, or a file size limit or an I/O error hit it. */
+export const SPOOL_FAILED_MESSAGE = 'spool failed: the body could not be stored, answered 500';
+
+export type AbortReason = 'client-disconnected' | 'body-timeout' | 'send-timeout' | 'protocol-error' | 'spool-error' | 'server-closing';
 
 export class Transaction {
   readonly id: string;
@@ -188,6 +191,8 @@ export class Transaction {
   /** Consumers (spool, streams) that said "full"; the socket resumes when none is left. */
   #blockedConsumers = 0;
   #drainWaiter: (() => void) | null = null;
+  /** A wait for the spool is registered: one is enough, however many writes said "full" meanwhile. */
+  #waitingForSpool = false;
   /** Content-Encoding and multipart handling, decided at header time (content-plan.ts). */
   #content: ContentPlan = NO_CONTENT_PLAN;
   /** SHA-256 of the body as it arrives, for hash lists, the verdict cache key and backends' hash lookups: one pass, no second read. */
@@ -271,7 +276,16 @@ export class Transaction {
     // socket until every consumer that said "full" has drained (STYLE.md "Streams and backpressure").
     this.#bodyHash?.update(data);
     const spool = this.#spool!;
-    if (!spool.write(data)) this.#markBlocked((done) => spool.once('drain', done));
+    if (!spool.write(data) && !this.#waitingForSpool) {
+      // Ended by a failure too (disk full): the connection then answers 500 (spoolFailure).
+      this.#waitingForSpool = true;
+      this.#markBlocked((done) =>
+        spool.onWritable(() => {
+          this.#waitingForSpool = false;
+          done();
+        }),
+      );
+    }
     if (this.#streams !== null) {
       for (const stream of this.#streams.values()) {
         if (!stream.write(data)) this.#markBlocked((done) => stream.onDrain(done));
@@ -295,7 +309,12 @@ export class Transaction {
     }
   }
 
-  /** Calls `listener` once every consumer that reported "full" has drained. */
+  /** Why the body's temp file failed (disk full, file size limit, I/O error); null while it has not. */
+  get spoolFailure(): Error | null {
+    return this.#spool?.failure ?? null;
+  }
+
+  /** Calls `listener` once every consumer that reported "full" has drained, or the spool failed. */
   onDrain(listener: () => void): void {
     if (this.#blockedConsumers === 0) listener();
     else this.#drainWaiter = listener;
@@ -558,11 +577,21 @@ export class Transaction {
     });
   }
 
-  /** The answer failed: a client gone is logged as such; anything else is a bug, logged and rethrown. */
+  /**
+   * The answer failed: a client gone is logged as such; a spool that could not hold the body (disk
+   * full) as that, and rethrown (the connection answers 500); anything else is a bug, logged and
+   * rethrown.
+   */
   #failed(err: unknown, plan: ResponsePlan | null, decision: Decision | null): void {
-    if ((err as { code?: string }).code === 'ICAP_ERR_CLIENT_GONE') {
+    const code = (err as { code?: string }).code;
+    if (code === 'ICAP_ERR_CLIENT_GONE') {
       this.#finish(this.#record(plan, decision, 'client-disconnected'));
       return;
+    }
+    if (code === SPOOL_ERROR_CODES.io) {
+      this.#init.logger.error({ err, code, transaction_id: this.id }, SPOOL_FAILED_MESSAGE);
+      this.#finish(this.#record(plan, decision, 'spool-error'));
+      throw err;
     }
     this.#init.logger.error({ err, transaction_id: this.id }, 'transaction failed');
     this.#finish(this.#record(plan, decision, 'internal-error'));
@@ -908,7 +937,7 @@ export class Transaction {
       bytes_out: this.#bytesOut,
       preview: this.head.preview,
       body_bytes: this.#spool?.size ?? 0,
-      verdict: answered ? verdictLabel(decision) : outcome === 'internal-error' ? 'error' : 'aborted',
+      verdict: answered ? verdictLabel(decision) : outcome === 'internal-error' || outcome === 'spool-error' ? 'error' : 'aborted',
       threats: decision?.action === 'block' && decision.reason === 'infected' ? decision.threats.map((t) => t.name) : [],
       scan_errors:
         decision !== null && 'errors' in decision ? decision.errors.map((e) => `${e.backend}:${e.kind}`) : [],

@@ -31,12 +31,13 @@ export interface ChildServer extends CliProcess {
 /**
  * `extraYaml` is appended at the top level; `serverYaml` (indented two spaces) goes inside the
  * `server:` section, e.g. a `tls:` block. `options.port` listens on that port instead of a free
- * one (to restart a server on the same port).
+ * one (to restart a server on the same port); `options.fileSizeLimitKiB` limits the size of any
+ * file it writes (spawnCli).
  */
 export async function startChildServer(
   extraYaml = '',
   serverYaml = '',
-  options: { port?: number } = {},
+  options: { port?: number; fileSizeLimitKiB?: number } = {},
 ): Promise<ChildServer> {
   const dir = mkdtempSync(join(tmpdir(), 'icap-bridge-child-'));
   const spoolDir = join(dir, 'spool');
@@ -47,5 +48,6 @@ export async function startChildServer(
     configPath,
     `server:\n  listen: [{ host: 127.0.0.1, port: ${port} }]\n${serverYaml}spool:\n  directory: ${spoolDir}\n${extraYaml}`,
   );
-  return { ...(await spawnCli(configPath)), port, dir, spoolDir };
+  const limit = options.fileSizeLimitKiB;
+  return { ...(await spawnCli(configPath, limit === undefined ? {} : { fileSizeLimitKiB: limit })), port, dir, spoolDir };
 }

@@ -14,6 +14,8 @@ export interface CliProcess {
   pid: number;
   process: ChildProcess;
   logs(): Record<string, unknown>[];
+  /** What the process wrote to stderr so far (Node.js warnings go there). */
+  stderr(): string;
   /** Every line written to stdout so far, JSON or not (a `squid` access line is text). */
   stdoutLines(): string[];
   accessRecords(): Record<string, unknown>[];
@@ -29,10 +31,20 @@ export interface SpawnCliOptions {
   env?: NodeJS.ProcessEnv;
   /** How long to wait for "icap-bridge started" (default 15 s). */
   startTimeoutMs?: number;
+  /**
+   * RLIMIT_FSIZE for the server (bash's `ulimit -f`, in KiB): a write past it fails with EFBIG,
+   * as on a full disk, and Node.js ignores the SIGXFSZ that comes with it. Pipes are not files,
+   * so the log on stdout is not limited.
+   */
+  fileSizeLimitKiB?: number;
 }
 
 export async function spawnCli(configPath: string, options: SpawnCliOptions = {}): Promise<CliProcess> {
-  const child = spawn(process.execPath, [join(ROOT, 'dist/src/cli.js'), '--config', configPath], {
+  const argv = [process.execPath, join(ROOT, 'dist/src/cli.js'), '--config', configPath];
+  const limit = options.fileSizeLimitKiB;
+  // exec keeps the PID: the one stop() signals is the server's own.
+  const [command, ...args] = limit === undefined ? argv : ['bash', '-c', `ulimit -f ${limit} && exec "$0" "$@"`, ...argv];
+  const child = spawn(command!, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: options.env ?? process.env,
   });
@@ -67,6 +79,7 @@ export async function spawnCli(configPath: string, options: SpawnCliOptions = {}
     pid: child.pid!,
     process: child,
     logs,
+    stderr: () => err,
     stdoutLines: () => out.split('\n').filter(Boolean),
     accessRecords,
     recordFor: (url, timeoutMs = 5000) =>

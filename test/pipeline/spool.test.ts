@@ -174,6 +174,33 @@ describe('BodySpool on disk', () => {
     await expect(once(other, 'drain')).rejects.toMatchObject({ code: 'ICAP_ERR_SPOOL_IO' });
     expect(() => other.write(pattern(1))).toThrow(expect.objectContaining({ code: 'ICAP_ERR_SPOOL_IO' }));
   });
+
+  it('ends a wait for room when the file fails instead (onWritable), with `failure` saying why', async () => {
+    // A failed file never emits 'drain': a writer waiting for it alone would wait for ever.
+    const spool = newSpool(10, join(dir, 'missing-directory'));
+    expect(spool.write(pattern(256 * 1024))).toBe(false);
+    expect(spool.failure).toBeNull();
+    const woke = await new Promise<string>((resolve) => {
+      spool.onWritable(() => resolve('woke'));
+      setTimeout(() => resolve('still waiting'), 2000).unref();
+    });
+    expect(woke).toBe('woke');
+    expect(spool.failure).toMatchObject({ code: 'ICAP_ERR_SPOOL_IO', message: expect.stringContaining('ENOENT') });
+    expect(spool.listenerCount('drain')).toBe(0);
+    // Once failed, a new wait ends at once.
+    let again = false;
+    spool.onWritable(() => (again = true));
+    expect(again).toBe(true);
+  });
+
+  it('ends a wait at the next drain, leaving no listener behind', async () => {
+    const spool = newSpool(10);
+    while (spool.write(pattern(64 * 1024)));
+    await new Promise<void>((resolve) => spool.onWritable(resolve));
+    expect(spool.failure).toBeNull();
+    expect(spool.listenerCount('drain')).toBe(0);
+    expect(spool.eventNames()).toEqual([]);
+  });
 });
 
 describe('BodySpool.dispose', () => {

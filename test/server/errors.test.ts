@@ -2,6 +2,9 @@
  * Every error path answers with its ICAP status and closes (RFC 3507 §4.3.3), and never takes the
  * server down: after each case a fresh connection still gets OPTIONS answered.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Backend } from '../../src/backends/backend.js';
 import { BodySpool, liveSpoolFiles } from '../../src/pipeline/spool.js';
@@ -218,6 +221,51 @@ describe('client disconnects', () => {
       expect([...liveSpoolFiles()].filter((f) => f.startsWith(srv.spoolDir))).toEqual([]);
     } finally {
       held.mockRestore();
+    }
+  });
+});
+
+/**
+ * A body its temp file cannot hold (the spool directory gone here; a full disk or a file size
+ * limit in test/integration/spool-failure.test.ts) is answered 500 as soon as the file fails (RFC
+ * 3507 §4.3.3 names "out of disk space"), never left waiting for a 'drain' that cannot come.
+ */
+describe('a spool that cannot store the body', () => {
+  // Long timeouts, so that only the spool's failure can end the transaction in time.
+  const PATIENT = `server:
+  listen: [{ host: 127.0.0.1, port: 0 }]
+  timeouts: { body_idle_ms: 60000 }
+`;
+
+  it.each([
+    // Large: the writes wait for the file, which fails to open (the wait must end).
+    ['a 3 MiB body, sent at once', 3 * 1024 * 1024, 'spool:\n  memory_bytes: 1048576\n'],
+    // Small: the writes never wait; the body is complete when end() finds the failure.
+    ['a 2,000-byte body over a 1,000-byte memory_bytes', 2000, 'spool:\n  memory_bytes: 1000\n'],
+  ])('%s: 500 at once and close, logged as spool-error, the server still serving', async (_name, bytes, spoolYaml) => {
+    const dir = mkdtempSync(join(tmpdir(), 'icap-bridge-test-'));
+    const t = await startTestServer(`${PATIENT}${spoolYaml}  directory: ${dir}\n`);
+    try {
+      rmSync(dir, { recursive: true });
+      const c = await TestClient.connect(t.port);
+      const record = t.nextRecord();
+      c.write(buildRequest({ body: [Buffer.alloc(bytes, 's')], headers: [['Allow', '204']] }).first);
+      const r = await c.read(5000);
+      expect(r.status).toBe(500);
+      expect(r.header('Connection')).toBe('close');
+      await c.waitClosed(3000);
+      expect(await record).toMatchObject({ verdict: 'error', reason: 'spool-error', icap_status: 0 });
+      const errors = t.logs.filter((l) => (l.level as number) >= 50);
+      expect(errors).toHaveLength(1);
+      expect(errors[0]).toMatchObject({ code: 'ICAP_ERR_SPOOL_IO', msg: 'spool failed: the body could not be stored, answered 500' });
+      expect(JSON.stringify(errors[0]!.err)).toContain('ENOENT');
+      expect([...liveSpoolFiles()].filter((f) => f.startsWith(t.spoolDir))).toEqual([]);
+      const next = await TestClient.connect(t.port);
+      next.write(buildRequest({ body: ['small'], headers: [['Allow', '204']] }).first);
+      expect((await next.read()).status).toBe(204);
+      next.close();
+    } finally {
+      await t.close();
     }
   });
 });
