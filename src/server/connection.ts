@@ -38,7 +38,7 @@ import { commonHeaders, errorResponse } from './response-headers.js';
 import { ResponseSink } from './response-sink.js';
 import { connectionClosed, connectionOpened, corkUntilEndOfTurn, worthCoalescing } from './write-coalescer.js';
 import type { Service } from './service-registry.js';
-import { SPOOL_FAILED_MESSAGE, Transaction } from './transaction.js';
+import { Transaction } from './transaction.js';
 
 /**
  * What a connection needs from its server. The generation (config, services, backends) is taken
@@ -223,9 +223,7 @@ export class IcapConnection {
    * is logged with reason spool-error, its temp file removed.
    */
   #spoolFailed(): void {
-    const txn = this.#txn!;
-    this.#log.error({ err: txn.spoolFailure, code: 'ICAP_ERR_SPOOL_IO', transaction_id: txn.id }, SPOOL_FAILED_MESSAGE);
-    txn.abort('spool-error');
+    this.#txn!.abortForSpoolFailure();
     this.#rejectAndClose(500);
   }
 

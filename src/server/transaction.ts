@@ -39,7 +39,7 @@ import type { Logger } from '../observability/logger.js';
 import { Sha256Accumulator } from '../pipeline/hashing.js';
 import { scanContent, verdictCacheScope, type ContentScan } from '../pipeline/scan-content.js';
 import { NO_STREAMS } from '../pipeline/run-scans.js';
-import { BodySpool, SPOOL_ERROR_CODES, type SpoolOptions } from '../pipeline/spool.js';
+import { BodySpool, SPOOL_ERROR_CODES, type SpoolError, type SpoolOptions } from '../pipeline/spool.js';
 import type { SpooledBody } from '../pipeline/spooled-body.js';
 import { requestAttributes, type CompiledRule, type PolicyOutcome, type RequestAttributes } from '../policy/index.js';
 import {
@@ -128,10 +128,10 @@ interface CommitPolicy {
   readonly maxBytes: number;
 }
 
-/** Why a transaction ended without a normal answer. */
 /** Logged (error) when a body's temp file fails: the disk is full, or a file size limit or an I/O error hit it. */
-export const SPOOL_FAILED_MESSAGE = 'spool failed: the body could not be stored, answered 500';
+const SPOOL_FAILED_MESSAGE = 'spool failed: the body could not be stored, answered 500';
 
+/** Why a transaction ended without a normal answer. */
 export type AbortReason = 'client-disconnected' | 'body-timeout' | 'send-timeout' | 'protocol-error' | 'spool-error' | 'server-closing';
 
 export class Transaction {
@@ -310,8 +310,21 @@ export class Transaction {
   }
 
   /** Why the body's temp file failed (disk full, file size limit, I/O error); null while it has not. */
-  get spoolFailure(): Error | null {
+  get spoolFailure(): SpoolError | null {
     return this.#spool?.failure ?? null;
+  }
+
+  /**
+   * The temp file failed while the body still arrives: logged at error level, then aborted as
+   * spool-error (temp file removed). The connection answers 500 and reads no more of the body.
+   */
+  abortForSpoolFailure(): void {
+    this.#logSpoolFailure(this.spoolFailure!);
+    this.abort('spool-error');
+  }
+
+  #logSpoolFailure(err: SpoolError): void {
+    this.#init.logger.error({ err, code: err.code, transaction_id: this.id }, SPOOL_FAILED_MESSAGE);
   }
 
   /** Calls `listener` once every consumer that reported "full" has drained, or the spool failed. */
@@ -589,7 +602,7 @@ export class Transaction {
       return;
     }
     if (code === SPOOL_ERROR_CODES.io) {
-      this.#init.logger.error({ err, code, transaction_id: this.id }, SPOOL_FAILED_MESSAGE);
+      this.#logSpoolFailure(err as SpoolError);
       this.#finish(this.#record(plan, decision, 'spool-error'));
       throw err;
     }

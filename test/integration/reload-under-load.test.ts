@@ -18,11 +18,9 @@ import { readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { HAVE_CLAMD, startClamd } from '../helpers/clamd.js';
-import { EICAR } from '../helpers/icap-messages.js';
-import { expectedSha256, ORIGIN_FILES } from '../helpers/origin-server.js';
 import { seededRandom } from '../helpers/seeded-random.js';
-import { proxyRequest } from '../helpers/squid.js';
 import { startSquidStack } from '../helpers/squid-stack.js';
+import { runSquidTraffic } from '../helpers/squid-traffic.js';
 import { waitFor } from '../helpers/wait.js';
 
 const SOAK_MS = Number(process.env.SOAK_MS ?? 12_000);
@@ -53,9 +51,6 @@ describe.each([1, 2])('SIGHUP under Squid traffic, %i process(es)', (processes) 
       };
       const before = openDescriptors(stack.bridge.pid);
       const random = seededRandom(Number(process.env.SOAK_SEED ?? 20261123));
-      const problems: string[] = [];
-      const seen: Record<string, number> = {};
-      const count = (what: string): void => void (seen[what] = (seen[what] ?? 0) + 1);
       const end = Date.now() + SOAK_MS;
 
       let reloads = 0;
@@ -67,36 +62,7 @@ describe.each([1, 2])('SIGHUP under Squid traffic, %i process(es)', (processes) 
         }
       };
 
-      const download = async (): Promise<void> => {
-        const files = ['/clean-64k.bin', '/clean-200k.bin', '/clean-1m.bin', '/eicar.com', '/eicar-1m.bin'];
-        const path = files[random(files.length)]!;
-        const infected = path.includes('eicar');
-        const r = await proxyRequest(stack.squid.port, { url: stack.urlFor(path), timeoutMs: REQUEST_MS });
-        const whole = r.status === 200 && r.complete && r.bytes === ORIGIN_FILES[path]!.size && r.sha256 === expectedSha256(path);
-        count(`download ${infected ? 'infected' : 'clean'}: ${whole ? 'whole' : r.status === 403 ? '403' : `${r.status} cut`}`);
-        if (infected && whole) problems.push(`${path}: delivered whole`);
-        if (!infected && !whole) problems.push(`${path}: HTTP ${r.status}, ${r.bytes} bytes, ${r.complete ? 'complete' : 'cut'}, error ${r.error}`);
-      };
-
-      const upload = async (): Promise<void> => {
-        const size = 1 + random(random(4) === 0 ? 3_000_000 : 70_000);
-        const body = Buffer.alloc(size, 0x61 + random(20));
-        const infected = size >= EICAR.length && random(4) === 0;
-        if (infected) EICAR.copy(body, random(size - EICAR.length + 1));
-        const r = await proxyRequest(stack.squid.port, { method: 'POST', url: stack.urlFor('/upload'), body, timeoutMs: REQUEST_MS });
-        const arrived = r.status === 200 && r.text.includes('"sha256"');
-        count(`upload ${infected ? 'infected' : 'clean'}: ${arrived ? 'arrived' : r.status}`);
-        if (infected && arrived) problems.push(`upload of ${size} bytes with EICAR reached the origin`);
-        if (!infected && !arrived) problems.push(`clean upload of ${size} bytes: HTTP ${r.status}, error ${r.error}`);
-      };
-
-      const client = async (): Promise<void> => {
-        for (let k = 0; Date.now() < end && k < 100_000; k++) {
-          if (random(20) < 12) await download();
-          else await upload();
-        }
-      };
-      await Promise.all([reloader(), ...Array.from({ length: CLIENTS }, client)]);
+      const [, { seen, problems }] = await Promise.all([reloader(), runSquidTraffic(stack, { clients: CLIENTS, until: end, random, requestMs: REQUEST_MS })]);
       console.log(`${processes} process(es), ${reloads} reloads: ${JSON.stringify(seen, null, 1)}`);
 
       expect(problems.slice(0, 20)).toEqual([]);

@@ -21,11 +21,10 @@
 import { readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { HAVE_CLAMD, startClamd } from '../helpers/clamd.js';
-import { EICAR } from '../helpers/icap-messages.js';
-import { expectedSha256, ORIGIN_FILES } from '../helpers/origin-server.js';
 import { seededRandom } from '../helpers/seeded-random.js';
-import { proxyRequest, type SquidOptions } from '../helpers/squid.js';
+import { type SquidOptions } from '../helpers/squid.js';
 import { startSquidStack } from '../helpers/squid-stack.js';
+import { runSquidTraffic } from '../helpers/squid-traffic.js';
 import { waitFor } from '../helpers/wait.js';
 
 const SOAK_MS = Number(process.env.SOAK_MS ?? 15_000);
@@ -66,46 +65,14 @@ describe.each(SETUPS)('Squid soak: %s', (name, setup, squid, skip) => {
     });
     try {
       const before = openDescriptors(stack.bridge.pid);
-      const random = seededRandom(Number(process.env.SOAK_SEED ?? 20261123));
-      const problems: string[] = [];
-      const seen: Record<string, number> = {};
-      const count = (what: string): void => void (seen[what] = (seen[what] ?? 0) + 1);
-      const end = Date.now() + SOAK_MS;
-
-      const download = async (givesUp: boolean, timeoutMs: number): Promise<void> => {
-        const files = ['/clean-64k.bin', '/clean-200k.bin', '/clean-1m.bin', '/eicar.com', '/eicar-1m.bin'];
-        if (random(10) === 0) files.push('/clean-100m.bin');
-        const path = files[random(files.length)]!;
-        const infected = path.includes('eicar');
-        const r = await proxyRequest(stack.squid.port, { url: stack.urlFor(path), timeoutMs });
-        const whole = r.status === 200 && r.complete && r.bytes === ORIGIN_FILES[path]!.size && r.sha256 === expectedSha256(path);
-        count(`download ${infected ? 'infected' : 'clean'}${givesUp ? ' given up' : ''}: ${whole ? 'whole' : r.status === 403 ? '403' : `${r.status} cut`}`);
-        if (infected && whole) problems.push(`${path}: delivered whole`);
-        if (!infected && !givesUp && !whole) problems.push(`${path}: HTTP ${r.status}, ${r.bytes} bytes, ${r.complete ? 'complete' : 'cut'}, error ${r.error}`);
-      };
-
-      const upload = async (givesUp: boolean, timeoutMs: number): Promise<void> => {
-        const size = 1 + random(random(4) === 0 ? 3_000_000 : 70_000);
-        const body = Buffer.alloc(size, 0x61 + random(20));
-        const infected = size >= EICAR.length && random(4) === 0;
-        if (infected) EICAR.copy(body, random(size - EICAR.length + 1));
-        const r = await proxyRequest(stack.squid.port, { method: 'POST', url: stack.urlFor('/upload'), body, timeoutMs });
-        // The origin answers an upload it read with 200 JSON { bytes, sha256 }.
-        const arrived = r.status === 200 && r.text.includes('"sha256"');
-        count(`upload ${infected ? 'infected' : 'clean'}${givesUp ? ' given up' : ''}: ${arrived ? 'arrived' : r.status}`);
-        if (infected && arrived) problems.push(`upload of ${size} bytes with EICAR reached the origin`);
-        if (!infected && !givesUp && !arrived) problems.push(`clean upload of ${size} bytes: HTTP ${r.status}, error ${r.error}`);
-      };
-
-      const client = async (): Promise<void> => {
-        for (let k = 0; Date.now() < end && k < 100_000; k++) {
-          const givesUp = random(8) === 0;
-          const timeoutMs = givesUp ? 5 + random(300) : REQUEST_MS;
-          if (random(20) < 12) await download(givesUp, timeoutMs);
-          else await upload(givesUp, timeoutMs);
-        }
-      };
-      await Promise.all(Array.from({ length: CLIENTS }, client));
+      const { seen, problems } = await runSquidTraffic(stack, {
+        clients: CLIENTS,
+        until: Date.now() + SOAK_MS,
+        random: seededRandom(Number(process.env.SOAK_SEED ?? 20261123)),
+        requestMs: REQUEST_MS,
+        giveUp: true,
+        largeFiles: true,
+      });
       console.log(`${name}: ${JSON.stringify(seen, null, 1)}`);
 
       expect(problems.slice(0, 20)).toEqual([]);
