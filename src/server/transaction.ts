@@ -393,8 +393,7 @@ export class Transaction {
     const settings = this.#trickleSettings;
     const spool = this.#spool;
     if (settings === null || spool === null || !this.#restRequested || this.aborted) return;
-    if (this.#declaredLength === undefined) this.#declaredLength = declaredLength(this.#resHdr);
-    if (!reachesTrickle(settings, spool.size, this.#declaredLength)) return;
+    if (!reachesTrickle(settings, spool.size, this.#responseLength())) return;
     // A block the headers already settled (a deny rule or list) keeps its block page.
     if (this.#policy.settledAfterPreview(false)) return;
     const trickle = new TrickleForwarder({
@@ -639,7 +638,7 @@ export class Transaction {
       this.#finish(this.#record(null, decision, 'answered-after-commit'));
       return;
     }
-    const declared = declaredLength(this.#resHdr);
+    const declared = this.#responseLength();
     const shortBody = this.#init.service.config.cut_after_commit === 'short-body' && declared !== null;
     const stopped = trickle?.stop();
     // The last chunk must follow the trickle's last write; a close need not wait for it.
@@ -903,8 +902,14 @@ export class Transaction {
 
   /** LAST_CHUNK_PAUSE_MS for a RESPMOD body of SQUID_PIPE_BYTES or more without a Content-Length (Squid's bug 5550). */
   async #pauseBeforeLastChunk(bodyBytes: number): Promise<void> {
-    if (this.head.method !== 'RESPMOD' || bodyBytes < SQUID_PIPE_BYTES || declaredLength(this.#resHdr) !== null) return;
+    if (this.head.method !== 'RESPMOD' || bodyBytes < SQUID_PIPE_BYTES || this.#responseLength() !== null) return;
     await sleep(LAST_CHUNK_PAUSE_MS);
+  }
+
+  /** The HTTP response's Content-Length (null: none or not a number), parsed once per transaction. */
+  #responseLength(): number | null {
+    if (this.#declaredLength === undefined) this.#declaredLength = declaredLength(this.#resHdr);
+    return this.#declaredLength;
   }
 
   /** A 204: the same bytes for every 204 of this service and decision within a second. Null once written. */
