@@ -94,6 +94,8 @@ function ruleMatch() {
     max_size: integer(0).optional(),
     file_type: some(oneOf(FILE_TYPES)),
     headers: some(headerCondition()),
+    /** A 206 range or a partial PUT rather than a whole file (src/policy/byte-range.ts). */
+    partial: boolean().optional(),
   }).superRefine((m, ctx) => {
     if (m.min_size !== undefined && m.max_size !== undefined && m.min_size > m.max_size) {
       ctx.addIssue({ code: 'custom', path: ['max_size'], message: `must be >= min_size (${m.min_size})` });

@@ -66,6 +66,7 @@ export function accessRecordJson(r: AccessRecord): string {
     `,"body_bytes":${num(r.body_bytes)},"verdict":"${r.verdict}","threats":${strings(r.threats)}` +
     `,"scan_errors":${strings(r.scan_errors)},"reason":"${r.reason}","duration_ms":${num(r.duration_ms)}`;
   if (r.url !== undefined) out += `,"url":${str(r.url)}`;
+  if (r.partial !== undefined) out += `,"partial":${str(r.partial)}`;
   if (r.x_client_ip !== undefined) out += `,"x_client_ip":${str(r.x_client_ip)}`;
   if (r.x_client_username !== undefined) out += `,"x_client_username":${str(r.x_client_username)}`;
   out += `,"scans":${scans(r.scans)}`;

@@ -61,6 +61,8 @@ export interface AccessRecord {
   /** The user name rules matched: x_client_username decoded when it was base64 of text. */
   user?: string;
   url?: string;
+  /** The body was a piece of a file (a 206 range, a partial PUT): its Content-Range, or why it has none. */
+  partial?: string;
   /** The configured policy rule that applied; absent when the service's own backends/on_error did. */
   rule?: string;
   /** What the policy did: scan, allow (without scanning) or block (without scanning). */

@@ -82,6 +82,13 @@ export function createMetrics(live: LiveState): Metrics {
     labelNames: ['service', 'outcome'] as const,
     registers: [registry],
   });
+  // A piece of a file (policy/byte-range.ts) is never scanned whole: how many went through, and how they ended.
+  const partialBodies = new Counter({
+    name: 'icap_bridge_partial_bodies_total',
+    help: 'Bodies that were a piece of a file (a 206 range, a partial PUT), by verdict: each was scanned, or ruled on, alone.',
+    labelNames: ['service', 'verdict'] as const,
+    registers: [registry],
+  });
   const protocolErrors = new Counter({ name: 'icap_bridge_protocol_errors_total', help: 'Requests answered with an ICAP error status before any transaction ran.', labelNames: ['status'] as const, registers: [registry] });
 
   new Gauge({
@@ -138,6 +145,7 @@ export function createMetrics(live: LiveState): Metrics {
       if (r.cache !== undefined) verdictCache.at(r.service, r.cache).add();
       if (r.decoding !== undefined) contentDecoding.inc({ service: r.service, outcome: r.decoding.outcome });
       if (r.multipart !== undefined) multipartUploads.inc({ service: r.service, outcome: r.multipart.outcome });
+      if (r.partial !== undefined) partialBodies.inc({ service: r.service, verdict: r.verdict });
     },
     recordOptions(service, status) {
       transactions.at('OPTIONS', service, statusLabel(status), 'none').add();

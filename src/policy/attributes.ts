@@ -7,6 +7,7 @@ import { normalizeAddress } from './ip-match.js';
 import type { FileType } from './file-type.js';
 import { decodeUsername, userCandidates } from './username.js';
 import { effectiveUrl, requestHost } from './url.js';
+import { partialRange } from './byte-range.js';
 
 /** Case-insensitive header lookup (protocol's HeaderList fits). */
 export interface HeaderLookup {
@@ -36,6 +37,8 @@ export interface RequestAttributes {
   readonly contentType?: string;
   /** Content-Length of the scanned message, when it declared one. */
   readonly declaredSize?: number;
+  /** The scanned body is a piece of a file: its Content-Range, or why it has none (byte-range.ts). */
+  readonly partial?: string;
   readonly headers: { readonly [S in HeaderSource]?: HeaderLookup };
 }
 
@@ -76,6 +79,7 @@ export function requestAttributes(src: AttributeSources): RequestAttributes {
   const declaredSize = message ? declaredLength(message.headers.getAll('Content-Length')) : undefined;
   const host = requestHost(target, hostHeader);
   const user = rawUser === undefined ? undefined : decodeUsername(rawUser);
+  const partial = partialRange(src.icapMethod, src.reqHdr, src.resHdr);
   return {
     icapMethod: src.icapMethod,
     peer: normalizeAddress(src.peer),
@@ -87,6 +91,7 @@ export function requestAttributes(src: AttributeSources): RequestAttributes {
     ...(target !== undefined && { url: effectiveUrl(target, hostHeader) }),
     ...(contentType !== undefined && contentType !== '' && { contentType }),
     ...(declaredSize !== undefined && { declaredSize }),
+    ...(partial !== undefined && { partial }),
     headers: {
       icap,
       ...(src.reqHdr && { request: src.reqHdr.headers }),

@@ -71,6 +71,10 @@ export function compileMatch(match: RuleMatchConfig | undefined): CompiledMatch 
     conditions.push((_a, f) => (f.fileType === undefined ? undefined : f.fileType !== null && types.has(f.fileType)));
   }
   for (const header of m.headers ?? []) conditions.push(compileHeaderCondition(header));
+  if (m.partial !== undefined) {
+    const wanted = m.partial;
+    conditions.push((a) => (a.partial !== undefined) === wanted);
+  }
 
   return {
     usesSize,

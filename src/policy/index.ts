@@ -4,6 +4,7 @@
  * logging; the list files are read by the configuration loader and handed in as entries.
  */
 export { requestAttributes, HEADER_SOURCES, type BodyFacts, type HeaderSource, type RequestAttributes } from './attributes.js';
+export { coversWholeRepresentation, partialRange, type RangeHeadView } from './byte-range.js';
 export { detectFileType, FILE_TYPES, SNIFF_BYTES, type FileType } from './file-type.js';
 export { compileGlob, globMatch } from './glob.js';
 export { cidrProblem, compileAddressSet, normalizeAddress } from './ip-match.js';

@@ -33,6 +33,8 @@ export interface RuleMatchConfig {
   readonly max_size?: number | undefined;
   readonly file_type?: readonly FileType[] | undefined;
   readonly headers?: readonly HeaderConditionConfig[] | undefined;
+  /** The body is (true) or is not (false) a piece of a file: a 206 range, a partial PUT (byte-range.ts). */
+  readonly partial?: boolean | undefined;
 }
 
 export interface RuleConfig {

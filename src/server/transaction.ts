@@ -41,7 +41,7 @@ import { scanContent, verdictCacheScope, type ContentScan } from '../pipeline/sc
 import { NO_STREAMS } from '../pipeline/run-scans.js';
 import { BodySpool, SPOOL_ERROR_CODES, type SpoolError, type SpoolOptions } from '../pipeline/spool.js';
 import type { SpooledBody } from '../pipeline/spooled-body.js';
-import { requestAttributes, type CompiledRule, type PolicyOutcome, type RequestAttributes } from '../policy/index.js';
+import { partialRange, requestAttributes, type CompiledRule, type PolicyOutcome, type RequestAttributes } from '../policy/index.js';
 import {
   byList,
   byRule,
@@ -819,6 +819,13 @@ export class Transaction {
     return end < 0 ? line.slice(start + 1) : line.slice(start + 1, end);
   }
 
+  /** The range the body is a piece of (policy/byte-range.ts); the rules' attributes have it when built. */
+  #partialRange(): string | undefined {
+    if (this.#spool === null) return undefined; // no body, no piece of one
+    if (this.#attrs !== null) return this.#attrs.partial;
+    return partialRange(this.head.method === 'REQMOD' ? 'REQMOD' : 'RESPMOD', this.#reqHdr, this.#resHdr);
+  }
+
   async #writePlan(plan: ResponsePlan, body: SpooledBody | null): Promise<void> {
     const sink = this.#init.sink;
     const headers = [...commonHeaders(this.#init.service.istag), ...plan.icapHeaders];
@@ -964,6 +971,8 @@ export class Transaction {
       scans: this.#scanResults,
     };
     if (url !== undefined) record.url = url;
+    const partial = this.#partialRange();
+    if (partial !== undefined) record.partial = partial;
     if (clientIp !== undefined) record.x_client_ip = clientIp;
     if (username !== undefined) record.x_client_username = username;
     if (this.#contentScan !== null) Object.assign(record, contentScanFields(this.#contentScan));

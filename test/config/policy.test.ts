@@ -25,6 +25,7 @@ describe('services.NAME.rules', () => {
           min_size: 1
           max_size: 1000
           file_type: [exe, zip]
+          partial: true
           headers:
             - { name: User-Agent, contains: curl, in: [request] }
             - { name: X-Scan, equals: 'yes', case_sensitive: true }
@@ -36,6 +37,7 @@ describe('services.NAME.rules', () => {
     const rule = config.services['respmod']!.rules![0]!;
     expect(rule).toMatchObject({ name: 'everything', action: 'scan', on_error: { timeout: 'allow', 'too-large': 'block' } });
     expect(rule.match?.headers).toHaveLength(2);
+    expect(rule.match?.partial).toBe(true);
   });
 
   it('a service without rules or lists has neither key (defaults unchanged)', () => {
@@ -55,6 +57,7 @@ describe('services.NAME.rules', () => {
     ['unknown file type', '      - { name: a, match: { file_type: [docx] } }\n', 'services.respmod.rules[0].match.file_type[0]', 'must be one of: exe'],
     ['bad ICAP method', '      - { name: a, match: { icap_method: [OPTIONS] } }\n', 'services.respmod.rules[0].match.icap_method[0]', 'must be one of'],
     ['bad HTTP method', '      - { name: a, match: { method: ["GE T"] } }\n', 'services.respmod.rules[0].match.method[0]', 'must be an HTTP method'],
+    ['partial is a boolean', '      - { name: a, match: { partial: sometimes } }\n', 'services.respmod.rules[0].match.partial', 'must be true or false'],
     ['negative size', '      - { name: a, match: { min_size: -1 } }\n', 'services.respmod.rules[0].match.min_size', 'must be an integer >= 0'],
     ['min above max', '      - { name: a, match: { min_size: 10, max_size: 5 } }\n', 'services.respmod.rules[0].match.max_size', 'must be >= min_size (10)'],
     ['header without operator', '      - { name: a, match: { headers: [{ name: X-A }] } }\n', 'services.respmod.rules[0].match.headers[0]', 'needs exactly one of equals, contains, prefix, suffix (found none)'],

@@ -106,6 +106,7 @@ export function squidParse(file: string): Promise<{ code: number | null; output:
 const RECIPE2_LINE = /^#\s*(delay_pools|delay_class|delay_parameters|delay_access)\b/;
 /** The example file's commented `icap_206_enable on` line (206 Partial Content). */
 const ICAP_206_LINE = /^#\s*icap_206_enable on\s*$/;
+const WHOLE_RANGES_LINE = /^#\s*range_offset_limit none\s*$/;
 /** The example file's two active (plain ICAP) icap_service lines. */
 const PLAIN_SERVICE_LINE = /^icap_service\s+\S+\s+\S+\s+icap:\/\//;
 /** The example file's two commented ICAPS icap_service lines. */
@@ -127,9 +128,10 @@ export interface IcapsOptions {
  * With `icaps`, its two plain icap_service lines are dropped and its two commented icaps:// lines
  * are uncommented instead, with port `icaps.port` and `tls-cafile=icaps.cafile` (exactly two
  * of each must exist); the service names and everything else stay as they are. With `icap206`,
- * its commented `icap_206_enable on` line is uncommented (exactly one must exist).
+ * its commented `icap_206_enable on` line is uncommented (exactly one must exist); with
+ * `wholeRanges`, its commented `range_offset_limit none` line (exactly one must exist).
  */
-export function exampleIcapLines(icapPort: number, recipe2 = false, icaps?: IcapsOptions, icap206 = false): string {
+export function exampleIcapLines(icapPort: number, recipe2 = false, icaps?: IcapsOptions, icap206 = false, wholeRanges = false): string {
   let lines = readFileSync(EXAMPLE_CONF, 'utf8').replaceAll('127.0.0.1:1344', `127.0.0.1:${icapPort}`).split('\n');
   if (recipe2) {
     const found = lines.filter((l) => RECIPE2_LINE.test(l)).length;
@@ -140,6 +142,11 @@ export function exampleIcapLines(icapPort: number, recipe2 = false, icaps?: Icap
     const found = lines.filter((l) => ICAP_206_LINE.test(l)).length;
     if (found !== 1) throw new Error(`${EXAMPLE_CONF}: expected 1 commented "icap_206_enable on" line, found ${found}`);
     lines = lines.map((l) => (ICAP_206_LINE.test(l) ? l.replace(/^#\s*/, '') : l));
+  }
+  if (wholeRanges) {
+    const found = lines.filter((l) => WHOLE_RANGES_LINE.test(l)).length;
+    if (found !== 1) throw new Error(`${EXAMPLE_CONF}: expected 1 commented "range_offset_limit none" line, found ${found}`);
+    lines = lines.map((l) => (WHOLE_RANGES_LINE.test(l) ? l.replace(/^#\s*/, '') : l));
   }
   if (icaps !== undefined) {
     const plain = lines.filter((l) => PLAIN_SERVICE_LINE.test(l)).length;
@@ -214,6 +221,8 @@ export interface SquidOptions {
   recipe2?: boolean;
   /** Uncomment the example file's `icap_206_enable on` line (206 Partial Content). */
   icap206?: boolean;
+  /** Uncomment the example file's `range_offset_limit none` line (whole files for range requests). */
+  wholeRanges?: boolean;
   /** More squid.conf lines, appended last. */
   extraConf?: string;
   /**
@@ -289,7 +298,7 @@ http_access allow authenticated
 http_access deny all
 
 # ---- ${EXAMPLE_CONF}, icap-bridge port replaced${options.icaps ? ', icaps:// lines in place of icap://' : ''} ----
-${exampleIcapLines(options.icapPort, options.recipe2 ?? false, options.icaps, options.icap206 ?? false)}
+${exampleIcapLines(options.icapPort, options.recipe2 ?? false, options.icaps, options.icap206 ?? false, options.wholeRanges ?? false)}
 # ---- test-specific ----
 ${options.extraConf ?? ''}
 `;

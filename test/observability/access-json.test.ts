@@ -30,6 +30,7 @@ const FULL: Required<AccessRecord> = {
   reason: 'infected',
   duration_ms: 12.3,
   url: 'http://example.com/a b?q="1"&x=\\y',
+  partial: 'bytes 4034-8067/8068',
   x_client_ip: '192.0.2.7',
   x_client_username: 'YWxpY2U=',
   scans: [

@@ -76,6 +76,12 @@ const rows: Row[] = [
   ['headers: in: [response]', { headers: [{ name: 'X-Tag', equals: 'a', in: ['response'] }] }, attrs({ response: [['X-Tag', 'a']] }), DONE, true],
   ['headers: absent header', { headers: [{ name: 'X-None', contains: '' }] }, attrs(), DONE, false],
   ['headers: all conditions must hold', { headers: [{ name: 'A', equals: '1' }, { name: 'B', equals: '2' }] }, attrs({ icap: [['A', '1'], ['B', '3']] }), DONE, false],
+  // partial: a 206 range (byte-range.ts)
+  ['partial: true, a 206 range', { partial: true }, attrs({ statusLine: 'HTTP/1.1 206 Partial Content', response: [['Content-Range', 'bytes 100-199/1000']] }), DONE, true],
+  ['partial: true, a whole 200', { partial: true }, attrs(), DONE, false],
+  ['partial: true, a 206 covering the whole file', { partial: true }, attrs({ statusLine: 'HTTP/1.1 206 Partial Content', response: [['Content-Range', 'bytes 0-999/1000']] }), DONE, false],
+  ['partial: false, a whole 200', { partial: false }, attrs(), DONE, true],
+  ['partial: false, a 206 range', { partial: false }, attrs({ statusLine: 'HTTP/1.1 206 Partial Content', response: [['Content-Range', 'bytes 0-99/1000']] }), DONE, false],
   // combinations
   ['empty match matches everything', {}, attrs(), DONE, true],
   ['AND across keys', { host: ['example.com'], method: ['POST'] }, attrs(), DONE, false],

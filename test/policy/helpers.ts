@@ -13,6 +13,8 @@ export interface AttrSpec {
   request?: [string, string][];
   /** Response headers; null: no res-hdr. */
   response?: [string, string][] | null;
+  /** The response's status line (default `HTTP/1.1 200 OK`). */
+  statusLine?: string;
 }
 
 export function attrs(spec: AttrSpec = {}): RequestAttributes {
@@ -22,6 +24,6 @@ export function attrs(spec: AttrSpec = {}): RequestAttributes {
     peer: spec.peer ?? '127.0.0.1',
     icapHeaders: headers(spec.icap),
     reqHdr: requestLine === null ? null : { startLine: requestLine, headers: headers(spec.request ?? [['Host', 'example.com']]) },
-    resHdr: spec.response === null ? null : { startLine: 'HTTP/1.1 200 OK', headers: headers(spec.response ?? []) },
+    resHdr: spec.response === null ? null : { startLine: spec.statusLine ?? 'HTTP/1.1 200 OK', headers: headers(spec.response ?? []) },
   });
 }

@@ -108,6 +108,9 @@ services:
       - name: trusted
         match: { host: [trusted.example] }
         action: allow
+      - name: no-fragments
+        match: { host: [ranges.example], partial: true }
+        action: block
       - name: office-users
         match: { user: [alice], host: [office.example] }
         action: allow
@@ -180,6 +183,51 @@ services:
     expect(await record).toMatchObject({ rule: 'no-executables', action: 'block', verdict: 'rule-blocked', http_status: 403 });
     expect(main.scans).toBe(before);
     client.close();
+  });
+
+  describe('partial: a 206 range (a piece of a file, never scanned whole)', () => {
+    const range206 = (contentRange: string): string =>
+      `HTTP/1.1 206 Partial Content\r\nContent-Type: application/octet-stream\r\nContent-Range: ${contentRange}\r\n\r\n`;
+
+    it('a block rule on partial answers the block page at the end of the preview, without a scan', async () => {
+      const before = main.scans;
+      const record = srv.nextRecord();
+      const req = buildRequest({ reqHdr: reqHdr('ranges.example'), resHdr: range206('bytes 4000-8999/9000'), body: [Buffer.alloc(5000, 'r')], preview: 1024 });
+      const { responses, client } = await exchange(srv, req);
+      expect(responses.map((x) => x.status)).toEqual([200]);
+      expect(responses[0]!.resHdr).toMatch(/^HTTP\/1\.1 403 Forbidden/);
+      expect(decision(responses[0]!)).toBe('block; reason=rule; rule=no-fragments');
+      expect(await record).toMatchObject({ rule: 'no-fragments', verdict: 'rule-blocked', partial: 'bytes 4000-8999/9000', body_bytes: 1024 });
+      expect(main.scans).toBe(before);
+      client.close();
+    });
+
+    it('a 206 that is the whole file (Range: bytes=0-) is scanned as any download', async () => {
+      const record = srv.nextRecord();
+      const req = buildRequest({ reqHdr: reqHdr('ranges.example'), resHdr: range206('bytes 0-4999/5000'), body: [Buffer.alloc(5000, 'w')], headers: [['Allow', '204']] });
+      const { responses, client } = await exchange(srv, req);
+      expect(responses[0]!.status).toBe(204);
+      expect(decision(responses[0]!)).toBe('allow; reason=clean');
+      const rec = await record;
+      expect(rec.partial).toBeUndefined();
+      expect(rec).toMatchObject({ verdict: 'clean', scans: [{ backend: 'main', outcome: 'clean' }] });
+      client.close();
+    });
+
+    it('without a rule a piece is scanned as it is, and the access log names its range', async () => {
+      const record = srv.nextRecord();
+      const req = buildRequest({ reqHdr: reqHdr('x.example'), resHdr: range206('bytes 0-199/9000'), body: [Buffer.alloc(200, 'p')], headers: [['Allow', '204']] });
+      const { responses, client } = await exchange(srv, req);
+      expect(responses[0]!.status).toBe(204);
+      expect(await record).toMatchObject({ verdict: 'clean', partial: 'bytes 0-199/9000', scans: [{ backend: 'main', outcome: 'clean' }] });
+      client.close();
+    });
+
+    it('/metrics counts the pieces by verdict', async () => {
+      const text = await srv.server.metrics.registry.getSingleMetricAsString('icap_bridge_partial_bodies_total');
+      expect(text).toContain('icap_bridge_partial_bodies_total{service="respmod",verdict="rule-blocked"} 1');
+      expect(text).toContain('icap_bridge_partial_bodies_total{service="respmod",verdict="clean"} 1');
+    });
   });
 
   it('a rule chooses its backends; a streaming one opened after the first bytes still gets every byte', async () => {
