@@ -92,6 +92,33 @@ describe('OPTIONS', () => {
     expect(b.version).toBe('icap "FAKE-2"');
   });
 
+  it('a scan that joins an OPTIONS refresh a streaming scan started keeps its own deadline and abort', async () => {
+    // The refresh is shared; it once ran on the first caller's signal, whose deadline slides while
+    // its client trickles, so a scan that joined it waited as long (and ignored its own abort).
+    let asked = 0;
+    const u = await upstream({ options: () => (++asked === 1 ? optionsAnswer({ 'Options-TTL': '1' }) : 'hang') });
+    const b = await backendFor([u.url()], { timeout_ms: 1_000 });
+    await sleep(1_100); // Options-TTL runs out
+    const trickling = b.openStream!(META, signal()); // starts the refresh, which never gets an answer
+    await sleep(50);
+    const started = Date.now();
+    const aborted = new AbortController();
+    const joined = b.scan(spooledBodyFromBuffer(body(20)), META, aborted.signal).then((r) => ({ r, ms: Date.now() - started }));
+    const deadlineOnly = b.scan(spooledBodyFromBuffer(body(20)), META, signal()).then((r) => ({ r, ms: Date.now() - started }));
+    setTimeout(() => aborted.abort(new Error('client gone')), 300);
+    for (let i = 0; i < 8; i++) {
+      trickling.write(body(10)); // progress every 250 ms: its own deadline never runs out
+      await sleep(250);
+    }
+    const [a, d] = await Promise.all([joined, deadlineOnly]);
+    expect(a.r.outcome).toBe('error');
+    expect(a.ms).toBeLessThan(900);
+    expect(d.r).toMatchObject({ outcome: 'error', kind: 'timeout' });
+    expect(d.ms).toBeLessThan(1_800);
+    // The shared fetch has a deadline of its own (timeout_ms): the trickling scan is not held for ever either.
+    expect(await trickling.end()).toMatchObject({ outcome: 'error' });
+  });
+
   it('an answer with another ISTag makes the next scan ask OPTIONS again', async () => {
     const u = await upstream({ final: () => NO_CONTENT.replace('"FAKE-1"', '"FAKE-9"') });
     const b = await backendFor([u.url()]);

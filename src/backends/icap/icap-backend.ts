@@ -79,6 +79,7 @@ export async function createIcapBackend(name: string, config: IcapBackendConfig,
     open: (target) => {
       const endpoint: UpstreamEndpoint = new UpstreamEndpoint(target, urls.get(target.configured)!, {
         connectTimeoutMs: config.connect_timeout_ms,
+        optionsTimeoutMs: config.timeout_ms,
         maxIdle: config.max_concurrency,
         tls: { ca, rejectUnauthorized: config.tls.reject_unauthorized },
         onIstag: () => {

@@ -21,11 +21,28 @@ export type OptionsOutcome =
 
 export interface EndpointSettings {
   readonly connectTimeoutMs: number;
+  /**
+   * How long one OPTIONS fetch may take, whoever waits for it (the backend's timeout_ms). The fetch
+   * is shared, so it cannot run on one caller's signal: a streaming scan's deadline slides with
+   * every byte its client sends, and a scan or health check that joined it would wait as long.
+   */
+  readonly optionsTimeoutMs: number;
   /** Idle connections kept at most. */
   readonly maxIdle: number;
   readonly tls: ConnectTarget['tls'];
   /** Called when this endpoint's ISTag is learnt or changes (the backend's version). */
   readonly onIstag: () => void;
+}
+
+/** `shared`, or a timeout outcome as soon as `signal` aborts (the caller's deadline or abort). */
+function untilAborted(shared: Promise<OptionsOutcome>, signal: AbortSignal): Promise<OptionsOutcome> {
+  const stopped: OptionsOutcome = { ok: false, kind: 'timeout', message: 'OPTIONS: no answer before this scan was stopped', retry: false, health: 'neutral' };
+  if (signal.aborted) return Promise.resolve(stopped);
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => resolve(stopped);
+    signal.addEventListener('abort', onAbort, { once: true });
+    shared.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }
 
 export class UpstreamEndpoint {
@@ -48,6 +65,8 @@ export class UpstreamEndpoint {
   opened = 0;
   readonly #idle = new Map<IcapConnection, NodeJS.Timeout>();
   #closed = false;
+  /** Ends a shared OPTIONS fetch still running when the endpoint is closed. */
+  readonly #closing = new AbortController();
 
   constructor(target: PoolTarget, url: IcapUrl, settings: EndpointSettings) {
     this.id = target.id;
@@ -110,10 +129,16 @@ export class UpstreamEndpoint {
     return this.refreshOptions(signal);
   }
 
-  /** Asks OPTIONS now (the health check); joins a request already running. */
+  /**
+   * Asks OPTIONS now (the health check); joins a request already running. The fetch runs on its
+   * own deadline (optionsTimeoutMs); each caller stops waiting when its own signal aborts.
+   */
   refreshOptions(signal: AbortSignal): Promise<OptionsOutcome> {
-    this.#refreshing ??= this.#fetchOptions(signal).finally(() => (this.#refreshing = null));
-    return this.#refreshing;
+    if (this.#refreshing === null) {
+      const own = AbortSignal.any([AbortSignal.timeout(this.#settings.optionsTimeoutMs), this.#closing.signal]);
+      this.#refreshing = this.#fetchOptions(own).finally(() => (this.#refreshing = null));
+    }
+    return untilAborted(this.#refreshing, signal);
   }
 
   /** An answer carried `istag`: when it differs from OPTIONS', the service changed; ask again before the next scan. */
@@ -124,6 +149,7 @@ export class UpstreamEndpoint {
 
   close(): void {
     this.#closed = true;
+    this.#closing.abort();
     for (const [conn, timer] of this.#idle) {
       clearTimeout(timer);
       conn.destroy();
