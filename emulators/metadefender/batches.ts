@@ -7,7 +7,7 @@ import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import { stringify as toYaml } from 'yaml';
 import { labelOf } from './codes.js';
 import type { ResolvedOptions } from './config.js';
-import { isFinished, progressOf, type Job } from './jobs.js';
+import { isFinished, processProgressOf, scanCodeOf, stageOf, type Job } from './jobs.js';
 
 export interface Batch {
   readonly batchId: string;
@@ -73,18 +73,20 @@ export function batchStatus(
 }
 
 function fileEntry(job: Job, now: number, options: ResolvedOptions): Record<string, unknown> {
-  const progress = progressOf(job, now, options);
-  const done = progress >= 100;
-  const code = job.canceled ? 19 : done ? job.outcome.code : 255;
+  const stage = stageOf(job, now, options);
+  const { done } = stage;
+  const code = scanCodeOf(job, stage);
   const result = job.canceled ? 'Blocked' : done ? job.outcome.result : 'Processing';
-  const detectedBy = done ? job.outcome.engines.filter((e) => [1, 2, 22].includes(e.code)).length : 0;
+  const detectedBy = stage.avDone ? job.outcome.engines.filter((e) => [1, 2, 22].includes(e.code)).length : 0;
+  // The entry's top level is the AV part, its process_info the whole job (§7 example, §3).
+  const progress = processProgressOf(stage, options);
   return {
     data_id: job.dataId,
     display_name: job.fileName,
     file_size: job.size,
     file_type: job.fileType,
     file_type_description: job.fileType,
-    progress_percentage: progress,
+    progress_percentage: stage.av,
     scan_all_result_i: code,
     scan_all_result_a: labelOf(code),
     detected_by: detectedBy,
@@ -92,7 +94,7 @@ function fileEntry(job: Job, now: number, options: ResolvedOptions): Record<stri
     process_info: {
       result,
       blocked_reason: done ? (job.canceled ? labelOf(19) : job.outcome.blockedReason) : '',
-      progress_percentage: progress,
+      ...(progress !== undefined && { progress_percentage: progress }),
       verdicts: done ? [labelOf(code)] : [],
     },
   };

@@ -67,6 +67,18 @@ const optionsSchema = z.strictObject({
     ]),
   /** Time from upload to progress 100; progress rises linearly in between. */
   scanDurationMs: z.number().int().min(0).default(200),
+  /**
+   * Core's policy stages (sanitization, DLP, file type) after the AV part, for durationMs more
+   * (§3 completion rule). Meanwhile scan_results reads 100 with the engines' own code (0 for a
+   * DLP or file-type finding), while process_info says "Processing" with no progress_percentage
+   * ('missing') or one below 100 ('behind'). 0 = both parts end together.
+   */
+  postProcessing: z
+    .strictObject({
+      durationMs: z.number().int().min(0).default(0),
+      progress: z.enum(['missing', 'behind']).default('missing'),
+    })
+    .prefault({}),
   /** Unfinished jobs beyond this → 503 on submit (the spec's "scan queue full"). */
   maxQueue: z.number().int().min(1).default(500),
   /** Finished jobs are forgotten after this (then "Not Found"). */

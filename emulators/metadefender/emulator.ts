@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { batchCertificate, batchStatus, newSigner, type Batch } from './batches.js';
 import { resolveOptions, type EmulatorOptions, type ResolvedOptions, type Route } from './config.js';
 import { FaultPlan } from './faults.js';
-import { digests, isFinished, newId, resultDocument, sanitizedName, sniffType, type Job } from './jobs.js';
+import { digests, isFinished, newId, postProcessingMs, resultDocument, sanitizedName, sniffType, type Job } from './jobs.js';
 import { classify, decodeHeader, header, notFoundEndpoint, readBody, type Answer } from './http.js';
 import { infoDocument } from './info.js';
 import { scanFile } from './scanner.js';
@@ -314,7 +314,7 @@ class MetaDefenderEmulator {
         sha1: '',
         sha256: wanted,
         fileType: 'application/octet-stream',
-        submittedAt: now - this.#options.scanDurationMs - 1,
+        submittedAt: now - this.#options.scanDurationMs - postProcessingMs(this.#options) - 1,
         apikey: null,
         userAgent: '',
         rule: this.#options.rules[0]!.name,
@@ -438,7 +438,7 @@ class MetaDefenderEmulator {
     const now = Date.now();
     if (now - this.#lastSweep < 1000) return;
     this.#lastSweep = now;
-    const horizon = now - this.#options.scanDurationMs - this.#options.jobRetentionMs;
+    const horizon = now - this.#options.scanDurationMs - postProcessingMs(this.#options) - this.#options.jobRetentionMs;
     for (const [id, job] of this.#jobs) if (job.submittedAt < horizon) this.#jobs.delete(id);
   }
 

@@ -4,7 +4,7 @@
  * where it stands now. Only the node that accepted a job knows it (§9).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { labelOf } from './codes.js';
+import { engineCodeFor, labelOf } from './codes.js';
 import type { ResolvedOptions } from './config.js';
 import type { ScanOutcome } from './scanner.js';
 
@@ -43,30 +43,74 @@ export function sniffType(body: Buffer): string {
   return 'application/octet-stream';
 }
 
-/** 0–100, from the time since upload. */
-export function progressOf(job: Job, now: number, options: ResolvedOptions): number {
-  if (job.canceled || options.scanDurationMs === 0) return 100;
-  return Math.min(100, Math.floor(((now - job.submittedAt) * 100) / options.scanDurationMs));
+/**
+ * Where a job stands, from the time since upload: the AV part ends after scanDurationMs, the
+ * whole job (policy stages included) postProcessing.durationMs later (§3 completion rule).
+ */
+export interface Stage {
+  /** `scan_results.progress_percentage`: the AV part, 0–100. */
+  readonly av: number;
+  /** `process_info.progress_percentage`: the whole job, 0–100. */
+  readonly overall: number;
+  readonly avDone: boolean;
+  readonly done: boolean;
 }
 
+export function stageOf(job: Job, now: number, options: ResolvedOptions): Stage {
+  if (job.canceled) return { av: 100, overall: 100, avDone: true, done: true };
+  const elapsed = now - job.submittedAt;
+  const av = percent(elapsed, options.scanDurationMs);
+  const overall = percent(elapsed, options.scanDurationMs + postProcessingMs(options));
+  return { av, overall, avDone: av >= 100, done: overall >= 100 };
+}
+
+/** A server without process_info (omitProcessInfo) has only the AV part to report (§3). */
+export function postProcessingMs(options: ResolvedOptions): number {
+  return options.omitProcessInfo ? 0 : options.postProcessing.durationMs;
+}
+
+function percent(elapsed: number, total: number): number {
+  return total === 0 ? 100 : Math.min(100, Math.floor((elapsed * 100) / total));
+}
+
+/** Finished as a whole: what downloads, hash hits, the queue and batches go by. */
 export function isFinished(job: Job, now: number, options: ResolvedOptions): boolean {
-  return progressOf(job, now, options) >= 100;
+  return stageOf(job, now, options).done;
+}
+
+/**
+ * `scan_all_result_i`: 255 while the engines run; then what they found (engineCodeFor: 0 for a
+ * DLP or file-type finding) while the policy stages run; the final code at the end.
+ */
+export function scanCodeOf(job: Job, stage: Stage): number {
+  if (job.canceled) return 19;
+  if (stage.done) return job.outcome.code;
+  return stage.avDone ? engineCodeFor(job.outcome.code) : 255;
+}
+
+/**
+ * `process_info.progress_percentage`, or undefined when it is left out: in 'missing' mode while
+ * the policy stages run (the state §3 warns of: "until done, many fields are missing or partial").
+ */
+export function processProgressOf(stage: Stage, options: ResolvedOptions): number | undefined {
+  const postProcessing = stage.avDone && !stage.done;
+  return postProcessing && options.postProcessing.progress === 'missing' ? undefined : stage.overall;
 }
 
 /** The JSON of `GET /file/{data_id}` (and of a hash-lookup hit) as of `now`. */
 export function resultDocument(job: Job, now: number, options: ResolvedOptions, baseUrl: string): Record<string, unknown> {
-  const progress = progressOf(job, now, options);
-  const done = progress >= 100;
+  const stage = stageOf(job, now, options);
+  const { done, avDone } = stage;
   const outcome = job.outcome;
-  const code = job.canceled ? 19 : done ? outcome.code : 255;
+  const code = scanCodeOf(job, stage);
   const result = job.canceled ? 'Blocked' : done ? outcome.result : 'Processing';
   const blockedReason = job.canceled ? labelOf(19) : done ? outcome.blockedReason : '';
   const scanDetails = Object.fromEntries(
     outcome.engines.map((e) => [
       e.name,
       {
-        scan_result_i: done ? (job.canceled ? 19 : e.code) : 255,
-        threat_found: done && !job.canceled ? e.threat : '',
+        scan_result_i: avDone ? (job.canceled ? 19 : e.code) : 255,
+        threat_found: avDone && !job.canceled ? e.threat : '',
         def_time: options.engines.find((x) => x.name === e.name)?.defTime ?? '',
         scan_time: 12,
         wait_time: 3,
@@ -89,17 +133,19 @@ export function resultDocument(job: Job, now: number, options: ResolvedOptions, 
     },
     scan_results: {
       data_id: job.dataId,
-      progress_percentage: progress,
+      progress_percentage: stage.av,
       scan_all_result_i: code,
       scan_all_result_a: labelOf(code),
       start_time: new Date(job.submittedAt).toISOString(),
-      total_time: done ? options.scanDurationMs : 0,
+      total_time: avDone ? options.scanDurationMs : 0,
       total_avs: options.engines.length,
       scan_details: scanDetails,
     },
   };
   if (job.metadata !== undefined) doc['metadata'] = job.metadata;
-  if (!options.omitProcessInfo) doc['process_info'] = processInfo(job, { progress, done, result, blockedReason, options });
+  if (!options.omitProcessInfo) {
+    doc['process_info'] = processInfo(job, { progress: processProgressOf(stage, options), done, result, blockedReason, options });
+  }
   if (done && !job.canceled && outcome.sanitization === 'sanitized' && options.sanitize.cloudObject) {
     doc['sanitized'] = {
       result: 'Allowed',
@@ -114,7 +160,7 @@ export function resultDocument(job: Job, now: number, options: ResolvedOptions, 
 
 function processInfo(
   job: Job,
-  s: { progress: number; done: boolean; result: string; blockedReason: string; options: ResolvedOptions },
+  s: { progress: number | undefined; done: boolean; result: string; blockedReason: string; options: ResolvedOptions },
 ): Record<string, unknown> {
   const sanitized = s.done && !job.canceled && job.outcome.sanitization === 'sanitized';
   const failed = s.done && !job.canceled && job.outcome.sanitization === 'failed';
@@ -136,7 +182,7 @@ function processInfo(
     };
   }
   const info: Record<string, unknown> = {
-    progress_percentage: s.progress,
+    ...(s.progress !== undefined && { progress_percentage: s.progress }),
     result: s.result,
     blocked_reason: s.blockedReason,
     verdicts: s.done ? [labelOf(job.canceled ? 19 : job.outcome.code)] : [],
@@ -145,7 +191,7 @@ function processInfo(
     username: 'LOCAL/admin',
     file_type_skipped_scan: false,
     queue_time: 1,
-    processing_time: s.done ? s.options.scanDurationMs : 0,
+    processing_time: s.done ? s.options.scanDurationMs + postProcessingMs(s.options) : 0,
     outdated_data: [],
     post_processing: postProcessing,
   };

@@ -144,6 +144,19 @@ describe('scanParts against the emulator', () => {
     expect(calls.lastIndexOf(`/file/batch/${scan.batch!.id}`)).toBeLessThan(calls.lastIndexOf(`/file/batch/${scan.batch!.id}/close`));
   });
 
+  it('post-processing (§3): a part whose AV part is done and clean waits for the policy verdict', async () => {
+    const em = await emulator({
+      postProcessing: { durationMs: 150 },
+      resultRules: [{ filenameSuffix: '.dlp', code: 20, result: 'Blocked', blockedReason: 'Sensitive Data Found' }],
+    });
+    const b = await backendFor([em]);
+    const scan = await scanParts(b, [part('hello\n', 'notes.txt'), part('card 4111 1111 1111 1111\n', 'payroll.dlp')]);
+    expect(outcomes(scan.results)).toEqual(['clean', 'infected']);
+    expect(scan.results[1]).toMatchObject({ threats: ['Sensitive Data Found'] });
+    // Status polls came while the entries read 100 % at the top level and "Processing" inside.
+    expect(em.stats.requests.filter((r) => r.route === 'batch' && r.method === 'GET' && !r.path.endsWith('/certificate')).length).toBeGreaterThan(2);
+  });
+
   it('a server that dies mid-batch: every part an error, none clean', async () => {
     const em = await emulator({ scanDurationMs: 30_000 });
     const b = await backendFor([em], { timeoutMs: 10_000 });
@@ -267,8 +280,12 @@ describe('batch documents (pure)', () => {
     expect(isFinished(aa)).toBe(true);
     expect(mapResult(aa)).toMatchObject({ verdict: 'infected' });
     expect(isFinished(bb)).toBe(false);
-    // Without a percentage in process_info the top-level one decides (old servers, §3).
+    // Without process_info the top-level percentage decides (old servers, §3)...
     expect(isFinished(fileResultDocument('cc', { progress_percentage: 100, scan_all_result_i: 0 }))).toBe(true);
+    // ...but not when process_info is there and still running: the top level is the AV part only.
+    const policyRunning = { progress_percentage: 100, scan_all_result_i: 0, process_info: { result: 'Processing' } };
+    expect(isFinished(fileResultDocument('dd', policyRunning))).toBe(false);
+    expect(isFinished(fileResultDocument('ee', { ...policyRunning, process_info: { result: 'Processing', progress_percentage: 90 } }))).toBe(false);
     expect(readBatchPage({ err: 'nope' })).toBeUndefined();
     expect(readBatchPage({ batch_files: { files_in_batch: 'x' } })).toBeUndefined();
   });

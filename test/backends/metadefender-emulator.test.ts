@@ -51,6 +51,33 @@ describe('MetaDefender emulator', () => {
     expect(done.json['file_info']).toMatchObject({ display_name: 'a.txt', file_size: 3 });
   });
 
+  it('postProcessing: AV part done, process_info still "Processing" (progress missing or behind), then final', async () => {
+    const rules = { resultRules: [{ filenameSuffix: '.dlp', code: 20, result: 'Blocked' as const, blockedReason: 'Sensitive Data Found' }] };
+    for (const progress of ['missing', 'behind'] as const) {
+      const em = await emulator({ scanDurationMs: 0, postProcessing: { durationMs: 300, progress }, sanitize: { all: true }, ...rules });
+      const { json: submitted } = await call(em, 'POST', '/file', { body: 'card 4111\n', headers: { filename: 'p.dlp' } });
+      const id = submitted['data_id'] as string;
+      const { json: batch } = await call(em, 'POST', '/file/batch');
+      await call(em, 'POST', '/file', { body: 'other\n', headers: { filename: 'q.dlp', batch: batch['batch_id'] } });
+      const early = (await call(em, 'GET', `/file/${id}`)).json;
+      expect(early['scan_results']).toMatchObject({ progress_percentage: 100, scan_all_result_i: 0 });
+      expect(early['process_info']).toMatchObject({ result: 'Processing', blocked_reason: '', post_processing: { actions_ran: '' } });
+      if (progress === 'missing') expect(early['process_info'].progress_percentage).toBeUndefined();
+      else expect(early['process_info'].progress_percentage).toBeLessThan(100);
+      const entry = (await call(em, 'GET', `/file/batch/${batch['batch_id']}`)).json['batch_files'].files_in_batch[0];
+      expect(entry).toMatchObject({ progress_percentage: 100, scan_all_result_i: 0, process_info: { result: 'Processing' } });
+      expect(entry.process_info.progress_percentage === undefined).toBe(progress === 'missing');
+      // Nothing of the final result is out early: no converted file, no hash hit.
+      expect((await call(em, 'GET', `/file/converted/${id}`)).status).toBe(404);
+      expect((await call(em, 'GET', `/hash/${early['file_info'].sha256}`)).json).toEqual({ [early['file_info'].sha256]: 'Not Found' });
+      await new Promise((resolve) => setTimeout(resolve, 320));
+      const done = (await call(em, 'GET', `/file/${id}`)).json;
+      expect(done['scan_results']).toMatchObject({ progress_percentage: 100, scan_all_result_i: 20 });
+      expect(done['process_info']).toMatchObject({ progress_percentage: 100, result: 'Blocked', blocked_reason: 'Sensitive Data Found', post_processing: { actions_ran: 'Sanitized' } });
+      expect((await call(em, 'GET', `/file/converted/${id}`)).status).toBe(200);
+    }
+  });
+
   it('v4: /process alias, no /readyz, no blocked_reasons; omitProcessInfo for very old servers', async () => {
     const em = await emulator({ apiVersion: 4, scanDurationMs: 0 });
     expect((await call(em, 'GET', '/readyz')).status).toBe(404);

@@ -189,6 +189,22 @@ describe('completion rule (§3) and Not Found (§3, §6, unconfirmed)', () => {
     expect(isFinished({})).toBe(false);
   });
 
+  it('with process_info present, only process_info decides: the AV part at 100 is not the end', () => {
+    // The reviewer's document: antivirus done and clean, the policy stages still running.
+    const avDone = { progress_percentage: 100, scan_all_result_i: 0 };
+    expect(isFinished({ scan_results: avDone, process_info: { result: 'Processing' } })).toBe(false);
+    // A percentage in process_info that is missing, not an integer, or below 100: not finished.
+    for (const progress of [undefined, null, '100', 99.5, 60]) {
+      expect(isFinished({ scan_results: avDone, process_info: { progress_percentage: progress, result: 'Allowed' } }), String(progress)).toBe(false);
+    }
+    expect(isFinished({ scan_results: avDone, process_info: { progress_percentage: 100, result: ' processing ' } })).toBe(false);
+    // process_info that is no object is not understood: not finished, so never answered clean.
+    expect(isFinished({ scan_results: avDone, process_info: 'Processing' })).toBe(false);
+    // Absent (or null): the old-server fallback to scan_results (§3).
+    expect(isFinished({ scan_results: avDone, process_info: null })).toBe(true);
+    expect(isFinished({ scan_results: avDone })).toBe(true);
+  });
+
   it('tells a partial result from some other message', () => {
     expect(isResultDocument({ data_id: 'abc' })).toBe(true);
     expect(isResultDocument({ file_info: { display_name: 'a' } })).toBe(true);
@@ -320,6 +336,24 @@ describe('against the emulator', () => {
     expect(await scanAs(b, 'a.dlp')).toMatchObject({ outcome: 'infected', threats: ['Sensitive Data Found'] });
     expect(await scanAs(b, 'a.pua')).toMatchObject({ outcome: 'clean' });
     expect(await scanAs(b, 'a.custom')).toMatchObject({ outcome: 'infected', threats: ['Custom Rule 7'] });
+  });
+
+  it('post-processing (§3): the AV part done and clean is not the end; the adapter takes the final verdict', async () => {
+    for (const progress of ['missing', 'behind'] as const) {
+      const em = await emulator({
+        scanDurationMs: 0,
+        postProcessing: { durationMs: 150, progress },
+        resultRules: [{ filenameSuffix: '.dlp', code: 20, result: 'Blocked', blockedReason: 'Sensitive Data Found' }],
+        sanitize: { filenameSuffixes: ['.docx'] },
+      });
+      const b = await backendFor(em, { sanitize: true });
+      // Polled from 2 ms on: the first answers have scan_results at 100 and clean, process_info "Processing".
+      expect(await scanAs(b, 'payroll.dlp'), progress).toMatchObject({ outcome: 'infected', threats: ['Sensitive Data Found'] });
+      const sanitized = await scanAs(b, 'report.docx');
+      expect(sanitized.outcome, progress).toBe('sanitized');
+      if (sanitized.outcome === 'sanitized') await sanitized.dispose();
+      expect(em.stats.requests.filter((r) => r.route === 'poll').length, progress).toBeGreaterThan(4);
+    }
   });
 
   it('400 / 401 for a bad apikey, 403 for a rule not permitted: backend-error with a clear message', async () => {

@@ -3,8 +3,9 @@
  * injected failure, pinning of polls to the accepting node, sanitized downloads, hash lookups,
  * and uploads that always carry a Content-Length. Everything on loopback, bounded in time.
  */
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Backend, BackendResult, ScanMeta } from '../../src/backends/backend.js';
@@ -19,6 +20,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+const ROOT = join(import.meta.dirname, '..', '..');
 const META: ScanMeta = { transactionId: 'tx-42', method: 'RESPMOD', clientAddress: '10.1.2.3', url: 'http://origin.example/dl/report%20Q1.txt?x=1' };
 const CLEAN = Buffer.from('just some harmless text\n');
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
@@ -166,6 +168,29 @@ describe('verdicts', () => {
       expect(s.status).toBe(200);
     }
     expect(em.stats.chunkedRejected).toBe(0);
+  });
+
+  it('waits for Core\'s policy stages (§3): a poll with the AV part done and clean is not the verdict', async () => {
+    const em = await emulator({
+      scanDurationMs: 0,
+      postProcessing: { durationMs: 250 },
+      sanitize: { filenameSuffixes: ['.docx'] },
+      resultRules: [{ filenameSuffix: '.xlsx', code: 17, blockedReason: 'File Type Mismatch' }],
+    });
+    const b = await backendFor([em], { sanitize: true, pollInitialMs: 10, pollMaxMs: 40 });
+    const started = Date.now();
+    const mismatch = await scan(b, CLEAN, { ...META, url: 'http://origin.example/files/book.xlsx' });
+    expect(mismatch).toMatchObject({ outcome: 'infected', threats: ['File Type Mismatch'] });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(240);
+    const sanitized = await scan(b, CLEAN, { ...META, url: 'http://origin.example/files/memo.docx' });
+    expect(sanitized.outcome).toBe('sanitized');
+    if (sanitized.outcome === 'sanitized') {
+      expect((await collect(sanitized.body)).equals(Buffer.concat([SANITIZED_MARKER, CLEAN]))).toBe(true);
+      await sanitized.dispose();
+    }
+    // Each job was polled while only its AV part was done, and downloaded only at the end.
+    expect(requests(em, 'poll').length).toBeGreaterThanOrEqual(6);
+    expect(requests(em, 'converted').map((r) => r.status)).toEqual([200]);
   });
 
   it('a body over max_file_bytes is too-large and not uploaded', async () => {
@@ -369,7 +394,64 @@ describe('sanitized files', () => {
     const r = await scan(await backendFor([em], { sanitize: true }), CLEAN);
     expect(r).toMatchObject({ outcome: 'error', kind: 'backend-error', message: expect.stringMatching(/sanitized file not available/) });
   });
+
+  it('a temp file that hits the file size limit (EFBIG) mid-download: an error at once, slot free, file removed', async () => {
+    // A real failure of the OS, as on a full disk: the scan runs in a child limited to 512 KiB
+    // files (RLIMIT_FSIZE), with SIGXFSZ ignored so the write fails instead of killing it. Such a
+    // temp file never drains; before the fix the scan waited past timeout_ms with its slot held.
+    const spoolDir = await mkdtemp(join(dir, 'efbig-'));
+    const out = await runLimitedChild(SCAN_UNDER_FILE_LIMIT, 512, { SPOOL_DIR: spoolDir });
+    const report = JSON.parse(out.trim().split('\n').at(-1)!) as { result: BackendResult | string; ms: number; status: { inFlight: number }[]; live: string[] };
+    expect(report.result).toMatchObject({ outcome: 'error', kind: 'backend-error', message: expect.stringMatching(/could not be stored.*EFBIG/) });
+    expect(report.ms).toBeLessThan(1_500);
+    expect(report.status).toMatchObject([{ inFlight: 0 }]);
+    expect(report.live).toEqual([]);
+    expect(await readdir(spoolDir)).toEqual([]);
+  });
 });
+
+/**
+ * The scan of the test above, run by the child: the emulator (which keeps bodies in memory) and
+ * the backend with sanitize on, a 2 MiB body, 1 KiB in memory, timeout_ms 1500. Prints one JSON line.
+ */
+const SCAN_UNDER_FILE_LIMIT = `
+const { startEmulator } = await import('./emulators/metadefender/emulator.ts');
+const { createMetaDefenderBackend } = await import('./src/backends/metadefender/metadefender-backend.ts');
+const { liveSpoolFiles, spooledBodyFromBuffer } = await import('./src/pipeline/spool.ts');
+const core = await startEmulator({ scanDurationMs: 20, sanitize: { all: true } });
+const backend = await createMetaDefenderBackend({
+  name: 'md', endpoints: [core.url], apikey: '', rule: '', timeoutMs: 1500, pollInitialMs: 5, pollMaxMs: 20, hashLookup: false,
+  sanitize: true, maxFileBytes: 0, spool: { memoryBytes: 1024, directory: process.env.SPOOL_DIR }, pool: { health_interval_ms: 0 },
+});
+const started = performance.now();
+const meta = { transactionId: 'efbig', method: 'RESPMOD', clientAddress: '127.0.0.1' };
+const pending = backend.scan(spooledBodyFromBuffer(Buffer.alloc(2 * 1024 * 1024, 0x41)), meta, new AbortController().signal);
+const result = await Promise.race([pending, new Promise((resolve) => setTimeout(() => resolve('still pending'), 4500))]);
+const ms = performance.now() - started;
+if (typeof result !== 'string' && result.dispose) await result.dispose();
+console.log(JSON.stringify({ result: typeof result === 'string' ? result : { ...result, body: undefined }, ms, status: backend.status(), live: [...liveSpoolFiles()] }));
+await Promise.race([backend.close(), new Promise((resolve) => setTimeout(resolve, 1000))]);
+await core.close();
+process.exit(0);
+`;
+
+/** Runs `script` (ESM, TypeScript imports via tsx) in a child whose files may not exceed `limitKiB`; its stdout. */
+async function runLimitedChild(script: string, limitKiB: number, env: Record<string, string>): Promise<string> {
+  const child = spawn('bash', ['-c', `ulimit -f ${limitKiB} && trap "" XFSZ && exec "$0" "$@"`, process.execPath, '--import', 'tsx', '--input-type=module', '--eval', script], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  clearTimeout(timer);
+  if (code !== 0) throw new Error(`child exited with ${code}: ${err.slice(-2000)}`);
+  return out;
+}
 
 describe('hash lookup (§6)', () => {
   it('a known verdict skips the upload', async () => {

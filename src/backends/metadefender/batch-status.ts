@@ -54,8 +54,9 @@ export function readBatchPage(value: unknown): BatchPage | undefined {
 
 /**
  * A batch file entry in the §3 result shape: `scan_results` from the entry's top-level code and
- * progress, `process_info` as listed (§7 example). When the entry's process_info has no
- * percentage, the completion rule falls back to the top-level one, as for old servers (§3).
+ * progress, `process_info` as listed (§7 example). The top-level percentage (the AV part) decides
+ * only for an entry without process_info, as for old servers (§3); an entry whose process_info has
+ * no percentage, or reads "Processing", is not finished whatever the top level says.
  */
 export function fileResultDocument(dataId: string, entry: Json): Json {
   const scanResults: Json = {};

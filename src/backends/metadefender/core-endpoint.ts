@@ -13,7 +13,7 @@ import type { Readable } from 'node:stream';
 import type { ConnectionOptions } from 'node:tls';
 import { Pool, type Dispatcher } from 'undici';
 import { CodedError, type ErrorCode } from '../../errors.js';
-import { BodySpool } from '../../pipeline/spool.js';
+import { BodySpool, SpoolError } from '../../pipeline/spool.js';
 import type { SpooledBody } from '../../pipeline/spooled-body.js';
 
 /** Error codes of failures below HTTP (STYLE.md "Stable codes"). */
@@ -47,6 +47,24 @@ export interface DownloadedFile {
   readonly fileName: string | undefined;
   readonly contentType: string | undefined;
   dispose(): Promise<void>;
+}
+
+/** Where and how much of a download (§5) is kept. */
+export interface DownloadSink {
+  /** Memory up to memoryBytes, then a temp file in directory. */
+  readonly spool: { readonly memoryBytes: number; readonly directory: string };
+  /** Largest file taken; a larger one is answered `tooLarge` and nothing of it is kept. */
+  readonly maxBytes: number;
+}
+
+export interface DownloadReply {
+  readonly status: number;
+  /** The file, for a 200 that fit within maxBytes. */
+  readonly file?: DownloadedFile;
+  /** The `{"err"}` text of a non-200 answer (§1, §5). */
+  readonly err?: string;
+  /** A 200 larger than maxBytes, by its Content-Length or as it arrived; its temp file is gone. */
+  readonly tooLarge?: true;
 }
 
 /** Largest JSON answer read; results with many archive children stay far below it. */
@@ -162,14 +180,14 @@ export class CoreEndpoint {
 
   /**
    * A file download (§5), written to a spool as it arrives so a large sanitized file is never
-   * held whole in memory. `path` is on this endpoint; `absoluteUrl` (MetaDefender Cloud's link)
-   * may be anywhere and gets a one-off connection.
+   * held whole in memory, and never more than `sink.maxBytes` of it. `path` is on this endpoint;
+   * `absoluteUrl` (MetaDefender Cloud's link) may be anywhere and gets a one-off connection.
+   *
+   * A temp file that fails (ENOSPC, EFBIG, EIO, a removed directory) rejects with the spool's
+   * SpoolError as it is — our disk, not Core — and the caller's abort wins over anything else.
+   * On every failure the temp file is removed before this settles.
    */
-  async download(
-    target: { path: string } | { absoluteUrl: string },
-    spool: { memoryBytes: number; directory: string },
-    signal: AbortSignal,
-  ): Promise<{ status: number; file?: DownloadedFile; err?: string }> {
+  async download(target: { path: string } | { absoluteUrl: string }, sink: DownloadSink, signal: AbortSignal): Promise<DownloadReply> {
     let res: Dispatcher.ResponseData;
     if ('path' in target) {
       res = await this.#request({ method: 'GET', path: target.path, headers: {}, signal });
@@ -190,10 +208,17 @@ export class CoreEndpoint {
       const err = reply.json !== undefined ? (reply.json as { err?: unknown }).err : undefined;
       return { status: res.statusCode, ...(typeof err === 'string' && { err }) };
     }
-    const out = new BodySpool(spool);
+    // Announced too large: refused before a byte is stored (STYLE.md "Limits while parsing").
+    if (Number(headerValue(res.headers['content-length'])) > sink.maxBytes) {
+      res.body.destroy();
+      return { status: 200, tooLarge: true };
+    }
+    const out = new BodySpool(sink.spool);
     try {
-      for await (const chunk of res.body) {
-        if (!out.write(chunk as Buffer)) await new Promise<void>((resolve) => out.once('drain', resolve));
+      if (!(await spoolBody(res.body, out, sink.maxBytes, signal))) {
+        res.body.destroy();
+        await out.dispose();
+        return { status: 200, tooLarge: true };
       }
       const body = await out.end();
       return {
@@ -208,6 +233,7 @@ export class CoreEndpoint {
     } catch (err) {
       res.body.destroy();
       await out.dispose();
+      if (err instanceof SpoolError && !signal.aborted) throw err;
       throw classify(err, signal);
     }
   }
@@ -235,6 +261,39 @@ async function request(
   } catch (err) {
     throw classify(err, opts.signal);
   }
+}
+
+/**
+ * Copies `source` into `out`; false as soon as more than `maxBytes` arrived (a missing or lying
+ * Content-Length). When the temp file is behind it waits (STYLE.md "Respect write() === false"),
+ * and throws the spool's failure if that is why the wait ended.
+ */
+async function spoolBody(source: Readable, out: BodySpool, maxBytes: number, signal: AbortSignal): Promise<boolean> {
+  let size = 0;
+  for await (const chunk of source) {
+    size += (chunk as Buffer).length;
+    if (size > maxBytes) return false;
+    if (!out.write(chunk as Buffer)) await untilWritable(out, signal);
+    if (out.failure) throw out.failure;
+  }
+  return true;
+}
+
+/**
+ * Until `out` takes writes again or `signal` fires. Not `once('drain')`: a temp file that fails
+ * (ENOSPC, EFBIG, EIO) never drains, and the wait would outlive timeout_ms, the pool slot and the
+ * temp file (src/pipeline/spool.ts, onWritable). Rejects with the signal's reason on abort.
+ */
+export function untilWritable(out: Pick<BodySpool, 'onWritable'>, signal: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason ?? new Error('aborted'));
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    out.onWritable(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    });
+  });
 }
 
 async function readJson(res: Dispatcher.ResponseData): Promise<JsonReply> {

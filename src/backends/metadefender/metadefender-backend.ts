@@ -13,6 +13,7 @@
  *                     ├─ E lost the job (connection fails repeatedly) ─► resubmit once on another E
  *                     ├─ unknown data_id (404 or {"id":"Not Found"}) ─► error, never clean
  *                     └─ finished ─► result-map.ts ─► sanitize? GET /file/converted/{data_id} on E
+ *                                                         (≤ sanitizedLimit; a failed temp file is an error)
  *
  * The pool (src/backends/pool/pooled-endpoints.ts) balances, limits jobs per server, ejects a
  * server after a refused connection (at once) or eject_after 503s, and checks /readyz (or /version
@@ -29,12 +30,13 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Backend, BackendResult, ScanErrorKind, ScanMeta } from '../backend.js';
 import { sha256OfSpooledBody } from '../../pipeline/hashing.js';
+import { SpoolError } from '../../pipeline/spool.js';
 import type { SpooledBody } from '../../pipeline/spooled-body.js';
 import { PoolUnavailableError, type EndpointHealthChange, type LeaseOutcome } from '../pool/endpoint-pool.js';
 import { withFailover, type AttemptResult } from '../pool/failover.js';
 import { PooledEndpoints, type HostPort } from '../pool/pooled-endpoints.js';
 import { poolSettings, type PoolSettings } from '../pool/pool-settings.js';
-import { classify, CoreEndpoint, MD_ERROR_CODES, MetaDefenderError, type JsonReply } from './core-endpoint.js';
+import { classify, CoreEndpoint, MD_ERROR_CODES, MetaDefenderError, type DownloadReply, type JsonReply } from './core-endpoint.js';
 import { CoreNode, describeVersion } from './core-node.js';
 import { createPartsScanner } from './parts-scan.js';
 import { METADEFENDER_POOL_DEFAULTS } from './metadefender-config.js';
@@ -103,6 +105,24 @@ interface ScanContext {
   readonly elapsed: () => number;
   /** A thrown error as a result: timeout, abort or close by the deadline, else unreachable / backend-error. */
   readonly failFrom: (err: unknown) => BackendResult;
+  /** Bytes of the body scanned: bounds the sanitized file taken back (sanitizedLimit). */
+  readonly bodySize: number;
+}
+
+/**
+ * The largest sanitized file taken back. §5 sets no size, and a Cloud link (§3) may point
+ * anywhere, so without a bound a broken or hostile server fills the spool directory until
+ * timeout_ms. Deep CDR rebuilds the same document, and a conversion (to PDF, say) may grow it a
+ * few times: SANITIZED_GROWTH times what was sent, at least SANITIZED_MIN_LIMIT_BYTES. A set
+ * max_file_bytes (the config's bound on bodies this backend handles) also bounds what comes back.
+ * Over the limit: 'too-large', which the failure policy decides like an oversized upload.
+ */
+const SANITIZED_GROWTH = 4;
+const SANITIZED_MIN_LIMIT_BYTES = 64 * 1024 * 1024;
+
+export function sanitizedLimit(bodySize: number, maxFileBytes: number): number {
+  const grown = Math.max(SANITIZED_MIN_LIMIT_BYTES, bodySize * SANITIZED_GROWTH);
+  return maxFileBytes > 0 ? Math.min(grown, maxFileBytes) : grown;
 }
 
 /** Host and port of a base URL, for DNS mode. */
@@ -170,7 +190,7 @@ export async function createMetaDefenderBackend(options: MetaDefenderBackendOpti
       const e = classify(err, deadline.signal);
       return fail(e.code === MD_ERROR_CODES.unreachable ? 'unreachable' : 'backend-error', e.message);
     };
-    const ctx: ScanContext = { signal: deadline.signal, fail, elapsed, failFrom };
+    const ctx: ScanContext = { signal: deadline.signal, fail, elapsed, failFrom, bodySize: body.size };
     try {
       const tooLarge = options.maxFileBytes > 0 && body.size > options.maxFileBytes;
       // The digest the transaction computed as the body arrived, when it did: a large spooled body
@@ -325,17 +345,24 @@ export async function createMetaDefenderBackend(options: MetaDefenderBackendOpti
     const targets: ({ path: string } | { absoluteUrl: string })[] = [];
     if (output.from === 'link') targets.push({ absoluteUrl: output.url });
     targets.push({ path: `/file/converted/${encodeURIComponent(dataId)}` });
+    const at = `${node.core.label} job ${dataId}`;
+    const maxBytes = sanitizedLimit(ctx.bodySize, options.maxFileBytes);
     let why = '';
     for (const target of targets) {
-      let got: Awaited<ReturnType<typeof node.core.download>>;
+      let got: DownloadReply;
       try {
-        got = await node.core.download(target, options.spool, ctx.signal);
+        got = await node.core.download(target, { spool: options.spool, maxBytes }, ctx.signal);
       } catch (err) {
+        // Our temp file failed (disk full, file size limit): another source would fail the same way.
+        if (err instanceof SpoolError && !ctx.signal.aborted) {
+          return ctx.fail('backend-error', `${at}: the sanitized file could not be stored: ${err.message}`);
+        }
         const e = classify(err, ctx.signal);
         if (e.code === MD_ERROR_CODES.aborted) throw e;
         why = e.message;
         continue;
       }
+      if (got.tooLarge) return ctx.fail('too-large', `${at}: the sanitized file is over ${maxBytes} bytes; not taken`);
       if (!got.file) {
         why = `HTTP ${got.status}${suffix(got.err)}`;
         continue;
@@ -360,7 +387,7 @@ export async function createMetaDefenderBackend(options: MetaDefenderBackendOpti
     }
     // Core said it sanitized but the output cannot be had (retention, rights): the original
     // must not pass as if it were the cleaned file.
-    return ctx.fail('backend-error', `${node.core.label} job ${dataId}: sanitized file not available (${why})`);
+    return ctx.fail('backend-error', `${at}: sanitized file not available (${why})`);
   }
 
   /** §6: a finished, current clean or infected result for this content, else undefined (then upload). */

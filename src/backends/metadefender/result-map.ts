@@ -138,19 +138,31 @@ export function resultCode(doc: unknown): number | undefined {
 }
 
 /**
- * §3 completion rule: `process_info.progress_percentage == 100` and `process_info.result` is not
- * "Processing"; without process_info (very old servers) `scan_results.progress_percentage == 100`.
+ * §3 completion rule: "A job is finished when `process_info.progress_percentage == 100` and
+ * `process_info.result` is not "Processing". `scan_results.progress_percentage` tracks only the AV
+ * part; use it as a fallback when `process_info` is absent (very old servers)."
+ *
+ * So once process_info is there it alone decides, and a missing or non-integer percentage in it
+ * means "not yet", never "ask scan_results": while sanitization, DLP and file-type checks run,
+ * scan_results can already read 100 and clean ("until done, many fields are missing or partial").
  * A 255 code ("In Progress", §4) is never finished, whatever the percentages say.
  */
 export function isFinished(doc: unknown): boolean {
   const root = object(doc);
   const scan = object(root?.['scan_results']);
-  const proc = object(root?.['process_info']);
   if (integer(scan?.['scan_all_result_i']) === 255) return false;
-  if (proc && integer(proc['progress_percentage']) !== undefined) {
-    return proc['progress_percentage'] === 100 && text(proc['result']) !== 'Processing';
-  }
-  return integer(scan?.['progress_percentage']) === 100;
+  const proc = root?.['process_info'];
+  // Absent (undefined, or null as a serialiser may write it): the old-server fallback.
+  if (proc === undefined || proc === null) return integer(scan?.['progress_percentage']) === 100;
+  const info = object(proc);
+  // Present but not an object: not understood, so not finished (polling ends at timeout_ms).
+  if (!info) return false;
+  return integer(info['progress_percentage']) === 100 && !isProcessing(info['result']);
+}
+
+/** `process_info.result` "Processing" (§3), read loosely: case and spaces are not a verdict. */
+function isProcessing(result: unknown): boolean {
+  return typeof result === 'string' && result.trim().toLowerCase() === 'processing';
 }
 
 /** The progress Core reports, 0–100 (process_info first), for logs. */
