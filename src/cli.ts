@@ -11,6 +11,7 @@
  * 2 usage or configuration error.
  */
 import { readFileSync } from 'node:fs';
+import { holdSignals } from './cluster/startup-signals.js';
 
 export interface Subcommand {
   /** Runs with the arguments after the subcommand name; resolves to the exit code, or -1 to keep running. */
@@ -71,8 +72,11 @@ async function main(argv: readonly string[]): Promise<number> {
       return 1;
     }
   }
+  // The server: from now on a signal no longer kills it half started (startup-signals.ts), also
+  // while its modules load; serve.ts hands them on to whichever role this process takes.
+  const signals = holdSignals();
   const serve = await import('./cli/serve.js');
-  return serve.run(argv, USAGE, version);
+  return serve.run(argv, USAGE, version, signals);
 }
 
 const code = await main(process.argv.slice(2));

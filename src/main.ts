@@ -3,6 +3,8 @@
  * calls start(); tests may call it too, or use createIcapServer directly with their own pieces.
  */
 import { createBackends, type CreateBackendsOptions } from './backends/create-backends.js';
+import type { HeldSignals } from './cluster/startup-signals.js';
+import { resolveProcessCount } from './cluster/process-count.js';
 import { loadConfigFile, type Config } from './config/index.js';
 import { createAdminServer, type AdminServer } from './observability/admin-server.js';
 import { createLogger, flushLogs, LOG_FLUSH_TIMEOUT_MS, type Logger, type LoggerOptions } from './observability/logger.js';
@@ -14,8 +16,11 @@ export interface Running {
   readonly adminPort: number | null;
   readonly logger: Logger;
   readonly config: Config;
-  /** Reloads the configuration file; on any error the running configuration stays. */
-  reload(): Promise<boolean>;
+  /**
+   * Reloads the configuration file, or switches to `next` when given (a cluster worker: the
+   * configuration its primary accepted); on any error the running configuration stays.
+   */
+  reload(next?: Config): Promise<boolean>;
   stop(graceMs?: number): Promise<void>;
 }
 
@@ -70,10 +75,10 @@ export async function start(configPath: string, options: StartOptions = {}): Pro
   );
 
   let reloading: Promise<boolean> = Promise.resolve(true);
-  async function reloadOnce(): Promise<boolean> {
+  async function reloadOnce(given?: Config): Promise<boolean> {
     let next: Config;
     try {
-      next = adapt(loadConfigFile(configPath));
+      next = adapt(given ?? loadConfigFile(configPath));
     } catch (err) {
       logger.error({ err: { message: (err as Error).message, code: (err as { code?: string }).code } }, 'reload rejected: keeping the running configuration');
       return false;
@@ -84,6 +89,10 @@ export async function start(configPath: string, options: StartOptions = {}): Pro
     } catch (err) {
       logger.error({ err }, 'reload rejected: backends failed to start; keeping the running configuration');
       return false;
+    }
+    // Only a lone server can see this change: a cluster primary keeps its workers' value as started.
+    if (resolveProcessCount(next.server.processes) !== resolveProcessCount(server.config.server.processes)) {
+      logger.warn({ processes: next.server.processes }, 'server.processes changed: it takes effect on restart, not on reload');
     }
     const before = server.istags();
     server.reload(next, nextBackends);
@@ -99,9 +108,10 @@ export async function start(configPath: string, options: StartOptions = {}): Pro
     get config() {
       return server.config;
     },
-    reload() {
-      // One reload at a time, in the order the signals came.
-      reloading = reloading.then(reloadOnce, reloadOnce);
+    reload(next?: Config) {
+      // One reload at a time, in the order the signals (or the primary's messages) came.
+      const once = (): Promise<boolean> => reloadOnce(next);
+      reloading = reloading.then(once, once);
       return reloading;
     },
     async stop(graceMs = server.config.server.timeouts.shutdown_grace_ms) {
@@ -113,13 +123,20 @@ export async function start(configPath: string, options: StartOptions = {}): Pro
   };
 }
 
-/** SIGTERM/SIGINT: stop accepting, finish in-flight transactions, exit 0. SIGHUP: reload. */
-export function handleSignals(running: Running): void {
+/**
+ * SIGTERM/SIGINT: stop accepting, finish in-flight transactions, exit 0. SIGHUP: reload. `held`
+ * is what came while the server was starting (src/cluster/startup-signals.ts): a stop is carried
+ * out now, a SIGHUP becomes one reload now.
+ */
+export function handleSignals(running: Running, held: HeldSignals = { stop: null, reload: false }): void {
   let stopping = false;
-  const onStop = (signal: NodeJS.Signals): void => {
+  const onStop = (signal: NodeJS.Signals, duringStartup = false): void => {
     if (stopping) return;
     stopping = true;
-    running.logger.info({ signal, grace_ms: running.config.server.timeouts.shutdown_grace_ms }, 'shutting down');
+    running.logger.info(
+      { signal, grace_ms: running.config.server.timeouts.shutdown_grace_ms, ...(duringStartup && { during_startup: true }) },
+      'shutting down',
+    );
     running.stop().then(
       () => process.exit(0),
       async (err: unknown) => {
@@ -130,10 +147,16 @@ export function handleSignals(running: Running): void {
       },
     );
   };
-  process.on('SIGTERM', onStop);
-  process.on('SIGINT', onStop);
+  process.on('SIGTERM', (signal) => onStop(signal));
+  process.on('SIGINT', (signal) => onStop(signal));
   process.on('SIGHUP', () => {
     if (!stopping) void running.reload();
   });
+  if (held.stop !== null) {
+    onStop(held.stop, true);
+  } else if (held.reload) {
+    running.logger.info('SIGHUP came during start-up: reloading now that the server has started');
+    void running.reload();
+  }
 }
 

@@ -5,10 +5,12 @@
  */
 import cluster from 'node:cluster';
 import { parseArgs } from 'node:util';
+import type { SignalHolder } from '../cluster/startup-signals.js';
 import { ConfigError, defaultConfigPath, loadConfigFile } from '../config/index.js';
 import { tuneV8 } from './v8-tuning.js';
 
-export async function run(args: readonly string[], usage: string, version: () => string): Promise<number> {
+/** `signals`: SIGTERM/SIGINT/SIGHUP held since the CLI began (cli.ts); the role that starts releases them. */
+export async function run(args: readonly string[], usage: string, version: () => string, signals: SignalHolder): Promise<number> {
   let values;
   try {
     ({ values } = parseArgs({
@@ -37,23 +39,27 @@ export async function run(args: readonly string[], usage: string, version: () =>
   tuneV8();
   try {
     if (cluster.isWorker) {
-      await (await import('../cluster/worker.js')).runWorker(configPath);
+      // The worker runs the configuration its primary sends, not the file (messages.ts says why).
+      await (await import('../cluster/worker.js')).runWorker(configPath, signals);
       return -1; // keep running; the primary stops it
     }
     const config = loadConfigFile(configPath);
     const { resolveProcessCount } = await import('../cluster/process-count.js');
     const processes = resolveProcessCount(config.server.processes);
     if (processes > 1) {
-      await (await import('../cluster/primary.js')).runPrimary(configPath, config, processes);
+      await (await import('../cluster/primary.js')).runPrimary(configPath, config, processes, signals);
       return -1;
     }
     // Imported here, not above: a cluster primary never serves ICAP, and every module it does
     // not load is memory it does not hold (peak RSS counts all processes).
     const { handleSignals, start } = await import('../main.js');
     const running = await start(configPath, { config });
-    handleSignals(running);
+    // Same tick: no signal falls between the holding handlers and the real ones.
+    handleSignals(running, signals.release());
     return -1; // keep running
   } catch (err) {
+    // Failed to start: a signal may act by default again (what is left to do is exit).
+    signals.release();
     const code = err instanceof ConfigError ? 2 : 1;
     const text = err instanceof ConfigError ? `configuration error\n${err.message}` : ((err as Error).stack ?? String(err));
     if (cluster.isWorker) {

@@ -1,15 +1,19 @@
 /**
  * What the primary's admin listener serves for a cluster: /metrics is every ready worker's
  * registry merged with prom-client's AggregatorRegistry.aggregate (counters and histograms summed,
- * gauges by their `aggregator`, src/observability/metrics.ts) plus the primary's own cluster
- * gauges; /readyz is ready only when every configured worker is up and says it is ready.
+ * gauges by their `aggregator`, src/observability/metrics.ts), plus what exited workers had
+ * counted (retired-metrics.ts), plus the primary's own cluster gauges; /readyz is ready only when
+ * every configured worker is up and says it is ready.
  *
- * A worker that does not answer makes /metrics fail (500) rather than serve partial sums: counters
- * that drop for one scrape look like resets to Prometheus.
+ * A live worker that does not answer makes /metrics fail (500) rather than serve partial sums:
+ * counters that drop for one scrape look like resets to Prometheus. One that exits meanwhile is
+ * left out: its last answer is in the retired totals by then.
  */
 import type { Worker } from 'node:cluster';
 import { AggregatorRegistry, Counter, Gauge, Registry } from 'prom-client';
 import type { MetricsSource, Readiness } from '../observability/admin-server.js';
+import type { MetricJson } from './messages.js';
+import { RetiredMetrics } from './retired-metrics.js';
 import type { WorkerRequests } from './worker-requests.js';
 
 const ASK_TIMEOUT_MS = 3000;
@@ -25,6 +29,8 @@ export interface ClusterAdmin {
   readonly metrics: MetricsSource;
   readiness(): Promise<Readiness>;
   recordRestart(): void;
+  /** A worker exited (call before its pending requests are failed): what it counted is kept. */
+  workerExited(worker: Worker): void;
 }
 
 export function createClusterAdmin(view: ClusterView, requests: WorkerRequests): ClusterAdmin {
@@ -51,18 +57,34 @@ export function createClusterAdmin(view: ClusterView, requests: WorkerRequests):
     registers: [own],
   });
 
+  const retired = new RetiredMetrics();
+  const exited = new WeakSet<Worker>();
+
+  /** A worker's metrics, kept for retirement as they arrive; null if it exited instead of answering. */
+  async function scrape(worker: Worker): Promise<MetricJson[] | null> {
+    try {
+      const { metrics } = await requests.ask(worker, (requestId) => ({ type: 'icap-bridge:metrics', requestId }), 'icap-bridge:metrics', ASK_TIMEOUT_MS);
+      // Recorded in the turn the answer arrived, so an exit handled later folds this answer.
+      retired.scraped(worker, metrics);
+      return metrics;
+    } catch (err) {
+      if (exited.has(worker)) return null;
+      throw err;
+    }
+  }
+
   return {
     metrics: {
       contentType: own.contentType,
       async metrics() {
-        const perWorker = await Promise.all(
-          view
-            .readyWorkers()
-            .map((w) => requests.ask(w, (requestId) => ({ type: 'icap-bridge:metrics', requestId }), 'icap-bridge:metrics', ASK_TIMEOUT_MS)),
-        );
-        const merged = AggregatorRegistry.aggregate(perWorker.map((r) => r.metrics));
-        const [workers, primary] = await Promise.all([merged.metrics(), own.metrics()]);
-        return `${workers.trimEnd()}\n\n${primary}`;
+        const workers = view.readyWorkers();
+        const perWorker = await Promise.all(workers.map(scrape));
+        // One that answered, then exited while the others were answering, is in `retired` now:
+        // counting its answer too would count it twice (and the next scrape would go down).
+        const live = perWorker.filter((m, i): m is MetricJson[] => m !== null && !exited.has(workers[i]!));
+        const merged = AggregatorRegistry.aggregate([...live, retired.snapshot()]);
+        const [summed, primary] = await Promise.all([merged.metrics(), own.metrics()]);
+        return `${summed.trimEnd()}\n\n${primary}`;
       },
     },
 
@@ -86,6 +108,11 @@ export function createClusterAdmin(view: ClusterView, requests: WorkerRequests):
 
     recordRestart() {
       restarts.inc();
+    },
+
+    workerExited(worker) {
+      exited.add(worker);
+      retired.retire(worker);
     },
   };
 }

@@ -2,8 +2,15 @@
  * The IPC messages between the cluster primary and its workers (node:cluster's channel). Every
  * type starts with "icap-bridge:" so prom-client's own metrics messages on the same channel
  * (prom-client:getMetricsReq/Res) pass by untouched.
+ *
+ * A worker says hello once it listens for messages (a message sent before that would be lost) and
+ * the primary answers with the configuration to run, or with stop if it is stopping. The
+ * configuration travels as the validated object, not as a path to read: the file on disk may have
+ * changed since, or be invalid (a rejected reload), and list files were read when it was loaded.
+ * It is plain data (strings, numbers, booleans, arrays, objects), so the channel's JSON keeps it whole.
  */
 import type { Registry } from 'prom-client';
+import type { Config } from '../config/index.js';
 import type { Readiness } from '../observability/admin-server.js';
 
 /** One metric of a worker's registry as prom-client's getMetricsAsJSON() gives it (functions dropped by IPC). */
@@ -11,13 +18,15 @@ export type MetricJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>[numbe
 
 /** Primary → worker. */
 export type ToWorker =
-  | { readonly type: 'icap-bridge:reload'; readonly requestId: number }
+  | { readonly type: 'icap-bridge:config'; readonly config: Config }
+  | { readonly type: 'icap-bridge:reload'; readonly requestId: number; readonly config: Config }
   | { readonly type: 'icap-bridge:stop'; readonly graceMs: number }
   | { readonly type: 'icap-bridge:readiness'; readonly requestId: number }
   | { readonly type: 'icap-bridge:metrics'; readonly requestId: number };
 
 /** Worker → primary. */
 export type ToPrimary =
+  | { readonly type: 'icap-bridge:hello' }
   | { readonly type: 'icap-bridge:ready'; readonly istags: Record<string, string> }
   | { readonly type: 'icap-bridge:reloaded'; readonly requestId: number; readonly ok: boolean; readonly istags: Record<string, string> }
   | { readonly type: 'icap-bridge:readiness'; readonly requestId: number; readonly readiness: Readiness }
@@ -26,8 +35,8 @@ export type ToPrimary =
 /** The answers the primary waits for, by request id. */
 export type Reply = Extract<ToPrimary, { requestId: number }>;
 
-const TO_WORKER = new Set(['icap-bridge:reload', 'icap-bridge:stop', 'icap-bridge:readiness', 'icap-bridge:metrics']);
-const TO_PRIMARY = new Set(['icap-bridge:ready', 'icap-bridge:reloaded', 'icap-bridge:readiness', 'icap-bridge:metrics']);
+const TO_WORKER = new Set(['icap-bridge:config', 'icap-bridge:reload', 'icap-bridge:stop', 'icap-bridge:readiness', 'icap-bridge:metrics']);
+const TO_PRIMARY = new Set(['icap-bridge:hello', 'icap-bridge:ready', 'icap-bridge:reloaded', 'icap-bridge:readiness', 'icap-bridge:metrics']);
 
 function typeOf(message: unknown): unknown {
   return message !== null && typeof message === 'object' ? (message as { type?: unknown }).type : undefined;

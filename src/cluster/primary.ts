@@ -3,12 +3,28 @@
  * (src/cluster/worker.ts), which share the listeners through node:cluster (round-robin hand-off of
  * accepted connections on Linux), and it owns everything that must happen once:
  *
- * - signals: SIGTERM/SIGINT stop every worker gracefully within shutdown_grace_ms and exit 0;
- *   SIGHUP validates the file once, then tells each worker to reload (an invalid file is rejected
- *   and logged here, and the workers keep serving);
+ * - the configuration: workers run the one the primary last accepted, which it sends them
+ *   (messages.ts), never the file on disk, which may have changed or broken since; a worker
+ *   started after a reload gets the reloaded one, with the settings that only a restart applies
+ *   (listener addresses, TLS, processes, admin) as the node started (worker-config.ts);
+ * - signals, from before the first fork: SIGTERM/SIGINT stop every worker gracefully within
+ *   shutdown_grace_ms and exit 0, also during start-up (a worker still starting stops once it
+ *   is up); SIGHUP validates the file once, then sends it to each worker (an invalid file is
+ *   rejected and logged here, and the workers keep serving); during start-up it is deferred
+ *   until every worker is ready (startup-signals.ts says why);
  * - a worker that exits unexpectedly is replaced (after a delay that grows while they keep dying
  *   young), and its spool directory, with any temp files it could not remove, is deleted;
- * - the admin listener, with metrics summed over the workers and readiness from all of them.
+ * - the admin listener, with metrics summed over the workers (and what exited ones had counted)
+ *   and readiness from all of them.
+ *
+ * A worker's life as the primary sees it:
+ *
+ *   forked ──hello──► configured ──ready──► ready ──exit──► (replaced unless stopping)
+ *            ◄config (or ◄stop when stopping)     ◄reload / readiness / metrics
+ *
+ * A stop goes only to workers that said hello: before that a worker may not listen for messages
+ * yet, and a message nobody listens for is lost. One that has not said hello yet gets stop as the
+ * answer to its hello.
  */
 import cluster, { type Worker } from 'node:cluster';
 import { loadConfigFile, type Config } from '../config/index.js';
@@ -16,7 +32,10 @@ import { createAdminServer, type AdminServer } from '../observability/admin-serv
 import { createLogger, flushLogs, LOG_FLUSH_TIMEOUT_MS, type Logger } from '../observability/logger.js';
 import { createClusterAdmin } from './cluster-admin.js';
 import { clusterLogDestination } from './log-destination.js';
-import { isToPrimary, type ToPrimary } from './messages.js';
+import { isToPrimary, type ToPrimary, type ToWorker } from './messages.js';
+import { resolveProcessCount } from './process-count.js';
+import type { SignalHolder } from './startup-signals.js';
+import { listenersChanged, workerConfig } from './worker-config.js';
 import { WorkerRequests } from './worker-requests.js';
 import { removeWorkerSpoolDirectory } from './worker-spool.js';
 
@@ -33,8 +52,8 @@ interface WorkerState {
   readonly worker: Worker;
   readonly pid: number;
   readonly startedAt: number;
-  /** The configuration generation (count of accepted reloads) when it was forked. */
-  readonly forkedAt: number;
+  /** The configuration generation (count of accepted reloads) it was sent; null until its hello. */
+  configuredAt: number | null;
   ready: boolean;
 }
 
@@ -45,15 +64,20 @@ export interface ClusterPrimary {
   workerPids(): number[];
 }
 
-export async function runPrimary(configPath: string, initial: Config, processes: number): Promise<ClusterPrimary> {
+export async function runPrimary(configPath: string, initial: Config, processes: number, signals: SignalHolder): Promise<ClusterPrimary> {
+  /** The configuration last accepted (at start, or by a reload). */
   let config = initial;
+  /** What the workers run: `config` with the restart-only settings as started. */
+  let forWorkers = initial;
   const logger = createLogger({ level: config.logging.level, destination: clusterLogDestination() }).child({ pid: process.pid, role: 'primary' });
   const workers = new Map<Worker, WorkerState>();
   const requests = new WorkerRequests();
   // Every spool directory a configuration named: a dead worker's directory may be in any of them.
   const spoolBases = new Set<string>([config.spool.directory]);
+  /** Workers are being stopped: none is replaced, a hello is answered with stop. */
   let stopping = false;
-  /** Bumped by every reload the primary accepted: a worker forked before one may have read the old file. */
+  let stopGraceMs = 0;
+  /** Bumped by every reload the primary accepted: a worker configured before one runs the old configuration. */
   let configGeneration = 0;
   let restartDelay: number = RESTART_DELAY_MS[0];
   const restartTimers = new Set<NodeJS.Timeout>();
@@ -61,15 +85,29 @@ export async function runPrimary(configPath: string, initial: Config, processes:
   let reloading: Promise<void> = Promise.resolve();
   let onAllReady: (() => void) | null = null;
   let onEarlyExit: ((why: string) => void) | null = null;
+  let onShutdown: (() => void) | null = null;
+  /** Every worker ready and the admin listener up. */
+  let started = false;
+  let reloadWhenStarted = false;
+  let shuttingDown = false;
+  let adminServer: AdminServer | null = null;
+  let adminPort: number | null = null;
 
   const admin = createClusterAdmin(
     { expected: () => processes, readyWorkers: () => [...workers.values()].filter((s) => s.ready).map((s) => s.worker) },
     requests,
   );
+  const pids = (): number[] => [...workers.values()].map((s) => s.pid);
+
+  function send(worker: Worker, message: ToWorker): void {
+    // With a callback a closed channel is reported there, not as an 'error' event nobody handles;
+    // a worker whose channel closed stops on 'disconnect' by itself.
+    if (worker.isConnected()) worker.send(message, () => {});
+  }
 
   function fork(): void {
     const worker = cluster.fork();
-    const state: WorkerState = { worker, pid: worker.process.pid ?? -1, startedAt: Date.now(), forkedAt: configGeneration, ready: false };
+    const state: WorkerState = { worker, pid: worker.process.pid ?? -1, startedAt: Date.now(), configuredAt: null, ready: false };
     workers.set(worker, state);
     worker.on('message', (message: unknown) => {
       if (isToPrimary(message)) onMessage(state, message);
@@ -77,21 +115,32 @@ export async function runPrimary(configPath: string, initial: Config, processes:
   }
 
   function onMessage(state: WorkerState, message: ToPrimary): void {
-    if (message.type !== 'icap-bridge:ready') {
-      requests.answer(message);
-      return;
+    switch (message.type) {
+      case 'icap-bridge:hello':
+        if (stopping) {
+          send(state.worker, { type: 'icap-bridge:stop', graceMs: stopGraceMs });
+          return;
+        }
+        state.configuredAt = configGeneration;
+        send(state.worker, { type: 'icap-bridge:config', config: forWorkers });
+        return;
+      case 'icap-bridge:ready':
+        state.ready = true;
+        logger.info({ worker_pid: state.pid, istags: message.istags }, 'worker ready');
+        // A reload went out while it was starting (and it was not asked): bring it up to date.
+        if (state.configuredAt !== configGeneration) reloading = reloading.then(() => reloadWorkers([state], forWorkers));
+        if (onAllReady !== null && [...workers.values()].filter((s) => s.ready).length === processes) onAllReady();
+        return;
+      default:
+        requests.answer(message);
     }
-    state.ready = true;
-    logger.info({ worker_pid: state.pid, istags: message.istags }, 'worker ready');
-    // It was still starting when a reload went out (and was not asked): bring it up to date.
-    if (state.forkedAt !== configGeneration) reloading = reloading.then(() => reloadWorkers([state], config));
-    if (onAllReady !== null && [...workers.values()].filter((s) => s.ready).length === processes) onAllReady();
   }
 
   cluster.on('exit', (worker, code, signal) => {
     const state = workers.get(worker);
     if (state === undefined) return;
     workers.delete(worker);
+    admin.workerExited(worker);
     requests.workerGone(worker);
     for (const base of spoolBases) removeWorkerSpoolDirectory(base, state.pid);
     if (stopping) return;
@@ -113,17 +162,15 @@ export async function runPrimary(configPath: string, initial: Config, processes:
   /** Asks every worker to stop, waits (bounded), kills what is left by pid. */
   async function stopWorkers(graceMs: number): Promise<void> {
     stopping = true;
+    stopGraceMs = graceMs;
     for (const t of restartTimers) clearTimeout(t);
-    const all = [...workers.keys()];
-    const exited = Promise.all(all.map((w) => (w.isDead() ? Promise.resolve() : new Promise<void>((r) => w.once('exit', () => r())))));
-    for (const w of all) {
-      // With a callback a closed channel is reported there, not as an 'error' event nobody handles;
-      // a worker whose channel closed stops on 'disconnect' by itself.
-      if (w.isConnected()) w.send({ type: 'icap-bridge:stop', graceMs }, () => {});
-    }
+    const all = [...workers.values()];
+    const exited = Promise.all(all.map(({ worker: w }) => (w.isDead() ? Promise.resolve() : new Promise<void>((r) => w.once('exit', () => r())))));
+    // The others are told in answer to their hello (onMessage).
+    for (const s of all) if (s.configuredAt !== null) send(s.worker, { type: 'icap-bridge:stop', graceMs });
     const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), graceMs + EXIT_MARGIN_MS).unref());
     if ((await Promise.race([exited, timer])) === 'timeout') {
-      for (const w of all) {
+      for (const { worker: w } of all) {
         if (!w.isDead()) {
           logger.warn({ worker_pid: w.process.pid }, 'worker did not stop in time: killing it');
           w.process.kill('SIGKILL');
@@ -133,74 +180,12 @@ export async function runPrimary(configPath: string, initial: Config, processes:
     }
   }
 
-  // Start-up: every worker must report ready, or the whole start fails (a port in use, say).
-  for (let i = 0; i < processes; i++) fork();
-  try {
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`workers not ready within ${STARTUP_TIMEOUT_MS} ms`)), STARTUP_TIMEOUT_MS);
-      onAllReady = () => (clearTimeout(timer), resolve());
-      onEarlyExit = (why) => (clearTimeout(timer), reject(new Error(why)));
-    });
-  } catch (err) {
-    await stopWorkers(0);
-    throw err;
-  } finally {
-    onAllReady = null;
-    onEarlyExit = null;
-  }
-
-  let adminServer: AdminServer | null = null;
-  let adminPort: number | null = null;
-  if (config.admin.enabled) {
-    try {
-      adminServer = createAdminServer({ metrics: () => admin.metrics, readiness: () => admin.readiness(), logger });
-      const a = await adminServer.listen(config.admin.host, config.admin.port);
-      adminPort = a.port;
-      logger.info({ host: a.address, port: a.port }, 'admin listening');
-    } catch (err) {
-      await stopWorkers(0);
-      throw err;
-    }
-  }
-  const pids = (): number[] => [...workers.values()].map((s) => s.pid);
-  logger.info({ config: config.source, processes, worker_pids: pids() }, 'icap-bridge started');
-
-  async function reloadOnce(): Promise<void> {
-    let next: Config;
-    try {
-      next = loadConfigFile(configPath);
-    } catch (err) {
-      logger.error({ err: { message: (err as Error).message, code: (err as { code?: string }).code } }, 'reload rejected: keeping the running configuration');
-      return;
-    }
-    if (next.server.processes !== config.server.processes) logger.warn('server.processes changed: it takes effect on restart, not on reload');
-    config = next;
-    configGeneration++;
-    spoolBases.add(next.spool.directory);
-    await reloadWorkers([...workers.values()].filter((s) => s.ready), next);
-  }
-
-  /** Tells `targets` to reload the file and logs what they answered. */
-  async function reloadWorkers(targets: WorkerState[], next: Config): Promise<void> {
-    const answers = await Promise.allSettled(
-      targets.map((s) => requests.ask(s.worker, (requestId) => ({ type: 'icap-bridge:reload', requestId }), 'icap-bridge:reloaded', RELOAD_TIMEOUT_MS)),
-    );
-    const results = answers.map((a, i) => ({
-      worker_pid: targets[i]!.pid,
-      ok: a.status === 'fulfilled' && a.value.ok,
-      ...(a.status === 'fulfilled' ? { istags: a.value.istags } : { error: (a.reason as Error).message }),
-    }));
-    const failed = results.filter((r) => !r.ok).length;
-    if (failed === 0) logger.info({ config: next.source, workers: results }, 'configuration reloaded');
-    else logger.error({ config: next.source, workers: results }, `configuration reloaded by ${results.length - failed} of ${results.length} workers`);
-  }
-
-  let shuttingDown = false;
-  const onStop = (signal: NodeJS.Signals): void => {
+  function onStop(signal: NodeJS.Signals): void {
     if (shuttingDown) return;
     shuttingDown = true;
     const graceMs = config.server.timeouts.shutdown_grace_ms;
-    logger.info({ signal, grace_ms: graceMs, worker_pids: pids() }, 'shutting down');
+    logger.info({ signal, grace_ms: graceMs, worker_pids: pids(), ...(!started && { during_startup: true }) }, 'shutting down');
+    onShutdown?.();
     stopWorkers(graceMs)
       .then(() => adminServer?.close())
       .then(
@@ -215,14 +200,101 @@ export async function runPrimary(configPath: string, initial: Config, processes:
           process.exit(1);
         },
       );
-  };
-  process.on('SIGTERM', onStop);
-  process.on('SIGINT', onStop);
-  process.on('SIGHUP', () => {
+  }
+
+  function onHangUp(): void {
     if (shuttingDown) return;
+    if (!started) {
+      // The workers are reading the configuration sent at their hello; reloading them now would
+      // race their start. The file may have changed after it was read, so it is read again once
+      // they are all up.
+      if (!reloadWhenStarted) logger.info('SIGHUP during start-up: the configuration is reloaded once every worker is ready');
+      reloadWhenStarted = true;
+      return;
+    }
     // One reload at a time, in the order the signals came.
     reloading = reloading.then(reloadOnce, reloadOnce);
-  });
+  }
+
+  // Before the first fork, in the tick that releases the start-up handlers (serve.ts).
+  const held = signals.release();
+  process.on('SIGTERM', onStop);
+  process.on('SIGINT', onStop);
+  process.on('SIGHUP', onHangUp);
+  if (held.reload) onHangUp();
+  if (held.stop !== null) onStop(held.stop);
+
+  // Start-up: every worker must report ready, or the whole start fails (a port in use, say).
+  // A stop signal meanwhile ends the wait; onStop does the rest.
+  if (!shuttingDown) for (let i = 0; i < processes; i++) fork();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      if (shuttingDown) return resolve();
+      const timer = setTimeout(() => reject(new Error(`workers not ready within ${STARTUP_TIMEOUT_MS} ms`)), STARTUP_TIMEOUT_MS);
+      onAllReady = () => (clearTimeout(timer), resolve());
+      onEarlyExit = (why) => (clearTimeout(timer), reject(new Error(why)));
+      onShutdown = () => (clearTimeout(timer), resolve());
+    });
+  } catch (err) {
+    // Failing: a signal from now on would only race the exit.
+    shuttingDown = true;
+    await stopWorkers(0);
+    throw err;
+  } finally {
+    onAllReady = null;
+    onEarlyExit = null;
+    onShutdown = null;
+  }
+
+  if (config.admin.enabled && !shuttingDown) {
+    try {
+      adminServer = createAdminServer({ metrics: () => admin.metrics, readiness: () => admin.readiness(), logger });
+      const a = await adminServer.listen(config.admin.host, config.admin.port);
+      adminPort = a.port;
+      logger.info({ host: a.address, port: a.port }, 'admin listening');
+    } catch (err) {
+      shuttingDown = true;
+      await stopWorkers(0);
+      throw err;
+    }
+  }
+  if (!shuttingDown) {
+    started = true;
+    logger.info({ config: config.source, processes, worker_pids: pids() }, 'icap-bridge started');
+    if (reloadWhenStarted) reloading = reloading.then(reloadOnce, reloadOnce);
+  }
+
+  async function reloadOnce(): Promise<void> {
+    let next: Config;
+    try {
+      next = loadConfigFile(configPath);
+    } catch (err) {
+      logger.error({ err: { message: (err as Error).message, code: (err as { code?: string }).code } }, 'reload rejected: keeping the running configuration');
+      return;
+    }
+    if (resolveProcessCount(next.server.processes) !== processes) logger.warn('server.processes changed: it takes effect on restart, not on reload');
+    if (listenersChanged(initial, next)) logger.warn('listener or admin addresses changed: they take effect on restart, not on reload');
+    config = next;
+    forWorkers = workerConfig(initial, next);
+    configGeneration++;
+    spoolBases.add(next.spool.directory);
+    await reloadWorkers([...workers.values()].filter((s) => s.ready), forWorkers);
+  }
+
+  /** Sends `next` to `targets` and logs what they answered. */
+  async function reloadWorkers(targets: WorkerState[], next: Config): Promise<void> {
+    const answers = await Promise.allSettled(
+      targets.map((s) => requests.ask(s.worker, (requestId) => ({ type: 'icap-bridge:reload', requestId, config: next }), 'icap-bridge:reloaded', RELOAD_TIMEOUT_MS)),
+    );
+    const results = answers.map((a, i) => ({
+      worker_pid: targets[i]!.pid,
+      ok: a.status === 'fulfilled' && a.value.ok,
+      ...(a.status === 'fulfilled' ? { istags: a.value.istags } : { error: (a.reason as Error).message }),
+    }));
+    const failed = results.filter((r) => !r.ok).length;
+    if (failed === 0) logger.info({ config: next.source, workers: results }, 'configuration reloaded');
+    else logger.error({ config: next.source, workers: results }, `configuration reloaded by ${results.length - failed} of ${results.length} workers`);
+  }
 
   return { logger, adminPort, workerPids: pids };
 }

@@ -28,6 +28,31 @@ export interface ChildServer extends CliProcess {
   spoolDir: string;
 }
 
+export interface ChildConfig {
+  port: number;
+  dir: string;
+  spoolDir: string;
+  configPath: string;
+}
+
+/**
+ * Writes a server's config file in a temp directory of its own: the ICAP listener on `port` (a
+ * free one by default), its spool directory there. `extraYaml` and `serverYaml` as for
+ * startChildServer. For tests that start the CLI in their own way (starting-cli.ts).
+ */
+export async function writeChildConfig(extraYaml = '', serverYaml = '', options: { port?: number } = {}): Promise<ChildConfig> {
+  const dir = mkdtempSync(join(tmpdir(), 'icap-bridge-child-'));
+  const spoolDir = join(dir, 'spool');
+  mkdirSync(spoolDir);
+  const port = options.port ?? (await freePort());
+  const configPath = join(dir, 'icap-bridge.yaml');
+  writeFileSync(
+    configPath,
+    `server:\n  listen: [{ host: 127.0.0.1, port: ${port} }]\n${serverYaml}spool:\n  directory: ${spoolDir}\n${extraYaml}`,
+  );
+  return { port, dir, spoolDir, configPath };
+}
+
 /**
  * `extraYaml` is appended at the top level; `serverYaml` (indented two spaces) goes inside the
  * `server:` section, e.g. a `tls:` block. `options.port` listens on that port instead of a free
@@ -39,15 +64,7 @@ export async function startChildServer(
   serverYaml = '',
   options: { port?: number; fileSizeLimitKiB?: number } = {},
 ): Promise<ChildServer> {
-  const dir = mkdtempSync(join(tmpdir(), 'icap-bridge-child-'));
-  const spoolDir = join(dir, 'spool');
-  mkdirSync(spoolDir);
-  const port = options.port ?? (await freePort());
-  const configPath = join(dir, 'icap-bridge.yaml');
-  writeFileSync(
-    configPath,
-    `server:\n  listen: [{ host: 127.0.0.1, port: ${port} }]\n${serverYaml}spool:\n  directory: ${spoolDir}\n${extraYaml}`,
-  );
+  const { port, dir, spoolDir, configPath } = await writeChildConfig(extraYaml, serverYaml, options.port === undefined ? {} : { port: options.port });
   const limit = options.fileSizeLimitKiB;
   return { ...(await spawnCli(configPath, limit === undefined ? {} : { fileSizeLimitKiB: limit })), port, dir, spoolDir };
 }

@@ -1,16 +1,19 @@
 /**
  * server.processes: 2 on the real CLI (src/cluster/): a primary and two workers sharing the
  * listener. Connections land on both workers (the `pid` field of their access lines); /metrics
- * on the primary sums both; SIGHUP reloads every worker (an invalid file is rejected once, by the
- * primary); a killed worker is replaced and its spool directory, temp file included, removed;
- * SIGTERM stops every worker and the primary exits 0.
+ * on the primary sums both, and its counters do not go down when a worker dies; SIGHUP reloads
+ * every worker (an invalid file is rejected once, by the primary); a killed worker is replaced
+ * and its spool directory, temp file included, removed; the replacement runs the configuration
+ * the primary accepted, whatever the file says now (invalid, edited without a reload, or with a
+ * listener change that only a restart applies); SIGTERM stops every worker and the primary exits 0.
  *
  * The tests run in order and share one server.
  */
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startChildServer, type ChildServer } from '../helpers/child-server.js';
+import { connect } from 'node:net';
+import { freePort, startChildServer, type ChildServer } from '../helpers/child-server.js';
 import { TestClient } from '../helpers/icap-client.js';
 import { buildRequest } from '../helpers/icap-messages.js';
 import { waitFor as waitUntil } from '../helpers/wait.js';
@@ -64,6 +67,48 @@ function workerPidsNow(): number[] {
   const exited = new Set(primaryLogs('worker exited').map((l) => l.worker_pid as number));
   const readied = primaryLogs('worker ready').map((l) => l.worker_pid as number);
   return [...new Set([...started, ...readied])].filter((p) => !exited.has(p));
+}
+
+/** SIGKILLs worker `victim` and waits for its replacement to be ready; returns the replacement's pid. */
+async function killAndReplace(victim: number): Promise<number> {
+  expect(workerPidsNow()).toContain(victim);
+  process.kill(victim, 'SIGKILL');
+  const replacement = await waitFor(
+    'a replacement worker',
+    () => primaryLogs('worker ready').find((l) => !seenPids.has(l.worker_pid as number))?.worker_pid as number | undefined,
+    20_000,
+  );
+  seenPids.add(replacement);
+  await waitFor('the old worker gone from the logs', () => !workerPidsNow().includes(victim));
+  expect(workerPidsNow()).toHaveLength(2);
+  return replacement;
+}
+
+/** Whether something accepts TCP connections on 127.0.0.1:`port`. */
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1');
+    s.on('connect', () => (s.destroy(), resolve(true)));
+    s.on('error', () => resolve(false));
+  });
+}
+
+/** Every counter and histogram sample of a /metrics text (the primary's own cluster gauges aside). */
+function cumulativeSamples(text: string): Map<string, number> {
+  const cumulative = new Set(
+    text
+      .split('\n')
+      .map((l) => /^# TYPE (\S+) (counter|histogram)$/.exec(l)?.[1])
+      .filter((n) => n !== undefined),
+  );
+  const samples = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#') || line === '') continue;
+    const series = line.slice(0, line.lastIndexOf(' '));
+    const name = series.split('{')[0]!.replace(/_(bucket|sum|count)$/, '');
+    if (cumulative.has(name) || cumulative.has(series.split('{')[0]!)) samples.set(series, Number(line.slice(line.lastIndexOf(' ') + 1)));
+  }
+  return samples;
 }
 
 const ADMIN = 'admin:\n  enabled: true\n  host: 127.0.0.1\n  port: 0\n';
@@ -138,7 +183,7 @@ describe('server.processes: 2', () => {
     expect(new Set(optionsPids().slice(first))).toEqual(new Set(workerPidsNow()));
   });
 
-  it('replaces a killed worker and removes its spool directory with the temp file in it', async () => {
+  it('replaces a killed worker and removes its spool directory with the temp file in it; /metrics does not go down', async () => {
     const [current] = await optionsOnNewConnections(1);
     // A body past spool.memory_bytes (1 MiB) goes to a temp file; stop before the last-chunk.
     const req = buildRequest({ body: [Buffer.alloc(1536 * 1024, 0x61)], headers: [['Allow', '204']] }).first;
@@ -152,26 +197,76 @@ describe('server.processes: 2', () => {
     });
     const victim = Number(spooled.slice('icap-bridge-worker-'.length));
     expect(workerPidsNow()).toContain(victim);
+    // What the victim counted so far is in this scrape (it served some of the OPTIONS above).
+    const before = cumulativeSamples((await adminGet('/metrics')).text);
+    expect(before.get('icap_bridge_transactions_total{method="OPTIONS",service="respmod",status="200",verdict="none"}')).toBeGreaterThan(0);
 
-    process.kill(victim, 'SIGKILL');
+    const replacement = await killAndReplace(victim);
     await c.waitClosed();
     c.close();
-    const replacement = await waitFor(
-      'a replacement worker',
-      () => primaryLogs('worker ready').find((l) => !seenPids.has(l.worker_pid as number))?.worker_pid as number | undefined,
-      20_000,
-    );
-    seenPids.add(replacement);
     expect(existsSync(join(srv.spoolDir, spooled))).toBe(false);
-    expect(workerPidsNow()).toHaveLength(2);
     expect(workerPidsNow()).toContain(replacement);
 
-    // The replacement reads the current file: same ISTag; and it takes connections.
+    // A counter that drops reads as a reset to Prometheus: every one, histograms included, holds.
+    const after = cumulativeSamples((await adminGet('/metrics')).text);
+    const dropped = [...before].filter(([series, value]) => (after.get(series) ?? 0) < value);
+    expect(dropped).toEqual([]);
+    expect(metricValue((await adminGet('/metrics')).text, 'icap_bridge_cluster_worker_restarts_total')).toBe(1);
+
+    // The replacement runs the same configuration: same ISTag; and it takes connections.
     const first = optionsPids().length;
     expect(new Set(await optionsOnNewConnections(6))).toEqual(new Set([current]));
     expect(optionsPids().slice(first)).toContain(replacement);
-    const metrics = await adminGet('/metrics');
-    expect(metricValue(metrics.text, 'icap_bridge_cluster_worker_restarts_total')).toBe(1);
+  });
+
+  it('after a rejected reload, a replacement runs the configuration the primary kept, not the invalid file', async () => {
+    const [current] = await optionsOnNewConnections(1);
+    const good = readFileSync(configPath, 'utf8');
+    const rejectedBefore = primaryLogs('reload rejected: keeping the running configuration').length;
+    writeFileSync(configPath, `${good}bad: [\n`);
+    process.kill(srv.pid, 'SIGHUP');
+    await waitFor('reload rejected', () => primaryLogs('reload rejected: keeping the running configuration').length > rejectedBefore);
+
+    const replacement = await killAndReplace(workerPidsNow()[0]!);
+    expect(primaryLogs('worker exited').filter((l) => l.code === 2)).toEqual([]);
+    const first = optionsPids().length;
+    expect(new Set(await optionsOnNewConnections(6))).toEqual(new Set([current]));
+    expect(optionsPids().slice(first)).toContain(replacement);
+    const ready = await adminGet('/readyz');
+    expect(ready.status).toBe(200);
+    writeFileSync(configPath, good);
+  });
+
+  it('a file edited without a reload is not what a replacement runs: the ISTags stay the same on every worker', async () => {
+    const [current] = await optionsOnNewConnections(1);
+    const good = readFileSync(configPath, 'utf8');
+    // on_error is part of the ISTag.
+    const [from, to] = good.includes(services('allow')) ? ['allow', 'block'] : ['block', 'allow'];
+    writeFileSync(configPath, good.replace(services(from), services(to)));
+    const replacement = await killAndReplace(workerPidsNow()[0]!);
+    const first = optionsPids().length;
+    expect(new Set(await optionsOnNewConnections(8))).toEqual(new Set([current]));
+    expect(new Set(optionsPids().slice(first))).toEqual(new Set(workerPidsNow()));
+    expect(optionsPids().slice(first)).toContain(replacement);
+    writeFileSync(configPath, good);
+  });
+
+  it('a listener change that a reload accepted takes effect on restart only: a replacement keeps the port its siblings serve', async () => {
+    const good = readFileSync(configPath, 'utf8');
+    const newPort = await freePort();
+    const warned = primaryLogs('listener or admin addresses changed: they take effect on restart, not on reload').length;
+    const reloaded = primaryLogs('configuration reloaded').length;
+    writeFileSync(configPath, good.replace(`port: ${srv.port} }`, `port: ${newPort} }`));
+    process.kill(srv.pid, 'SIGHUP');
+    await waitFor('configuration reloaded', () => primaryLogs('configuration reloaded').length > reloaded);
+    expect(primaryLogs('listener or admin addresses changed: they take effect on restart, not on reload')).toHaveLength(warned + 1);
+
+    const replacement = await killAndReplace(workerPidsNow()[0]!);
+    expect(await accepts(newPort)).toBe(false);
+    const first = optionsPids().length;
+    await optionsOnNewConnections(6);
+    expect(optionsPids().slice(first)).toContain(replacement);
+    writeFileSync(configPath, good);
   });
 
   it('SIGTERM: every worker stops, the primary exits 0, no worker directory is left', async () => {

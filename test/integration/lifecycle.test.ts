@@ -2,21 +2,28 @@
  * Process lifecycle on the real CLI: SIGHUP reloads (new requests use the new configuration,
  * running ones finish with the old, an invalid file is rejected and the old one keeps serving,
  * the ISTag changes when verdicts may change); SIGTERM stops accepting, lets in-flight
- * transactions finish within shutdown_grace_ms, and exits 0.
+ * transactions finish within shutdown_grace_ms, and exits 0. Signals that come while the server
+ * is still starting are not fatal: SIGHUP reloads once it is up, SIGTERM stops it then (exit 0).
  */
 import { connect } from 'node:net';
-import { writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildRequest, EICAR } from '../helpers/icap-messages.js';
 import { TestClient } from '../helpers/icap-client.js';
-import { startChildServer, type ChildServer } from '../helpers/child-server.js';
+import { startChildServer, writeChildConfig, type ChildServer } from '../helpers/child-server.js';
+import { handlesSignals, launchCli, type StartingCli } from '../helpers/starting-cli.js';
+import { waitFor } from '../helpers/wait.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 let srv: ChildServer | undefined;
+let starting: StartingCli | undefined;
 afterEach(async () => {
   await srv?.stop('SIGKILL');
   srv = undefined;
+  starting?.kill();
+  await starting?.exited;
+  starting = undefined;
 });
 
 async function istag(port: number): Promise<string> {
@@ -42,6 +49,29 @@ async function waitForLog(s: ChildServer, msg: string, after = 0, timeoutMs = 50
     if (Date.now() > deadline) throw new Error(`no log line "${msg}"`);
     await sleep(20);
   }
+}
+
+/** Whether something accepts TCP connections on 127.0.0.1:`port`. */
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1');
+    s.on('connect', () => (s.destroy(), resolve(true)));
+    s.on('error', () => resolve(false));
+  });
+}
+
+/**
+ * Launches the CLI and sends `signal` as soon as the process handles it, checking that it is not
+ * listening yet: the signal lands during start-up, where Node.js's default action would kill it.
+ */
+async function signalDuringStartup(signal: NodeJS.Signals): Promise<{ cli: StartingCli; port: number; spoolDir: string }> {
+  const { configPath, port, spoolDir } = await writeChildConfig();
+  const cli = launchCli(configPath);
+  starting = cli;
+  await waitFor('signal handlers', () => handlesSignals(cli.pid) || accepts(port), { timeoutMs: 15_000, intervalMs: 2 });
+  expect(await accepts(port), 'listening before it handled the signal').toBe(false);
+  process.kill(cli.pid, signal);
+  return { cli, port, spoolDir };
 }
 
 /** Sends all of an EICAR RESPMOD but the last-chunk, so the transaction stays in flight. */
@@ -129,5 +159,29 @@ describe('SIGTERM', () => {
     expect(Date.now() - started).toBeLessThan(3000);
     await inFlight.c.waitClosed();
     srv = undefined;
+  });
+});
+
+describe('signals during start-up', () => {
+  it('SIGHUP: not fatal; the file is reloaded once the server is up', async () => {
+    const { cli, port } = await signalDuringStartup('SIGHUP');
+    const started = await waitFor('"icap-bridge started"', () => cli.logs().findIndex((l) => l.msg === 'icap-bridge started') + 1 || undefined, { timeoutMs: 15_000 });
+    const deferred = cli.logs().findIndex((l) => l.msg === 'SIGHUP came during start-up: reloading now that the server has started');
+    expect(deferred).toBeGreaterThanOrEqual(started);
+    await waitFor('configuration reloaded', () => cli.logs().find((l) => l.msg === 'configuration reloaded'));
+    expect(await accepts(port)).toBe(true);
+    process.kill(cli.pid, 'SIGTERM');
+    expect(await cli.exited).toEqual({ code: 0, signal: null });
+  });
+
+  it('SIGTERM: stops as soon as the server is up, exits 0, leaves nothing behind', async () => {
+    const { cli, spoolDir } = await signalDuringStartup('SIGTERM');
+    const started = Date.now();
+    expect(await cli.exited).toEqual({ code: 0, signal: null });
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(cli.logs().find((l) => l.msg === 'shutting down')).toMatchObject({ signal: 'SIGTERM', during_startup: true });
+    expect(cli.logs().some((l) => l.msg === 'icap-bridge stopped')).toBe(true);
+    expect(cli.stderr()).toBe('');
+    expect(readdirSync(spoolDir)).toEqual([]);
   });
 });
