@@ -246,6 +246,19 @@ describe('clamd backend (scripted clamd)', () => {
     expect(result.durationMs).toBeGreaterThanOrEqual(750);
   });
 
+  it('a clamd that answers PING but never reads this stream: scan() ends as a timeout after read_timeout_ms', async () => {
+    // The PING probes say "busy, not full" (PONG) and stop after three; nothing else bounded the wait.
+    const fake = await fakeClamd({ kind: 'paused' });
+    const b = await backendFor([fake.endpoint], { read_timeout_ms: 1_000, connect_timeout_ms: 200, chunk_bytes: 65536, stream_max_bytes: 64 * 1024 * 1024 });
+    const started = Date.now();
+    const pending = b.scan(spooledBodyFromBuffer(Buffer.alloc(16 * 1024 * 1024, 1)), META, signal());
+    const result = await Promise.race([pending, new Promise<'still pending'>((r) => setTimeout(() => r('still pending'), 6_000))]);
+    expect(result).toMatchObject({ outcome: 'error', kind: 'timeout', message: expect.stringContaining('read none of the stream') });
+    expect(Date.now() - started).toBeLessThan(4_000);
+    expect(b.status()[0]).toMatchObject({ inFlight: 0 });
+    fake.resume();
+  });
+
   it('accepted but never read (clamd queue full) is overloaded, long before read_timeout_ms', async () => {
     const fake = await fakeClamd({ kind: 'verdict', reply: 'stream: OK' });
     const b = await backendFor([fake.endpoint], { read_timeout_ms: 20_000, connect_timeout_ms: 200 });

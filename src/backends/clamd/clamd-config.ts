@@ -21,7 +21,7 @@ export interface ClamdBackendConfig extends PoolSettings {
   readonly chunk_bytes: number;
   /** Also bounds "accepted but silent" (clamd's queue full) detection and the health PING. */
   readonly connect_timeout_ms: number;
-  /** Time allowed for clamd's verdict after the last byte; also bounds waiting for a free slot. */
+  /** Time allowed for clamd's verdict after the last byte, and for clamd to read more of a stream that waits on it; also bounds waiting for a free slot. */
   readonly read_timeout_ms: number;
   /** Ask VERSION (engine + signature DB version, for the ISTag); false where the admin disabled it. */
   readonly version_command: boolean;

@@ -112,6 +112,8 @@ export class InstreamScan implements StreamingScan {
 
   #readTimer: NodeJS.Timeout | null = null;
   #stallTimer: NodeJS.Timeout | null = null;
+  /** While the stream waits for clamd to read (no drain): ends the scan after read_timeout_ms. */
+  #writeTimer: NodeJS.Timeout | null = null;
   #probes = 0;
 
   /** Set when the scan ended in a way a replay on another endpoint could fix. */
@@ -325,12 +327,38 @@ export class InstreamScan implements StreamingScan {
     socket.uncork();
     if (terminate) this.#awaitReply();
     if (!socket.writableNeedDrain) this.#releaseDrainWaiters();
-    else if (this.#phase === 'streaming') this.#armStallProbe();
+    else if (this.#phase === 'streaming') {
+      this.#armStallProbe();
+      this.#armWriteTimer();
+    }
   }
 
   #onSocketDrain(): void {
     if (this.#phase === 'streaming') this.#clearStallProbe();
+    this.#clearWriteTimer();
     if (this.#queuedBytes === 0) this.#releaseDrainWaiters();
+  }
+
+  /**
+   * clamd that reads none of the stream for read_timeout_ms ends the scan as a timeout. The PING
+   * probes below tell a full queue from a busy clamd, but a busy one (PONG) is waited for only as
+   * long as a verdict would be after the last byte: without this, a clamd (or a proxy in front of
+   * it) that answers PING yet never reads this connection held scan() for ever, and with it the
+   * transaction, its temp files and, after a reload, the retired generation.
+   */
+  #armWriteTimer(): void {
+    if (this.#writeTimer !== null) return;
+    const { read_timeout_ms: timeoutMs } = this.#deps.config;
+    this.#writeTimer = setTimeout(() => {
+      this.#writeTimer = null;
+      this.#leaseOutcome = 'failure';
+      this.#finish('timeout', `${this.#lease?.resource.label ?? 'clamd'} read none of the stream for ${timeoutMs} ms`);
+    }, timeoutMs);
+  }
+
+  #clearWriteTimer(): void {
+    if (this.#writeTimer !== null) clearTimeout(this.#writeTimer);
+    this.#writeTimer = null;
   }
 
   #releaseDrainWaiters(): void {
@@ -342,6 +370,8 @@ export class InstreamScan implements StreamingScan {
 
   #awaitReply(): void {
     this.#phase = 'awaiting-reply';
+    // From the last byte on, read_timeout_ms bounds the wait for the verdict instead.
+    this.#clearWriteTimer();
     const { read_timeout_ms: timeoutMs } = this.#deps.config;
     const label = this.#lease!.resource.label;
     this.#readTimer = setTimeout(() => {
@@ -478,6 +508,7 @@ export class InstreamScan implements StreamingScan {
     if (this.#readTimer !== null) clearTimeout(this.#readTimer);
     this.#readTimer = null;
     this.#clearStallProbe();
+    this.#clearWriteTimer();
     this.#opts.signal.removeEventListener('abort', this.#onSignal);
     // One connection per scan: whatever clamd still has to say, we are done with it.
     this.#socket?.destroy();
