@@ -19,8 +19,12 @@
  *   buffered inside a failing decoder is lost), so the caller should scan it and the raw bytes;
  *   an infection found there blocks whatever the policy says about the failure, and finding
  *   nothing is not "clean": the failure's policy outcome stands.
- * - Node's gunzip accepts concatenated members and trailing zero padding, but reports other
- *   trailing garbage as corrupt where browsers ignore it; the policy for 'unsupported' decides.
+ * - Input after the end of a stream is 'corrupt', at every stage of a stack: Node's zlib drops
+ *   it silently, but a client that does not decode saves it, so the raw bytes must be scanned
+ *   (browsers ignore it; the policy for 'unsupported' decides). The partial is then the whole
+ *   decoded body. Concatenated gzip members are one body (RFC 1952 §2.2), and zero bytes after
+ *   the last member are padding gzip(1) accepts; zeros followed by anything else are not. Other
+ *   bytes right after a member are taken by gunzip for a next member and fail it: corrupt too.
  * - Limits are enforced while decoding, on every stage's output (an intermediate of stacked
  *   codings can be a bomb whose final output is small): past a bound the chain is destroyed at
  *   once, so memory stays at a few zlib chunks and disk at the bound.
@@ -29,7 +33,7 @@ import type { Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ScanErrorKind } from '../backends/backend.js';
 import { parseContentEncoding, type ContentCoding } from './content-decoding-header.js';
-import { createDecoder, createOutputLimiter, OutputLimitError } from './content-decoding-streams.js';
+import { createDecoder, createOutputLimiter, OutputLimitError, type Decoder } from './content-decoding-streams.js';
 import { createSha256Tap } from './hashing.js';
 import { BodySpool, SpoolError, type SpoolOptions } from './spool.js';
 import { createSpoolSink } from './spool-sink.js';
@@ -65,7 +69,7 @@ export type ContentDecodingFailure =
   | 'decompression-bomb'
   /** Some stage's output passed maxDecodedBytes at a plausible ratio. */
   | 'decoded-too-large'
-  /** The decoder rejected the data (bad header, bad block, checksum, trailing garbage). */
+  /** The decoder rejected the data (bad header, bad block, checksum), or data followed its end. */
   | 'corrupt'
   /** The stream ended before the coding's end marker. */
   | 'truncated'
@@ -175,10 +179,12 @@ async function decodeThroughSpool(
   mark(source, 'source');
   const ratioBytes = Math.max(limits.ratioGraceBytes, limits.maxRatio * body.size);
   const stages: Transform[] = [];
+  const decoders: [ContentCoding, Decoder][] = [];
   // Applied first is listed first (RFC 9110 §8.4), so undo from the end.
   for (const coding of [...codings].reverse()) {
     const decoder = createDecoder(coding);
     mark(decoder, 'decoder');
+    decoders.push([coding, decoder]);
     const limiter = createOutputLimiter({ maxBytes: limits.maxDecodedBytes, ratioBytes, describe: `${coding} decoding` });
     mark(limiter, 'other');
     stages.push(decoder, limiter);
@@ -190,6 +196,9 @@ async function decodeThroughSpool(
   try {
     await pipeline([source, ...stages, tap, sink], options.signal ? { signal: options.signal } : {});
     const decoded = await spool.end();
+    const trailing = trailingMessage(decoders);
+    // Every stage finished its stream, so `decoded` is whole: the partial is all of it.
+    if (trailing !== null) return failure('corrupt', trailing, codings, decoded, dispose);
     return { ok: true, decoded: true, codings, body: decoded, sha256: tap.hex(), dispose };
   } catch (err) {
     const [reason, message] = classify(err, origin, options.signal);
@@ -206,6 +215,15 @@ function classify(err: unknown, origin: string | null, signal: AbortSignal | und
   // zlib and brotli both say Z_BUF_ERROR "unexpected end of file" when input stops early.
   if ((err as NodeJS.ErrnoException).code === 'Z_BUF_ERROR') return ['truncated', `truncated stream: ${message}`];
   return ['corrupt', `corrupt stream: ${message}`];
+}
+
+/** The first stage (outermost coding first) that was given input after its stream's end. */
+function trailingMessage(decoders: readonly [ContentCoding, Decoder][]): string | null {
+  for (const [coding, decoder] of decoders) {
+    const t = decoder.trailing;
+    if (t !== null) return `corrupt stream: ${t.bytes} bytes of trailing data after the end of the ${coding} stream (at byte ${t.offset} of its input)`;
+  }
+  return null;
 }
 
 /** What the spool holds so far, or null when it cannot be finished (its file failed). */

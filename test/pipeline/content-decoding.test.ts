@@ -1,13 +1,13 @@
 /**
  * Content-Encoding decoding for scanning: every coding and their stacks, the EICAR file found only
- * after decoding, bombs stopped early with bounded memory, corrupt and truncated streams, and no
- * temp file left behind on any path.
+ * after decoding, bombs stopped early with bounded memory, corrupt and truncated streams, data
+ * after the end of a stream, and no temp file left behind on any path.
  */
 import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { brotliCompressSync, constants, deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { EICAR_SIGNATURE, EicarMatcher } from '../../src/backends/builtin/eicar.js';
@@ -91,6 +91,18 @@ function counting(buf: Buffer): { body: SpooledBody; read: () => number } {
     },
   };
   return { body, read: () => read };
+}
+
+/** A SpooledBody whose reader yields `buf` as the chunks [0, at) and [at, end). */
+function splitAt(buf: Buffer, at: number): SpooledBody {
+  const inner = spooledBodyFromBuffer(buf);
+  return {
+    size: inner.size,
+    memory: inner.memory,
+    memoryPieces: inner.memoryPieces,
+    path: inner.path,
+    createReadStream: () => Readable.from([buf.subarray(0, at), buf.subarray(at)].filter((b) => b.length > 0), { objectMode: false }),
+  };
 }
 
 describe('parseContentEncoding', () => {
@@ -307,6 +319,60 @@ describe('decodeContentEncoding: damaged streams', () => {
     await result.dispose();
     await result.dispose();
     expect(liveSpoolFiles().size).toBe(0);
+  });
+});
+
+describe('decodeContentEncoding: data after the end of the stream', () => {
+  // Node's zlib stops at a stream's end and drops the rest; a client that does not decode saves
+  // it. Every split point of each body, since where a chunk ends changes what zlib is given.
+  const clean = text(260);
+  const eicar = Buffer.concat([Buffer.from('\n'), EICAR_SIGNATURE]);
+  const zeros = Buffer.alloc(16);
+  const gz = gzipSync(clean);
+  const cat = (...parts: Buffer[]): Buffer => Buffer.concat(parts);
+
+  const trailing: [string, string, string, Buffer][] = [
+    ['gzip, zero padding, then EICAR', 'gzip', 'gzip', cat(gz, zeros, eicar)],
+    ['gzip, zero padding, then another gzip member', 'gzip', 'gzip', cat(gz, zeros, gzipSync(eicar))],
+    ['two gzip members, zero padding, then EICAR', 'gzip', 'gzip', cat(gzipSync(clean.subarray(0, 100)), gzipSync(clean.subarray(100)), zeros, eicar)],
+    ['deflate (zlib-wrapped), then EICAR', 'deflate', 'deflate', cat(deflateSync(clean), eicar)],
+    ['deflate (raw), then EICAR', 'deflate', 'deflate', cat(deflateRawSync(clean), eicar)],
+    ['deflate (zlib-wrapped), then zeros: padding is a gzip convention only', 'deflate', 'deflate', cat(deflateSync(clean), zeros)],
+    ['br, then EICAR', 'br', 'br', cat(brotliCompressSync(clean), eicar)],
+    ['gzip, br with EICAR after the br stream', 'gzip, br', 'br', cat(brotliCompressSync(gz), eicar)],
+    ['gzip, br with EICAR after the gzip stream inside br', 'gzip, br', 'gzip', brotliCompressSync(cat(gz, zeros, eicar))],
+    ['deflate, gzip with EICAR after the raw deflate stream inside gzip', 'deflate, gzip', 'deflate', gzipSync(cat(deflateRawSync(clean), eicar))],
+  ];
+
+  it.each(trailing)('%s: corrupt at every split point, the whole decoded body kept as the partial', async (_name, encoding, stage, encoded) => {
+    for (let at = 0; at <= encoded.length; at++) {
+      const result = await decode(splitAt(encoded, at), encoding);
+      expect(result, `split at ${at}`).toMatchObject({ ok: false, kind: 'unsupported', reason: 'corrupt' });
+      if (result.ok) return;
+      expect(result.message).toContain(`trailing data after the end of the ${stage} stream`);
+      expect((await bytesOf(result.partial)).equals(clean), `split at ${at}`).toBe(true);
+      await result.dispose();
+    }
+  });
+
+  it('says where the stream ended and how much followed', async () => {
+    const result = await decode(cat(gz, zeros, eicar), 'gzip');
+    expect(result.ok || result.message).toBe(
+      `corrupt stream: ${zeros.length + eicar.length} bytes of trailing data after the end of the gzip stream (at byte ${gz.length} of its input)`,
+    );
+  });
+
+  const padded: [string, Buffer][] = [
+    ['one gzip member', cat(gz, zeros)],
+    ['two gzip members', cat(gzipSync(clean.subarray(0, 100)), gzipSync(clean.subarray(100)), zeros, zeros)],
+  ];
+
+  it.each(padded)('%s followed by zero padding only decodes, at every split point (as gzip(1) accepts)', async (_name, encoded) => {
+    for (let at = 0; at <= encoded.length; at++) {
+      const result = await decode(splitAt(encoded, at), 'gzip');
+      expect(result.ok && result.sha256, `split at ${at}`).toBe(sha256(clean));
+      await result.dispose();
+    }
   });
 });
 

@@ -133,6 +133,30 @@ describe('bombs and broken streams', () => {
     expect(allowed.header('X-ICAP-Bridge-Decision')).toBe('allow; reason=error-policy; errors=content-decoding:unsupported');
   });
 
+  // Node's zlib stops at the end of a stream and drops what follows; curl -o and wget save it.
+  const PAGE = CLEAN.subarray(0, 260);
+  const AFTER = Buffer.concat([Buffer.from('\n'), EICAR]);
+  it.each([
+    ['gzip, zero padding', 'gzip', Buffer.concat([gzipSync(PAGE), Buffer.alloc(16)])],
+    ['deflate (zlib-wrapped)', 'deflate', deflateSync(PAGE)],
+    ['deflate (raw)', 'deflate', deflateRawSync(PAGE)],
+    ['br', 'br', brotliCompressSync(PAGE)],
+    ['gzip, br', 'gzip, br', brotliCompressSync(gzipSync(PAGE))],
+  ])('%s, then EICAR after the end of the stream → blocked: corrupt, the raw bytes scanned', async (_label, encoding, stream) => {
+    const record = srv.nextRecord();
+    const r = await exchange(srv.port, { ...encoded(encoding, Buffer.concat([stream, AFTER])), headers: [['Allow', '204']] });
+    expect(r.header('X-Infection-Found')).toBe('Type=0; Resolution=2; Threat=EICAR-Test-File;');
+    expect(await record).toMatchObject({ verdict: 'infected', decoding: { outcome: 'corrupt', decoded_bytes: PAGE.length } });
+  });
+
+  it('clean bytes after the end of the stream are never "clean"; zero padding after gzip is', async () => {
+    const trailing = await exchange(srv.port, { ...encoded('br', Buffer.concat([brotliCompressSync(PAGE), PAGE])), headers: [['Allow', '204']] });
+    expect(trailing.header('X-ICAP-Bridge-Decision')).toBe('block; reason=error-policy; errors=content-decoding:unsupported');
+    const padded = await exchange(srv.port, { ...encoded('gzip', Buffer.concat([gzipSync(PAGE), Buffer.alloc(512)])), headers: [['Allow', '204']] });
+    expect(padded.status).toBe(204);
+    expect(padded.header('X-ICAP-Bridge-Decision')).toBe('allow; reason=clean');
+  });
+
   it('"gzip" that is not gzip at all: the raw bytes are scanned, EICAR in them blocks', async () => {
     const r = await exchange(srv.port, { ...encoded('gzip', INFECTED), headers: [['Allow', '204']] });
     expect(r.header('X-Infection-Found')).toBe('Type=0; Resolution=2; Threat=EICAR-Test-File;');
