@@ -5,15 +5,19 @@
  *   body ─┬─ Content-Encoding? ─► decode ─┬─ ok ─────► the decoded body is "the content"
  *         │                               └─ failed ─► raw body + partial decode, and the failure
  *         │                                            as an outcome for the policy
- *         └─ the content ─┬─ multipart? ─► split ─┬─ ok ─────► each part; raw body by streams only
+ *         └─ the content ─┬─ multipart? ─► split ─┬─ ok ─────► each part, and the bytes outside
+ *                         │                       │            them that are not blank; raw body
+ *                         │                       │            by streams only
  *                         │                       └─ failed ─► salvaged parts + the whole content,
  *                         │                                    and the failure as an outcome
  *                         └─ else ────────────────► the content, whole
  *
  * Each thing scanned is a "subject". Subjects with a SHA-256 (the body, the decoded body, each
- * complete part) are looked up in the verdict cache first: when every one hits, streams still
- * running are aborted and nothing is scanned. Subjects that missed are scanned, and stored when
- * every backend gave a definite verdict. A decoding or split failure bypasses the cache: only
+ * complete part or piece outside the parts) are looked up in the verdict cache first: when every
+ * subject hits, streams still running are aborted and nothing is scanned. A subject without a
+ * key (the raw body the streams scan beside the parts) is never answered by the cache, so it
+ * still runs. Subjects that missed are scanned, and each is stored under its own key when every
+ * backend gave it a definite verdict. A decoding or split failure bypasses the cache: only
  * definite verdicts on whole content are ever stored.
  *
  * What the transaction answers with (echo, 204, block page) is always built from the original
@@ -27,7 +31,7 @@
  */
 import type { Backend, BackendResult, ScanErrorKind, ScanMeta, StreamingScan } from '../backends/backend.js';
 import { decodeContentEncoding, type ContentDecodingLimits } from './content-decoding.js';
-import { partLabel, spoolMultipartParts, type MultipartPart } from './multipart/index.js';
+import { partLabel, spoolMultipartParts, type MultipartPart, type OutsideBytes } from './multipart/index.js';
 import { NO_STREAMS, runScans, scanNowOrError } from './run-scans.js';
 import { scanPartsWithBackends, type PartsScanOutcome } from './scan-parts.js';
 import type { SpoolOptions } from './spool.js';
@@ -61,7 +65,7 @@ export interface ContentScanInput {
 
 export interface ScannedResult {
   readonly result: BackendResult;
-  /** partLabel() of the multipart part the result is about. */
+  /** The label of the multipart piece the result is about: partLabel() of a part, or `preamble`/`epilogue`. */
   readonly part?: string;
   /** Not a backend scanning now: a content failure made an outcome, or a cached verdict. */
   readonly synthetic?: 'content' | 'cache';
@@ -99,6 +103,25 @@ export function verdictCacheScope(backends: readonly Backend[], service: string,
   return verdictCacheContext(backends.map((b) => `${b.name}@${b.version}`), policy);
 }
 
+/** What names a piece of an upload scanned as its own file: a part, or bytes outside the parts. */
+interface Piece {
+  /** partLabel() of a part; `preamble` or `epilogue` for the bytes before or after the parts. */
+  readonly label: string;
+  readonly fileName: string | null;
+  readonly mediaType: string;
+}
+
+/** Nothing says what the bytes outside the parts are. */
+const OUTSIDE_MEDIA_TYPE = 'application/octet-stream';
+
+function partPiece(part: MultipartPart): Piece {
+  return { label: partLabel(part), fileName: part.fileName, mediaType: part.mediaType };
+}
+
+function outsidePiece(outside: OutsideBytes): Piece {
+  return { label: outside.region, fileName: null, mediaType: OUTSIDE_MEDIA_TYPE };
+}
+
 interface Subject {
   readonly body: SpooledBody;
   /**
@@ -109,7 +132,7 @@ interface Subject {
   /** Which backends scan it; the raw body also uses the streams. */
   readonly backends: readonly Backend[];
   readonly raw: boolean;
-  readonly part?: MultipartPart;
+  readonly piece?: Piece;
   cached?: CachedVerdict;
   results?: BackendResult[];
 }
@@ -180,10 +203,24 @@ async function scanWith(input: ContentScanInput, disposers: (() => Promise<void>
     disposers.push(split.dispose);
     out.multipart = { outcome: split.ok ? 'split' : split.reason, parts: split.parts.length };
     for (const part of split.parts) {
-      subjects.push({ body: part.body, sha256: part.complete ? part.sha256 : null, backends, raw: false, part });
+      subjects.push({ body: part.body, sha256: part.complete ? part.sha256 : null, backends, raw: false, piece: partPiece(part) });
     }
     if (split.ok && split.parts.length > 0) {
-      // The whole raw body too, by the streams it was fed to anyway: a safety net, not cached.
+      // The preamble and epilogue unless blank (spool-parts.ts, "Outside the parts"): receivers
+      // drop them, but a threat anywhere in the body blocks, and only streams see the body whole.
+      // Scanned as pieces of their own rather than by a second whole-body scan: each starts at
+      // its own first byte as a stored file would, so engines that go by file type see it as
+      // one; a stray byte costs a scan of the odd bytes, not of the whole upload again; and a
+      // finding is named (`part=preamble`, `(in epilogue)`). A nested multipart part is a part
+      // here, scanned whole as well as split (spool-parts.ts).
+      for (const outside of split.outside) {
+        const subject: Subject = { body: outside.body, sha256: outside.sha256, backends, raw: false, piece: outsidePiece(outside) };
+        if (outside.region === 'preamble') subjects.unshift(subject);
+        else subjects.push(subject);
+      }
+      // The whole raw body too, by the streams it was fed to anyway: a safety net. It has no key:
+      // its verdict comes from only some of the backends, so it cannot stand for the body's, and
+      // it is never answered from the cache (lookUpCache).
       const streamed = backends.filter((b) => input.streams.has(b));
       if (content.raw && streamed.length > 0) subjects.unshift({ ...rawSubject(streamed), sha256: null });
     } else {
@@ -196,7 +233,7 @@ async function scanWith(input: ContentScanInput, disposers: (() => Promise<void>
   // Streams were fed the raw body; when no subject is the raw body they have nothing to say.
   if (!subjects.some((s) => s.raw)) input.abortStreams('raw body not scanned');
 
-  // 3. The cache: every subject with a key hits, or the ones that missed are scanned.
+  // 3. The cache: every subject hits (a keyless one never does), or the ones not known are scanned.
   const cache = synthetic.length === 0 ? input.cache : null;
   const status = lookUpCache(subjects, cache);
   const toScan = status === 'hit' ? [] : subjects.filter((s) => s.cached === undefined);
@@ -233,17 +270,35 @@ function scanAsReceived(input: ContentScanInput): ContentScan | Promise<ContentS
 
 async function disposeNothing(): Promise<void> {}
 
-/** Marks the subjects the cache knows; 'hit' when every keyed one is known, 'bypass' when none has a key. */
+/**
+ * Marks the subjects the cache knows. 'hit' only when every subject is known, so that nothing is
+ * left to scan; 'bypass' when no subject has a key. A subject without a key (the raw body the
+ * streams scan beside the parts) can never be known: it still runs and the answer is a 'miss',
+ * even when every part hit (those are not scanned again). Calling that a hit would abort the one
+ * scan that sees the bytes between the parts, whose finding was never stored anywhere.
+ */
 function lookUpCache(subjects: readonly Subject[], cache: ContentScanInput['cache']): ContentScan['cache'] {
-  const keyed = cache === null ? [] : subjects.filter((s) => s.sha256 !== null);
-  for (const subject of keyed) {
-    const lookup = cache!.cache.get(verdictCacheKey(subject.sha256!, cache!.context));
-    if (lookup.hit) subject.cached = lookup.verdict;
+  if (cache === null) return 'bypass';
+  let keyed = 0;
+  let known = 0;
+  for (const subject of subjects) {
+    if (subject.sha256 === null) continue;
+    keyed++;
+    const lookup = cache.cache.get(verdictCacheKey(subject.sha256, cache.context));
+    if (lookup.hit) {
+      subject.cached = lookup.verdict;
+      known++;
+    }
   }
-  return keyed.length === 0 ? 'bypass' : keyed.every((s) => s.cached) ? 'hit' : 'miss';
+  if (keyed === 0) return 'bypass';
+  return known === subjects.length ? 'hit' : 'miss';
 }
 
-/** 4. Stores what is definite; gathers the results in subject order. */
+/**
+ * 4. Stores what is definite; gathers the results in subject order. Each subject's own results go
+ * under its own key only: a finding of the keyless whole body never lands on a part's key (the
+ * part would then be blocked wherever it goes), nor a part's clean verdict on the body's.
+ */
 function collectResults(
   subjects: readonly Subject[],
   synthetic: readonly ScannedResult[],
@@ -255,7 +310,7 @@ function collectResults(
 ): ContentScan {
   const results: ScannedResult[] = [...synthetic];
   for (const subject of subjects) {
-    const label = subject.part ? partLabel(subject.part) : undefined;
+    const label = subject.piece?.label;
     const own = subject.cached ? resultsFromCache(subject.cached) : (subject.results ?? []);
     if (!subject.cached && subject.results && cache !== null && subject.sha256 !== null) {
       cache.cache.set(verdictCacheKey(subject.sha256, cache.context), cacheableVerdict(subject.results));
@@ -268,20 +323,20 @@ function collectResults(
       results.push(scanned);
     }
   }
-  const parts = subjects.flatMap((s) => (s.part === undefined ? [] : [summarizePart(s, s.part)]));
+  const parts = subjects.flatMap((s) => (s.piece === undefined ? [] : [summarizePiece(s, s.piece)]));
   return { results, cache: status, ...out, ...(parts.length > 0 && { parts }), batches, dispose };
 }
 
 /** Scans every subject in parallel; fills each one's `results`. Returns the parts' batches. */
 async function scanSubjects(subjects: readonly Subject[], input: ContentScanInput): Promise<PartsScanOutcome['batches']> {
-  const parts = subjects.filter((s) => s.part !== undefined);
-  const whole = subjects.filter((s) => s.part === undefined);
+  const parts = subjects.filter((s) => s.piece !== undefined);
+  const whole = subjects.filter((s) => s.piece === undefined);
   const [partsScan] = await Promise.all([
     parts.length === 0
       ? null
       : scanPartsWithBackends(
           input.backends,
-          parts.map((s) => ({ body: s.body, label: partLabel(s.part!), contentType: s.part!.mediaType, ...(s.part!.fileName !== null && { fileName: s.part!.fileName }) })),
+          parts.map((s) => ({ body: s.body, label: s.piece!.label, contentType: s.piece!.mediaType, ...(s.piece!.fileName !== null && { fileName: s.piece!.fileName }) })),
           input.meta(),
           input.signal(),
         ),
@@ -319,7 +374,7 @@ function resultsFromCache(verdict: CachedVerdict): BackendResult[] {
   return [{ outcome: 'infected', backend: verdict.backends.join('+') || 'cache', threats: verdict.threats, durationMs: 0 }];
 }
 
-function summarizePart(subject: Subject, part: MultipartPart): PartSummary {
+function summarizePiece(subject: Subject, piece: Piece): PartSummary {
   const own = subject.cached ? resultsFromCache(subject.cached) : (subject.results ?? []);
   const threats = [...new Set(own.flatMap((r) => (r.outcome === 'infected' ? r.threats : [])))];
   const error = own.find((r) => r.outcome === 'error');
@@ -327,10 +382,10 @@ function summarizePart(subject: Subject, part: MultipartPart): PartSummary {
   if (own.some((r) => r.outcome === 'infected')) outcome = 'infected';
   else if (error?.outcome === 'error') outcome = `error:${error.kind}`;
   return {
-    label: partLabel(part),
-    ...(part.fileName !== null && { file_name: part.fileName }),
-    media_type: part.mediaType,
-    bytes: part.body.size,
+    label: piece.label,
+    ...(piece.fileName !== null && { file_name: piece.fileName }),
+    media_type: piece.mediaType,
+    bytes: subject.body.size,
     outcome,
     threats,
     ...(subject.cached && { cached: true as const }),

@@ -27,12 +27,13 @@ interface ParsedPart {
   data: string;
 }
 
-type Outcome = { parts: ParsedPart[]; closed: boolean; error: string | null };
+/** `preamble` and `epilogue` joined as latin1, as handed out: the bytes around the parts. */
+type Outcome = { parts: ParsedPart[]; closed: boolean; error: string | null; preamble: string; epilogue: string };
 
 /** Feeds `pieces` and folds the events into parts (data joined, as latin1 for exact bytes). */
 function parse(pieces: Buffer[], boundary = BOUNDARY, limits = LIMITS): Outcome {
   const parser = new MultipartParser(boundary, limits);
-  const outcome: Outcome = { parts: [], closed: false, error: null };
+  const outcome: Outcome = { parts: [], closed: false, error: null, preamble: '', epilogue: '' };
   let open: ParsedPart | null = null;
   const apply = (events: MultipartEvent[]): void => {
     for (const e of events) {
@@ -49,6 +50,10 @@ function parse(pieces: Buffer[], boundary = BOUNDARY, limits = LIMITS): Outcome 
       } else if (e.type === 'part-end') {
         outcome.parts.push(open!);
         open = null;
+      } else if (e.type === 'preamble') {
+        outcome.preamble += e.data.toString('latin1');
+      } else if (e.type === 'epilogue') {
+        outcome.epilogue += e.data.toString('latin1');
       } else {
         outcome.closed = true;
       }
@@ -92,6 +97,9 @@ describe('MultipartParser: splitting', () => {
       ['empty', '', 'application/octet-stream'],
     ]);
     expect(whole.parts.map((p) => p.data)).toEqual(FIXTURE_PARTS.map((p) => Buffer.from(p.body).toString('latin1')));
+    // The bytes around the parts are handed out too, to be scanned: a threat anywhere blocks.
+    // The CRLF before the first delimiter belongs to it; the one after the close delimiter does not.
+    expect([whole.preamble, whole.epilogue]).toEqual(['This is the preamble.\r\n', '\r\n\r\nepilogue']);
   });
 
   it('gives identical parts when split at every byte offset', () => {
@@ -137,7 +145,22 @@ describe('MultipartParser: RFC 2046 framing', () => {
   });
 
   it('accepts a multipart with no parts at all (an empty form)', () => {
-    expect(parse([Buffer.from('--b--\r\n')], 'b')).toEqual({ parts: [], closed: true, error: null });
+    expect(parse([Buffer.from('--b--\r\n')], 'b')).toEqual({ parts: [], closed: true, error: null, preamble: '', epilogue: '\r\n' });
+  });
+
+  it('hands out the preamble and epilogue exactly as sent, at every split point', () => {
+    // A preamble that starts like a delimiter: the CRLF the parser assumes before a first
+    // `--b` must never come out as preamble bytes when the match then fails.
+    const eicar = EICAR_SIGNATURE.toString('latin1');
+    const preamble = `--c ${eicar}\r\n-`;
+    const epilogue = `\r\n${eicar}\r\n--b\r\n`;
+    const bytes = Buffer.from(`${preamble}\r\n--b\r\n\r\nA\r\n--b--${epilogue}`, 'latin1');
+    for (let i = 0; i <= bytes.length; i++) {
+      const outcome = parse(i === 0 ? [bytes] : splitAt(bytes, i), 'b');
+      expect(outcome, `split at ${i}`).toEqual({ parts: [expect.objectContaining({ data: 'A' })], closed: true, error: null, preamble, epilogue });
+    }
+    // None at all: the first line is the delimiter, and nothing follows the close delimiter.
+    expect(parse([Buffer.from('--b\r\n\r\nA\r\n--b--')], 'b')).toMatchObject({ preamble: '', epilogue: '' });
   });
 
   it('joins folded header lines', () => {

@@ -132,7 +132,7 @@ describe('spoolMultipartParts: an upload', () => {
     expect(liveSpoolFiles().size).toBe(7);
   });
 
-  it('replaces a nested multipart/mixed part by its files (RFC 2388 style)', async () => {
+  it('returns a nested multipart/mixed part whole, then its files (RFC 2388 style)', async () => {
     const inner = formData('innerB', [
       { headers: ['Content-Disposition: file; filename="one.txt"'], contentType: 'text/plain', body: 'one' },
       { headers: ['Content-Disposition: file; filename="two.com"'], contentType: 'application/octet-stream', body: EICAR_SIGNATURE },
@@ -143,11 +143,60 @@ describe('spoolMultipartParts: an upload', () => {
     ]);
     const result = await spoolParts(body);
     expect(result.ok).toBe(true);
-    expect(result.parts.map((p) => [p.index, p.fieldName, p.fileName, p.body.size])).toEqual([
-      [0, 'title', null, 5],
-      [1, 'files', 'one.txt', 3],
-      [2, 'files', 'two.com', EICAR_SIGNATURE.length],
+    // Whole, as busboy/multer and PHP store it (they do not split nested multipart), and split.
+    expect(result.parts.map((p) => [p.index, p.fieldName, p.fileName, p.mediaType, p.body.size])).toEqual([
+      [0, 'title', null, 'text/plain', 5],
+      [1, 'files', null, 'multipart/mixed', inner.length],
+      [2, 'files', 'one.txt', 'text/plain', 3],
+      [3, 'files', 'two.com', 'application/octet-stream', EICAR_SIGNATURE.length],
     ]);
+    expect((await collect(result.parts[1]!.body.createReadStream())).equals(inner)).toBe(true);
+    expect(result.parts[1]!.sha256).toBe(sha256(inner));
+  });
+
+  it('keeps EICAR in the inner preamble of a nested multipart: the part whole holds it', async () => {
+    const inner = Buffer.concat([EICAR_SIGNATURE, Buffer.from('\r\n--innerB--')]);
+    const body = formData(BOUNDARY, [
+      { name: 'a', fileName: 'a.txt', body: 'clean' },
+      { name: 'report', fileName: 'report.bin', contentType: 'multipart/mixed; boundary=innerB', body: inner },
+    ]);
+    const result = await spoolParts(body);
+    expect(result.ok).toBe(true);
+    // The inner multipart has no part at all; only the part whole carries the bytes.
+    expect(result.parts.map((p) => [partLabel(p), p.complete])).toEqual([
+      ['a.txt', true],
+      ['report.bin', true],
+    ]);
+    expect((await collect(result.parts[1]!.body.createReadStream())).equals(inner)).toBe(true);
+    expect(result.ok && result.outside).toEqual([]);
+  });
+
+  it('returns a preamble and an epilogue that are not just whitespace, to be scanned', async () => {
+    const body = formData(BOUNDARY, [{ name: 'a', fileName: 'a.txt', body: 'clean' }], {
+      preamble: `\r\n  ${EICAR_SIGNATURE.toString('latin1')} preamble`,
+      epilogue: `\t${EICAR_SIGNATURE.toString('latin1')}\r\n`,
+    });
+    const result = await spoolParts(body);
+    expect(result.ok).toBe(true);
+    expect(result.parts.map((p) => partLabel(p))).toEqual(['a.txt']);
+    const outside = result.ok ? result.outside : [];
+    // From the first byte that is not whitespace; the CRLF before the first delimiter is the delimiter's.
+    const expected = [
+      ['preamble', `${EICAR_SIGNATURE.toString('latin1')} preamble`],
+      ['epilogue', `${EICAR_SIGNATURE.toString('latin1')}\r\n`],
+    ];
+    expect(await Promise.all(outside.map(async (o) => [o.region, (await collect(o.body.createReadStream())).toString('latin1')]))).toEqual(expected);
+    expect(outside.map((o) => o.sha256)).toEqual(expected.map(([, text]) => sha256(Buffer.from(text!, 'latin1'))));
+  });
+
+  it('returns no outside piece for a preamble or epilogue of whitespace only, and spools nothing for them', async () => {
+    const parts: FormPart[] = [{ name: 'f', fileName: 'big.bin', body: Buffer.alloc(100_000, 1) }];
+    const browser = await spoolParts(formData(BOUNDARY, parts)); // `--boundary--\r\n`, as browsers end it
+    expect(browser.ok && browser.outside).toEqual([]);
+    const before = liveSpoolFiles().size;
+    const blank = await spoolParts(formData(BOUNDARY, parts, { preamble: '\r\n \t\r\n', epilogue: '\r\n\r\n  \t' }), { spool: { memoryBytes: 0, directory: dir } });
+    expect(blank.ok && blank.outside).toEqual([]);
+    expect(liveSpoolFiles().size - before).toBe(1); // the part's file only
   });
 });
 
@@ -172,10 +221,15 @@ describe('spoolMultipartParts: failures are outcomes', () => {
     expect(liveSpoolFiles().size).toBe(1);
   });
 
-  it('reports a nested multipart without its close delimiter as truncated', async () => {
+  it('reports a nested multipart without its close delimiter as truncated, the part whole kept as incomplete', async () => {
     const inner = formData('innerB', [{ headers: ['Content-Disposition: file; filename="a"'], body: 'a' }], { close: false });
     const body = formData(BOUNDARY, [{ name: 'files', contentType: 'multipart/mixed; boundary=innerB', body: inner }]);
-    expect(await spoolParts(body)).toMatchObject({ ok: false, reason: 'truncated' });
+    const result = await spoolParts(body);
+    expect(result).toMatchObject({ ok: false, reason: 'truncated' });
+    expect(result.parts.map((p) => [p.index, p.mediaType, p.complete])).toEqual([
+      [0, 'multipart/mixed', false],
+      [1, 'text/plain', false],
+    ]);
   });
 
   it.each([

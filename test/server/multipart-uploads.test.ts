@@ -92,6 +92,52 @@ services:
     expect(r.header('X-ICAP-Bridge-Decision')).toBe('block; reason=infected; errors=multipart:unsupported:allow; rule=odd-uploads; part=eicar.bin');
   });
 
+  it.each([
+    ['preamble', { preamble: `${EICAR.toString('latin1')}\r\n` }],
+    ['epilogue', { epilogue: EICAR.toString('latin1') }],
+  ] as const)('EICAR in the %s, outside every part → blocked, naming where it was', async (region, around) => {
+    const body = formData(BOUNDARY, [{ name: 'f', fileName: 'a.txt', body: 'plain text' }], around);
+    const record = srv.nextRecord();
+    const r = await exchange(srv.port, { ...upload(body), headers: [['Allow', '204']] });
+    expect(r.resHdr).toMatch(/^HTTP\/1\.1 403 Forbidden/);
+    expect(r.header('X-Infection-Found')).toBe(`Type=0; Resolution=2; Threat=EICAR-Test-File (in ${region});`);
+    expect(r.header('X-ICAP-Bridge-Decision')).toBe(`block; reason=infected; part=${region}`);
+    const rec = await record;
+    // The parts count stays the form's; the bytes around them are listed by where they were.
+    expect(rec).toMatchObject({ verdict: 'infected', threats: ['EICAR-Test-File'], multipart: { outcome: 'split', parts: 1 } });
+    const outside = { label: region, media_type: 'application/octet-stream', bytes: region === 'preamble' ? EICAR.length + 2 : EICAR.length, outcome: 'infected', threats: ['EICAR-Test-File'] };
+    const part = { label: 'a.txt', file_name: 'a.txt', media_type: 'text/plain', bytes: 10, outcome: 'clean', threats: [] };
+    expect(rec.parts).toEqual(region === 'preamble' ? [outside, part] : [part, outside]);
+  });
+
+  it('a nested multipart part with EICAR in its inner preamble → blocked, naming the part (receivers store it whole)', async () => {
+    const nested = Buffer.concat([EICAR, Buffer.from('\r\n--innerB--')]);
+    const body = formData(BOUNDARY, [
+      { name: 'f', fileName: 'a.txt', body: 'plain text' },
+      { name: 'report', fileName: 'report.bin', contentType: 'multipart/mixed; boundary=innerB', body: nested },
+    ]);
+    const record = srv.nextRecord();
+    const r = await exchange(srv.port, { ...upload(body), headers: [['Allow', '204']] });
+    expect(r.header('X-Infection-Found')).toBe('Type=0; Resolution=2; Threat=EICAR-Test-File (in report.bin);');
+    expect(r.header('X-ICAP-Bridge-Decision')).toBe('block; reason=infected; part=report.bin');
+    const rec = await record;
+    expect(rec.multipart).toEqual({ outcome: 'split', parts: 2 });
+    expect(rec.parts).toEqual([
+      { label: 'a.txt', file_name: 'a.txt', media_type: 'text/plain', bytes: 10, outcome: 'clean', threats: [] },
+      { label: 'report.bin', file_name: 'report.bin', media_type: 'multipart/mixed', bytes: nested.length, outcome: 'infected', threats: ['EICAR-Test-File'] },
+    ]);
+  });
+
+  it('whitespace around the parts is nothing to scan: 204, and only the parts are logged', async () => {
+    const body = formData(BOUNDARY, [{ name: 'f', fileName: 'a.txt', body: 'plain text' }], { preamble: '\r\n \t', epilogue: '\r\n\r\n' });
+    const record = srv.nextRecord();
+    const r = await exchange(srv.port, { ...upload(body), headers: [['Allow', '204']] });
+    expect(r.status).toBe(204);
+    const rec = await record;
+    expect(rec.parts?.map((p) => p.label)).toEqual(['a.txt']);
+    expect(rec.scans.map((s) => `${s.backend}:${s.part ?? '-'}:${s.outcome}`)).toEqual(['builtin:a.txt:clean']);
+  });
+
   it('a multipart Content-Type without a boundary: the whole body is scanned, and the split failure is unsupported', async () => {
     const body = Buffer.concat([Buffer.from('not really multipart '), EICAR]);
     const infected = await exchange(srv.port, upload(body, 'multipart/form-data'));

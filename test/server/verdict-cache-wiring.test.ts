@@ -33,6 +33,7 @@ services:
   other: { methods: [RESPMOD] }
   streaming: { methods: [RESPMOD], backends: [streamer] }
   reqmod: { methods: [REQMOD] }
+  uploads: { methods: [REQMOD], backends: [streamer] }
 `,
     { backends: new Map<string, ScriptedBackend>([['builtin', engine], ['streamer', streamer]]) },
   );
@@ -151,6 +152,46 @@ describe('verdict cache', () => {
     const again = await send(upload('fourth-boundary', 'a different note'));
     expect(again.record.cache).toBe('hit');
     expect(again.response.header('X-ICAP-Bridge-Decision')).toBe('allow; reason=clean; cache=hit');
+  });
+
+  describe('a multipart upload with a streaming backend (the whole body streamed, the parts scanned)', () => {
+    const upload = (body: Buffer, boundary: string): RequestSpec => ({
+      method: 'REQMOD',
+      service: 'uploads',
+      reqHdr: `POST http://x.example/up HTTP/1.1\r\nHost: x.example\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\n\r\n`,
+      body: [body],
+      headers: [['Allow', '204']],
+    });
+
+    it('EICAR in the preamble and a clean part: blocked on every attempt, not only before the part was cached', async () => {
+      const body = formData('pre-boundary', [{ name: 'f', fileName: 'a.txt', body: unique(2000) }], { preamble: `${EICAR.toString('latin1')}\r\n` });
+      for (const attempt of [1, 2, 3]) {
+        const { response } = await send(upload(body, 'pre-boundary'));
+        expect(response.header('X-ICAP-Bridge-Decision'), `attempt ${attempt}`).toBe('block; reason=infected; part=preamble');
+      }
+    });
+
+    it('a threat only the whole-body stream sees still blocks when every part hits: the keyless stream runs', async () => {
+      // In a part's header block: in no part and no preamble, so only the stream finds it.
+      const file = unique(2000);
+      const body = formData('hdr-boundary', [{ name: 'f', fileName: 'a.txt', headers: [`X-Note: ${EICAR.toString('latin1')}`], body: file }]);
+      const first = await send(upload(body, 'hdr-boundary'));
+      expect(first.response.header('X-ICAP-Bridge-Decision')).toBe('block; reason=infected');
+      expect(first.record).toMatchObject({ cache: 'miss', parts: [expect.objectContaining({ label: 'a.txt', outcome: 'clean' })] });
+      for (const attempt of [2, 3]) {
+        const ends = streamer.streamEnds;
+        const { response, record } = await send(upload(body, 'hdr-boundary'));
+        expect(response.header('X-ICAP-Bridge-Decision'), `attempt ${attempt}`).toBe('block; reason=infected');
+        // The part came from the cache; the stream, which no key stands for, ran to its end.
+        expect(record.cache).toBe('miss');
+        expect(record.parts).toEqual([expect.objectContaining({ label: 'a.txt', outcome: 'clean', cached: true })]);
+        expect(streamer.streamEnds).toBe(ends + 1);
+      }
+      // The stream's finding was never stored under the part's key: the same file alone is clean.
+      const alone = await send(upload(formData('hdr-boundary', [{ name: 'f', fileName: 'a.txt', body: file }]), 'hdr-boundary'));
+      expect(alone.response.status).toBe(204);
+      expect(alone.record.parts).toEqual([expect.objectContaining({ label: 'a.txt', outcome: 'clean', cached: true })]);
+    });
   });
 
   it('hits and misses are counted in /metrics', async () => {

@@ -6,6 +6,10 @@
  * bytes) until the next slice says whether it is the delimiter or data. Because the boundary has
  * no CR (part-headers.ts checks), CR occurs only as the delimiter's first byte; so when a held
  * partial match fails, no other match can start inside it and it is all data.
+ *
+ * With `leadingCrlf` the scanner starts out holding a CRLF that is not in the input, so that a
+ * first line `--boundary` matches; should that match fail, the made-up CRLF is dropped, never
+ * handed on as data (the preamble is scanned, so its bytes must be the ones sent).
  */
 export interface ScanStep {
   /** Bytes before the delimiter (or all of the slice from `from` when none was found). */
@@ -20,11 +24,14 @@ export class DelimiterScanner {
   readonly #delimiter: Buffer;
   /** A prefix of the delimiter seen at the end of the previous slice. */
   #held: Buffer;
+  /** How many leading bytes of `#held` were made up (the `leadingCrlf`), not input. */
+  #madeUp: number;
 
   /** `leadingCrlf`: behave as if the stream began with CRLF, so a first line `--boundary` matches. */
   constructor(boundary: string, leadingCrlf = false) {
     this.#delimiter = Buffer.from(`\r\n--${boundary}`, 'utf8');
     this.#held = leadingCrlf ? Buffer.from('\r\n') : Buffer.alloc(0);
+    this.#madeUp = this.#held.length;
   }
 
   /** True when bytes are held back that are data unless the next slice completes the delimiter. */
@@ -43,13 +50,14 @@ export class DelimiterScanner {
       if (slice.compare(delim, matched, matched + avail, at, at + avail) === 0) {
         if (avail === need) {
           this.#held = Buffer.alloc(0);
+          this.#madeUp = 0;
           return { data, next: at + need };
         }
         this.#held = Buffer.concat([this.#held, slice.subarray(at, at + avail)]);
         return { data, next: -1 };
       }
-      data.push(this.#held);
-      this.#held = Buffer.alloc(0);
+      const held = this.release();
+      if (held.length > 0) data.push(held);
     }
     const found = slice.indexOf(delim, at);
     if (found !== -1) {
@@ -71,8 +79,9 @@ export class DelimiterScanner {
 
   /** The held bytes as data (the stream ended, or the caller stops looking). */
   release(): Buffer {
-    const held = this.#held;
+    const held = this.#held.subarray(this.#madeUp);
     this.#held = Buffer.alloc(0);
+    this.#madeUp = 0;
     return held;
   }
 }

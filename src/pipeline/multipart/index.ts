@@ -13,6 +13,7 @@ export {
   type MultipartOptions,
   type MultipartPart,
   type MultipartResult,
+  type OutsideBytes,
 } from './spool-parts.js';
 export { MultipartParser, type MultipartEvent, type MultipartParserLimits } from './multipart-parser.js';
 export { MultipartError, type MultipartErrorCode } from './multipart-error.js';

@@ -6,13 +6,15 @@
  *   preamble ──delimiter──► delimiter-line ──CRLF──► headers ──CRLF CRLF──► body ──delimiter──┐
  *                               │  ▲                                                         │
  *                               │  └──────────────────────── part-end ◄──────────────────────┘
- *                               └──"--"──► epilogue (ignored) ── end() ──► done
+ *                               └──"--"──► epilogue ── end() ──► done
  *
  * `delimiter-line` reads what follows `CRLF--boundary`: "--" closes the multipart, otherwise
  * optional transport padding (spaces, tabs) then CRLF. Anything else means the boundary occurred
  * inside content, which RFC 2046 forbids senders to do; we refuse it ('malformed') instead of
  * guessing, because a guess that differs from the origin server's parser would let a part go
- * unscanned. Preamble and epilogue are discarded, as every receiver does.
+ * unscanned. Preamble and epilogue are handed out too ('preamble', 'epilogue' events): receivers
+ * discard them, but they are bytes of the body and a threat anywhere in it must block, so the
+ * caller scans them (spool-parts.ts).
  *
  * Errors are thrown as MultipartError (codes in multipart-error.ts) carrying the events of the
  * same write() that came before the error; after one, the parser is unusable.
@@ -22,12 +24,16 @@ import { MultipartError } from './multipart-error.js';
 import { parsePartHeaders, type PartHeaders } from './part-headers.js';
 
 export type MultipartEvent =
+  /** Bytes before the first delimiter (a view, like part-data); never the CRLF that ends it. */
+  | { readonly type: 'preamble'; readonly data: Buffer }
   | { readonly type: 'part-start'; readonly headers: PartHeaders }
   /** A view of the input slice (or a small copy of held bytes); consume before the next write. */
   | { readonly type: 'part-data'; readonly data: Buffer }
   | { readonly type: 'part-end' }
   /** The close delimiter was seen; the rest is epilogue. */
-  | { readonly type: 'end' };
+  | { readonly type: 'end' }
+  /** Bytes after the close delimiter (a view, like part-data), from the CRLF that usually ends it. */
+  | { readonly type: 'epilogue'; readonly data: Buffer };
 
 export interface MultipartParserLimits {
   /** Most parts in this multipart body. */
@@ -86,7 +92,8 @@ export class MultipartParser {
   #step(slice: Buffer, at: number, events: MultipartEvent[]): number {
     switch (this.#state) {
       case 'preamble': {
-        const { next } = this.#scanner.scan(slice, at); // preamble bytes are discarded
+        const { data, next } = this.#scanner.scan(slice, at);
+        for (const piece of data) events.push({ type: 'preamble', data: piece });
         if (next === -1) return slice.length;
         this.#state = 'delimiter-line';
         return next;
@@ -104,6 +111,7 @@ export class MultipartParser {
       case 'headers':
         return this.#readHeaders(slice, at, events);
       case 'epilogue':
+        if (slice.length > at) events.push({ type: 'epilogue', data: slice.subarray(at) });
         return slice.length;
       case 'failed':
         throw new MultipartError('malformed', 'parser used after an error');

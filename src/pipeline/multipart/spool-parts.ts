@@ -10,8 +10,9 @@
  *   bytes, and an application may store it as a file. `isFile` says whether the client presented
  *   it as a file (a filename, or a media type other than text/plain), for logs and naming only.
  *   A part that is itself multipart/mixed (RFC 7578 §4.3, deprecated; RFC 2388 used it for
- *   several files in one field) is replaced by its inner parts, one level deep; deeper nesting is
- *   scanned as one opaque part.
+ *   several files in one field) is returned whole and then split into its inner parts, one level
+ *   deep (deeper nesting stays inside the inner part, whole).
+ * - Nothing in the body escapes scanning by sitting between parts (see "Outside the parts").
  * - Memory: all parts together keep at most `memoryBudgetBytes` in memory (default: one spool's
  *   `memoryBytes`); past that, parts go straight to temp files. The body is read in 64 KiB
  *   pieces with the spools' backpressure honoured.
@@ -20,6 +21,23 @@
  *   close delimiter has `complete: false`) so the caller can still scan it; an infection there
  *   blocks whatever the policy says about the failure. The raw body should be scanned too.
  * - Each part carries its SHA-256, computed while spooling (the verdict cache key).
+ *
+ * Outside the parts. A split that keeps only the parts' content would let a threat through in
+ * the bytes around them, which the streaming backends see but the others would not:
+ * - The preamble (before the first delimiter) and the epilogue (after the close delimiter) are
+ *   discarded by receivers, but a parser that frames the body differently may keep them, and a
+ *   threat anywhere in the body blocks. Each is returned in `outside` to be scanned as a piece
+ *   of its own, unless it is only whitespace (SP, HTAB, CR, LF: the CRLF browsers put after the
+ *   close delimiter), which nothing can be found in; so a normal upload costs nothing more.
+ *   Leading whitespace is left out of the piece, which then starts at its first other byte.
+ * - A nested multipart/mixed part is also scanned whole, as one file: most form parsers
+ *   (busboy/multer, PHP) do not split nested multipart and store the part whole, inner preamble
+ *   and epilogue included. Scanning the very file they store covers those bytes and anything
+ *   that only matches across the inner framing, with no rule of our own about what is "inside".
+ *   The inner parts are still scanned on their own, for receivers that do split them.
+ * What remains outside every piece is framing the parser checked strictly: delimiter lines
+ * (boundary, then only spaces and tabs) and part header blocks (header fields, bounded by
+ * `maxHeaderBytes`), which no receiver stores as a file.
  */
 import type { Readable } from 'node:stream';
 import type { ScanErrorKind } from '../../backends/backend.js';
@@ -44,8 +62,20 @@ export interface MultipartPart {
   readonly body: SpooledBody;
   /** SHA-256 (hex) of the part's content. */
   readonly sha256: string;
-  /** False only for the last part of a failed result, cut off mid-content. */
+  /**
+   * False only for parts of a failed result cut off mid-content: the last part, and the nested
+   * multipart part it is in.
+   */
   readonly complete: boolean;
+}
+
+/** Bytes outside every part that are not only whitespace; scanned as a piece of their own. */
+export interface OutsideBytes {
+  readonly region: 'preamble' | 'epilogue';
+  /** From the region's first byte other than whitespace to its end. */
+  readonly body: SpooledBody;
+  /** SHA-256 (hex) of `body`. */
+  readonly sha256: string;
 }
 
 export interface MultipartLimits extends MultipartParserLimits {
@@ -74,7 +104,7 @@ export const MULTIPART_FAILURE_KINDS: Readonly<Record<MultipartFailure, ScanErro
 });
 
 export type MultipartResult =
-  | { readonly ok: true; readonly parts: readonly MultipartPart[]; dispose(): Promise<void> }
+  | { readonly ok: true; readonly parts: readonly MultipartPart[]; readonly outside: readonly OutsideBytes[]; dispose(): Promise<void> }
   | {
       readonly ok: false;
       readonly kind: ScanErrorKind;
@@ -114,11 +144,26 @@ function isNestedMultipart(headers: PartHeaders): boolean {
   }
 }
 
-interface OpenPart {
-  readonly headers: PartHeaders;
-  readonly fieldName: string | null;
+/** A spool being filled, with the memory it may use (reserved from the budget until it ends). */
+interface OpenSpool {
   readonly spool: BodySpool;
   readonly hash: Sha256Accumulator;
+  readonly reserved: number;
+}
+
+interface OpenPart extends OpenSpool {
+  readonly index: number;
+  readonly headers: PartHeaders;
+  readonly fieldName: string | null;
+}
+
+interface OpenOutside extends OpenSpool {
+  readonly region: OutsideBytes['region'];
+}
+
+/** Whitespace that can stand around the framing: SP, HTAB, CR, LF. */
+function isBlank(byte: number): boolean {
+  return byte === 0x20 || byte === 0x09 || byte === 0x0d || byte === 0x0a;
 }
 
 /** Splits and spools the parts of one multipart body. State for one call only. */
@@ -126,11 +171,21 @@ class PartSpooler {
   readonly #options: MultipartOptions;
   readonly #limits: MultipartParserLimits;
   readonly #spools: BodySpool[] = [];
+  /** In body order (index order), whatever order they end in. */
   readonly parts: MultipartPart[] = [];
+  readonly outside: OutsideBytes[] = [];
   #memoryLeft: number;
+  /** Parts opened so far: the next part's index. */
+  #opened = 0;
+  /** The part whose content is being written (an inner part while #nested is set). */
   #open: OpenPart | null = null;
-  /** The nested multipart/mixed parser of the current outer part, with its field name. */
-  #nested: { parser: MultipartParser; fieldName: string | null } | null = null;
+  /** The preamble or epilogue being written, once a byte other than whitespace came. */
+  #outside: OpenOutside | null = null;
+  /**
+   * The nested multipart/mixed part being read: its inner parser, its field name, and the part
+   * itself, spooled whole besides being split (see "Outside the parts").
+   */
+  #nested: { parser: MultipartParser; fieldName: string | null; whole: OpenPart } | null = null;
 
   constructor(options: MultipartOptions) {
     this.#options = options;
@@ -154,66 +209,115 @@ class PartSpooler {
         continue;
       }
       switch (event.type) {
+        case 'preamble':
+          await this.#writeOutside('preamble', event.data);
+          break;
         case 'part-start':
+          await this.#closeOutside(); // the preamble ends at the first delimiter
           if (isNestedMultipart(event.headers)) {
-            this.#nested = { parser: new MultipartParser(event.headers.boundary!, this.#limits), fieldName: event.headers.fieldName };
+            const whole = this.#openPart(event.headers, event.headers.fieldName);
+            this.#nested = { parser: new MultipartParser(event.headers.boundary!, this.#limits), fieldName: event.headers.fieldName, whole };
           } else {
-            this.#openPart(event.headers, event.headers.fieldName);
+            this.#open = this.#openPart(event.headers, event.headers.fieldName);
           }
           break;
         case 'part-data':
-          await this.#write(event.data);
+          await this.#write(this.#open!, event.data);
           break;
         case 'part-end':
-          await this.#closePart();
+          await this.#closePart(this.#open);
           break;
         case 'end':
+          await this.#closeOutside(); // a form with no parts: the preamble ends here
+          break;
+        case 'epilogue':
+          await this.#writeOutside('epilogue', event.data);
           break;
       }
     }
   }
 
+  /** The body is over: ends the epilogue, if one is being written. */
+  finish(): Promise<void> {
+    return this.#closeOutside();
+  }
+
   async #handleNested(event: MultipartEvent): Promise<void> {
     const nested = this.#nested!;
     if (event.type === 'part-data') {
+      await this.#write(nested.whole, event.data);
+      // The inner preamble and epilogue are in the whole part, scanned as it is: ignored here.
       await writeParser(nested.parser, event.data, async (events) => {
         for (const inner of events) {
-          if (inner.type === 'part-start') this.#openPart(inner.headers, nested.fieldName);
-          else if (inner.type === 'part-data') await this.#write(inner.data);
-          else if (inner.type === 'part-end') await this.#closePart();
+          if (inner.type === 'part-start') this.#open = this.#openPart(inner.headers, nested.fieldName);
+          else if (inner.type === 'part-data') await this.#write(this.#open!, inner.data);
+          else if (inner.type === 'part-end') await this.#closePart(this.#open);
         }
       });
     } else if (event.type === 'part-end') {
       nested.parser.end(); // throws 'truncated' when the inner close delimiter is missing
       this.#nested = null;
+      await this.#closePart(nested.whole);
     }
   }
 
-  #openPart(headers: PartHeaders, fieldName: string | null): void {
-    if (this.parts.length + 1 > this.#limits.maxParts) {
+  #openPart(headers: PartHeaders, fieldName: string | null): OpenPart {
+    if (this.#opened + 1 > this.#limits.maxParts) {
       throw new MultipartError('too-many-parts', `more than ${this.#limits.maxParts} parts`);
     }
-    const memoryBytes = Math.max(0, Math.min(this.#options.spool.memoryBytes, this.#memoryLeft));
-    const spool = new BodySpool({ ...this.#options.spool, memoryBytes });
-    this.#spools.push(spool);
-    this.#open = { headers, fieldName, spool, hash: new Sha256Accumulator() };
+    return { ...this.#openSpool(), index: this.#opened++, headers, fieldName };
   }
 
-  #write(data: Buffer): Promise<void> {
-    const open = this.#open!;
+  /**
+   * A part's spool may keep what is left of the budget in memory. It is reserved now, not when
+   * the part ends: a nested part and one of its inner parts are written at the same time.
+   */
+  #openSpool(): OpenSpool {
+    const reserved = Math.max(0, Math.min(this.#options.spool.memoryBytes, this.#memoryLeft));
+    this.#memoryLeft -= reserved;
+    const spool = new BodySpool({ ...this.#options.spool, memoryBytes: reserved });
+    this.#spools.push(spool);
+    return { spool, hash: new Sha256Accumulator(), reserved };
+  }
+
+  /** Ends a spool; what of its reservation it did not keep in memory goes back to the budget. */
+  async #endSpool(open: OpenSpool): Promise<SpooledBody> {
+    const body = await open.spool.end();
+    this.#memoryLeft += open.reserved - (body.memory ? body.size : 0);
+    return body;
+  }
+
+  #write(open: OpenSpool, data: Buffer): Promise<void> {
     open.hash.update(data);
     return new Promise((resolve, reject) => writeToSpool(open.spool, data, (err) => (err ? reject(err) : resolve())));
   }
 
-  async #closePart(complete = true): Promise<void> {
-    const open = this.#open;
+  /** Writes preamble or epilogue bytes; whitespace before anything else is not kept. */
+  async #writeOutside(region: OpenOutside['region'], data: Buffer): Promise<void> {
+    let from = 0;
+    if (this.#outside === null) {
+      while (from < data.length && isBlank(data[from]!)) from++;
+      if (from === data.length) return;
+      this.#outside = { ...this.#openSpool(), region };
+    }
+    await this.#write(this.#outside, data.subarray(from));
+  }
+
+  async #closeOutside(): Promise<void> {
+    const open = this.#outside;
     if (!open) return;
-    this.#open = null;
-    const body = await open.spool.end();
-    if (body.memory) this.#memoryLeft -= body.size;
+    this.#outside = null;
+    const body = await this.#endSpool(open);
+    this.outside.push({ region: open.region, body, sha256: open.hash.hex() });
+  }
+
+  async #closePart(open: OpenPart | null, complete = true): Promise<void> {
+    if (!open) return;
+    if (open === this.#open) this.#open = null;
+    const body = await this.#endSpool(open);
     const { headers } = open;
-    this.parts.push({
-      index: this.parts.length,
+    const part: MultipartPart = {
+      index: open.index,
       fieldName: open.fieldName,
       fileName: headers.fileName,
       mediaType: headers.mediaType,
@@ -222,15 +326,23 @@ class PartSpooler {
       body,
       sha256: open.hash.hex(),
       complete,
-    });
+    };
+    // A nested part ends after its inner parts but comes before them.
+    const after = this.parts.findIndex((p) => p.index > part.index);
+    if (after === -1) this.parts.push(part);
+    else this.parts.splice(after, 0, part);
   }
 
-  /** After a failure: keep the part being written, marked incomplete, when its spool is sound. */
+  /** After a failure: keep the parts being written, marked incomplete, when their spools are sound. */
   async salvage(): Promise<void> {
-    try {
-      await this.#closePart(false);
-    } catch {
-      // Its spool failed; the part is not returned and dispose() still removes its file.
+    const whole = this.#nested?.whole ?? null;
+    this.#nested = null;
+    for (const open of [this.#open, whole]) {
+      try {
+        await this.#closePart(open, false);
+      } catch {
+        // Its spool failed; the part is not returned and dispose() still removes its file.
+      }
     }
   }
 }
@@ -288,7 +400,8 @@ export async function spoolMultipartParts(
     for await (const chunk of stream) await writeParser(parser, chunk as Buffer, (events) => spooler.handle(events));
     if (signal?.aborted) throw new Error('aborted');
     await spooler.handle(parser.end());
-    return { ok: true, parts: spooler.parts, dispose: spooler.dispose };
+    await spooler.finish();
+    return { ok: true, parts: spooler.parts, outside: spooler.outside, dispose: spooler.dispose };
   } catch (err) {
     stream.destroy();
     if (signal?.aborted) return fail('aborted', 'parsing aborted');
