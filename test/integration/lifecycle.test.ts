@@ -5,7 +5,9 @@
  * transactions finish within shutdown_grace_ms, and exits 0. Signals that come while the server
  * is still starting are not fatal: SIGHUP reloads once it is up, SIGTERM stops it then (exit 0).
  */
-import { connect } from 'node:net';
+import { connect, createServer, type AddressInfo } from 'node:net';
+import { gzipSync } from 'node:zlib';
+import { randomBytes } from 'node:crypto';
 import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -159,6 +161,47 @@ describe('SIGTERM', () => {
     expect(Date.now() - started).toBeLessThan(3000);
     await inFlight.c.waitClosed();
     srv = undefined;
+  });
+
+  it('transactions cut at the end of the grace period leave no temp file behind (decoded bodies too)', async () => {
+    // A clamd that answers PING and VERSION but never gives a verdict: each gzip body's decoded
+    // copy sits in a temp file under a scan that does not end before the grace period does. The
+    // cut transactions' files are removed by asynchronous disposals; the exit must come after them.
+    const clamd = createServer((socket) => {
+      socket.on('error', () => {});
+      socket.once('data', (d: Buffer) => {
+        const command = d.toString('latin1');
+        if (command.startsWith('zPING')) socket.end('PONG\0');
+        else if (command.startsWith('zVERSION')) socket.end('ClamAV 1.0.0/1/Thu Jan  1 00:00:00 2026\0');
+        else socket.on('data', () => {}); // INSTREAM: read everything, answer nothing
+      });
+    });
+    await new Promise<void>((resolve) => clamd.listen(0, '127.0.0.1', resolve));
+    const clamdPort = (clamd.address() as AddressInfo).port;
+    try {
+      srv = await startChildServer(
+        `backends:\n  stuck: { type: clamd, endpoints: ['127.0.0.1:${clamdPort}'], read_timeout_ms: 60000 }\nservices:\n  respmod: { methods: [RESPMOD], backends: [stuck] }\n`,
+        '  timeouts: { shutdown_grace_ms: 300 }\n',
+      );
+      // Hex text: compressible enough to be a real gzip body, far below max_ratio.
+      const gz = gzipSync(Buffer.from(randomBytes(2 * 1024 * 1024).toString('hex')));
+      const clients: TestClient[] = [];
+      for (let i = 0; i < 6; i++) {
+        const req = buildRequest({ resHdr: 'HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n\r\n', body: [gz], headers: [['Allow', '204']] });
+        const c = await TestClient.connect(srv.port);
+        c.write(req.first);
+        clients.push(c);
+      }
+      const spoolDir = srv.spoolDir;
+      await waitFor('decoded copies in the spool', () => readdirSync(spoolDir).length >= 6, { timeoutMs: 10_000 });
+      await sleep(300);
+      expect(await srv.stop('SIGTERM')).toBe(0);
+      srv = undefined;
+      expect(readdirSync(spoolDir)).toEqual([]);
+      for (const c of clients) c.close();
+    } finally {
+      clamd.close();
+    }
   });
 });
 
