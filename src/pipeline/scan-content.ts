@@ -31,6 +31,7 @@
  */
 import type { Backend, BackendResult, ScanErrorKind, ScanMeta, StreamingScan } from '../backends/backend.js';
 import { decodeContentEncoding, type ContentDecodingLimits } from './content-decoding.js';
+import { derivedMeta } from './derived-meta.js';
 import { partLabel, spoolMultipartParts, type MultipartPart, type OutsideBytes } from './multipart/index.js';
 import { NO_STREAMS, runScans, scanNowOrError } from './run-scans.js';
 import { scanPartsWithBackends, type PartsScanOutcome } from './scan-parts.js';
@@ -341,7 +342,9 @@ async function scanSubjects(subjects: readonly Subject[], input: ContentScanInpu
           input.signal(),
         ),
     ...whole.map(async (s) => {
-      s.results = await runScans(s.backends, s.body, input.meta, input.signal, s.raw ? input.streams : NO_STREAMS, s.sha256);
+      // The decoded body goes out under a head that describes it (derived-meta.ts), not the raw one.
+      const meta = s.raw ? input.meta : (): ScanMeta => derivedMeta(input.meta(), { size: s.body.size });
+      s.results = await runScans(s.backends, s.body, meta, input.signal, s.raw ? input.streams : NO_STREAMS, s.sha256);
     }),
   ]);
   parts.forEach((s, i) => {

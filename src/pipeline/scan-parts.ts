@@ -11,6 +11,7 @@
  * empty bodies are: there is nothing an engine could find.
  */
 import type { Backend, BackendResult, PartsBatch, ScanMeta, ScanPart } from '../backends/backend.js';
+import { derivedMeta } from './derived-meta.js';
 
 /** scan() calls per backend at once when it has no scanParts. */
 export const DEFAULT_PART_CONCURRENCY = 4;
@@ -71,8 +72,13 @@ async function scanEach(
       }
       const started = performance.now();
       try {
-        // The part's own media type, so engines that look at it see the part's, not the upload's.
-        const partMeta: ScanMeta = { ...meta, ...(part.contentType !== undefined && { contentType: part.contentType }) };
+        // The part's own media type and a head that describes it (derived-meta.ts), so engines that
+        // look at them see the part, not the upload.
+        const partMeta = derivedMeta(meta, {
+          size: part.body.size,
+          ...(part.contentType !== undefined && { contentType: part.contentType }),
+          ...(part.fileName !== undefined && { fileName: part.fileName }),
+        });
         results[index] = await backend.scan(part.body, partMeta, signal);
       } catch (err) {
         const message = err instanceof Error ? err.message : String(err);
