@@ -22,7 +22,10 @@ export type ToWorker =
   | { readonly type: 'icap-bridge:reload'; readonly requestId: number; readonly config: Config }
   | { readonly type: 'icap-bridge:stop'; readonly graceMs: number }
   | { readonly type: 'icap-bridge:readiness'; readonly requestId: number }
-  | { readonly type: 'icap-bridge:metrics'; readonly requestId: number };
+  | { readonly type: 'icap-bridge:metrics'; readonly requestId: number }
+  /** Hold log writes until log-resume; answer log-paused once none is in flight (log-destination.ts). */
+  | { readonly type: 'icap-bridge:log-pause'; readonly requestId: number }
+  | { readonly type: 'icap-bridge:log-resume' };
 
 /** Worker → primary. */
 export type ToPrimary =
@@ -30,13 +33,32 @@ export type ToPrimary =
   | { readonly type: 'icap-bridge:ready'; readonly istags: Record<string, string> }
   | { readonly type: 'icap-bridge:reloaded'; readonly requestId: number; readonly ok: boolean; readonly istags: Record<string, string> }
   | { readonly type: 'icap-bridge:readiness'; readonly requestId: number; readonly readiness: Readiness }
-  | { readonly type: 'icap-bridge:metrics'; readonly requestId: number; readonly metrics: MetricJson[] };
+  | { readonly type: 'icap-bridge:metrics'; readonly requestId: number; readonly metrics: MetricJson[] }
+  /** A log line too long for one atomic write to a shared pipe: the primary writes it (log-destination.ts). */
+  | { readonly type: 'icap-bridge:log-line'; readonly line: string }
+  | { readonly type: 'icap-bridge:log-paused'; readonly requestId: number };
 
 /** The answers the primary waits for, by request id. */
 export type Reply = Extract<ToPrimary, { requestId: number }>;
 
-const TO_WORKER = new Set(['icap-bridge:config', 'icap-bridge:reload', 'icap-bridge:stop', 'icap-bridge:readiness', 'icap-bridge:metrics']);
-const TO_PRIMARY = new Set(['icap-bridge:hello', 'icap-bridge:ready', 'icap-bridge:reloaded', 'icap-bridge:readiness', 'icap-bridge:metrics']);
+const TO_WORKER = new Set([
+  'icap-bridge:config',
+  'icap-bridge:reload',
+  'icap-bridge:stop',
+  'icap-bridge:readiness',
+  'icap-bridge:metrics',
+  'icap-bridge:log-pause',
+  'icap-bridge:log-resume',
+]);
+const TO_PRIMARY = new Set([
+  'icap-bridge:hello',
+  'icap-bridge:ready',
+  'icap-bridge:reloaded',
+  'icap-bridge:readiness',
+  'icap-bridge:metrics',
+  'icap-bridge:log-line',
+  'icap-bridge:log-paused',
+]);
 
 function typeOf(message: unknown): unknown {
   return message !== null && typeof message === 'object' ? (message as { type?: unknown }).type : undefined;

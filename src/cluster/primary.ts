@@ -31,7 +31,7 @@ import { loadConfigFile, type Config } from '../config/index.js';
 import { createAdminServer, type AdminServer } from '../observability/admin-server.js';
 import { createLogger, flushLogs, LOG_FLUSH_TIMEOUT_MS, type Logger } from '../observability/logger.js';
 import { createClusterAdmin } from './cluster-admin.js';
-import { clusterLogDestination } from './log-destination.js';
+import { primaryLogDestination } from './log-destination.js';
 import { isToPrimary, type ToPrimary, type ToWorker } from './messages.js';
 import { resolveProcessCount } from './process-count.js';
 import type { SignalHolder } from './startup-signals.js';
@@ -47,6 +47,8 @@ const YOUNG_MS = 10_000;
 /** Beyond shutdown_grace_ms, how long workers get to exit before they are killed. */
 const EXIT_MARGIN_MS = 5_000;
 const RELOAD_TIMEOUT_MS = 60_000;
+/** A log pause not answered by then is asked again (a write stuck on a full pipe answers late). */
+const LOG_PAUSE_TIMEOUT_MS = 10_000;
 
 interface WorkerState {
   readonly worker: Worker;
@@ -55,6 +57,8 @@ interface WorkerState {
   /** The configuration generation (count of accepted reloads) it was sent; null until its hello. */
   configuredAt: number | null;
   ready: boolean;
+  /** It said hello: it listens for messages, log pauses included. */
+  saidHello: boolean;
 }
 
 export interface ClusterPrimary {
@@ -69,7 +73,11 @@ export async function runPrimary(configPath: string, initial: Config, processes:
   let config = initial;
   /** What the workers run: `config` with the restart-only settings as started. */
   let forWorkers = initial;
-  const logger = createLogger({ level: config.logging.level, destination: clusterLogDestination() }).child({ pid: process.pid, role: 'primary' });
+  // The writer of every log line too long for one atomic write to a shared pipe (log-destination.ts).
+  const logs = primaryLogDestination(pauseWorkerLogs);
+  const logger = createLogger({ level: config.logging.level, destination: logs }).child({ pid: process.pid, role: 'primary' });
+  /** The workers holding their log writes while the primary writes long lines; null between such windows. */
+  let logWindow: Set<WorkerState> | null = null;
   const workers = new Map<Worker, WorkerState>();
   const requests = new WorkerRequests();
   // Every spool directory a configuration named: a dead worker's directory may be in any of them.
@@ -105,9 +113,32 @@ export async function runPrimary(configPath: string, initial: Config, processes:
     if (worker.isConnected()) worker.send(message, () => {});
   }
 
+  /** Every worker that may write holds its log writes; resolves with the function that lets them go on. */
+  async function pauseWorkerLogs(): Promise<() => void> {
+    const window = new Set([...workers.values()].filter((s) => s.saidHello));
+    logWindow = window;
+    await Promise.all([...window].map((s) => pauseLogs(s.worker)));
+    return () => {
+      logWindow = null;
+      for (const s of window) send(s.worker, { type: 'icap-bridge:log-resume' });
+    };
+  }
+
+  /** Until the worker says it is paused, or has gone: writing before would interleave with its write in flight. */
+  async function pauseLogs(worker: Worker): Promise<void> {
+    while (!worker.isDead() && worker.isConnected()) {
+      try {
+        await requests.ask(worker, (requestId) => ({ type: 'icap-bridge:log-pause', requestId }), 'icap-bridge:log-paused', LOG_PAUSE_TIMEOUT_MS);
+        return;
+      } catch {
+        // Not answered in time (asked again) or gone (the loop ends).
+      }
+    }
+  }
+
   function fork(): void {
     const worker = cluster.fork();
-    const state: WorkerState = { worker, pid: worker.process.pid ?? -1, startedAt: Date.now(), configuredAt: null, ready: false };
+    const state: WorkerState = { worker, pid: worker.process.pid ?? -1, startedAt: Date.now(), configuredAt: null, ready: false, saidHello: false };
     workers.set(worker, state);
     worker.on('message', (message: unknown) => {
       if (isToPrimary(message)) onMessage(state, message);
@@ -117,6 +148,13 @@ export async function runPrimary(configPath: string, initial: Config, processes:
   function onMessage(state: WorkerState, message: ToPrimary): void {
     switch (message.type) {
       case 'icap-bridge:hello':
+        state.saidHello = true;
+        // During a log window a new worker must not write before it ends: the pause goes before its
+        // configuration (the channel keeps the order), so nothing it logs is written until the resume.
+        if (logWindow !== null) {
+          logWindow.add(state);
+          send(state.worker, { type: 'icap-bridge:log-pause', requestId: 0 });
+        }
         if (stopping) {
           send(state.worker, { type: 'icap-bridge:stop', graceMs: stopGraceMs });
           return;
@@ -130,6 +168,9 @@ export async function runPrimary(configPath: string, initial: Config, processes:
         // A reload went out while it was starting (and it was not asked): bring it up to date.
         if (state.configuredAt !== configGeneration) reloading = reloading.then(() => reloadWorkers([state], forWorkers));
         if (onAllReady !== null && [...workers.values()].filter((s) => s.ready).length === processes) onAllReady();
+        return;
+      case 'icap-bridge:log-line':
+        logs.writeLong(message.line);
         return;
       default:
         requests.answer(message);

@@ -26,7 +26,7 @@ import type { Config } from '../config/index.js';
 import { deepFreeze } from '../config/deep-freeze.js';
 import { start, type Running } from '../main.js';
 import { flushLogs, LOG_FLUSH_TIMEOUT_MS } from '../observability/logger.js';
-import { clusterLogDestination } from './log-destination.js';
+import { workerLogDestination } from './log-destination.js';
 import { isToWorker, type ToPrimary } from './messages.js';
 import type { SignalHolder } from './startup-signals.js';
 import { createWorkerSpoolDirectory } from './worker-spool.js';
@@ -107,6 +107,7 @@ export async function runWorker(configPath: string, signals: SignalHolder): Prom
   process.on('message', (message: unknown) => {
     if (!isToWorker(message)) return;
     const running = life.running;
+    // log-pause and log-resume are not here: the log destination listens for them itself (log-destination.ts).
     switch (message.type) {
       case 'icap-bridge:config':
         deliverConfig(received(message.config));
@@ -146,6 +147,8 @@ export async function runWorker(configPath: string, signals: SignalHolder): Prom
   process.on('SIGHUP', () => life.running?.logger.debug('SIGHUP ignored: the primary reloads the workers'));
   if (held.stop !== null) askStop({ graceMs: null, why: held.stop });
 
+  // Before hello: the primary may ask for log pauses from then on (log-destination.ts).
+  const logDestination = workerLogDestination();
   send({ type: 'icap-bridge:hello' });
   const config = await configArrived;
   life.phase = 'starting';
@@ -156,7 +159,7 @@ export async function runWorker(configPath: string, signals: SignalHolder): Prom
       admin: false,
       startedMessage: 'worker started',
       logBindings: { pid: process.pid, worker: cluster.worker?.id },
-      logDestination: clusterLogDestination(),
+      logDestination,
       adaptConfig,
     });
   } catch (err) {

@@ -21,7 +21,9 @@
  *   slow reader never stalls the event loop, and a line saying how many were lost is written once the
  *   reader catches up. A write(2) of at most PIPE_BUF bytes to a pipe is atomic: `pipeBlockBytes`
  *   (PIPE_BUF in a cluster, whose processes share stdout) keeps whole lines from interleaving with
- *   another process's.
+ *   another process's. A line longer than that cannot be written atomically: in a cluster it goes
+ *   to `longLine` instead, and is written by the primary while every process holds its writes
+ *   (pause / writeWhilePaused / resume; src/cluster/log-destination.ts).
  *
  * flush(cb) calls back once everything handed over is written (a stopping server waits for it).
  * flushSync() (at exit, and pino.final) writes whatever is pending synchronously. A block already
@@ -61,6 +63,12 @@ export interface BatchedDestinationOptions {
   readonly fd?: number;
   /** Bytes waiting for a pipe reader before lines are dropped; MAX_QUEUED_BYTES unless a test says otherwise. */
   readonly maxQueuedBytes?: number;
+  /**
+   * Not a regular file: a line of more than `pipeBlockBytes` bytes goes here instead of being written
+   * (a cluster, src/cluster/log-destination.ts). `done` once it is out of this process's hands;
+   * flush waits for that.
+   */
+  readonly longLine?: (line: string, done: () => void) => void;
 }
 
 export interface LogDestination {
@@ -76,6 +84,18 @@ export interface LogDestination {
   readonly dropped: number;
 }
 
+/** What a cluster needs to write a long line with no other write in between (src/cluster/log-destination.ts). */
+export interface PausableLogDestination extends LogDestination {
+  /** Stops writing blocks (lines still gather, up to the queue cap); `onIdle` once no write is in flight. */
+  pause(onIdle: () => void): void;
+  /** Writes again what gathered meanwhile. */
+  resume(): void;
+  /** Paused and idle: writes `data` (any length) on the thread pool, `cb` once it is written. */
+  writeWhilePaused(data: Buffer, cb: () => void): void;
+  /** Queues `line` as a block of its own, whatever its length, bypassing `longLine` (its last resort). */
+  writeAlone(line: string): void;
+}
+
 function isRegularFile(fd: number): boolean {
   try {
     return fstatSync(fd).isFile();
@@ -84,12 +104,13 @@ function isRegularFile(fd: number): boolean {
   }
 }
 
-export function batchedStdout(options: BatchedDestinationOptions): LogDestination {
+export function batchedStdout(options: BatchedDestinationOptions): PausableLogDestination {
   const fd = options.fd ?? 1;
   const toFile = isRegularFile(fd);
   const blockBytes = toFile ? options.fileBlockBytes : options.pipeBlockBytes;
   const minLength = Math.min(options.minLength, blockBytes);
   const maxQueuedBytes = options.maxQueuedBytes ?? MAX_QUEUED_BYTES;
+  const longLine = toFile ? undefined : options.longLine;
   const spares: Buffer[] = [];
   /** Memory of the blocks this destination allocated: only those are reused (never a pooled Buffer.from). */
   const ownBlocks = new WeakSet<ArrayBufferLike>();
@@ -107,6 +128,11 @@ export function batchedStdout(options: BatchedDestinationOptions): LogDestinatio
   const queue: Buffer[] = [];
   let queuedBytes = 0;
   let writing = false;
+  /** pause(): queued blocks wait; `pauseWaiters` are called once the write in flight is done. */
+  let paused = false;
+  const pauseWaiters: (() => void)[] = [];
+  /** Long lines given to `longLine` and not done yet. */
+  let handedOut = 0;
   let dropped = 0;
   let droppedSinceReport = 0;
   const idleWaiters: ((err?: Error) => void)[] = [];
@@ -131,17 +157,12 @@ export function batchedStdout(options: BatchedDestinationOptions): LogDestinatio
   };
 
   const settleWaiters = (): void => {
-    if (writing || queue.length > 0) return;
+    if (writing || queue.length > 0 || handedOut > 0) return;
     for (const waiter of idleWaiters.splice(0)) waiter();
   };
 
-  const writeNext = (): void => {
-    if (writing) return;
-    const data = queue.shift();
-    if (data === undefined) {
-      settleWaiters();
-      return;
-    }
+  /** Writes `data` on the thread pool, retrying a full pipe; `done` once written (or stdout is gone: EPIPE, EBADF). */
+  const writeAsync = (data: Buffer, done: () => void): void => {
     writing = true;
     const writeFrom = (offset: number): void => {
       write(fd, data, offset, data.length - offset, null, (err, n) => {
@@ -153,14 +174,26 @@ export function batchedStdout(options: BatchedDestinationOptions): LogDestinatio
           writeFrom(offset + n);
           return;
         }
-        // Written, or stdout is gone (EPIPE, EBADF): either way this block is done.
         writing = false;
-        queuedBytes -= data.length;
-        recycle(data);
-        writeNext();
+        done();
+        if (paused) for (const waiter of pauseWaiters.splice(0)) waiter();
       });
     };
     writeFrom(0);
+  };
+
+  const writeNext = (): void => {
+    if (writing || paused) return;
+    const data = queue.shift();
+    if (data === undefined) {
+      settleWaiters();
+      return;
+    }
+    writeAsync(data, () => {
+      queuedBytes -= data.length;
+      recycle(data);
+      writeNext();
+    });
   };
 
   /** The blocks waiting behind the write in flight, written now, in order. */
@@ -235,14 +268,26 @@ export function batchedStdout(options: BatchedDestinationOptions): LogDestinatio
   // pino registers SonicBoom for a last flushSync at exit; this destination registers itself.
   pendingAtExit.add(flushSync);
 
+  const lineDone = (): void => {
+    handedOut--;
+    settleWaiters();
+  };
+
   return {
     write(line: string): boolean {
       // utf8 needs at most 3 bytes per UTF-16 unit: check with that bound, no byteLength scan.
       if (line.length * 3 > blockBytes - used) {
         seal();
         if (line.length * 3 > blockBytes) {
-          // Perhaps longer than a block: written on its own (past PIPE_BUF bytes, in a cluster's pipe, it may interleave).
-          handOver(Buffer.from(line));
+          // Perhaps longer than a block: written on its own, or, longer than one atomic write to a
+          // pipe shared with other processes, given to the cluster (longLine).
+          const data = Buffer.from(line);
+          if (longLine !== undefined && data.length > blockBytes) {
+            handedOut++;
+            longLine(line, lineDone);
+          } else {
+            handOver(data);
+          }
           return true;
         }
       }
@@ -262,6 +307,23 @@ export function batchedStdout(options: BatchedDestinationOptions): LogDestinatio
     },
     get dropped(): number {
       return dropped;
+    },
+    pause(onIdle: () => void): void {
+      paused = true;
+      if (writing) pauseWaiters.push(onIdle);
+      else onIdle();
+    },
+    resume(): void {
+      paused = false;
+      writeNext();
+    },
+    writeWhilePaused(data: Buffer, cb: () => void): void {
+      if (!paused || writing) throw new Error('writeWhilePaused: pause() first and wait for onIdle');
+      writeAsync(data, cb);
+    },
+    writeAlone(line: string): void {
+      seal();
+      handOver(Buffer.from(line));
     },
   };
 }

@@ -175,6 +175,38 @@ describe('batchedStdout to a pipe', () => {
   });
 });
 
+describe('batchedStdout in a cluster (longLine, pause)', () => {
+  it('hands lines longer than a pipe block to longLine, holds writes while paused, and writes alone in between', async () => {
+    const pipe = logPipe();
+    pipe.startReading();
+    const long: string[] = [];
+    const destination = batchedStdout({
+      minLength: 2048,
+      fileBlockBytes: 65_536,
+      pipeBlockBytes: 4096,
+      fd: pipe.fd,
+      longLine: (l, done) => {
+        long.push(l);
+        done();
+      },
+    });
+    const longLine = `{"long":"${'x'.repeat(5000)}"}\n`;
+    const nearLimit = `{"near":"${'y'.repeat(4000)}"}\n`; // over the 3-bytes-per-unit bound, but within 4096 bytes
+    destination.write(line(1));
+    destination.write(longLine);
+    destination.write(nearLimit);
+    expect(long).toEqual([longLine]);
+    await new Promise<void>((resolve) => destination.flush(() => resolve()));
+    await new Promise<void>((resolve) => destination.pause(resolve));
+    destination.write(line(2));
+    destination.flush();
+    await new Promise<void>((resolve) => destination.writeWhilePaused(Buffer.from(longLine), resolve));
+    destination.resume();
+    await destination.end();
+    expect(await pipe.read()).toBe(line(1) + nearLimit + longLine + line(2));
+  });
+});
+
 describe('isoTimeOncePerMs', () => {
   it('gives pino the same field as its isoTime', () => {
     const before = Date.now();
