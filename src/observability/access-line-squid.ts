@@ -25,21 +25,30 @@
  * named) that holds a space, a control character or non-ASCII text has those bytes %-encoded (%20,
  * %0A, %C3%A9), as Squid's `[` and `#` encodings do, so a line always splits into the same ten
  * fields; `%` itself is left as it is, since URLs arrive %-encoded already.
+ *
+ * Those bytes are the bytes the client sent: the url and a user name as sent are latin1 byte
+ * strings (the codec decodes heads one character per byte), so each character is one byte and
+ * `café` sent as UTF-8 is written `caf%C3%A9`, bytes that are not UTF-8 as they are (`caf%E9`).
+ * Text (a user name base64 decoding made, a threat or service name) is written as its UTF-8 bytes.
  */
 import type { AccessRecord } from './access-log.js';
+import { headBytes, userIsRawHeader } from './head-text.js';
 
 /** Printable ASCII without the space: such a field needs no encoding. */
 const SAFE = /^[\x21-\x7e]+$/;
 
-/** The field as written: `-` when empty, its unsafe bytes %-encoded. */
-function field(value: string | undefined): string {
+/**
+ * The field as written: `-` when empty, its unsafe bytes %-encoded. `fromHead`: `value` is a byte
+ * string from the heads (one character per byte, head-text.ts), not text to encode as UTF-8.
+ */
+function field(value: string | undefined, fromHead = false): string {
   if (value === undefined || value === '') return '-';
-  return SAFE.test(value) ? value : percentEncodeUnsafe(value);
+  return SAFE.test(value) ? value : percentEncodeUnsafe(fromHead ? headBytes(value) : Buffer.from(value, 'utf8'));
 }
 
-function percentEncodeUnsafe(value: string): string {
+function percentEncodeUnsafe(bytes: Buffer): string {
   let out = '';
-  for (const byte of Buffer.from(value, 'utf8')) {
+  for (const byte of bytes) {
     out += byte > 0x20 && byte < 0x7f ? String.fromCharCode(byte) : `%${byte < 0x10 ? '0' : ''}${byte.toString(16).toUpperCase()}`;
   }
   return out;
@@ -73,14 +82,22 @@ function resultCode(verdict: string): string {
 function threatList(threats: readonly string[]): string {
   if (threats.length === 0) return '-';
   if (threats.length === 1) return field(threats[0]);
-  return threats.map(field).join(',');
+  return threats.map((t) => field(t)).join(',');
+}
+
+/** `%[un`: the user name base64 decoding made (text), else the user header as sent (bytes). */
+function userField(r: AccessRecord): string {
+  const user = r.user;
+  if (user === undefined) return field(r.x_client_username, true);
+  if (SAFE.test(user)) return user; // the same either way: skip telling the two apart
+  return field(user, userIsRawHeader(user, r.x_client_username));
 }
 
 /** The whole line, newline included. `nowMs`: the time it is written, from Date.now(). */
 export function accessLineSquid(nowMs: number, r: AccessRecord): string {
   return (
-    `${unixSecondsAndMillis(nowMs)} ${elapsed(r.duration_ms)} ${r.client} ${resultCode(r.verdict)}/${r.icap_status}` +
-    ` ${r.bytes_out} ${r.method} ${field(r.url)} ${field(r.user ?? r.x_client_username)}` +
+    `${unixSecondsAndMillis(nowMs)} ${elapsed(r.duration_ms)} ${r.client} ${resultCode(r.verdict)}/${r.icap_status >= 100 ? r.icap_status : String(r.icap_status).padStart(3, '0')}` +
+    ` ${r.bytes_out} ${r.method} ${field(r.url, true)} ${userField(r)}` +
     ` ${field(r.service)}/${r.transaction_id} ${threatList(r.threats)}\n`
   );
 }

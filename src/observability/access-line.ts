@@ -15,8 +15,14 @@
  * check (`plain` below). test/observability/access-json.test.ts holds the output against
  * JSON.stringify and against pino's own line. Rare, nested fields (decoding, multipart, parts,
  * batch, committed, error_decisions) go through JSON.stringify.
+ *
+ * Fields taken from the ICAP and HTTP heads (url, x_client_ip, x_client_username, partial, and
+ * user when it is the header as sent) are latin1 byte strings, as the codec decodes heads: those
+ * that are not plain ASCII are written as their UTF-8 text, or with %XX for bytes that are not
+ * valid UTF-8 (head-text.ts says why and how). Plain ASCII ones take the same path as before.
  */
 import type { AccessRecord } from './access-log.js';
+import { headText, userIsRawHeader } from './head-text.js';
 
 /** Printable ASCII without `"` and `\`: such a string is its own JSON body. */
 const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
@@ -24,6 +30,17 @@ const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
 /** A JSON string, as JSON.stringify writes it. */
 function str(s: string): string {
   return PLAIN.test(s) ? `"${s}"` : JSON.stringify(s);
+}
+
+/** A JSON string of a byte string from the heads: its text, not each byte as a character. */
+function headStr(s: string): string {
+  return PLAIN.test(s) ? `"${s}"` : JSON.stringify(headText(s));
+}
+
+/** `user`: bytes when it is the user header as sent, text when base64 decoding made it (not decoded twice). */
+function userStr(user: string, rawHeader: string | undefined): string {
+  if (PLAIN.test(user)) return `"${user}"`;
+  return JSON.stringify(userIsRawHeader(user, rawHeader) ? headText(user) : user);
 }
 
 /** As JSON.stringify writes a number: non-finite ones as null. */
@@ -65,17 +82,17 @@ export function accessRecordJson(r: AccessRecord): string {
     `,"bytes_in":${num(r.bytes_in)},"bytes_out":${num(r.bytes_out)},"preview":${num(r.preview)}` +
     `,"body_bytes":${num(r.body_bytes)},"verdict":"${r.verdict}","threats":${strings(r.threats)}` +
     `,"scan_errors":${strings(r.scan_errors)},"reason":"${r.reason}","duration_ms":${num(r.duration_ms)}`;
-  if (r.url !== undefined) out += `,"url":${str(r.url)}`;
-  if (r.partial !== undefined) out += `,"partial":${str(r.partial)}`;
-  if (r.x_client_ip !== undefined) out += `,"x_client_ip":${str(r.x_client_ip)}`;
-  if (r.x_client_username !== undefined) out += `,"x_client_username":${str(r.x_client_username)}`;
+  if (r.url !== undefined) out += `,"url":${headStr(r.url)}`;
+  if (r.partial !== undefined) out += `,"partial":${headStr(r.partial)}`;
+  if (r.x_client_ip !== undefined) out += `,"x_client_ip":${headStr(r.x_client_ip)}`;
+  if (r.x_client_username !== undefined) out += `,"x_client_username":${headStr(r.x_client_username)}`;
   out += `,"scans":${scans(r.scans)}`;
   if (r.cache !== undefined) out += `,"cache":"${r.cache}"`;
   if (r.decoding !== undefined) out += `,"decoding":${JSON.stringify(r.decoding)}`;
   if (r.multipart !== undefined) out += `,"multipart":${JSON.stringify(r.multipart)}`;
   if (r.parts !== undefined) out += `,"parts":${JSON.stringify(r.parts)}`;
   if (r.batch !== undefined) out += `,"batch":${JSON.stringify(r.batch)}`;
-  if (r.user !== undefined) out += `,"user":${str(r.user)}`;
+  if (r.user !== undefined) out += `,"user":${userStr(r.user, r.x_client_username)}`;
   if (r.rule !== undefined) out += `,"rule":${str(r.rule)}`;
   if (r.action !== undefined) out += `,"action":"${r.action}"`;
   if (r.list !== undefined) out += `,"list":${str(r.list)}`;

@@ -3,6 +3,7 @@
  * original header bytes and body (for an echo) and the ICAP status line, ISTag and Encapsulated.
  */
 import type { Decision, Replacement } from './decide.js';
+import { headText } from '../observability/head-text.js';
 import { renderBlockPage } from './block-page.js';
 import { fileNameFromUrl } from './file-name.js';
 import { decisionHeader, headerToken, violationHeaders, type HeaderList, type Violation } from './headers.js';
@@ -21,7 +22,10 @@ export interface PlanContext {
   may206?: boolean;
   transactionId: string;
   serviceName: string;
-  /** Request URL if known, else ''. */
+  /**
+   * Request URL if known, else ''. As the codec decodes it: a latin1 byte string, one character per
+   * byte (the block page, written as UTF-8, shows its text: observability/head-text.ts).
+   */
   url: string;
   /** HTML with {{threat}} {{url}} {{transaction_id}} {{service}} {{reason}} {{part}}. */
   blockPageTemplate: string;
@@ -113,7 +117,8 @@ function planBlock(decision: Extract<Decision, { action: 'block' }>, ctx: PlanCo
   const httpBody = Buffer.from(
     renderBlockPage(ctx.blockPageTemplate, {
       threat,
-      url: ctx.url,
+      // The page is UTF-8: the URL's bytes as text, not each byte encoded again (`cafÃ©`).
+      url: headText(ctx.url),
       transaction_id: ctx.transactionId,
       service: ctx.serviceName,
       reason,

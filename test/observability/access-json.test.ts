@@ -10,6 +10,7 @@ import { accessRecordJson } from '../../src/observability/access-line.js';
 import { writeAccessLog, type AccessRecord } from '../../src/observability/access-log.js';
 import { batchedStdout } from '../../src/observability/log-destination.js';
 import { createLogger } from '../../src/observability/logger.js';
+import { decodeUsername } from '../../src/policy/username.js';
 import { captureLogLines } from '../helpers/log-lines.js';
 
 /** A record with every field, in the order src/server/transaction.ts builds it (Required: a new field must be added here). */
@@ -70,6 +71,9 @@ const MINIMAL: AccessRecord = {
   scans: [],
 };
 
+/** `text` sent as UTF-8, as the codec gives it: a latin1 byte string, one character per byte. */
+const utf8Bytes = (text: string): string => Buffer.from(text, 'utf8').toString('latin1');
+
 // Escapes, control characters, non-ASCII, a lone surrogate (JSON.stringify escapes it), DEL.
 const AWKWARD = ['', 'a"b', 'back\\slash', 'tab\tnew\nline\r', '\u0000\u001f', 'naïve — 日本', '😀', '\ud800', '\u007f', '</script>'];
 
@@ -97,6 +101,57 @@ describe('accessRecordJson', () => {
       const record: AccessRecord = { ...MINIMAL, bytes_in: n, duration_ms: n, http_status: n };
       expect(accessRecordJson(record), String(n)).toBe(JSON.stringify(record));
     }
+  });
+
+  it('writes fields from the heads (latin1 byte strings) as the UTF-8 text that was sent, not encoded twice', () => {
+    const raw = utf8Bytes('jörg müller');
+    const record: AccessRecord = {
+      ...MINIMAL,
+      url: utf8Bytes('http://example.com/café?q=日本'),
+      partial: utf8Bytes('bytes 0-1/2 «x»'),
+      x_client_ip: utf8Bytes('ip\u00a0é'),
+      x_client_username: raw,
+      user: decodeUsername(raw), // not base64: the header as sent, trimmed (transaction.ts)
+    };
+    const parsed = JSON.parse(accessRecordJson(record)) as AccessRecord;
+    expect(parsed).toMatchObject({
+      url: 'http://example.com/café?q=日本',
+      partial: 'bytes 0-1/2 «x»',
+      x_client_ip: 'ip\u00a0é',
+      x_client_username: 'jörg müller',
+      user: 'jörg müller',
+    });
+    expect(accessRecordJson(record)).toContain('"url":"http://example.com/café?q=日本"');
+  });
+
+  it('writes head bytes that are not valid UTF-8 with %XX for each byte from 0x80 up, ASCII as it is', () => {
+    for (const [bytes, written] of [
+      ['caf\xe9', 'caf%E9'], // latin1 é
+      ['\xff\xfe a"b', '%FF%FE a"b'],
+      [`${utf8Bytes('café')}\xff`, 'caf%C3%A9%FF'], // one bad byte: the whole value as bytes
+      ['x\xc3', 'x%C3'], // a cut sequence
+      ['\xc0\xaf', '%C0%AF'], // an overlong "/"
+      ['\xed\xa0\x80', '%ED%A0%80'], // a UTF-16 surrogate
+      ['\x80', '%80'], // a lone continuation byte
+    ]) {
+      const record: AccessRecord = { ...MINIMAL, url: bytes, x_client_username: bytes, user: bytes };
+      expect(JSON.parse(accessRecordJson(record)), JSON.stringify(bytes)).toMatchObject({ url: written, x_client_username: written, user: written });
+    }
+    // A byte order mark is text like any other: kept, not dropped.
+    expect(JSON.parse(accessRecordJson({ ...MINIMAL, url: utf8Bytes('\ufeffa') })).url).toBe('\ufeffa');
+  });
+
+  it('writes a user name base64 decoding made as the text it is (not read as bytes again), the header as sent as bytes', () => {
+    const encoded = Buffer.from('jörg müller', 'utf8').toString('base64');
+    const decoded: AccessRecord = { ...MINIMAL, x_client_username: encoded, user: decodeUsername(encoded) };
+    expect(JSON.parse(accessRecordJson(decoded))).toMatchObject({ x_client_username: encoded, user: 'jörg müller' });
+    const latin1Base64 = Buffer.from('jörg', 'latin1').toString('base64'); // not UTF-8 inside: stays as sent
+    expect(JSON.parse(accessRecordJson({ ...MINIMAL, x_client_username: latin1Base64, user: decodeUsername(latin1Base64) })).user).toBe(latin1Base64);
+    const raw = ` ${utf8Bytes('jörg')} `; // trimmed by decodeUsername, still the header's bytes
+    expect(JSON.parse(accessRecordJson({ ...MINIMAL, x_client_username: raw, user: decodeUsername(raw) }))).toMatchObject({
+      x_client_username: ' jörg ',
+      user: 'jörg',
+    });
   });
 
   it('leaves out fields that are undefined, as JSON.stringify does', () => {
@@ -134,10 +189,13 @@ describe('writeAccessLog', () => {
       // Fields in the order transaction.ts sets them (url before scans), which pino keeps.
       const { scans, ...head } = MINIMAL;
       const withUrl = (url: string): AccessRecord => ({ ...head, url, scans, user: url });
-      const records = [...Array.from({ length: 20 }, (_, i) => ({ ...FULL, bytes_in: i })), withUrl(`http://example.com/${'é'.repeat(3000)}`), MINIMAL, ...AWKWARD.map(withUrl)];
+      const longUrl = `http://example.com/${'é'.repeat(3000)}`;
+      const records = [...Array.from({ length: 20 }, (_, i) => ({ ...FULL, bytes_in: i })), withUrl(longUrl), MINIMAL, ...AWKWARD.map(withUrl)];
       for (const record of records) {
         logger.info({ access: record }, 'access'); // pino: a string through write()
-        writeAccessLog(logger, record, true); // ours: access-line.ts's string, into the same destination
+        // ours: access-line.ts's string, into the same destination. The long URL as the codec gives
+        // it (UTF-8 bytes, one character each), which ours writes as the text pino was given.
+        writeAccessLog(logger, record.url === longUrl ? { ...record, url: utf8Bytes(longUrl) } : record, true);
       }
       await destination.end();
       const lines = readFileSync(path, 'utf8').split('\n').filter(Boolean);

@@ -6,7 +6,11 @@
 import { describe, expect, it } from 'vitest';
 import { accessLineSquid } from '../../src/observability/access-line-squid.js';
 import { writeAccessLog, type AccessRecord } from '../../src/observability/access-log.js';
+import { decodeUsername } from '../../src/policy/username.js';
 import { captureLogLines } from '../helpers/log-lines.js';
+
+/** `text` sent as UTF-8, as the codec gives it: a latin1 byte string, one character per byte. */
+const utf8Bytes = (text: string): string => Buffer.from(text, 'utf8').toString('latin1');
 
 const NOW = Date.UTC(2026, 10, 22, 9, 32, 7, 474); // 1795339927474
 
@@ -98,6 +102,12 @@ describe('accessLineSquid', () => {
     }
   });
 
+  it('writes the ICAP status in three digits (%03>Hs): an error answer as sent, nothing sent as 000', () => {
+    const aborted = { ...INFECTED, verdict: 'aborted', reason: 'body-timeout', http_status: null, threats: [] };
+    expect(fields(accessLineSquid(NOW, { ...aborted, icap_status: 408 }))[3]).toBe('ABORTED/408');
+    expect(fields(accessLineSquid(NOW, { ...aborted, reason: 'client-disconnected', icap_status: 0, bytes_out: 0 }))[3]).toBe('ABORTED/000');
+  });
+
   it('takes the user as sent when it could not be decoded, and joins several threats with commas', () => {
     const { user: _, ...undecoded } = INFECTED;
     const line = fields(accessLineSquid(NOW, { ...undecoded, x_client_username: 'bob', threats: ['A', 'B.C'] }));
@@ -130,6 +140,33 @@ describe('accessLineSquid', () => {
       'respmod/f67db2c8-2',
       'Win.Test%20A,B',
     ]);
+  });
+
+  it('%-encodes the bytes the client sent in the URL and user name (latin1 byte strings), each once', () => {
+    const raw = utf8Bytes('jörg müller');
+    const f = fields(accessLineSquid(NOW, { ...INFECTED, url: utf8Bytes('http://example.com/café'), x_client_username: raw, user: decodeUsername(raw) }));
+    expect([f[6], f[7]]).toEqual(['http://example.com/caf%C3%A9', 'j%C3%B6rg%20m%C3%BCller']);
+    // No user decoded (an empty name): the header as sent, its bytes.
+    const { user: _, ...undecoded } = INFECTED;
+    expect(fields(accessLineSquid(NOW, { ...undecoded, x_client_username: raw }))[7]).toBe('j%C3%B6rg%20m%C3%BCller');
+  });
+
+  it('%-encodes bytes that are not valid UTF-8 as they are, one %XX each', () => {
+    for (const [bytes, written] of [
+      ['caf\xe9', 'caf%E9'],
+      ['\xff\xfe', '%FF%FE'],
+      [`x\xc3 ${utf8Bytes('é')}`, 'x%C3%20%C3%A9'],
+    ]) {
+      const f = fields(accessLineSquid(NOW, { ...INFECTED, url: bytes, x_client_username: bytes, user: bytes }));
+      expect([f[6], f[7]], JSON.stringify(bytes)).toEqual([written, written]);
+    }
+  });
+
+  it('writes a user name base64 decoding made as its UTF-8 bytes, not reading the text as bytes again', () => {
+    const encoded = Buffer.from('jörg müller', 'utf8').toString('base64');
+    expect(fields(accessLineSquid(NOW, { ...INFECTED, x_client_username: encoded, user: decodeUsername(encoded) }))[7]).toBe('j%C3%B6rg%20m%C3%BCller');
+    const raw = utf8Bytes('jörg');
+    expect(fields(accessLineSquid(NOW, { ...INFECTED, x_client_username: raw, user: decodeUsername(raw) }))[7]).toBe('j%C3%B6rg');
   });
 
   it('leaves % and other printable ASCII as it is: URLs arrive %-encoded already', () => {
