@@ -38,7 +38,7 @@ import { commonHeaders, errorResponse } from './response-headers.js';
 import { ResponseSink } from './response-sink.js';
 import { connectionClosed, connectionOpened, corkUntilEndOfTurn, worthCoalescing } from './write-coalescer.js';
 import type { Service } from './service-registry.js';
-import { Transaction } from './transaction.js';
+import { Transaction, type AbortReason, type ErrorAnswer } from './transaction.js';
 
 /**
  * What a connection needs from its server. The generation (config, services, backends) is taken
@@ -52,6 +52,10 @@ export interface ConnectionContext {
   readonly onTransactionFinished: (record: AccessRecord) => void;
   /** An OPTIONS request was answered (access log and metrics; no transaction object exists). */
   onOptions(record: AccessRecord): void;
+  /**
+   * A request was answered with an error status before any transaction ran (protocol_errors_total).
+   * An error answer that ends a running transaction is in that transaction's access record instead.
+   */
   onRejected(status: number): void;
 }
 
@@ -195,15 +199,13 @@ export class IcapConnection {
     } catch (err) {
       if (err instanceof IcapProtocolError) {
         this.#log.warn({ code: err.code, status: err.status, detail: err.message }, 'protocol error');
-        this.#txn?.abort('protocol-error');
-        this.#rejectAndClose(err.status);
+        this.#rejectAndClose(err.status, undefined, this.#aborting('protocol-error'));
       } else if (this.#txn?.spoolFailure) {
         // A body write found the temp file failed (the failure came after an earlier write).
         this.#spoolFailed();
       } else {
         this.#log.error({ err }, 'internal error while decoding');
-        this.#txn?.abort('protocol-error');
-        this.#rejectAndClose(500);
+        this.#rejectAndClose(500, undefined, this.#aborting('protocol-error'));
       }
     } finally {
       this.#feeding = false;
@@ -223,8 +225,8 @@ export class IcapConnection {
    * is logged with reason spool-error, its temp file removed.
    */
   #spoolFailed(): void {
-    this.#txn!.abortForSpoolFailure();
-    this.#rejectAndClose(500);
+    const txn = this.#txn!;
+    this.#rejectAndClose(500, undefined, (answer) => txn.abortForSpoolFailure(answer));
   }
 
   #onEnd(): void {
@@ -377,12 +379,18 @@ export class IcapConnection {
   #answerOptions(service: Service, bytesIn: number): Promise<void> | null {
     const istag = service.istag;
     const maxConnections = this.#gen.config.server.max_connections;
-    // Keyed by the ISTag (it changes with the service's settings and engines), the service and
-    // max_connections. A Service object belongs to one generation, so its key is built once.
+    // Keyed by the ISTag and by the headers themselves: Methods, Options-TTL, Allow and Preview
+    // change with settings that leave the ISTag alone (service-registry.ts, TRANSPORT_ONLY_KEYS),
+    // and a reload changing only those must not get the old answer for the rest of the second.
+    // A Service object belongs to one generation, so its key is built once.
     let key = OPTIONS_KEYS.get(service);
-    if (key === undefined) OPTIONS_KEYS.set(service, (key = `${service.name}\n${maxConnections}`));
+    let headers: [string, string][] | undefined;
+    if (key === undefined) {
+      headers = buildOptionsHeaders(service, maxConnections);
+      OPTIONS_KEYS.set(service, (key = headers.map(([name, value]) => `${name}: ${value}`).join('\n')));
+    }
     const answer = OPTIONS_ANSWERS.get(istag, key, () =>
-      encodeSimpleResponse(200, [...commonHeaders(istag), ...buildOptionsHeaders(service, maxConnections)]),
+      encodeSimpleResponse(200, [...commonHeaders(istag), ...(headers ?? buildOptionsHeaders(service, maxConnections))]),
     );
     const drained = this.#sink.writeNow(answer);
     if (drained === null) {
@@ -420,8 +428,13 @@ export class IcapConnection {
       this.#answered();
       return;
     }
-    if (!this.#sink.started) this.#rejectAndClose(500, service.istag);
-    else this.#socket.destroy();
+    const txn = this.#txn;
+    if (!this.#sink.started) {
+      this.#rejectAndClose(500, service.istag, txn === null ? undefined : (answer) => txn.endWithError(answer));
+    } else {
+      txn?.endWithError(null);
+      this.#socket.destroy();
+    }
   }
 
   /** The answer is out: on to the next request, or close (FIN, shutdown). */
@@ -458,18 +471,32 @@ export class IcapConnection {
   /**
    * Answers with an error status (unless a response already started) and closes. Remaining input
    * is read and dropped for a short while so the client sees the answer rather than a reset.
+   *
+   * `endTransaction`: a transaction is running and ends here. It is told what was sent before the
+   * write (its access record and the transactions metric carry the status; the abort runs while
+   * the generation, and its backends, are still held), and the answer is not a protocol error.
+   * Without one, the answer is counted in protocol_errors_total: no transaction ran.
    */
-  #rejectAndClose(status: number, istag?: string): void {
-    if (this.#phase === 'closing') return;
+  #rejectAndClose(status: number, istag?: string, endTransaction?: (answer: ErrorAnswer | null) => void): void {
+    if (this.#phase === 'closing') {
+      endTransaction?.(null);
+      return;
+    }
     this.#enter('closing');
     this.#decoder.pause();
+    const answer = !this.#sink.started && !this.#socket.destroyed ? errorResponse(status, istag ?? this.#gen.registry.serverIstag) : null;
+    if (endTransaction !== undefined) endTransaction(answer === null ? null : { status, bytes: answer.length });
+    else if (answer !== null) this.#ctx.onRejected(status);
     this.#releaseGeneration();
-    if (!this.#sink.started && !this.#socket.destroyed) {
-      this.#ctx.onRejected(status);
-      this.#socket.write(errorResponse(status, istag ?? this.#gen.registry.serverIstag));
-    }
+    if (answer !== null) this.#socket.write(answer);
     this.#socket.resume();
     this.#endAndLinger();
+  }
+
+  /** The running transaction, if any, aborted with `reason` and the error answer sent in its place. */
+  #aborting(reason: AbortReason): ((answer: ErrorAnswer | null) => void) | undefined {
+    const txn = this.#txn;
+    return txn === null ? undefined : (answer) => txn.abort(reason, answer);
   }
 
   /**
@@ -566,8 +593,7 @@ export class IcapConnection {
         return;
       case 'body':
         this.#log.info({ timeout_ms: this.#gen.timeouts.bodyIdleMs }, 'body idle timeout');
-        this.#txn?.abort('body-timeout');
-        this.#rejectAndClose(408);
+        this.#rejectAndClose(408, undefined, this.#aborting('body-timeout'));
         return;
     }
   }

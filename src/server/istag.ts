@@ -1,8 +1,9 @@
 /**
  * ISTag (RFC 3507 §4.7): changes whenever the service's answers may change. Derived only from
- * what decides verdicts — the service's settings, its backends' settings and engine/signature
- * versions, and the block page — so every node with the same configuration and engines shows
- * the same tag, and caches upstream (Squid) drop stale answers when anything changes.
+ * what decides verdicts — the service's settings that change answers (not those that only change
+ * how they are exchanged: service-registry.ts, TRANSPORT_ONLY_KEYS), its backends' settings and
+ * engine/signature versions, and the block page — so every node with the same configuration and
+ * engines shows the same tag, and caches upstream (Squid) drop stale answers when one changes.
  */
 import { createHash } from 'node:crypto';
 

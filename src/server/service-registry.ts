@@ -114,18 +114,50 @@ function liveIstag(inputs: Record<string, unknown>, backends: readonly Backend[]
 }
 
 /**
- * The service settings that decide verdicts. Lists enter as a digest of their entries (not the
- * file paths, not megabytes of hashes), and rules and lists only when present, so a configuration
- * without them keeps the tag it had before they existed.
+ * Service settings that cannot change the answer to a given message, only how or whether it is
+ * exchanged. RFC 3507 §4.7: the ISTag "is used for validating that previous ICAP server responses
+ * can still be considered fresh"; it must change when the answer the service gives for the same
+ * message could differ, and need not otherwise. A needless change costs every cache behind Squid
+ * its stored answers, so these are left out of the hash:
+ *  - options_ttl_s: when the client asks OPTIONS again; no answer to a message changes.
+ *  - preview_bytes: how much body the client sends before 100 Continue. Only a final policy
+ *    outcome answers at the preview's end (policy-tracker.ts); anything else reads the rest, and
+ *    the verdict is on the whole message.
+ *  - allow_204, allow_206: "unchanged" as a 204, a 206 (use-original-body) or a 200 echo. The
+ *    adapted HTTP message is the original in all three (§4.6); only its transfer differs.
+ *  - commit_on_idle, trickle, cut_after_commit: an answer started before the verdict. A clean
+ *    message still ends as the same echo; a blocked one as a cut, never a complete answer anyone
+ *    could keep, whose block/allow verdict is the same.
+ *  - methods, aliases: which requests reach the service at all. A method not offered gets a 405
+ *    error, which is no adaptation to keep; the messages it does take get the same answers.
+ *  - block_page: the file's path; its content enters the hash on its own (blockPageTemplate).
+ * Everything else — backends, on_error, rules, lists, content_decoding, multipart, and any key
+ * added later unless it is listed here — is hashed: a new setting changes the ISTag by default.
+ */
+const TRANSPORT_ONLY_KEYS = [
+  'options_ttl_s',
+  'preview_bytes',
+  'allow_204',
+  'allow_206',
+  'commit_on_idle',
+  'trickle',
+  'cut_after_commit',
+  'methods',
+  'aliases',
+  'block_page',
+] as const satisfies readonly (keyof ServiceConfig)[];
+
+/**
+ * The service settings that decide verdicts: all but TRANSPORT_ONLY_KEYS. Lists enter as a digest
+ * of their entries (not the file paths, not megabytes of hashes), and rules and lists only when
+ * present, so a configuration without them keeps the tag it had before they existed.
  */
 function istagServiceInput(svc: ServiceConfig): Record<string, unknown> {
   const { rules, lists, ...rest } = svc;
+  const input: Record<string, unknown> = { ...rest };
+  for (const key of TRANSPORT_ONLY_KEYS) delete input[key];
   const fingerprint = listsFingerprint(lists);
-  return {
-    ...rest,
-    block_page: undefined,
-    aliases: undefined,
-    ...(rules !== undefined && rules.length > 0 && { rules }),
-    ...(fingerprint !== undefined && { lists: fingerprint }),
-  };
+  if (rules !== undefined && rules.length > 0) input['rules'] = rules;
+  if (fingerprint !== undefined) input['lists'] = fingerprint;
+  return input;
 }

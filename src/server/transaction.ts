@@ -134,6 +134,16 @@ const SPOOL_FAILED_MESSAGE = 'spool failed: the body could not be stored, answer
 /** Why a transaction ended without a normal answer. */
 export type AbortReason = 'client-disconnected' | 'body-timeout' | 'send-timeout' | 'protocol-error' | 'spool-error' | 'server-closing';
 
+/**
+ * The error answer the connection sent for a transaction that ended without its normal answer
+ * (408 body timeout, 400 bad chunk, 413, 500): its access record carries this status and these
+ * bytes. Null when nothing could be sent (the client was gone, or an answer had started).
+ */
+export interface ErrorAnswer {
+  readonly status: number;
+  readonly bytes: number;
+}
+
 export class Transaction {
   readonly id: string;
   readonly head: IcapRequestHead;
@@ -158,6 +168,13 @@ export class Transaction {
   /** The outcome the answer was built from (for the access log). */
   #applied: PolicyOutcome | null = null;
   #finished = false;
+  /** Set when the transaction ends on an error the connection answered (abort, endWithError). */
+  #errorAnswer: ErrorAnswer | null = null;
+  /**
+   * respond() failed on a spool error or a bug: the connection answers 500 (if it still can) and
+   * then calls endWithError(); the access record waits for that, so it carries what was sent.
+   */
+  #unrecordedFailure: (() => AccessRecord) | null = null;
   #bytesIn = 0;
   #bytesOut = 0;
   // Commit on idle: see the file comment.
@@ -318,9 +335,9 @@ export class Transaction {
    * The temp file failed while the body still arrives: logged at error level, then aborted as
    * spool-error (temp file removed). The connection answers 500 and reads no more of the body.
    */
-  abortForSpoolFailure(): void {
+  abortForSpoolFailure(answer: ErrorAnswer | null = null): void {
     this.#logSpoolFailure(this.spoolFailure!);
-    this.abort('spool-error');
+    this.abort('spool-error', answer);
   }
 
   #logSpoolFailure(err: SpoolError): void {
@@ -592,7 +609,8 @@ export class Transaction {
   /**
    * The answer failed: a client gone is logged as such; a spool that could not hold the body (disk
    * full) as that, and rethrown (the connection answers 500); anything else is a bug, logged and
-   * rethrown.
+   * rethrown. A rethrown failure is recorded by endWithError(), once the connection knows whether
+   * its 500 went out.
    */
   #failed(err: unknown, plan: ResponsePlan | null, decision: Decision | null): void {
     const code = (err as { code?: string }).code;
@@ -602,12 +620,24 @@ export class Transaction {
     }
     if (code === SPOOL_ERROR_CODES.io) {
       this.#logSpoolFailure(err as SpoolError);
-      this.#finish(this.#record(plan, decision, 'spool-error'));
+      this.#unrecordedFailure = () => this.#record(plan, decision, 'spool-error');
       throw err;
     }
     this.#init.logger.error({ err, transaction_id: this.id }, 'transaction failed');
-    this.#finish(this.#record(plan, decision, 'internal-error'));
+    this.#unrecordedFailure = () => this.#record(plan, decision, 'internal-error');
     throw err;
+  }
+
+  /**
+   * respond() threw or rejected, and the connection sent `answer` (null: nothing). Writes the
+   * failure's access record with it; does nothing when no failure waits (the record is written).
+   */
+  endWithError(answer: ErrorAnswer | null): void {
+    const unrecorded = this.#unrecordedFailure;
+    if (unrecorded === null) return;
+    this.#unrecordedFailure = null;
+    this.#errorAnswer = answer;
+    this.#finish(unrecorded());
   }
 
   /**
@@ -664,12 +694,21 @@ export class Transaction {
     await stopped; // a write waiting for the client fails at once on the destroyed socket; then the spool may go
   }
 
-  /** Ends the transaction without an answer; frees the spool; logs it as aborted, never as clean. */
-  abort(reason: AbortReason): void {
+  /**
+   * Ends the transaction without its answer; frees the spool; logs it as aborted (or error, for a
+   * spool failure), never as clean. `answer`: the error answer the connection sent in its place.
+   */
+  abort(reason: AbortReason, answer: ErrorAnswer | null = null): void {
     this.#stopCommitWatch();
     void this.#trickle?.stop();
     if (this.#finished || this.aborted) return;
+    if (this.#unrecordedFailure !== null) {
+      // respond() failed and the connection closes before it could answer: the failure is what happened.
+      this.endWithError(null);
+      return;
+    }
     this.#abortReason = reason;
+    this.#errorAnswer = answer;
     this.#abortController?.abort(reason);
     this.#abortStreams(reason);
     const record = this.#record(null, null, reason);
@@ -956,10 +995,11 @@ export class Transaction {
       client: this.#init.clientAddress,
       method: this.head.method,
       service: this.#init.service.name,
-      icap_status: answered ? (plan.kind === 'no-content' ? 204 : plan.kind === 'partial-content' ? 206 : 200) : 0,
+      // Unanswered: the error status the connection sent instead (408, 400, 413, 500), else 0 (nothing sent).
+      icap_status: answered ? (plan.kind === 'no-content' ? 204 : plan.kind === 'partial-content' ? 206 : 200) : (this.#errorAnswer?.status ?? 0),
       http_status: answered ? this.#httpStatus(plan) : null,
       bytes_in: this.#bytesIn,
-      bytes_out: this.#bytesOut,
+      bytes_out: this.#errorAnswer === null ? this.#bytesOut : this.#bytesOut + this.#errorAnswer.bytes,
       preview: this.head.preview,
       body_bytes: this.#spool?.size ?? 0,
       verdict: answered ? verdictLabel(decision) : outcome === 'internal-error' || outcome === 'spool-error' ? 'error' : 'aborted',

@@ -254,7 +254,7 @@ describe('a spool that cannot store the body', () => {
       expect(r.status).toBe(500);
       expect(r.header('Connection')).toBe('close');
       await c.waitClosed(3000);
-      expect(await record).toMatchObject({ verdict: 'error', reason: 'spool-error', icap_status: 0 });
+      expect(await record).toMatchObject({ verdict: 'error', reason: 'spool-error', icap_status: 500, bytes_out: r.length });
       const errors = t.logs.filter((l) => (l.level as number) >= 50);
       expect(errors).toHaveLength(1);
       expect(errors[0]).toMatchObject({ code: 'ICAP_ERR_SPOOL_IO', msg: 'spool failed: the body could not be stored, answered 500' });

@@ -1,5 +1,7 @@
 /** OPTIONS per service (RFC 3507 §4.10.2), routing by path and alias, ISTag derivation (§4.7). */
 import type { Backend } from '../../src/backends/backend.js';
+import { createBackends } from '../../src/backends/create-backends.js';
+import { parseConfig } from '../../src/config/index.js';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { buildRequest } from '../helpers/icap-messages.js';
@@ -142,3 +144,63 @@ describe('ISTag', () => {
   });
 });
 
+
+/**
+ * RFC 3507 §4.7: the ISTag validates earlier answers, so it changes when the answer to the same
+ * message could differ, and only then (service-registry.ts, TRANSPORT_ONLY_KEYS): a new tag makes
+ * Squid drop what it stored.
+ */
+describe('ISTag across a reload', () => {
+  const SERVICE = 'services:\n  respmod:\n    methods: [RESPMOD]\n';
+  const BACKENDS = 'backends:\n  builtin:\n    type: builtin\n  strict:\n    type: builtin\n    eicar: false\n';
+  let srv: TestServer;
+  beforeAll(async () => {
+    srv = await startTestServer(BACKENDS + SERVICE);
+  });
+  afterAll(() => srv.close());
+
+  /** Reloads with the service's settings plus `extra` (indented under it); the OPTIONS answer after it. */
+  async function reloadWith(extra: string): Promise<{ istag: string; options: (name: string) => string | undefined }> {
+    const text = `server:\n  listen: [{ host: 127.0.0.1, port: 0 }]\nspool:\n  directory: ${srv.spoolDir}\n${BACKENDS}${SERVICE}${extra}`;
+    const config = parseConfig(text, srv.config.source);
+    srv.server.reload(config, await createBackends(config));
+    const c = await TestClient.connect(srv.port);
+    c.write(options('respmod'));
+    const r = await c.read();
+    c.close();
+    expect(r.header('ISTag')).toBe(srv.server.istags()['respmod']);
+    return { istag: r.header('ISTag')!, options: (name) => r.header(name) };
+  }
+
+  it('stays when only settings that change how answers are exchanged change', async () => {
+    const before = (await reloadWith('')).istag;
+    const after = await reloadWith(
+      [
+        '    options_ttl_s: 60',
+        '    preview_bytes: 0',
+        '    allow_204: false',
+        '    allow_206: true',
+        '    trickle: { enabled: true, min_body_bytes: 1024 }',
+        '    commit_on_idle: { enabled: false }',
+        '    cut_after_commit: close',
+        '',
+      ].join('\n'),
+    );
+    expect(after.istag).toBe(before);
+    // The OPTIONS answer shows the new settings at once, though its ISTag is the same.
+    expect(after.options('Options-TTL')).toBe('60');
+    expect(after.options('Preview')).toBe('0');
+    expect(after.options('Allow')).toBe('206');
+  });
+
+  it.each([
+    ['on_error', '    on_error: allow\n'],
+    ['backends', '    backends: [strict]\n'],
+    ['content_decoding', '    content_decoding: { enabled: false }\n'],
+    ['multipart', '    multipart: { max_parts: 5 }\n'],
+  ])('changes when %s changes', async (_key, extra) => {
+    const before = (await reloadWith('')).istag;
+    expect((await reloadWith(extra)).istag).not.toBe(before);
+    expect((await reloadWith('')).istag).toBe(before);
+  });
+});
