@@ -8,7 +8,9 @@
  * endpoint written `${CLAMD_HOST}:3310` must be weighted by the same text, so those keys are
  * substituted as the endpoints are (two keys that come out the same are an error).
  * `${NAME:-default}` uses the default when NAME is unset or empty, as the shell does. `$${` writes a
- * literal `${`; a lone `$` is left alone so passwords like "pa$$word" survive.
+ * literal `${`; a lone `$` is left alone so passwords like "pa$$word" survive. A default may not
+ * hold another reference (`${A:-${B}}`): the first `}` would end the outer one and the value would
+ * silently be `${B` plus a stray `}`, so it is an error naming the key.
  */
 import { formatKeyPath, type ConfigProblem } from './errors.js';
 
@@ -79,6 +81,10 @@ export function substituteEnv(value: unknown, env: NodeJS.ProcessEnv): Substitut
       }
       const name = parsed[1] as string;
       const fallback = parsed[2];
+      if (fallback?.includes('${') === true) {
+        problems.push({ path: keyPath, rule: `nested reference in the default of \${${name}:-…}: not supported, write the default literally` });
+        return match;
+      }
       const current = env[name];
       names.push(name);
       if (fallback !== undefined) return current === undefined || current === '' ? fallback : current;

@@ -10,7 +10,7 @@ import { compileGlob, type Glob } from './glob.js';
 import { compileAddressSet } from './ip-match.js';
 import type { HeaderConditionConfig, HeaderOperator, RuleMatchConfig } from './rule-config.js';
 import { HEADER_OPERATORS } from './rule-config.js';
-import { normalizeUrl } from './url.js';
+import { canonicalHost, compileUrlPattern, urlForms } from './url-forms.js';
 
 export type Tristate = boolean | undefined;
 type Condition = (attrs: RequestAttributes, facts: BodyFacts) => Tristate;
@@ -46,12 +46,18 @@ export function compileMatch(match: RuleMatchConfig | undefined): CompiledMatch 
     conditions.push((a) => methods.has(a.icapMethod));
   }
   if (m.host) {
-    const globs = m.host.map((p) => compileGlob(p, { caseInsensitive: true }));
+    // Request hosts are canonical (url.ts hostOnly): `3221226247` is `192.0.2.7` on both sides.
+    const globs = m.host.map((p) => compileGlob(p.includes('*') ? p : canonicalHost(p), { caseInsensitive: true }));
     conditions.push((a) => a.host !== undefined && anyMatch(globs, a.host));
   }
   if (m.url) {
-    const globs = m.url.map((p) => compileGlob(normalizeUrl(p)));
-    conditions.push((a) => a.url !== undefined && anyMatch(globs, a.url));
+    // Canonical form on both sides (url-forms.ts); without `*` an entry is the exact URL.
+    const patterns = m.url.map((p) => compileUrlPattern(p, { prefix: false }));
+    conditions.push((a) => {
+      if (a.url === undefined) return false;
+      const forms = urlForms(a.url);
+      return patterns.some((p) => p.matches(forms, 'rule'));
+    });
   }
   if (m.content_type) {
     const globs = m.content_type.map((p) => compileGlob(p, { caseInsensitive: true }));

@@ -5,13 +5,14 @@
  * keeps the running lists) instead of silently never matching.
  *
  *   sha256  64 hex digits, case-insensitive; anything after whitespace or `:` is a note.
- *   url     a URL prefix (`http://example.com/downloads/`), or a glob when it holds `*`
- *           (`*.example.com/*.exe`, matched against the whole URL). Scheme and host are
- *           compared case-insensitively, the rest as written.
+ *   url     a URL with a scheme, a prefix (`http://example.com/downloads/`; without a path it
+ *           means the whole host, `http://example.com/`), or a glob when it holds `*`
+ *           (`*.example.com/*.exe`). Stored in canonical form (url-forms.ts), so they compare
+ *           with requests spelled any way; anything else (`www.example.com/`) is an error.
  *   host    a host name or address (`example.com`, `192.0.2.7`), or a glob (`*.example.com`:
- *           any subdomain, not example.com itself). Case-insensitive.
+ *           any subdomain, not example.com itself). Case-insensitive; addresses canonical.
  */
-import { normalizeUrl } from './url.js';
+import { canonicalHost, canonicalUrl, normalizeUrlGlob } from './url-forms.js';
 
 export const LIST_KEYS = ['allow_sha256', 'deny_sha256', 'allow_urls', 'deny_urls', 'allow_hosts', 'deny_hosts'] as const;
 export type ListKey = (typeof LIST_KEYS)[number];
@@ -54,13 +55,14 @@ function parseEntry(line: string, kind: ListEntryKind): string | { problem: stri
       return m ? m[1]!.toLowerCase() : { problem: 'expected a SHA-256 (64 hex digits)' };
     }
     case 'host': {
-      let host = line.toLowerCase();
-      if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
-      if (host.endsWith('.')) host = host.slice(0, -1);
+      const host = canonicalHost(line);
       return HOST.test(host) ? host : { problem: 'expected a host name, an address or a glob such as *.example.com' };
     }
-    case 'url':
-      return /\s/.test(line) ? { problem: 'expected a URL or URL glob without spaces' } : normalizeUrl(line);
+    case 'url': {
+      if (/\s/.test(line)) return { problem: 'expected a URL or URL glob without spaces' };
+      if (line.includes('*')) return normalizeUrlGlob(line);
+      return canonicalUrl(line) ?? { problem: 'expected a URL with a scheme and host (http://example.com/path/) or a glob with * (*.example.com/*)' };
+    }
   }
 }
 

@@ -2,10 +2,15 @@
  * A service's allow and deny lists, compiled for lookups: SHA-256 and exact hosts in sets, URL
  * prefixes and globs scanned in order. Built once per configuration generation (a reload
  * builds new ones from the re-read files).
+ *
+ * Requests are compared in the forms of url-forms.ts, and conservatively: a deny list matches
+ * when any reading of the request matches (the URL read canonically or loosely; the Host header
+ * or the URL's own host), an allow list only when every reading does.
  */
 import { createHash } from 'node:crypto';
 import { compileGlob, type Glob } from './glob.js';
 import { LIST_KEYS, type ListKey } from './list-files.js';
+import { canonicalHost, compileUrlPattern, urlForms, urlHost, type UrlForms } from './url-forms.js';
 
 /** One list file as the configuration loader read it. */
 export interface ListFileData {
@@ -17,38 +22,49 @@ export type ListsConfig = { readonly [K in ListKey]?: readonly ListFileData[] };
 
 export interface ListHit {
   readonly list: ListKey;
-  /** The entry as written in the file (normalized: lower-case hash or host). */
+  /** The entry as normalized (lower-case hash, canonical host or URL). */
   readonly entry: string;
   readonly file: string;
 }
 
 type Side = 'allow' | 'deny';
 
+type Found = { entry: string; file: string } | undefined;
+
 interface Lookup {
-  /** The first entry matching `value`, in file order for globs and prefixes. */
-  find(value: string): { entry: string; file: string } | undefined;
-  readonly size: number;
+  /** The first entry matching `value`, in file order for globs. */
+  find(value: string): Found;
+}
+
+interface UrlLookup {
+  /** The first entry matching the request's URL, in file order. */
+  find(forms: UrlForms, side: Side): Found;
 }
 
 export class CompiledLists {
   readonly #lookups: ReadonlyMap<ListKey, Lookup>;
+  readonly #urlLookups: ReadonlyMap<ListKey, UrlLookup>;
 
   constructor(config: ListsConfig | undefined) {
     const lookups = new Map<ListKey, Lookup>();
+    const urlLookups = new Map<ListKey, UrlLookup>();
     for (const key of LIST_KEYS) {
       const files = config?.[key] ?? [];
-      if (files.some((f) => f.entries.length > 0)) lookups.set(key, key.endsWith('urls') ? urlLookup(files) : exactOrGlobLookup(files));
+      if (!files.some((f) => f.entries.length > 0)) continue;
+      if (key.endsWith('urls')) urlLookups.set(key, urlLookup(files));
+      else lookups.set(key, exactOrGlobLookup(files, key.endsWith('hosts') ? canonicalHost : (x) => x.toLowerCase()));
     }
     this.#lookups = lookups;
+    this.#urlLookups = urlLookups;
   }
 
   has(key: ListKey): boolean {
-    return this.#lookups.has(key);
+    return this.#lookups.has(key) || this.#urlLookups.has(key);
   }
 
   /** No list has an entry: nothing to look up. */
   get empty(): boolean {
-    return this.#lookups.size === 0;
+    return this.#lookups.size === 0 && this.#urlLookups.size === 0;
   }
 
   /** True when a body's SHA-256 is needed: some hash list has entries. */
@@ -56,39 +72,46 @@ export class CompiledLists {
     return this.has('allow_sha256') || this.has('deny_sha256');
   }
 
-  /** Host lists first, then URL lists. */
+  /**
+   * Host lists first, then URL lists. The host lists see both the Host header's host and the
+   * URL's own (an absolute-form request can name two): deny on either, allow only when both are
+   * allowed.
+   */
   findRequest(side: Side, host: string | undefined, url: string | undefined): ListHit | undefined {
-    if (host !== undefined) {
-      const hit = this.#find(`${side}_hosts`, host);
-      if (hit) return hit;
+    const hostList = this.#lookups.get(`${side}_hosts`);
+    const urlList = this.#urlLookups.get(`${side}_urls`);
+    // Parsed only when a list will look at it (the memo in urlForms serves the other side).
+    const forms = url !== undefined && (urlList !== undefined || hostList !== undefined) ? urlForms(url) : undefined;
+    if (hostList) {
+      const hosts = [host, forms && urlHost(forms)].filter((h): h is string => h !== undefined && h !== '');
+      const hits = hosts.map((h) => hostList.find(h));
+      const hit = side === 'deny' ? hits.find((x) => x !== undefined) : hits.every((x) => x !== undefined) ? hits[0] : undefined;
+      if (hit) return { list: `${side}_hosts`, ...hit };
     }
-    return url === undefined ? undefined : this.#find(`${side}_urls`, url);
+    const found = forms && urlList?.find(forms, side);
+    return found && { list: `${side}_urls`, ...found };
   }
 
   findHash(side: Side, sha256: string): ListHit | undefined {
-    return this.#find(`${side}_sha256`, sha256.toLowerCase());
-  }
-
-  #find(list: ListKey, value: string): ListHit | undefined {
-    const found = this.#lookups.get(list)?.find(value);
+    const list: ListKey = `${side}_sha256`;
+    const found = this.#lookups.get(list)?.find(sha256);
     return found && { list, ...found };
   }
 }
 
 /** Hashes and hosts: exact entries in a map, glob entries (hosts with `*`) in order. */
-function exactOrGlobLookup(files: readonly ListFileData[]): Lookup {
+function exactOrGlobLookup(files: readonly ListFileData[], normalize: (value: string) => string): Lookup {
   const exact = new Map<string, string>(); // entry → file
   const globs: { glob: Glob; file: string }[] = [];
   for (const { file, entries } of files) {
     for (const entry of entries) {
       if (entry.includes('*')) globs.push({ glob: compileGlob(entry, { caseInsensitive: true }), file });
-      else if (!exact.has(entry)) exact.set(entry, file);
+      else if (!exact.has(normalize(entry))) exact.set(normalize(entry), file);
     }
   }
   return {
-    size: exact.size + globs.length,
     find(value) {
-      const v = value.toLowerCase();
+      const v = normalize(value);
       const file = exact.get(v);
       if (file !== undefined) return { entry: v, file };
       const g = globs.find((x) => x.glob.matches(v));
@@ -97,20 +120,13 @@ function exactOrGlobLookup(files: readonly ListFileData[]): Lookup {
   };
 }
 
-/** URLs: an entry with `*` is a glob over the whole URL, any other entry a prefix. */
-function urlLookup(files: readonly ListFileData[]): Lookup {
-  const matchers: { entry: string; file: string; matches: (url: string) => boolean }[] = [];
-  for (const { file, entries } of files) {
-    for (const entry of entries) {
-      const glob = entry.includes('*') ? compileGlob(entry) : null;
-      matchers.push({ entry, file, matches: glob ? (u) => glob.matches(u) : (u) => u.startsWith(entry) });
-    }
-  }
+/** URLs: an entry with `*` is a glob over the URL, any other entry a prefix (url-forms.ts). */
+function urlLookup(files: readonly ListFileData[]): UrlLookup {
+  const matchers = files.flatMap(({ file, entries }) => entries.map((entry) => ({ file, pattern: compileUrlPattern(entry, { prefix: true }) })));
   return {
-    size: matchers.length,
-    find(value) {
-      const m = matchers.find((x) => x.matches(value));
-      return m && { entry: m.entry, file: m.file };
+    find(forms, side) {
+      const m = matchers.find((x) => x.pattern.matches(forms, side));
+      return m && { entry: m.pattern.entry, file: m.file };
     },
   };
 }

@@ -1,8 +1,10 @@
 /**
  * The URL and host of the encapsulated HTTP request, in the form rules and lists compare:
  * scheme and authority lower-cased (RFC 3986 §6.2.2.1: they are case-insensitive), the path and
- * query kept as sent (they are not).
+ * query kept as sent (they are not). What lists and rules compare is derived from these in
+ * url-forms.ts; these strings are also what logs and backends see.
  */
+import { canonicalHost } from './url-forms.js';
 
 const WITH_AUTHORITY = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/([^/?#]*)(.*)$/s;
 
@@ -25,7 +27,10 @@ export function effectiveUrl(target: string, hostHeader: string | undefined): st
   return WITH_AUTHORITY.test(target) ? normalizeUrl(target) : target.toLowerCase();
 }
 
-/** `Example.COM:8080` → `example.com`; `[2001:db8::1]:443` → `2001:db8::1`; a trailing dot is dropped. */
+/**
+ * `Example.COM:8080` → `example.com`; `[2001:db8:0::1]:443` → `2001:db8::1`; a trailing dot is
+ * dropped; IPv4 in any spelling is dotted decimal (canonicalHost).
+ */
 export function hostOnly(authority: string): string {
   let host = authority.trim().toLowerCase();
   const at = host.lastIndexOf('@');
@@ -36,7 +41,7 @@ export function hostOnly(authority: string): string {
   } else {
     host = host.replace(/:\d*$/, '');
   }
-  return host.endsWith('.') ? host.slice(0, -1) : host;
+  return canonicalHost(host);
 }
 
 /** The host a request is for: the Host header, else the URL's authority (or a CONNECT target). */

@@ -88,4 +88,13 @@ describe('${ENV} substitution', () => {
       { path: 'b[0]', rule: expect.stringContaining('unclosed "${"') },
     ]);
   });
+
+  it('a reference nested in a default is an error naming the key, set or unset', () => {
+    // Before: the first `}` closed the outer reference, giving "k}" or a literal "${B}" silently.
+    for (const env of [{}, { B: 'k' }, { A: '', B: 'k' }]) {
+      const { problems } = substituteEnv({ server: { name: '${A:-${B}}' } }, env);
+      expect(problems).toEqual([{ path: 'server.name', rule: expect.stringContaining('nested reference in the default of ${A:-…}') }]);
+    }
+    expect(substituteEnv({ a: '${A:-${B}}' }, { A: 'set' }).problems).toHaveLength(1);
+  });
 });

@@ -21,6 +21,15 @@ describe('parseListText', () => {
     expect(parseListText('HTTP://Example.COM/Downloads/\n*.exe\n', 'url')).toEqual({ ok: true, entries: ['http://example.com/Downloads/', '*.exe'] });
   });
 
+  it('urls and hosts are stored canonical, so they meet requests spelled any way', () => {
+    const urls = 'HTTP://User@Example.COM.:80/%7Efoo/./a/../Dl/\nhttp://good.example\n*.BadCorp.example/*\nhttp://[2001:db8:0::1]/x\n';
+    expect(parseListText(urls, 'url')).toEqual({
+      ok: true,
+      entries: ['http://example.com/~foo/Dl/', 'http://good.example/', '*.badcorp.example/*', 'http://[2001:db8::1]/x'],
+    });
+    expect(parseListText('3221225991\n0xc0.0.2.8\n[2001:DB8:0::1]\n', 'host')).toEqual({ ok: true, entries: ['192.0.2.7', '192.0.2.8', '2001:db8::1'] });
+  });
+
   const bad: [kind: 'sha256' | 'host' | 'url', line: string, message: string][] = [
     ['sha256', 'abc', 'expected a SHA-256 (64 hex digits)'],
     ['sha256', `${HASH}0`, 'expected a SHA-256'],
@@ -28,6 +37,9 @@ describe('parseListText', () => {
     ['host', 'exa mple.com', 'expected a host name'],
     ['host', 'http://example.com/', 'expected a host name'],
     ['url', 'http://example.com/a b', 'without spaces'],
+    ['url', 'www.bad.example/', 'expected a URL with a scheme and host'], // neither a URL nor a glob: never matched
+    ['url', 'example.com', 'expected a URL with a scheme and host'],
+    ['url', 'http:///a', 'expected a URL with a scheme and host'],
   ];
   it.each(bad)('%s: %j is an error naming its line', (kind, line, message) => {
     const parsed = parseListText(`# header\n\n${line}\n`, kind);

@@ -55,6 +55,49 @@ describe('CompiledLists: every list kind', () => {
   });
 });
 
+describe('CompiledLists: one URL spelled differently is one URL', () => {
+  const spelled = new CompiledLists({
+    deny_urls: [{ file: '/l/deny.urls', entries: ['http://localhost:23080/secret/', '*.scr', '*.BadCorp.example/*', 'http://files.example/warez/'] }],
+    allow_urls: [{ file: '/l/allow.urls', entries: ['http://localhost:23080/public/', 'http://good.example', 'http://cdn.example/*.pdf'] }],
+    deny_hosts: [{ file: '/l/deny.hosts', entries: ['192.0.2.7', '2001:db8::1', 'malware.example'] }],
+    allow_hosts: [{ file: '/l/allow.hosts', entries: ['intranet.example'] }],
+  });
+  const L = 'http://localhost:23080';
+  // [side, host, url, hit?]: each row was a bypass (deny missed) or a widening (allow hit) before.
+  const rows: [side: 'allow' | 'deny', host: string | undefined, url: string | undefined, hit: boolean][] = [
+    ['deny', undefined, `${L}/secret/a.txt`, true], // control
+    ['deny', undefined, `${L}/%73ecret/a.txt`, true],
+    ['deny', undefined, `${L}/x/../secret/a.txt`, true],
+    ['deny', undefined, `${L}/x/%2e%2e/secret/a.txt`, true],
+    ['deny', undefined, `${L}//secret/a.txt`, true],
+    ['deny', undefined, `${L}/x/..%2fsecret/a.txt`, true],
+    ['deny', undefined, `${L}/a.scr?x=1`, true],
+    ['deny', undefined, `${L}/a.%73cr`, true],
+    ['deny', undefined, 'http://localhost.:23080/secret/a.txt', true], // trailing dot
+    ['deny', undefined, 'http://user:pw@localhost:23080/secret/a.txt', true], // userinfo
+    ['deny', undefined, 'http://files.example:80/warez/x.zip', true], // default port
+    ['deny', undefined, 'http://www.badcorp.example/x', true], // glob with capitals
+    ['deny', undefined, `${L}/secretive/a.txt`, false], // control: another path
+    ['deny', '3221225991', undefined, true], // decimal IPv4
+    ['deny', '0xc0.0.2.7', undefined, true],
+    ['deny', '2001:db8:0::1', undefined, true], // uncompressed IPv6
+    ['deny', 'good.example', 'http://malware.example/', true], // the URL's host counts too
+    ['allow', undefined, `${L}/public/a.exe`, true], // control
+    ['allow', undefined, `${L}/public/../a.exe`, false],
+    ['allow', undefined, `${L}/public/%2e%2e/a.exe`, false],
+    ['allow', undefined, `${L}/public/..%2fa.exe`, false],
+    ['allow', undefined, 'http://good.example/x', true], // control
+    ['allow', undefined, 'http://good.example.evil.test/x', false],
+    ['allow', undefined, 'http://good.example@evil.test/x', false],
+    ['allow', undefined, 'http://cdn.example/a.pdf?x=1', true], // a glob without `?` is about the path
+    ['allow', undefined, 'http://cdn.example/evil.exe?.pdf', false],
+    ['allow', 'intranet.example', 'http://evil.test/x', false], // both hosts must be allowed
+  ];
+  it.each(rows)('%s host=%s url=%s → %s', (side, host, url, hit) => {
+    expect(spelled.findRequest(side, host, url) !== undefined).toBe(hit);
+  });
+});
+
 describe('listsFingerprint (ISTag input)', () => {
   it('depends on entries, not on files, order or duplicates', () => {
     const a = listsFingerprint({ deny_hosts: [{ file: '/a', entries: ['x.example', 'y.example'] }] });

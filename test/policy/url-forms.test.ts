@@ -1,0 +1,73 @@
+/** One URL spelled many ways → the canonical and loose forms lists and rules compare (RFC 3986 §6.2.2–6.2.3). */
+import { describe, expect, it } from 'vitest';
+import { canonicalHost, canonicalUrl, normalizeUrlGlob, urlForms } from '../../src/policy/url-forms.js';
+
+const text = (r: { origin: string; path: string; query: string }): string => r.origin + r.path + r.query;
+
+describe('canonicalHost', () => {
+  it.each([
+    ['Example.COM', 'example.com'],
+    ['example.com.', 'example.com'],
+    ['3221225991', '192.0.2.7'], // decimal IPv4
+    ['0xc0.0.2.7', '192.0.2.7'], // hex
+    ['0300.0.2.7', '192.0.2.7'], // octal
+    ['192.0.2.7.', '192.0.2.7'],
+    ['[2001:DB8:0::1]', '2001:db8::1'],
+    ['2001:db8:0:0:0:0:0:1', '2001:db8::1'],
+    ['::ffff:192.0.2.7', '192.0.2.7'], // IPv4-mapped: where the connection goes
+    ['1.2.3.4.5', '1.2.3.4.5'], // not an address: kept
+    ['*.example.com', '*.example.com'],
+  ])('%s → %s', (raw, want) => {
+    expect(canonicalHost(raw)).toBe(want);
+  });
+});
+
+describe('canonicalUrl (list entries)', () => {
+  it.each([
+    ['HTTP://User:pw@Example.COM.:80/a', 'http://example.com/a'],
+    ['https://example.com:443/a', 'https://example.com/a'],
+    ['https://example.com:0443/a', 'https://example.com/a'],
+    ['http://example.com:8080/a', 'http://example.com:8080/a'],
+    ['http://good.example', 'http://good.example/'], // no path: the whole host, on a boundary
+    ['http://x/%7euser/%41%2fb%2F', 'http://x/~user/A%2Fb%2F'], // unreserved decoded, %2F kept, hex upper-cased
+    ['http://x/a/./b/../c/', 'http://x/a/c/'],
+    ['http://x/a/%2e%2E/c', 'http://x/c'],
+    ['http://x/a/..', 'http://x/'],
+    ['http://x/../../a', 'http://x/a'],
+    ['http://x/a?q=%7e#frag', 'http://x/a?q=~'],
+    ['http://[2001:db8:0::1]:80/', 'http://[2001:db8::1]/'],
+    ['www.example.com/', undefined],
+    ['http:///a', undefined],
+  ])('%s → %s', (raw, want) => {
+    expect(canonicalUrl(raw)).toBe(want);
+  });
+});
+
+describe('urlForms (requests)', () => {
+  it.each([
+    ['http://h/%73ecret/a.txt', 'http://h/secret/a.txt', 'http://h/secret/a.txt'],
+    ['http://h/x/../secret/a.txt', 'http://h/secret/a.txt', 'http://h/secret/a.txt'],
+    ['http://h//secret/a.txt', 'http://h//secret/a.txt', 'http://h/secret/a.txt'], // `//` kept canonically, merged loosely
+    ['http://h/x/..%2fsecret/a', 'http://h/x/..%2Fsecret/a', 'http://h/secret/a'], // nginx decodes %2F
+    ['http://h/a\\..\\secret', 'http://h/a\\..\\secret', 'http://h/secret'], // IIS reads `\` as `/`
+    ['http://h/secret;jsessionid=1/a', 'http://h/secret;jsessionid=1/a', 'http://h/secret/a'], // Tomcat path params
+    ['http://h/Secret/A.SCR?X=1', 'http://h/Secret/A.SCR?X=1', 'http://h/secret/a.scr?x=1'],
+    ['http://u@h.:80/a', 'http://h/a', 'http://h/a'],
+    ['/p/../q?a', '/q?a', '/q?a'], // origin-form without Host
+  ])('%s', (url, canonical, loose) => {
+    const forms = urlForms(url);
+    expect([text(forms.canonical), text(forms.loose)]).toEqual([canonical, loose]);
+  });
+});
+
+describe('normalizeUrlGlob', () => {
+  it.each([
+    ['*.BadCorp.example/*', '*.badcorp.example/*'],
+    ['HTTP://*.Example.COM:80/*.EXE', 'http://*.example.com/*.EXE'],
+    ['http://*.example.com', 'http://*.example.com/'],
+    ['http://X.example/%7e*', 'http://x.example/~*'],
+    ['*.scr', '*.scr'],
+  ])('%s → %s', (raw, want) => {
+    expect(normalizeUrlGlob(raw)).toBe(want);
+  });
+});
