@@ -12,6 +12,7 @@ import * as z from 'zod';
 import { readFileSync } from 'node:fs';
 import { SCAN_ERROR_KINDS } from '../backends/backend.js';
 import {
+  canonicalUrl,
   cidrProblem,
   entryKindOf,
   FILE_TYPES,
@@ -39,6 +40,18 @@ function token(what: string) {
 function nonEmptyText(what: string) {
   const error = () => `must be a non-empty ${what}`;
   return z.string({ error }).min(1, { error });
+}
+
+/**
+ * A rule's `url`: a glob with `*`, or an exact URL with a scheme and host. Without either it could
+ * never match (rules compare canonical URLs, url-forms.ts), as list-files.ts says of list lines.
+ */
+function urlRuleEntry() {
+  return nonEmptyText('URL glob').superRefine((text, ctx) => {
+    if (!text.includes('*') && canonicalUrl(text) === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'must be a URL with a scheme and host (http://example.com/path) or a glob with * (*.example.com/*)', params: SHOW_VALUE });
+    }
+  });
 }
 
 function addressOrCidr() {
@@ -88,7 +101,7 @@ function ruleMatch() {
     method: some(token('an HTTP method')),
     icap_method: some(oneOf(['REQMOD', 'RESPMOD'])),
     host: some(nonEmptyText('host glob')),
-    url: some(nonEmptyText('URL glob')),
+    url: some(urlRuleEntry()),
     content_type: some(nonEmptyText('media type or glob')),
     min_size: integer(0).optional(),
     max_size: integer(0).optional(),

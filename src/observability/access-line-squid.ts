@@ -32,14 +32,14 @@
  * Text (a user name base64 decoding made, a threat or service name) is written as its UTF-8 bytes.
  */
 import type { AccessRecord } from './access-log.js';
-import { headBytes, userIsRawHeader } from './head-text.js';
+import { headBytes, userIsRawHeader } from '../../protocol/index.js';
 
 /** Printable ASCII without the space: such a field needs no encoding. */
 const SAFE = /^[\x21-\x7e]+$/;
 
 /**
  * The field as written: `-` when empty, its unsafe bytes %-encoded. `fromHead`: `value` is a byte
- * string from the heads (one character per byte, head-text.ts), not text to encode as UTF-8.
+ * string from the heads (one character per byte, protocol/head-text.ts), not text to encode as UTF-8.
  */
 function field(value: string | undefined, fromHead = false): string {
   if (value === undefined || value === '') return '-';

@@ -19,10 +19,10 @@
  * Fields taken from the ICAP and HTTP heads (url, x_client_ip, x_client_username, partial, and
  * user when it is the header as sent) are latin1 byte strings, as the codec decodes heads: those
  * that are not plain ASCII are written as their UTF-8 text, or with %XX for bytes that are not
- * valid UTF-8 (head-text.ts says why and how). Plain ASCII ones take the same path as before.
+ * valid UTF-8 (protocol/head-text.ts says why and how). Plain ASCII ones take the same path as before.
  */
 import type { AccessRecord } from './access-log.js';
-import { headText, userIsRawHeader } from './head-text.js';
+import { headText, userIsRawHeader } from '../../protocol/index.js';
 
 /** Printable ASCII without `"` and `\`: such a string is its own JSON body. */
 const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;

@@ -14,6 +14,8 @@
  * piece too: it cannot be shown to be the whole file.
  */
 
+import { httpStatusCode } from '../../protocol/index.js';
+
 /** Just enough of an HTTP head: its start line and a header lookup. */
 export interface RangeHeadView {
   readonly startLine: string;
@@ -29,12 +31,6 @@ export function coversWholeRepresentation(value: string): boolean {
   if (m === null || m[3] === '*') return false;
   const complete = Number(m[3]);
   return Number(m[1]) === 0 && Number(m[2]) === complete - 1;
-}
-
-/** The status code of `HTTP/x.y NNN ...`, or null. */
-function statusOf(startLine: string): number | null {
-  const m = /^HTTP\/\d\.\d (\d{3})(?: |$)/.exec(startLine);
-  return m === null ? null : Number(m[1]);
 }
 
 /** What the piece is, for the access log: its Content-Range, or why it has none. */
@@ -55,7 +51,7 @@ export function partialRange(
   resHdr: RangeHeadView | null,
 ): string | undefined {
   if (icapMethod === 'RESPMOD') {
-    if (resHdr === null || statusOf(resHdr.startLine) !== 206) return undefined;
+    if (resHdr === null || httpStatusCode(resHdr.startLine) !== 206) return undefined;
     return describe(resHdr.headers.getAll('Content-Range'), resHdr.headers.getAll('Content-Type'));
   }
   if (reqHdr === null) return undefined;

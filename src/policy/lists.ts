@@ -10,7 +10,8 @@
 import { createHash } from 'node:crypto';
 import { compileGlob, type Glob } from './glob.js';
 import { LIST_KEYS, type ListKey } from './list-files.js';
-import { canonicalHost, compileUrlPattern, urlForms, urlHost, type UrlForms } from './url-forms.js';
+import { requestHost } from './url.js';
+import { canonicalHost, compileUrlPattern, urlForms, type UrlForms } from './url-forms.js';
 
 /** One list file as the configuration loader read it. */
 export interface ListFileData {
@@ -80,15 +81,15 @@ export class CompiledLists {
   findRequest(side: Side, host: string | undefined, url: string | undefined): ListHit | undefined {
     const hostList = this.#lookups.get(`${side}_hosts`);
     const urlList = this.#urlLookups.get(`${side}_urls`);
-    // Parsed only when a list will look at it (the memo in urlForms serves the other side).
-    const forms = url !== undefined && (urlList !== undefined || hostList !== undefined) ? urlForms(url) : undefined;
     if (hostList) {
-      const hosts = [host, forms && urlHost(forms)].filter((h): h is string => h !== undefined && h !== '');
+      // The URL's own host, canonical (url.ts), without building its readings for a host list alone.
+      const hosts = [host, url === undefined ? undefined : requestHost(url, undefined)].filter((h): h is string => h !== undefined && h !== '');
       const hits = hosts.map((h) => hostList.find(h));
       const hit = side === 'deny' ? hits.find((x) => x !== undefined) : hits.every((x) => x !== undefined) ? hits[0] : undefined;
       if (hit) return { list: `${side}_hosts`, ...hit };
     }
-    const found = forms && urlList?.find(forms, side);
+    // Parsed only when a URL list will look at it (the memo in urlForms serves the other side).
+    const found = url !== undefined && urlList !== undefined ? urlList.find(urlForms(url), side) : undefined;
     return found && { list: `${side}_urls`, ...found };
   }
 

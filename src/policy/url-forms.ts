@@ -179,17 +179,6 @@ export function urlForms(url: string): UrlForms {
   return forms;
 }
 
-/** The host a URL is for (canonical), or undefined without an authority. */
-export function urlHost(forms: UrlForms): string | undefined {
-  const origin = forms.canonical.origin;
-  const start = origin.indexOf('://');
-  if (start === -1) return undefined;
-  const hostPort = origin.slice(start + 3);
-  if (hostPort.startsWith('[')) return hostPort.slice(1, hostPort.indexOf(']'));
-  const colon = hostPort.lastIndexOf(':');
-  return colon === -1 ? hostPort : hostPort.slice(0, colon);
-}
-
 /**
  * A URL glob with its scheme and host part lower-cased (compared case-insensitively) and its
  * `%XX` normalized like URLs. The host part is what follows `scheme://` up to the next `/`, or
@@ -235,14 +224,22 @@ export function compileUrlPattern(raw: string, opts: { prefix: boolean }): UrlPa
   const entry = absolute ?? normalizeUrlGlob(raw);
   const hasQuery = entry.includes('?');
   const pathOnly = isGlob && !hasQuery; // worth trying without the query
-  const canonical = compileSide(entry, !isGlob && opts.prefix && absolute !== undefined, false);
-  const loose = compileSide(entry, !isGlob && opts.prefix && absolute !== undefined, true);
+  const prefix = !isGlob && opts.prefix && absolute !== undefined;
+  const canonical = compileSide(entry, prefix, false);
+  const loose = compileSide(entry, prefix, true);
+  // An allow glob without a scheme (`*.example.com/*`) names a host and a path: matched against
+  // the whole URL, its leading `*` would also take `http://evil.test/x.example.com/a.exe`. So for
+  // allow lists the part before its first `/` is matched against the origin alone (as a glob with
+  // `scheme://` is); deny lists keep the whole-URL reading, which denies more, never less.
+  const bare = isGlob && !/^[a-z][a-z0-9+.-]*:\/\//.test(entry) ? /^([^/]+)(\/.*)$/s.exec(entry) : null;
+  const allowCanonical = bare ? compileSide(`*://${bare[1]!}${bare[2]!}`, false, false) : canonical;
+  const allowLoose = bare ? compileSide(`*://${bare[1]!}${bare[2]!}`, false, true) : loose;
   return {
     entry,
     matches(forms, mode) {
       switch (mode) {
         case 'allow': // every reading; a glob without `?` on the path alone
-          return canonical(forms.canonical, !pathOnly) && loose(forms.loose, !pathOnly);
+          return allowCanonical(forms.canonical, !pathOnly) && allowLoose(forms.loose, !pathOnly);
         case 'deny': // any reading, with or without the query
           return (
             canonical(forms.canonical, true) ||
@@ -257,7 +254,7 @@ export function compileUrlPattern(raw: string, opts: { prefix: boolean }): UrlPa
 }
 
 function compileSide(entry: string, prefix: boolean, lax: boolean): Side {
-  const m = /^([a-z][a-z0-9+.-]*:\/\/[^/?#]*)(.*)$/s.exec(entry);
+  const m = /^((?:[a-z][a-z0-9+.-]*|\*):\/\/[^/?#]*)(.*)$/s.exec(entry);
   const looseRest = (rest: string): string => (lax ? rest.replace(PCT, decodeAll).replace(/\\/g, '/').replace(/\/{2,}/g, '/').toLowerCase() : rest);
   const text = (r: UrlReading, withQuery: boolean): string => r.origin + r.path + (withQuery ? r.query : '');
   if (prefix) {

@@ -1,15 +1,14 @@
 /**
- * The URL and host of the encapsulated HTTP request, in the form rules and lists compare:
- * scheme and authority lower-cased (RFC 3986 §6.2.2.1: they are case-insensitive), the path and
- * query kept as sent (they are not). What lists and rules compare is derived from these in
- * url-forms.ts; these strings are also what logs and backends see.
+ * The URL and host of the encapsulated HTTP request as logs and backends see them: scheme and
+ * authority lower-cased (RFC 3986 §6.2.2.1: they are case-insensitive), the path and query kept
+ * as sent. What lists and rules compare is derived from these in url-forms.ts (canonical forms).
  */
 import { canonicalHost } from './url-forms.js';
 
 const WITH_AUTHORITY = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/([^/?#]*)(.*)$/s;
 
 /** Lower-cases the scheme and authority of `scheme://authority/...`; anything else is returned as is. */
-export function normalizeUrl(url: string): string {
+function normalizeUrl(url: string): string {
   const m = WITH_AUTHORITY.exec(url);
   return m ? `${m[1]!.toLowerCase()}://${m[2]!.toLowerCase()}${m[3]!}` : url;
 }

@@ -3,7 +3,7 @@
  * original header bytes and body (for an echo) and the ICAP status line, ISTag and Encapsulated.
  */
 import type { Decision, Replacement } from './decide.js';
-import { headText } from '../observability/head-text.js';
+import { headText } from '../../protocol/index.js';
 import { renderBlockPage } from './block-page.js';
 import { fileNameFromUrl } from './file-name.js';
 import { decisionHeader, headerToken, violationHeaders, type HeaderList, type Violation } from './headers.js';
@@ -24,7 +24,7 @@ export interface PlanContext {
   serviceName: string;
   /**
    * Request URL if known, else ''. As the codec decodes it: a latin1 byte string, one character per
-   * byte (the block page, written as UTF-8, shows its text: observability/head-text.ts).
+   * byte (the block page, written as UTF-8, shows its text: protocol/head-text.ts).
    */
   url: string;
   /** HTML with {{threat}} {{url}} {{transaction_id}} {{service}} {{reason}} {{part}}. */

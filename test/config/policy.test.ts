@@ -57,6 +57,7 @@ describe('services.NAME.rules', () => {
     ['unknown file type', '      - { name: a, match: { file_type: [docx] } }\n', 'services.respmod.rules[0].match.file_type[0]', 'must be one of: exe'],
     ['bad ICAP method', '      - { name: a, match: { icap_method: [OPTIONS] } }\n', 'services.respmod.rules[0].match.icap_method[0]', 'must be one of'],
     ['bad HTTP method', '      - { name: a, match: { method: ["GE T"] } }\n', 'services.respmod.rules[0].match.method[0]', 'must be an HTTP method'],
+    ['a url without a scheme and without *', '      - { name: a, match: { url: [www.example.com/x] } }\n', 'services.respmod.rules[0].match.url[0]', 'must be a URL with a scheme and host'],
     ['partial is a boolean', '      - { name: a, match: { partial: sometimes } }\n', 'services.respmod.rules[0].match.partial', 'must be true or false'],
     ['negative size', '      - { name: a, match: { min_size: -1 } }\n', 'services.respmod.rules[0].match.min_size', 'must be an integer >= 0'],
     ['min above max', '      - { name: a, match: { min_size: 10, max_size: 5 } }\n', 'services.respmod.rules[0].match.max_size', 'must be >= min_size (10)'],

@@ -55,6 +55,25 @@ describe('CompiledLists: every list kind', () => {
   });
 });
 
+describe('CompiledLists: an allow glob without a scheme names a host, not any URL', () => {
+  const globs = new CompiledLists({
+    allow_urls: [{ file: '/l/allow.urls', entries: ['*.example.com/*'] }],
+    deny_urls: [{ file: '/l/deny.urls', entries: ['*.bad.example/*'] }],
+  });
+  it.each([
+    ['allow', 'http://www.example.com/a.exe', true],
+    ['allow', 'https://cdn.example.com/x/y.zip', true],
+    // Matched against the whole URL, the leading `*` also took another host's path.
+    ['allow', 'http://evil.test/x.example.com/a.exe', false],
+    ['allow', 'http://evil.test/?u=x.example.com/a.exe', false],
+    ['deny', 'http://www.bad.example/a.exe', true],
+    // A deny glob keeps the whole-URL reading: it denies more, never less.
+    ['deny', 'http://other.test/x.bad.example/a.exe', true],
+  ] as const)('%s %s → %s', (side, url, hit) => {
+    expect(globs.findRequest(side, undefined, url) !== undefined).toBe(hit);
+  });
+});
+
 describe('CompiledLists: one URL spelled differently is one URL', () => {
   const spelled = new CompiledLists({
     deny_urls: [{ file: '/l/deny.urls', entries: ['http://localhost:23080/secret/', '*.scr', '*.BadCorp.example/*', 'http://files.example/warez/'] }],

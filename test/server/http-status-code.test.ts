@@ -1,6 +1,6 @@
-/** httpStatusCode (transaction.ts) reads what the regex it replaced matched, and nothing else. */
+/** httpStatusCode (protocol/http-status.ts) reads what the regex it replaced matched, and nothing else. */
 import { describe, expect, it } from 'vitest';
-import { httpStatusCode } from '../../src/server/transaction.js';
+import { httpStatusCode } from '../../protocol/index.js';
 
 const REGEX = /^HTTP\/\d\.\d (\d{3})/;
 

@@ -2,7 +2,7 @@
  * Non-ASCII bytes in the heads, sent as raw UTF-8 over a real socket: the access line (JSON and
  * Squid layout) and the block page show what the client sent, each byte encoded once. The codec
  * decodes heads as latin1, so a writer that took its strings for text wrote `cafÃ©` and
- * `caf%C3%83%C2%A9` (src/observability/head-text.ts).
+ * `caf%C3%83%C2%A9` (protocol/head-text.ts).
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -21,7 +21,7 @@ const ABOVE_LATIN1 = /[^\x00-\xff]/;
 const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** Whether `s` is to be read as bytes (one per character), not as text. */
-export function isByteString(s: string): boolean {
+function isByteString(s: string): boolean {
   return !ABOVE_LATIN1.test(s);
 }
 
