@@ -39,7 +39,10 @@ import { isToWorker, type ToPrimary } from './messages.js';
 
 /** POSIX PIPE_BUF on Linux. */
 const PIPE_BUF = 4096;
-/** Long lines the primary holds while it waits for a window; past this they are dropped and counted. */
+/**
+ * Long lines the primary holds while it waits for a window; past this they are dropped and counted
+ * in `dropped`, but (unlike a queue's drops, log-destination.ts) no warning line names them yet.
+ */
 const MAX_PENDING_LONG_CHARS = 16 * 1024 * 1024;
 
 function destination(longLine: (line: string, done: () => void) => void): PausableLogDestination {
