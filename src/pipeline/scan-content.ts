@@ -1,16 +1,8 @@
 /**
  * The scan of one complete body (DESIGN.md step 5, extended by issue 5): what gets scanned, by
- * whom, and what the verdict cache already knows.
- *
- *   body ─┬─ Content-Encoding? ─► decode ─┬─ ok ─────► the decoded body is "the content"
- *         │                               └─ failed ─► raw body + partial decode, and the failure
- *         │                                            as an outcome for the policy
- *         └─ the content ─┬─ multipart? ─► split ─┬─ ok ─────► each part, and the bytes outside
- *                         │                       │            them that are not blank; raw body
- *                         │                       │            by streams only
- *                         │                       └─ failed ─► salvaged parts + the whole content,
- *                         │                                    and the failure as an outcome
- *                         └─ else ────────────────► the content, whole
+ * whom, and what the verdict cache already knows. Steps 1 and 2, decoding and splitting the body
+ * into subjects, are prepared-content.ts; the transaction may run them first, when the policy
+ * needs to know what the body holds (a file type, a hash), and hand them in as `prepared`.
  *
  * Each thing scanned is a "subject". Subjects with a SHA-256 (the body, the decoded body, each
  * complete part or piece outside the parts) are looked up in the verdict cache first: when every
@@ -29,19 +21,17 @@
  * parts); the transaction calls it on every path. Sanitized results of the raw body stay the
  * caller's to dispose.
  */
-import type { Backend, BackendResult, ScanErrorKind, ScanMeta, StreamingScan } from '../backends/backend.js';
-import { decodeContentEncoding, type ContentDecodingLimits } from './content-decoding.js';
+import type { Backend, BackendResult, ScanMeta, StreamingScan } from '../backends/backend.js';
+import type { ContentDecodingLimits } from './content-decoding.js';
 import { derivedMeta } from './derived-meta.js';
-import { partLabel, spoolMultipartParts, type MultipartPart, type OutsideBytes } from './multipart/index.js';
+import { prepareContent, type Piece, type PreparedContent, type Subject as PreparedSubject } from './prepared-content.js';
 import { NO_STREAMS, runScans, scanNowOrError } from './run-scans.js';
 import { scanPartsWithBackends, type PartsScanOutcome } from './scan-parts.js';
 import type { SpoolOptions } from './spool.js';
 import type { SpooledBody } from './spooled-body.js';
 import { cacheableVerdict, verdictCacheContext, verdictCacheKey, type CachedVerdict, type VerdictCache } from './verdict-cache.js';
 
-/** Backend names of the outcomes this module makes up (they appear in `errors=` and logs). */
-export const CONTENT_DECODING = 'content-decoding';
-export const MULTIPART = 'multipart';
+export { CONTENT_DECODING, MULTIPART } from './prepared-content.js';
 
 export interface ContentScanInput {
   readonly backends: readonly Backend[];
@@ -62,6 +52,8 @@ export interface ContentScanInput {
   readonly spool: SpoolOptions;
   /** The cache and this transaction's context digest (verdictCacheScope), or null. */
   readonly cache: { readonly cache: VerdictCache; readonly context: string } | null;
+  /** Steps 1 and 2 already run (prepareContent on this input's body); this scan then owns them. */
+  readonly prepared?: PreparedContent;
 }
 
 export interface ScannedResult {
@@ -104,36 +96,9 @@ export function verdictCacheScope(backends: readonly Backend[], service: string,
   return verdictCacheContext(backends.map((b) => `${b.name}@${b.version}`), policy);
 }
 
-/** What names a piece of an upload scanned as its own file: a part, or bytes outside the parts. */
-interface Piece {
-  /** partLabel() of a part; `preamble` or `epilogue` for the bytes before or after the parts. */
-  readonly label: string;
-  readonly fileName: string | null;
-  readonly mediaType: string;
-}
-
-/** Nothing says what the bytes outside the parts are. */
-const OUTSIDE_MEDIA_TYPE = 'application/octet-stream';
-
-function partPiece(part: MultipartPart): Piece {
-  return { label: partLabel(part), fileName: part.fileName, mediaType: part.mediaType };
-}
-
-function outsidePiece(outside: OutsideBytes): Piece {
-  return { label: outside.region, fileName: null, mediaType: OUTSIDE_MEDIA_TYPE };
-}
-
-interface Subject {
-  readonly body: SpooledBody;
-  /**
-   * Cache key content, and the digest handed to backends that look bodies up by it (run-scans.ts);
-   * null = never looked up or stored (such a backend then hashes the body itself).
-   */
-  readonly sha256: string | null;
-  /** Which backends scan it; the raw body also uses the streams. */
+/** A prepared subject as it is scanned: which backends, and what the cache or they said. */
+interface Subject extends PreparedSubject {
   readonly backends: readonly Backend[];
-  readonly raw: boolean;
-  readonly piece?: Piece;
   cached?: CachedVerdict;
   results?: BackendResult[];
 }
@@ -144,92 +109,35 @@ interface Subject {
  * through the steps above, asynchronously.
  */
 export function scanContent(input: ContentScanInput): ContentScan | Promise<ContentScan> {
-  if (input.decode === null && input.multipart === null && input.streams.size === 0) return scanAsReceived(input);
+  if (input.prepared === undefined && input.decode === null && input.multipart === null && input.streams.size === 0) return scanAsReceived(input);
   return scanTransformed(input);
 }
 
 async function scanTransformed(input: ContentScanInput): Promise<ContentScan> {
-  const disposers: (() => Promise<void>)[] = [];
-  const dispose = async (): Promise<void> => {
-    await Promise.all(disposers.map((d) => d().catch(() => {})));
-  };
+  const prepared = input.prepared ?? (await prepareContent(input));
   try {
-    return await scanWith(input, disposers, dispose);
+    return await scanPrepared(input, prepared);
   } catch (err) {
     // Every step says it never rejects; should one break that promise, no spool is left behind.
-    await dispose();
+    await prepared.dispose();
     throw err;
   }
 }
 
-async function scanWith(input: ContentScanInput, disposers: (() => Promise<void>)[], dispose: () => Promise<void>): Promise<ContentScan> {
-  const synthetic: ScannedResult[] = [];
-  const fail = (backend: string, kind: ScanErrorKind, message: string): void => {
-    synthetic.push({ result: { outcome: 'error', backend, kind, message, durationMs: 0 }, synthetic: 'content' });
-  };
+async function scanPrepared(input: ContentScanInput, prepared: PreparedContent): Promise<ContentScan> {
+  const synthetic: ScannedResult[] = prepared.failures.map(({ backend, kind, message }) => ({
+    result: { outcome: 'error', backend, kind, message, durationMs: 0 },
+    synthetic: 'content',
+  }));
   const out: { decoding?: ContentScan['decoding']; multipart?: ContentScan['multipart'] } = {};
-  const { backends } = input;
-  const rawSubject = (scanners: readonly Backend[]): Subject => ({ body: input.body, sha256: input.bodySha256, backends: scanners, raw: true });
-
-  // 1. The content: the body, or the body decoded.
-  let content: Subject = rawSubject(backends);
+  if (prepared.decoding !== undefined) out.decoding = prepared.decoding;
+  if (prepared.multipart !== undefined) out.multipart = prepared.multipart;
+  // The rule chosen decides the backends; the streams' safety net goes to the streams still open.
+  const streamed = input.backends.filter((b) => input.streams.has(b));
   const subjects: Subject[] = [];
-  if (input.decode !== null) {
-    const decoded = await decodeContentEncoding(input.body, input.decode.contentEncoding, {
-      spool: input.spool,
-      limits: input.decode.limits,
-      signal: input.signal(),
-    });
-    disposers.push(decoded.dispose);
-    if (decoded.ok) {
-      if (decoded.decoded) content = { body: decoded.body, sha256: decoded.sha256, backends, raw: false };
-      out.decoding = { codings: [...decoded.codings], outcome: decoded.decoded ? 'decoded' : 'identity', decoded_bytes: decoded.body.size };
-    } else {
-      out.decoding = { codings: [...decoded.codings], outcome: decoded.reason, ...(decoded.partial && { decoded_bytes: decoded.partial.size }) };
-      // A bomb has its own outcome (blocked unless named allow); content-decoding.ts maps it to too-large.
-      fail(CONTENT_DECODING, decoded.reason === 'decompression-bomb' ? 'decompression-bomb' : decoded.kind, decoded.message);
-      // What a lenient client would still render, and the raw bytes: a finding in either blocks.
-      if (decoded.partial !== null && decoded.partial.size > 0) subjects.push({ body: decoded.partial, sha256: null, backends, raw: false });
-      content = { ...content, sha256: null };
-    }
-  }
-
-  // 2. The subjects: the content's parts, or the content whole.
-  if (input.multipart !== null && synthetic.length === 0) {
-    const split = await spoolMultipartParts(content.body, input.multipart.contentType, {
-      spool: input.spool,
-      limits: { maxParts: input.multipart.maxParts },
-      signal: input.signal(),
-    });
-    disposers.push(split.dispose);
-    out.multipart = { outcome: split.ok ? 'split' : split.reason, parts: split.parts.length };
-    for (const part of split.parts) {
-      subjects.push({ body: part.body, sha256: part.complete ? part.sha256 : null, backends, raw: false, piece: partPiece(part) });
-    }
-    if (split.ok && split.parts.length > 0) {
-      // The preamble and epilogue unless blank (spool-parts.ts, "Outside the parts"): receivers
-      // drop them, but a threat anywhere in the body blocks, and only streams see the body whole.
-      // Scanned as pieces of their own rather than by a second whole-body scan: each starts at
-      // its own first byte as a stored file would, so engines that go by file type see it as
-      // one; a stray byte costs a scan of the odd bytes, not of the whole upload again; and a
-      // finding is named (`part=preamble`, `(in epilogue)`). A nested multipart part is a part
-      // here, scanned whole as well as split (spool-parts.ts).
-      for (const outside of split.outside) {
-        const subject: Subject = { body: outside.body, sha256: outside.sha256, backends, raw: false, piece: outsidePiece(outside) };
-        if (outside.region === 'preamble') subjects.unshift(subject);
-        else subjects.push(subject);
-      }
-      // The whole raw body too, by the streams it was fed to anyway: a safety net. It has no key:
-      // its verdict comes from only some of the backends, so it cannot stand for the body's, and
-      // it is never answered from the cache (lookUpCache).
-      const streamed = backends.filter((b) => input.streams.has(b));
-      if (content.raw && streamed.length > 0) subjects.unshift({ ...rawSubject(streamed), sha256: null });
-    } else {
-      if (!split.ok) fail(MULTIPART, split.kind, split.message);
-      subjects.unshift({ ...content, sha256: split.ok ? content.sha256 : null });
-    }
-  } else {
-    subjects.unshift(content);
+  for (const s of prepared.subjects) {
+    if (s.streamsOnly !== true) subjects.push({ ...s, backends: input.backends });
+    else if (streamed.length > 0) subjects.push({ ...s, backends: streamed });
   }
   // Streams were fed the raw body; when no subject is the raw body they have nothing to say.
   if (!subjects.some((s) => s.raw)) input.abortStreams('raw body not scanned');
@@ -240,7 +148,7 @@ async function scanWith(input: ContentScanInput, disposers: (() => Promise<void>
   const toScan = status === 'hit' ? [] : subjects.filter((s) => s.cached === undefined);
   if (status === 'hit') input.abortStreams('verdict cache hit');
   const batches = await scanSubjects(toScan, input);
-  return collectResults(subjects, synthetic, cache, status, out, batches, dispose);
+  return collectResults(subjects, synthetic, cache, status, out, batches, prepared.dispose);
 }
 
 /**

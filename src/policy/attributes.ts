@@ -44,12 +44,20 @@ export interface RequestAttributes {
 
 /** What is known about the body so far. */
 export interface BodyFacts {
-  /** undefined until enough first bytes arrived; null when the body has no bytes. */
-  readonly fileType?: FileType | null;
+  /**
+   * The file types of what the body holds: undefined until known, empty when it has no bytes. One
+   * type for a plain body; for an encoded or multipart one, the decoded body's or each part's
+   * (src/pipeline/prepared-content.ts), which is what the user gets.
+   */
+  readonly fileTypes?: readonly FileType[];
   /** The real size, known once the body is complete. */
   readonly size?: number;
   /** Lower-case hex, once the body is complete and the service has hash lists. */
   readonly sha256?: string;
+  /** The decoded body's digest, when it had a Content-Encoding: allow and deny lists both see it. */
+  readonly decodedSha256?: string;
+  /** Each part's digest, for a multipart upload: deny lists only (one known part says nothing of the rest). */
+  readonly pieceSha256s?: readonly string[];
   /** The whole body has been read (or there is none). */
   readonly complete: boolean;
 }

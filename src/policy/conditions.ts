@@ -8,7 +8,7 @@ import type { BodyFacts, HeaderLookup, HeaderSource, RequestAttributes } from '.
 import { HEADER_SOURCES } from './attributes.js';
 import { compileGlob, type Glob } from './glob.js';
 import { compileAddressSet } from './ip-match.js';
-import type { HeaderConditionConfig, HeaderOperator, RuleMatchConfig } from './rule-config.js';
+import type { HeaderConditionConfig, HeaderOperator, RuleAction, RuleMatchConfig } from './rule-config.js';
 import { HEADER_OPERATORS } from './rule-config.js';
 import { canonicalHost, compileUrlPattern, urlForms } from './url-forms.js';
 
@@ -22,7 +22,13 @@ export interface CompiledMatch {
   readonly usesFileType: boolean;
 }
 
-export function compileMatch(match: RuleMatchConfig | undefined): CompiledMatch {
+/**
+ * `action` is the rule's: where a request has several readings (a URL spelled several ways, an
+ * upload with several files), a block rule matches when any reading does and an allow rule only
+ * when every one does, so that no spelling or wrapping turns a block into a pass. A scan rule
+ * reads the URL canonically and names its engines for any file it lists.
+ */
+export function compileMatch(match: RuleMatchConfig | undefined, action: RuleAction = 'scan'): CompiledMatch {
   const m = match ?? {};
   const conditions: Condition[] = [];
   if (m.client) {
@@ -51,12 +57,14 @@ export function compileMatch(match: RuleMatchConfig | undefined): CompiledMatch 
     conditions.push((a) => a.host !== undefined && anyMatch(globs, a.host));
   }
   if (m.url) {
-    // Canonical form on both sides (url-forms.ts); without `*` an entry is the exact URL.
+    // Without `*` an entry is the exact URL. The readings (url-forms.ts) are a deny list's for a
+    // block rule and an allow list's for an allow rule; a scan rule compares canonical forms.
     const patterns = m.url.map((p) => compileUrlPattern(p, { prefix: false }));
+    const mode = action === 'block' ? 'deny' : action === 'allow' ? 'allow' : 'rule';
     conditions.push((a) => {
       if (a.url === undefined) return false;
       const forms = urlForms(a.url);
-      return patterns.some((p) => p.matches(forms, 'rule'));
+      return patterns.some((p) => p.matches(forms, mode));
     });
   }
   if (m.content_type) {
@@ -74,7 +82,12 @@ export function compileMatch(match: RuleMatchConfig | undefined): CompiledMatch 
   }
   if (m.file_type) {
     const types = new Set<string>(m.file_type);
-    conditions.push((_a, f) => (f.fileType === undefined ? undefined : f.fileType !== null && types.has(f.fileType)));
+    const listed = (t: string): boolean => types.has(t);
+    conditions.push((_a, f) => {
+      if (f.fileTypes === undefined) return undefined;
+      if (f.fileTypes.length === 0) return false; // no bytes: no type
+      return action === 'allow' ? f.fileTypes.every(listed) : f.fileTypes.some(listed);
+    });
   }
   for (const header of m.headers ?? []) conditions.push(compileHeaderCondition(header));
   if (m.partial !== undefined) {

@@ -58,7 +58,7 @@ export type PolicyOutcome =
 
 export function compileServicePolicy(service: ServicePolicyConfig): ServicePolicy {
   const rules: CompiledRule[] = (service.rules ?? []).map((r) => {
-    const match = compileMatch(r.match);
+    const match = compileMatch(r.match, r.action);
     return {
       name: r.name,
       action: r.action,
@@ -84,12 +84,10 @@ export function compileServicePolicy(service: ServicePolicyConfig): ServicePolic
 
 export function evaluatePolicy(policy: ServicePolicy, attrs: RequestAttributes, facts: BodyFacts): PolicyOutcome {
   const { lists } = policy;
-  const hash = facts.complete ? facts.sha256 : undefined;
-
-  const denied = lists.findRequest('deny', attrs.host, attrs.url) ?? (hash !== undefined ? lists.findHash('deny', hash) : undefined);
+  const denied = lists.findRequest('deny', attrs.host, attrs.url) ?? findHash(lists, 'deny', facts);
   if (denied) return { kind: 'list', action: 'block', hit: denied, final: true };
 
-  const allowed = lists.findRequest('allow', attrs.host, attrs.url) ?? (hash !== undefined ? lists.findHash('allow', hash) : undefined);
+  const allowed = lists.findRequest('allow', attrs.host, attrs.url) ?? findHash(lists, 'allow', facts);
   // A deny hash still to come outranks an allow by host or URL.
   if (allowed) return { kind: 'list', action: 'allow', hit: allowed, final: facts.complete || !lists.has('deny_sha256') };
 
@@ -108,4 +106,19 @@ export function evaluatePolicy(policy: ServicePolicy, attrs: RequestAttributes, 
         final: facts.complete || (!lists.needsSha256 && !selection.onDeclaredSize),
       };
   }
+}
+
+/**
+ * A hash list entry for the complete body: its own digest, the decoded body's (the file a client
+ * that decodes gets), and for deny lists each part's. A known-good part does not allow the upload
+ * that carries it; a known-bad one blocks it.
+ */
+function findHash(lists: CompiledLists, side: 'allow' | 'deny', facts: BodyFacts): ListHit | undefined {
+  if (!facts.complete || !lists.needsSha256) return undefined;
+  const digests = [facts.sha256, facts.decodedSha256, ...(side === 'deny' ? (facts.pieceSha256s ?? []) : [])];
+  for (const digest of digests) {
+    const hit = digest === undefined ? undefined : lists.findHash(side, digest);
+    if (hit) return hit;
+  }
+  return undefined;
 }

@@ -7,10 +7,16 @@
  *   first bytes   SNIFF_BYTES of body (from the preview where there is one) → the file type
  *   end of body   the real size and, when the service has hash lists, the SHA-256
  *
+ * An encoded or multipart body wraps the file the user gets: its own first bytes say "gzip" or
+ * "--boundary". When a rule looks at file types, the type then waits for the end, where the
+ * transaction decodes and splits the body first (prepared-content.ts) and hands the types and
+ * digests of what it holds to finish(); hash lists see those digests too.
+ *
  * Until a rule is chosen the first bytes are held (copies; fewer than SNIFF_BYTES in all), so
  * that streaming backends opened once it is chosen still get every byte. The SHA-256 is the
  * transaction's, computed once while the body arrives (for hash lists and the verdict cache).
  */
+import type { ContentFacts } from '../pipeline/prepared-content.js';
 import {
   detectFileType,
   evaluatePolicy,
@@ -21,6 +27,8 @@ import {
   type RequestAttributes,
   type ServicePolicy,
 } from '../policy/index.js';
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 const IMPLICIT_OUTCOMES = new WeakMap<ServicePolicy, PolicyOutcome>();
 
@@ -46,6 +54,8 @@ export class PolicyTracker {
   #sniffLength = 0;
   /** Body chunks seen while no rule is chosen yet, to replay into streams opened later. */
   #held: Buffer[] = [];
+  /** The body's own first bytes are not its file type (encoded, multipart): wait for finish(). */
+  #typeAtEnd = false;
 
   constructor(policy: ServicePolicy, attributes: () => RequestAttributes) {
     this.#policy = policy;
@@ -63,8 +73,20 @@ export class PolicyTracker {
     return this.#policy.lists.needsSha256;
   }
 
-  /** Headers are complete and a body follows. Returns the scan rule, if one is chosen already. */
-  beginBody(): CompiledRule | null {
+  /**
+   * True when an encoded or multipart body must be decoded and split before finish(): a rule
+   * looks at file types, or a hash list could name the file inside.
+   */
+  get needsContentFacts(): boolean {
+    return !this.#policy.onlyImplicitRule && (this.#policy.usesFileType || this.#policy.lists.needsSha256);
+  }
+
+  /**
+   * Headers are complete and a body follows. `wrapped`: the body is encoded or multipart, and
+   * finish() will be given what it holds. Returns the scan rule, if one is chosen already.
+   */
+  beginBody(wrapped = false): CompiledRule | null {
+    this.#typeAtEnd = wrapped && this.#policy.usesFileType;
     this.#evaluate(false);
     return this.scanRule;
   }
@@ -80,8 +102,9 @@ export class PolicyTracker {
     const sniffWasFull = this.#sniffLength >= SNIFF_BYTES;
     this.#sniff ??= Buffer.alloc(SNIFF_BYTES);
     if (!sniffWasFull) this.#sniffLength += data.copy(this.#sniff, this.#sniffLength, 0, SNIFF_BYTES - this.#sniffLength);
-    // Chosen already, or waiting for the end (a size) rather than for bytes: nothing to redo.
-    if (this.#outcome.kind !== 'pending' || sniffWasFull) return null;
+    // Chosen already, or waiting for the end (a size, or the type of a wrapped body: no choice
+    // can come before it) rather than for bytes: nothing to redo, nothing to hold.
+    if (this.#outcome.kind !== 'pending' || sniffWasFull || this.#typeAtEnd) return null;
     if (this.#sniffLength < SNIFF_BYTES) {
       this.#held.push(Buffer.from(data)); // a view of the socket buffer: copy
       return null;
@@ -108,25 +131,38 @@ export class PolicyTracker {
 
   /**
    * The body is complete (`size` bytes; 0 or no body at all): the final outcome. `sha256()` gives
-   * the body's digest, asked for only when needsSha256.
+   * the body's digest, asked for only when needsSha256. `content`: what an encoded or multipart
+   * body holds (contentFacts), when the transaction prepared it.
    */
-  finish(size: number, answeredEarly: boolean, sha256: () => string | undefined): PolicyOutcome {
+  finish(size: number, answeredEarly: boolean, sha256: () => string | undefined, content?: ContentFacts): PolicyOutcome {
     if (answeredEarly) return this.#outcome; // decided on what was known then; final by construction
     if (this.#policy.onlyImplicitRule) return (this.#outcome = implicitOutcome(this.#policy));
     this.#held = [];
     const digest = this.needsSha256 && size > 0 ? sha256() : undefined;
-    this.#evaluate(true, { size, ...(digest !== undefined && { sha256: digest }) });
+    const end: Mutable<BodyFacts> = { complete: true, size };
+    if (digest !== undefined) end.sha256 = digest;
+    if (content !== undefined) {
+      end.fileTypes = content.fileTypes;
+      if (content.decodedSha256 !== undefined) end.decodedSha256 = content.decodedSha256;
+      end.pieceSha256s = content.pieceSha256s;
+    }
+    this.#evaluate(true, end);
     return this.#outcome;
   }
 
-  #evaluate(complete: boolean, end: { size?: number; sha256?: string } = {}): void {
+  #evaluate(complete: boolean, end: Partial<BodyFacts> = {}): void {
     if (this.#policy.onlyImplicitRule) {
       this.#outcome = implicitOutcome(this.#policy);
       return;
     }
-    const sniffed = this.#sniff === null ? Buffer.alloc(0) : this.#sniff.subarray(0, this.#sniffLength);
-    const fileType = detectFileType(sniffed, complete);
-    const facts: BodyFacts = { complete, ...(fileType !== undefined && { fileType }), ...end };
+    const facts: Mutable<BodyFacts> = { complete, ...end };
+    // Without what the body holds, its own first bytes (also at the end: a body prepared only
+    // when a rule needs it, or never for an answer given early).
+    if (facts.fileTypes === undefined && !(this.#typeAtEnd && !complete)) {
+      const sniffed = this.#sniff === null ? Buffer.alloc(0) : this.#sniff.subarray(0, this.#sniffLength);
+      const fileType = detectFileType(sniffed, complete);
+      if (fileType !== undefined) facts.fileTypes = fileType === null ? [] : [fileType];
+    }
     this.#outcome = evaluatePolicy(this.#policy, this.#attributes(), facts);
   }
 }

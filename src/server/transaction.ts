@@ -38,6 +38,7 @@ import type { Backend, BackendResult, ScanMeta, StreamingScan } from '../backend
 import type { AccessRecord } from '../observability/access-log.js';
 import type { Logger } from '../observability/logger.js';
 import { Sha256Accumulator } from '../pipeline/hashing.js';
+import { contentFacts, prepareContent, type PreparedContent } from '../pipeline/prepared-content.js';
 import { scanContent, verdictCacheScope, type ContentScan } from '../pipeline/scan-content.js';
 import { NO_STREAMS } from '../pipeline/run-scans.js';
 import { BodySpool, SPOOL_ERROR_CODES, type SpoolError, type SpoolOptions } from '../pipeline/spool.js';
@@ -202,6 +203,8 @@ export class Transaction {
   #bodyHash: Sha256Accumulator | null = null;
   /** The body-end scan (scan-content.ts): its spools, cache use, parts and batches. */
   #contentScan: ContentScan | null = null;
+  /** The body decoded and split before the policy's final say (#decideOnContent); usually null. */
+  #prepared: PreparedContent | null = null;
 
   constructor(init: TransactionInit) {
     this.#init = init;
@@ -255,7 +258,7 @@ export class Transaction {
     this.#content = planContent({ method, reqHdr: this.#reqHdr, resHdr: this.#resHdr, service: this.#init.service.config });
     const service = this.#init.service;
     if (service.verdictCache !== null || service.backendsUseBodySha256 || this.#policy.needsSha256) this.#bodyHash = new Sha256Accumulator();
-    const rule = this.#policy.beginBody();
+    const rule = this.#policy.beginBody(this.#content.decode !== null || this.#content.multipart !== null);
     if (rule !== null) this.#openStreams(rule, []);
     // Squid waits for 100 Continue after a preview and sends nothing meanwhile; the idle watch
     // starts once the rest of the body is flowing (or at once without a preview).
@@ -572,6 +575,7 @@ export class Transaction {
       // queue, and most transactions (a clean body) have nothing here but the spool.
       if (this.#spool !== null) await this.#spool.dispose();
       if (this.#contentScan !== null) await this.#contentScan.dispose();
+      if (this.#prepared !== null) await this.#prepared.dispose(); // the same spools when scanned: idempotent
       const sanitized = this.#results.filter((r) => r.outcome === 'sanitized');
       if (sanitized.length > 0) await Promise.all(sanitized.map((r) => r.dispose().catch(() => {})));
     }
@@ -715,7 +719,34 @@ export class Transaction {
 
   /** The decision, or a promise of it when a scan must run (the only asynchronous part). */
   #decide(body: SpooledBody | null): Decision | Promise<Decision> {
-    const outcome = this.#policy.finish(body?.size ?? 0, this.#answeredInPreview, () => this.#bodyHash?.hex());
+    const wrapped = this.#content.decode !== null || this.#content.multipart !== null;
+    if (wrapped && body !== null && body.size > 0 && !this.#answeredInPreview && this.#policy.needsContentFacts) {
+      return this.#decideOnContent(body);
+    }
+    return this.#act(this.#policy.finish(body?.size ?? 0, this.#answeredInPreview, () => this.#bodyHash?.hex()), body);
+  }
+
+  /**
+   * An encoded or multipart body under a policy that asks what it holds (a file type, a hash):
+   * decoded and split first (prepared-content.ts), so that a gzip-encoded exe or an exe in an
+   * upload's part meets the rules and lists an exe meets. The scan then reuses what was prepared.
+   */
+  async #decideOnContent(body: SpooledBody): Promise<Decision> {
+    const prepared = await prepareContent({
+      body,
+      bodySha256: this.#bodyHash?.hex() ?? null,
+      signal: () => this.#signal(),
+      decode: this.#content.decode,
+      multipart: this.#content.multipart,
+      spool: this.#init.spool,
+    });
+    this.#prepared = prepared; // freed at the end of #respondToBody, whatever the outcome
+    const facts = await contentFacts(prepared);
+    return this.#act(this.#policy.finish(body.size, false, () => this.#bodyHash?.hex(), facts), body);
+  }
+
+  /** What the policy's final outcome means for this body: a list's or rule's answer, or a scan. */
+  #act(outcome: PolicyOutcome, body: SpooledBody | null): Decision | Promise<Decision> {
     this.#applied = outcome;
     if (outcome.kind === 'pending') throw new Error('policy undecided with the whole body known'); // impossible: the implicit rule matches all
     if (outcome.kind === 'list') {
@@ -760,6 +791,7 @@ export class Transaction {
       multipart: this.#content.multipart,
       spool: this.#init.spool,
       cache: cache === null ? null : { cache, context: verdictCacheScope(backends, this.#init.service.name, rule.name) },
+      ...(this.#prepared !== null && { prepared: this.#prepared }),
     });
     return scan instanceof Promise ? scan.then((s) => this.#decideOn(s, rule)) : this.#decideOn(scan, rule);
   }

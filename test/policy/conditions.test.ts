@@ -5,7 +5,7 @@ import { compileMatch } from '../../src/policy/conditions.js';
 import { attrs } from './helpers.js';
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
-const DONE: BodyFacts = { complete: true, size: 100, fileType: 'unknown' };
+const DONE: BodyFacts = { complete: true, size: 100, fileTypes: ['unknown'] };
 const START: BodyFacts = { complete: false };
 
 type Row = [label: string, match: RuleMatchConfig, a: RequestAttributes, facts: BodyFacts, expected: boolean | undefined];
@@ -64,11 +64,11 @@ const rows: Row[] = [
   ['size: real size wins over the declared one', { max_size: 20 }, attrs({ response: [['Content-Length', '15']] }), { complete: true, size: 5000 }, false],
   ['size: no body at all is 0 bytes', { max_size: 0 }, attrs(), { complete: true }, true],
   // file type
-  ['file_type: matches', { file_type: ['exe', 'elf'] }, attrs(), { complete: false, fileType: 'elf' }, true],
-  ['file_type: other', { file_type: ['exe'] }, attrs(), { complete: false, fileType: 'pdf' }, false],
-  ['file_type: unknown is a type', { file_type: ['unknown'] }, attrs(), { complete: false, fileType: 'unknown' }, true],
+  ['file_type: matches', { file_type: ['exe', 'elf'] }, attrs(), { complete: false, fileTypes: ['elf'] }, true],
+  ['file_type: other', { file_type: ['exe'] }, attrs(), { complete: false, fileTypes: ['pdf'] }, false],
+  ['file_type: unknown is a type', { file_type: ['unknown'] }, attrs(), { complete: false, fileTypes: ['unknown'] }, true],
   ['file_type: first bytes not in yet → unknown', { file_type: ['exe'] }, attrs(), START, undefined],
-  ['file_type: no body bytes never match', { file_type: ['unknown'] }, attrs(), { complete: true, fileType: null }, false],
+  ['file_type: no body bytes never match', { file_type: ['unknown'] }, attrs(), { complete: true, fileTypes: [] }, false],
   // headers: every operator, sources, case
   ['headers: equals', { headers: [{ name: 'X-Scan', equals: 'yes' }] }, attrs({ icap: [['X-Scan', 'YES']] }), DONE, true],
   ['headers: equals, other value', { headers: [{ name: 'X-Scan', equals: 'yes' }] }, attrs({ icap: [['X-Scan', 'yes please']] }), DONE, false],
@@ -100,6 +100,37 @@ const rows: Row[] = [
 describe('compileMatch', () => {
   it.each(rows)('%s', (_label, match, a, facts, expected) => {
     expect(compileMatch(match).evaluate(a, facts)).toBe(expected);
+  });
+
+  describe('several readings: a block rule takes any, an allow rule needs every one', () => {
+    // An upload with a png and an exe part (or a decoded body and its failed raw form).
+    const mixed: BodyFacts = { complete: true, size: 10, fileTypes: ['png', 'exe'] };
+    it.each([
+      ['block', { file_type: ['exe'] }, mixed, true],
+      ['scan', { file_type: ['exe'] }, mixed, true],
+      ['allow', { file_type: ['png'] }, mixed, false],
+      ['allow', { file_type: ['png', 'exe'] }, mixed, true],
+      ['allow', { file_type: ['png'] }, { complete: true, size: 10, fileTypes: ['png'] }, true],
+      ['allow', { file_type: ['unknown'] }, { complete: true, size: 0, fileTypes: [] }, false],
+    ] as const)('%s rule, %j', (action, match, facts, expected) => {
+      expect(compileMatch(match as RuleMatchConfig, action).evaluate(attrs(), facts)).toBe(expected);
+    });
+
+    // A case-insensitive origin (IIS) serves /SECRET/ as /secret/; only the loose reading says so.
+    const dotted = attrs({ requestLine: 'GET http://example.com/SECRET/a.exe HTTP/1.1' });
+    it.each([
+      ['block', true],
+      ['allow', false],
+      ['scan', false],
+    ] as const)('url /secret/* requested as /SECRET/, %s rule → %s', (action, expected) => {
+      expect(compileMatch({ url: ['http://example.com/secret/*'] }, action).evaluate(dotted, DONE)).toBe(expected);
+    });
+
+    it('an allow rule glob without a scheme stays inside the host', () => {
+      const evil = attrs({ requestLine: 'GET http://evil.test/x.example.com/a.exe HTTP/1.1' });
+      expect(compileMatch({ url: ['*.example.com/*'] }, 'allow').evaluate(evil, DONE)).toBe(false);
+      expect(compileMatch({ url: ['*.example.com/*'] }, 'block').evaluate(evil, DONE)).toBe(true);
+    });
   });
 
   it('says which rules depend on size and file type', () => {

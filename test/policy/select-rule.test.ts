@@ -3,7 +3,7 @@ import { compileServicePolicy, selectRule, type BodyFacts, type RuleConfig } fro
 import { attrs } from './helpers.js';
 
 const rule = (name: string, match: RuleConfig['match'], action: RuleConfig['action'] = 'scan'): RuleConfig => ({ name, match, action });
-const names = (rules: RuleConfig[], a = attrs(), facts: BodyFacts = { complete: true, size: 10, fileType: 'unknown' }) => {
+const names = (rules: RuleConfig[], a = attrs(), facts: BodyFacts = { complete: true, size: 10, fileTypes: ['unknown'] }) => {
   const policy = compileServicePolicy({ backends: ['builtin'], on_error: 'block', rules });
   const s = selectRule(policy.rules, a, facts);
   return s.kind === 'matched' ? (s.rule.name ?? '(service)') : s.kind;
@@ -22,8 +22,8 @@ describe('selectRule', () => {
   it('waits while an earlier rule depends on a fact not known yet', () => {
     const rules = [rule('exe', { file_type: ['exe'] }, 'block'), rule('all', {}, 'allow')];
     expect(names(rules, attrs(), { complete: false })).toBe('pending');
-    expect(names(rules, attrs(), { complete: false, fileType: 'exe' })).toBe('exe');
-    expect(names(rules, attrs(), { complete: false, fileType: 'pdf' })).toBe('all');
+    expect(names(rules, attrs(), { complete: false, fileTypes: ['exe'] })).toBe('exe');
+    expect(names(rules, attrs(), { complete: false, fileTypes: ['pdf'] })).toBe('all');
   });
 
   it('does not wait for a later rule once an earlier one matched', () => {

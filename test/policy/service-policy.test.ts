@@ -43,20 +43,32 @@ describe('evaluatePolicy: precedence', () => {
   });
 
   it('an allow list beats the rules', () => {
-    expect(outcome(withLists, host('partner.example'), { complete: true, size: 2, fileType: 'exe', sha256: GOOD })).toBe('allow by allow_hosts');
+    expect(outcome(withLists, host('partner.example'), { complete: true, size: 2, fileTypes: ['exe'], sha256: GOOD })).toBe('allow by allow_hosts');
   });
 
   it('hash lists apply once the body is complete: deny hash beats an allowed host', () => {
-    expect(outcome(withLists, host('partner.example'), { complete: true, size: 2, fileType: 'unknown', sha256: BAD })).toBe('block by deny_sha256');
-    expect(outcome(withLists, host('x.example'), { complete: true, size: 2, fileType: 'exe', sha256: GOOD })).toBe('allow by allow_sha256');
+    expect(outcome(withLists, host('partner.example'), { complete: true, size: 2, fileTypes: ['unknown'], sha256: BAD })).toBe('block by deny_sha256');
+    expect(outcome(withLists, host('x.example'), { complete: true, size: 2, fileTypes: ['exe'], sha256: GOOD })).toBe('allow by allow_sha256');
+  });
+
+  it('hash lists see what an encoded or multipart body holds: the decoded body both ways, a part for deny only', () => {
+    const X = 'c'.repeat(64);
+    const facts = (extra: Partial<BodyFacts>): BodyFacts => ({ complete: true, size: 2, fileTypes: ['unknown'], sha256: X, ...extra });
+    expect(outcome(withLists, host('x.example'), facts({ decodedSha256: BAD }))).toBe('block by deny_sha256');
+    expect(outcome(withLists, host('x.example'), facts({ pieceSha256s: [X, BAD] }))).toBe('block by deny_sha256');
+    expect(outcome(withLists, host('x.example'), facts({ decodedSha256: GOOD }))).toBe('allow by allow_sha256');
+    // One known-good part says nothing about the others.
+    expect(outcome(withLists, host('x.example'), facts({ pieceSha256s: [GOOD] }))).toBe('scan by (service)');
+    // A known-bad decoded body is blocked even when its compressed bytes are allow-listed.
+    expect(outcome(withLists, host('x.example'), facts({ sha256: GOOD, decodedSha256: BAD }))).toBe('block by deny_sha256');
   });
 
   it('rules in order, then the implicit rule', () => {
     expect(outcome(base, host('trusted.example'))).toBe('allow by trusted');
-    expect(outcome(base, host('x.example'), { complete: false, fileType: 'exe' })).toBe('block by no-exe');
+    expect(outcome(base, host('x.example'), { complete: false, fileTypes: ['exe'] })).toBe('block by no-exe');
     const zip = attrs({ response: [['Content-Type', 'application/zip']] });
-    expect(outcome(base, zip, { complete: false, fileType: 'zip' })).toBe('scan by deep');
-    expect(outcome(base, host('x.example'), { complete: false, fileType: 'pdf' })).toBe('scan by (service)');
+    expect(outcome(base, zip, { complete: false, fileTypes: ['zip'] })).toBe('scan by deep');
+    expect(outcome(base, host('x.example'), { complete: false, fileTypes: ['pdf'] })).toBe('scan by (service)');
   });
 });
 
@@ -70,7 +82,7 @@ describe('evaluatePolicy: finality', () => {
     expect(outcome(config, host('trusted.example'))).toBe('allow by trusted (provisional)');
     expect(outcome(config, host('partner.example'))).toBe('allow by allow_hosts (provisional)');
     expect(outcome(config, host('evil.example'))).toBe('block by deny_hosts');
-    expect(outcome(config, host('trusted.example'), { complete: true, size: 1, fileType: 'unknown', sha256: GOOD })).toBe('allow by trusted');
+    expect(outcome(config, host('trusted.example'), { complete: true, size: 1, fileTypes: ['unknown'], sha256: GOOD })).toBe('allow by trusted');
   });
 
   it('an allow by host is final when only an allow hash list exists (allow beats rules anyway)', () => {
