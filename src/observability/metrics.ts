@@ -7,6 +7,7 @@
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { BatchedCounter } from './batched-counter.js';
+import { BoundedLabels } from './bounded-labels.js';
 import { LabeledHistogram } from './labeled-histogram.js';
 import type { Backend } from '../backends/backend.js';
 import type { AccessRecord } from './access-log.js';
@@ -32,6 +33,12 @@ function statusLabel(status: number): string {
   if (label === undefined) STATUS_LABELS.set(status, (label = String(status)));
   return label;
 }
+
+/**
+ * Endpoints per backend with their own scan-duration series (bounded-labels.ts). Static lists are
+ * a handful; 32 leaves room for a DNS name's records over many re-resolutions.
+ */
+export const MAX_ENDPOINT_SERIES = 32;
 
 const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
@@ -62,6 +69,7 @@ export function createMetrics(live: LiveState): Metrics {
     DURATION_BUCKETS,
     registry,
   );
+  const scanEndpoints = new BoundedLabels(MAX_ENDPOINT_SERIES);
   const rejected = new Counter({ name: 'icap_bridge_connections_rejected_total', help: 'Connections refused (503) past Max-Connections.', labelNames: ['reason'] as const, registers: [registry] });
   // Issue 5 content handling, counted from the access record's cache / decoding / multipart fields.
   const verdictCache = new BatchedCounter({
@@ -141,7 +149,7 @@ export function createMetrics(live: LiveState): Metrics {
       bytesIn.at(r.service).add(r.bytes_in);
       bytesOut.at(r.service).add(r.bytes_out);
       duration.at(r.method, r.service).observe(r.duration_ms / 1000);
-      for (const s of r.scans) scanDuration.at(s.backend, s.endpoint ?? '', s.outcome).observe(s.ms / 1000);
+      for (const s of r.scans) scanDuration.at(s.backend, scanEndpoints.label(s.backend, s.endpoint ?? ''), s.outcome).observe(s.ms / 1000);
       if (r.cache !== undefined) verdictCache.at(r.service, r.cache).add();
       if (r.decoding !== undefined) contentDecoding.inc({ service: r.service, outcome: r.decoding.outcome });
       if (r.multipart !== undefined) multipartUploads.inc({ service: r.service, outcome: r.multipart.outcome });

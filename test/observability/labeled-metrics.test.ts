@@ -117,3 +117,24 @@ describe('LabelSeries', () => {
     expect(series.at('v').labels).toEqual({ only: 'v' });
   });
 });
+
+describe('scan-duration series per backend endpoint', () => {
+  it('are bounded: endpoints past MAX_ENDPOINT_SERIES (DNS re-resolutions) share the "other" series and are still counted', async () => {
+    const { createMetrics, MAX_ENDPOINT_SERIES } = await import('../../src/observability/metrics.js');
+    const metrics = createMetrics({ openConnections: () => 0, backends: () => new Map(), spoolBytesOnDisk: () => 0 });
+    const scanned = MAX_ENDPOINT_SERIES + 40;
+    for (let i = 0; i < scanned; i++) {
+      const endpoint = `10.0.${i >> 8}.${i & 0xff}:3310`;
+      metrics.recordTransaction({
+        method: 'RESPMOD', service: 'respmod', icap_status: 204, verdict: 'clean', bytes_in: 1, bytes_out: 1, duration_ms: 1,
+        scans: [{ backend: 'clamd', endpoint, outcome: 'clean', ms: 1 }],
+      } as never);
+    }
+    const text = await metrics.registry.metrics();
+    const counts = text.split('\n').filter((l) => l.startsWith('icap_bridge_scan_duration_seconds_count{'));
+    expect(counts).toHaveLength(MAX_ENDPOINT_SERIES + 1);
+    expect(text).toContain('icap_bridge_scan_duration_seconds_count{backend="clamd",endpoint="other",outcome="clean"} 40');
+    const total = counts.reduce((sum, l) => sum + Number(l.split(' ').at(-1)), 0);
+    expect(total).toBe(scanned);
+  });
+});
