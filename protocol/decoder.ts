@@ -54,6 +54,14 @@ export class IcapDecoder {
     return this.#state === 'await-continue';
   }
 
+  /**
+   * Bytes pushed and not consumed yet. At message-end the message's own bytes are all consumed, so
+   * this is what came behind it on the wire (the start of a pipelined request).
+   */
+  get buffered(): number {
+    return this.#input.length;
+  }
+
   /** True between messages with nothing buffered: a close now loses no request. */
   get idle(): boolean {
     return this.#state === 'request-head' && this.#input.length === 0;

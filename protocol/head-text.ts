@@ -59,5 +59,17 @@ export function headBytes(s: string): Buffer {
  * A decoded name never equals its own base64, so the comparison tells the two apart.
  */
 export function userIsRawHeader(user: string, rawHeader: string | undefined): boolean {
-  return rawHeader !== undefined && user === rawHeader.trim();
+  return rawHeader !== undefined && user === trimOws(rawHeader);
+}
+
+// Optional whitespace around a field value is SP and HTAB only (RFC 9110 §5.5 OWS).
+const OWS_AT_EDGES = /^[ \t]+|[ \t]+$/g;
+
+/**
+ * A head value without surrounding OWS. Not String.prototype.trim: head values are latin1-decoded
+ * bytes, and trim() also cuts U+00A0 and other Unicode spaces, so it would cut a byte 0xA0 that
+ * ends a UTF-8 character (`à` is C3 A0).
+ */
+export function trimOws(value: string): string {
+  return value.replace(OWS_AT_EDGES, '');
 }

@@ -4,6 +4,7 @@
  * or undefined when it depends on a body fact not known yet (file type before the first bytes,
  * size before the end when no Content-Length was declared): select-rule.ts then waits.
  */
+import { trimOws } from '../../protocol/index.js';
 import type { BodyFacts, HeaderLookup, HeaderSource, RequestAttributes } from './attributes.js';
 import { HEADER_SOURCES } from './attributes.js';
 import { compileGlob, type Glob } from './glob.js';
@@ -131,7 +132,7 @@ function compileHeaderCondition(config: HeaderConditionConfig): Condition {
   return (a) =>
     sources.some((source) => {
       const lookup: HeaderLookup | undefined = a.headers[source];
-      return lookup !== undefined && lookup.getAll(config.name).some((value) => test(fold(value.trim()), wanted));
+      return lookup !== undefined && lookup.getAll(config.name).some((value) => test(fold(trimOws(value)), wanted));
     });
 }
 

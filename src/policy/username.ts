@@ -6,6 +6,8 @@
  * (userCandidates), and the log keeps both.
  */
 
+import { trimOws } from '../../protocol/index.js';
+
 // Canonical base64: whole quanta, padding only at the end.
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 // C0 and C1 controls, DEL: never part of a user name, and a sign the bytes were not text.
@@ -14,7 +16,7 @@ const UTF8 = new TextDecoder('utf-8', { fatal: true });
 
 /** The decoded name, or `raw` (trimmed) when it is not base64 of printable text. */
 export function decodeUsername(raw: string): string {
-  const value = raw.trim();
+  const value = trimOws(raw);
   if (value === '' || !BASE64.test(value)) return value;
   let text: string;
   try {
@@ -28,7 +30,7 @@ export function decodeUsername(raw: string): string {
 /** Every form a rule's `user` pattern may match: the raw header value and, if different, the decoded one. */
 export function userCandidates(raw: string | undefined): string[] {
   if (raw === undefined) return [];
-  const plain = raw.trim();
+  const plain = trimOws(raw);
   const decoded = decodeUsername(plain);
   return decoded === plain ? [plain] : [decoded, plain];
 }

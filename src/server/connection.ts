@@ -26,6 +26,7 @@ import {
   IcapDecoder,
   IcapProtocolError,
   encodeSimpleResponse,
+  headText,
   type DecoderEvent,
   type IcapRequestHead,
 } from '../../protocol/index.js';
@@ -96,7 +97,10 @@ export class IcapConnection {
   #head: IcapRequestHead | null = null;
   #service: Service | null = null;
   #txn: Transaction | null = null;
-  #bytesReadMark = 0;
+  /** Bytes handed to the decoder on this connection (those read while closing are never fed). */
+  #bytesFed = 0;
+  /** Where the last message ended in the bytes fed: the next request's bytes begin there. */
+  #messageEndedAt = 0;
   /** Requests begun on this connection (server.max_requests_per_connection). */
   #requests = 0;
   /**
@@ -180,6 +184,7 @@ export class IcapConnection {
       this.#socketPaused = true;
     } else if (this.#phase === 'idle') this.#enter('head', now);
     this.#lastBodyActivity = now;
+    this.#bytesFed += chunk.length;
     this.#feed(() => this.#decoder.push(chunk));
   }
 
@@ -323,7 +328,9 @@ export class IcapConnection {
     this.#retained = true;
     const service = this.#gen.registry.resolve(head.service);
     if (service === undefined) {
-      this.#log.info({ method: head.method, service: head.service }, 'unknown service');
+      // The service comes from the URI as latin1 bytes: headText writes them once, as the UTF-8 text
+      // they are (or %XX where they are not UTF-8), not each byte encoded again as a character.
+      this.#log.info({ method: head.method, service: headText(head.service) }, 'unknown service');
       this.#rejectAndClose(404);
       return;
     }
@@ -363,7 +370,12 @@ export class IcapConnection {
    */
   #process(): void {
     const service = this.#service!;
-    const bytesIn = this.#socket.bytesRead - this.#bytesReadMark;
+    // bytes_in is the request's own bytes: the decoder has consumed all of them at message-end and
+    // holds only what came behind (pipelined requests, RFC 3507 §4.2 with RFC 9112 §9.3.2), which
+    // the socket's read count would wrongly give to this request and so take from the next.
+    const endedAt = this.#bytesFed - this.#decoder.buffered;
+    const bytesIn = endedAt - this.#messageEndedAt;
+    this.#messageEndedAt = endedAt;
     let answering: Promise<void> | null;
     try {
       answering = this.#head!.method === 'OPTIONS' ? this.#answerOptions(service, bytesIn) : this.#txn!.respond(bytesIn);
@@ -446,7 +458,6 @@ export class IcapConnection {
     // The answer is complete: an error in the next request's head (before its request-head event)
     // must still get its own status line, not a silent close.
     this.#sink.started = false;
-    this.#bytesReadMark = this.#socket.bytesRead;
     if (this.#socket.destroyed || this.#phase === 'closing') return;
     // After a FIN, complete requests sent before it are still answered (as HTTP servers answer
     // pipelined requests); on shutdown, the connection closes after this answer.

@@ -13,7 +13,8 @@ import { parseConfig } from '../../src/config/index.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { createIcapServer, type IcapServer } from '../../src/server/icap-server.js';
 import { exchange } from '../helpers/icap-exchange.js';
-import { EICAR, httpRequestHead, type RequestSpec } from '../helpers/icap-messages.js';
+import { TestClient } from '../helpers/icap-client.js';
+import { EICAR, buildRequest, httpRequestHead, type RequestSpec } from '../helpers/icap-messages.js';
 import { waitFor } from '../helpers/wait.js';
 
 /** `text` as UTF-8 bytes in a latin1 string: buildRequest sends each character as one byte. */
@@ -65,5 +66,21 @@ describe('non-ASCII bytes in the heads', () => {
     expect(fields).toHaveLength(10);
     expect(fields[6]).toBe('http://example.com/caf%C3%A9');
     expect(fields[7]).toBe('j%C3%B6rg%20m%C3%BCller');
+  });
+
+  it.each([
+    ['valid UTF-8 as its text', utf8Bytes('café'), 'café'],
+    ['bytes that are not UTF-8 as %XX', 'caf\xe9', 'caf%E9'],
+  ])('the "unknown service" line writes the service %s', async (_label, service, logged) => {
+    const { port, lines } = await start('json');
+    const c = await TestClient.connect(port);
+    try {
+      c.write(buildRequest({ method: 'OPTIONS', service }).first);
+      expect((await c.read()).status).toBe(404);
+    } finally {
+      c.close();
+    }
+    const line = await waitFor('the unknown service line', () => lines.find((l) => l.includes('"msg":"unknown service"')));
+    expect(JSON.parse(line)).toMatchObject({ method: 'OPTIONS', service: logged });
   });
 });
