@@ -117,8 +117,25 @@ const optionsSchema = z.strictObject({
       latencyMs: perRoute(z.number().int().min(0)).default(0),
       /** Chance of `503 {"err":"Server is too busy. Try again later."}`. */
       status503Rate: perRoute(rate).default(0),
+      /** Chance of `500 {"err":"Internal server error."}` (§2, §5: Core's own failure). */
+      status500Rate: perRoute(rate).default(0),
+      /**
+       * Chance of a `502 Bad Gateway` HTML page: not Core but a load balancer in front of it
+       * (§9 pattern 2) that could not reach the node. The spec lists no 502; the body is not JSON.
+       */
+      status502Rate: perRoute(rate).default(0),
+      /**
+       * Chance of `429 {"err":"Too many requests."}`: undocumented for v4/v5, to be treated like 503
+       * (§2). The spec names no Retry-After header, so none is sent.
+       */
+      status429Rate: perRoute(rate).default(0),
       /** Chance of closing the connection without an answer. */
       dropRate: perRoute(rate).default(0),
+      /**
+       * Chance that an upload (`POST /file`) is cut by a TCP reset once half of its declared body has
+       * arrived: the client is still sending, the content never reaches a scan.
+       */
+      uploadResetRate: rate.default(0),
       /** Chance of a 200 whose JSON body is cut short (Content-Length still right). */
       malformedJsonRate: perRoute(rate).default(0),
       /** Chance that a poll or converted download treats a known data_id as unknown. */

@@ -3,7 +3,8 @@
  * specs/metadefender-core-api.md, failures included: chunked uploads get 411, polling an id this
  * node never issued gets the "Not Found" document (§3, §9), a full queue gets 503.
  *
- *   request ─► log ─► latency ─► drop? ─► 503? ─► auth ─► route ─► (malformed JSON?) ─► answer
+ *   request ─► log ─► latency ─► drop? ─► upload reset? ─► 503? ─► 500/502/429? ─► auth ─► route
+ *           ─► (malformed JSON?) ─► answer
  */
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -25,8 +26,11 @@ export interface RequestLogEntry {
   /** data_id, batch_id or hash named in the path, when there is one. */
   readonly id: string | undefined;
   readonly headers: Readonly<Record<string, string>>;
-  /** Final status, or 'dropped' when the connection was closed without an answer. */
-  status: number | 'dropped' | 'pending';
+  /**
+   * Final status; 'dropped' when the connection was closed without an answer, 'reset' when an
+   * upload was cut by a TCP reset halfway through (faults.uploadResetRate).
+   */
+  status: number | 'dropped' | 'reset' | 'pending';
 }
 
 export interface EmulatorStats {
@@ -68,6 +72,15 @@ const LOGGED_HEADERS = [
   'callbackurl',
 ] as const;
 
+/**
+ * Injected error answers (faults.status500Rate, status502Rate, status429Rate). 500 and 429 come
+ * from Core with its `{"err"}` body (§1); 502 comes from a balancer in front of it (§9), as HTML.
+ */
+const INJECTED_ERRORS: Record<500 | 502 | 429, Answer> = {
+  500: { status: 500, json: { err: 'Internal server error.' } },
+  502: { status: 502, raw: { body: '<html><body><h1>502 Bad Gateway</h1></body></html>\n', type: 'text/html' } },
+  429: { status: 429, json: { err: 'Too many requests.' } },
+};
 
 export async function startEmulator(options: EmulatorOptions = {}): Promise<EmulatorHandle> {
   const emulator = new MetaDefenderEmulator(resolveOptions(options));
@@ -157,9 +170,15 @@ class MetaDefenderEmulator {
       req.socket.destroy();
       return;
     }
+    if (route === 'submit' && this.#faults.resetUpload()) {
+      entry.status = 'reset';
+      return this.#resetMidUpload(req);
+    }
     if (this.#faults.busy(faultRoute)) {
       return this.#send(req, res, { status: 503, json: { err: 'Server is too busy. Try again later.' }, close: true }, faultRoute, entry);
     }
+    const injected = this.#faults.errorStatus(faultRoute);
+    if (injected !== undefined) return this.#send(req, res, { ...INJECTED_ERRORS[injected], close: true }, faultRoute, entry);
     // /readyz is what orchestrators probe without credentials.
     if (route !== 'health') {
       const denied = this.#authenticate(req);
@@ -475,6 +494,28 @@ class MetaDefenderEmulator {
       if (log.length > this.#options.requestLogLimit) log.splice(0, log.length - this.#options.requestLogLimit);
     }
     return entry;
+  }
+
+  /**
+   * Takes half of the declared upload, then resets the connection (RST, not a polite FIN) while
+   * the client is still sending: nothing is answered and nothing is scanned.
+   */
+  async #resetMidUpload(req: IncomingMessage): Promise<void> {
+    const half = Math.floor((Number(req.headers['content-length']) || 0) / 2);
+    let seen = 0;
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        req.off('data', onData).off('end', done).off('close', done);
+        resolve();
+      };
+      const onData = (chunk: Buffer): void => {
+        seen += chunk.length;
+        if (seen >= half) done();
+      };
+      if (half === 0) return done();
+      req.on('data', onData).once('end', done).once('close', done);
+    });
+    req.socket.resetAndDestroy();
   }
 
   #sleep(ms: number): Promise<void> {

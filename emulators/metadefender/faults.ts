@@ -25,6 +25,21 @@ export class FaultPlan {
     return this.#chance(forRoute(this.#faults.status503Rate, route));
   }
 
+  /**
+   * An injected error status other than 503 for this request, if any. 503 (busy) is decided
+   * first and apart, so configs that only set it draw the same dice as before these existed.
+   */
+  errorStatus(route: Route): 500 | 502 | 429 | undefined {
+    if (this.#chance(forRoute(this.#faults.status500Rate, route))) return 500;
+    if (this.#chance(forRoute(this.#faults.status502Rate, route))) return 502;
+    if (this.#chance(forRoute(this.#faults.status429Rate, route))) return 429;
+    return undefined;
+  }
+
+  resetUpload(): boolean {
+    return this.#chance(this.#faults.uploadResetRate);
+  }
+
   malformed(route: Route): boolean {
     return this.#chance(forRoute(this.#faults.malformedJsonRate, route));
   }

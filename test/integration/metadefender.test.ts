@@ -281,13 +281,14 @@ describe('failure injection', () => {
     });
   }
 
-  it('a job expired by retention: never clean', async () => {
+  it('a job expired by retention: uploaded once more, the new job gives the verdict (§9)', async () => {
     const em = await emulator({ scanDurationMs: 200 });
     const b = await backendFor([em], { pollInitialMs: 50 });
-    const pending = scan(b, CLEAN);
+    const pending = scan(b, EICAR_SIGNATURE);
     await expect.poll(() => requests(em, 'submit').length, { timeout: 2_000 }).toBe(1);
     em.forgetAll(); // as a restarted node would
-    expect(await pending).toMatchObject({ outcome: 'error', kind: 'backend-error' });
+    expect(await pending).toMatchObject({ outcome: 'infected' });
+    expect(requests(em, 'submit')).toHaveLength(2);
   });
 });
 

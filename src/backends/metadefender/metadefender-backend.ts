@@ -11,7 +11,8 @@
  *          └─ POST /file (Content-Length) on E ── 503 / refused ─► once more on another E
  *               └─ data_id ─► GET /file/{data_id} on E only (§9), back-off poll_initial_ms → poll_max_ms
  *                     ├─ E lost the job (connection fails repeatedly) ─► resubmit once on another E
- *                     ├─ unknown data_id (404 or {"id":"Not Found"}) ─► error, never clean
+ *                     ├─ unknown data_id (404 or {"id":"Not Found"}) ─► POST /file once more on E and
+ *                     │     poll the new data_id; unknown again ─► error, never clean
  *                     └─ finished ─► result-map.ts ─► sanitize? GET /file/converted/{data_id} on E
  *                                                         (≤ sanitizedLimit; a failed temp file is an error)
  *
@@ -92,9 +93,13 @@ const CANCEL_TIMEOUT_MS = 2_000;
 /** How long create waits for the first health round (it sets `version`). */
 const START_PROBE_BUDGET_MS = 3_000;
 
-/** A job's end on one server: final, or worth one more try on another; and what it says about the server. */
+/**
+ * A job's end on one server: final; worth one more try on another; or 'lost', the server no
+ * longer knows the data_id (§3, §9) and the content should go up once more. And what it says
+ * about the server.
+ */
 interface JobOutcome {
-  readonly kind: 'final' | 'retry';
+  readonly kind: 'final' | 'retry' | 'lost';
   readonly result: BackendResult;
   readonly health: LeaseOutcome;
 }
@@ -243,8 +248,22 @@ export async function createMetaDefenderBackend(options: MetaDefenderBackendOpti
     }
   }
 
-  /** `POST /file` on `node` (§2), then the job's life on that same server. */
+  /**
+   * The job on `node`. A poll answered "Not Found" (§3) means the node restarted, or a balancer
+   * sent the poll to another node (§9): the content has not been judged, and we still hold it
+   * (§9: "keep the body until a final verdict"), so it goes up once more, to the same server —
+   * which just answered, so it is alive. A second "Not Found" is final. Both uploads and all
+   * polls run under the scan's signal, so the deadline bounds the pair.
+   */
   async function runJob(node: CoreNode, body: SpooledBody, meta: SubmitMeta, ctx: ScanContext): Promise<JobOutcome> {
+    const job = await submitAndFollow(node, body, meta, ctx, false);
+    if (job.kind !== 'lost') return job;
+    const again = await submitAndFollow(node, body, meta, ctx, true);
+    return again.kind === 'lost' ? final(again.result) : again;
+  }
+
+  /** `POST /file` on `node` (§2), then the job's life on that same server. */
+  async function submitAndFollow(node: CoreNode, body: SpooledBody, meta: SubmitMeta, ctx: ScanContext, resubmitted: boolean): Promise<JobOutcome> {
     const at = node.core.label;
     let reply: JsonReply;
     try {
@@ -272,7 +291,7 @@ export async function createMetaDefenderBackend(options: MetaDefenderBackendOpti
       return final(ctx.fail('backend-error', `${at}: the upload answer carries ${what}`), 'failure');
     }
     try {
-      return await followJob(node, dataId, ctx);
+      return await followJob(node, dataId, ctx, resubmitted);
     } catch (err) {
       // Timed out, abandoned or closing: free Core from a job nobody will read.
       if (ctx.signal.aborted) cancelJob(node, dataId);
@@ -281,7 +300,7 @@ export async function createMetaDefenderBackend(options: MetaDefenderBackendOpti
   }
 
   /** Polls `dataId` on `node` until finished, then maps it (and fetches the sanitized file). */
-  async function followJob(node: CoreNode, dataId: string, ctx: ScanContext): Promise<JobOutcome> {
+  async function followJob(node: CoreNode, dataId: string, ctx: ScanContext, resubmitted: boolean): Promise<JobOutcome> {
     const at = `${node.core.label} job ${dataId}`;
     const path = `/file/${encodeURIComponent(dataId)}`;
     let delay = options.pollInitialMs;
@@ -302,11 +321,12 @@ export async function createMetaDefenderBackend(options: MetaDefenderBackendOpti
         // §9: a server that dies after accepting a job loses it; the content goes elsewhere.
         return { kind: 'retry', result: ctx.fail('unreachable', `${at}: polling failed ${failures} times: ${e.message}`), health: 'down' };
       }
-      // §3, §9 (unconfirmed status): 404, or any status with {"<id>": "Not Found"}.
+      // §3, §9 (unconfirmed status): 404, or any status with {"<id>": "Not Found"}. Never clean:
+      // runJob uploads the content once more.
       if (reply.status === 404 || isNotFoundDocument(reply.json)) {
-        return final(
-          ctx.fail('backend-error', `${at}: the server that accepted the job no longer knows it (HTTP ${reply.status}); expired or restarted`),
-        );
+        const why = resubmitted ? 'again, after the content was uploaded once more' : 'expired, restarted, or another node got the poll';
+        const result = ctx.fail('backend-error', `${at}: the server that accepted the job no longer knows it (HTTP ${reply.status}); ${why}`);
+        return { kind: 'lost', result, health: 'ok' };
       }
       if (reply.status === 200) {
         if (reply.json === undefined) return final(ctx.fail('backend-error', `${at}: malformed JSON in poll answer: ${reply.malformed}`), 'failure');

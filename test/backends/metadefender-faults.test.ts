@@ -1,0 +1,263 @@
+/**
+ * The failures specs/metadefender-core-api.md describes, produced by the emulator on demand
+ * (faults.status500Rate, status502Rate, status429Rate, uploadResetRate, unknownDataIdRate), and
+ * what the adapter makes of each: never clean for content that was not scanned; a backend error,
+ * or a retry where the spec calls for one (§2: 503, and 429 like it; §9: a lost job is
+ * resubmitted), bounded in count and in time; no pool slot held and no temp file left behind.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Backend, BackendResult, ScanMeta } from '../../src/backends/backend.js';
+import { EICAR_SIGNATURE } from '../../src/backends/builtin/eicar.js';
+import { createMetaDefenderBackend, type MetaDefenderBackendOptions } from '../../src/backends/metadefender/metadefender-backend.js';
+import { liveSpoolFiles, spooledBodyFromBuffer } from '../../src/pipeline/spool.js';
+import { resolveOptions, type EmulatorOptions } from '../../emulators/metadefender/config.js';
+import { startEmulator, type EmulatorHandle, type RequestLogEntry } from '../../emulators/metadefender/emulator.js';
+
+const META: ScanMeta = { transactionId: 'faults-1', method: 'RESPMOD', clientAddress: '127.0.0.1', url: 'http://origin.example/a.txt' };
+const CLEAN = Buffer.from('harmless text\n');
+/** Large enough that the client is still sending when the emulator resets the upload halfway. */
+const LARGE = Buffer.alloc(8 * 1024 * 1024, 0x61);
+const TIMEOUT_MS = 2_000;
+
+let dir: string;
+let emulators: EmulatorHandle[] = [];
+let backends: Backend[] = [];
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'icap-bridge-md-faults-'));
+});
+
+afterEach(async () => {
+  await Promise.all(backends.map((b) => b.close()));
+  await Promise.all(emulators.map((e) => e.close()));
+  backends = [];
+  emulators = [];
+});
+
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function emulator(options: EmulatorOptions = {}): Promise<EmulatorHandle> {
+  const em = await startEmulator({ scanDurationMs: 20, ...options });
+  emulators.push(em);
+  return em;
+}
+
+async function backendFor(ems: readonly EmulatorHandle[], overrides: Partial<MetaDefenderBackendOptions> = {}): Promise<Backend> {
+  const b = await createMetaDefenderBackend({
+    name: 'md',
+    endpoints: ems.map((e) => e.url),
+    apikey: '',
+    rule: '',
+    timeoutMs: TIMEOUT_MS,
+    pollInitialMs: 5,
+    pollMaxMs: 20,
+    hashLookup: false,
+    sanitize: false,
+    maxFileBytes: 0,
+    spool: { memoryBytes: 1024, directory: dir },
+    pool: { health_interval_ms: 0 },
+    ...overrides,
+  });
+  backends.push(b);
+  return b;
+}
+
+/** The scan's result and how long it took; bounded, so a hang fails the test instead of stalling it. */
+async function timedScan(b: Backend, body: Buffer): Promise<{ result: BackendResult | 'still pending'; ms: number }> {
+  const started = performance.now();
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<'still pending'>((resolve) => (timer = setTimeout(() => resolve('still pending'), TIMEOUT_MS * 3)));
+  const result = await Promise.race([b.scan(spooledBodyFromBuffer(body), META, new AbortController().signal), limit]);
+  clearTimeout(timer);
+  if (typeof result !== 'string' && result.outcome === 'sanitized') await result.dispose();
+  return { result, ms: performance.now() - started };
+}
+
+function requests(em: EmulatorHandle, route: RequestLogEntry['route']): RequestLogEntry[] {
+  return em.stats.requests.filter((r) => r.route === route);
+}
+
+function liveUnder(path: string): string[] {
+  return [...liveSpoolFiles()].filter((p) => p.startsWith(path));
+}
+
+/** Waits (bounded) until `check` holds, polling every few ms. */
+async function until(check: () => boolean, limitMs = 2_000): Promise<void> {
+  const end = Date.now() + limitMs;
+  while (!check()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+}
+
+describe('the emulator produces the failures', () => {
+  it('500 {"err"}, 502 (HTML, a balancer) and 429 {"err"} on submit and on poll, per route', async () => {
+    for (const [key, status, type] of [
+      ['status500Rate', 500, 'application/json'],
+      ['status502Rate', 502, 'text/html'],
+      ['status429Rate', 429, 'application/json'],
+    ] as const) {
+      const em = await emulator({ faults: { [key]: { submit: 1 } } });
+      const submit = await request(`${em.url}/file`, { method: 'POST', body: 'x' });
+      expect(submit.statusCode, key).toBe(status);
+      expect(submit.headers['content-type'], key).toMatch(type);
+      // §2 names no Retry-After for 429 (nor for 503): none is invented.
+      expect(submit.headers['retry-after'], key).toBeUndefined();
+      const text = await submit.body.text();
+      if (status !== 502) expect(JSON.parse(text), key).toEqual({ err: expect.any(String) });
+      expect(em.stats.acceptedIds, key).toHaveLength(0);
+
+      // Only the route named: the poll still answers, until the poll route is named too.
+      em.configure({ faults: { [key]: { poll: 1 } } });
+      const accepted = (await (await request(`${em.url}/file`, { method: 'POST', body: 'x' })).body.json()) as { data_id: string };
+      const poll = await request(`${em.url}/file/${accepted.data_id}`);
+      expect(poll.statusCode, key).toBe(status);
+      await poll.body.dump();
+    }
+    expect(() => resolveOptions({ faults: { status500Rate: 2 } })).toThrow(/status500Rate/);
+    expect(() => resolveOptions({ faults: { status429Rate: { upload: 1 } } } as never)).toThrow(/status429Rate/);
+  });
+
+  it('an upload reset halfway: a TCP reset while the client sends, no answer, nothing accepted', async () => {
+    const em = await emulator({ faults: { uploadResetRate: 1 } });
+    const failed = await request(`${em.url}/file`, { method: 'POST', body: LARGE, headers: { 'content-length': String(LARGE.length) } }).then(
+      () => 'answered',
+      (err: { code?: string }) => err.code,
+    );
+    expect(['ECONNRESET', 'UND_ERR_SOCKET', 'EPIPE']).toContain(failed);
+    expect(requests(em, 'submit')[0]?.status).toBe('reset');
+    expect(em.stats.acceptedIds).toHaveLength(0);
+  });
+});
+
+describe('the adapter under 500, 502 and 429', () => {
+  const cases = [
+    // §2: 500 is a server error with no advice to retry; 502 is not in the spec at all.
+    { key: 'status500Rate', status: 500, kind: 'backend-error', retried: false },
+    { key: 'status502Rate', status: 502, kind: 'backend-error', retried: false },
+    // §2: "Treat 429 like 503": back off, or fail over to another Core.
+    { key: 'status429Rate', status: 429, kind: 'overloaded', retried: true },
+  ] as const;
+
+  for (const c of cases) {
+    it(`${c.status} on submit: ${c.kind}${c.retried ? ', the other endpoint takes the job' : ', not retried'}; never clean`, async () => {
+      const failing = await emulator({ faults: { [c.key]: { submit: 1 } } });
+      const alone = await timedScan(await backendFor([failing]), LARGE);
+      expect(alone.result).toMatchObject({ outcome: 'error', kind: c.kind, message: expect.stringContaining(`HTTP ${c.status}`) });
+      expect(alone.ms).toBeLessThan(TIMEOUT_MS);
+      expect(requests(failing, 'poll')).toHaveLength(0);
+
+      const other = await emulator();
+      const b = await backendFor([failing, other]);
+      const { result } = await timedScan(b, EICAR_SIGNATURE);
+      if (c.retried) expect(result).toMatchObject({ outcome: 'infected' });
+      else expect(result).toMatchObject({ outcome: 'error', kind: c.kind });
+      expect(requests(other, 'submit')).toHaveLength(c.retried ? 1 : 0);
+      expect(b.status().every((s) => s.inFlight === 0)).toBe(true);
+    });
+
+    it(`${c.status} on every poll: ${c.kind} after a bounded number of polls; never clean`, async () => {
+      const em = await emulator({ faults: { [c.key]: { poll: 1 } } });
+      const b = await backendFor([em]);
+      const { result, ms } = await timedScan(b, CLEAN);
+      expect(result).toMatchObject({ outcome: 'error', kind: c.kind, message: expect.stringContaining(`HTTP ${c.status}`) });
+      expect(ms).toBeLessThan(TIMEOUT_MS);
+      expect(requests(em, 'poll').length).toBeGreaterThan(1);
+      expect(requests(em, 'poll').length).toBeLessThanOrEqual(5);
+      expect(b.status()).toMatchObject([{ inFlight: 0 }]);
+    });
+
+    it(`${c.status} now and then while polling: the job still ends with its real verdict`, async () => {
+      const em = await emulator({ scanDurationMs: 60, faults: { [c.key]: { poll: 0.3 }, seed: 7 } });
+      const b = await backendFor([em]);
+      for (let i = 0; i < 3; i++) {
+        const { result } = await timedScan(b, Buffer.concat([Buffer.from(`${i} `), EICAR_SIGNATURE]));
+        // An error is acceptable when three polls in a row failed; clean never is.
+        expect(result === 'still pending' ? result : result.outcome).toMatch(/^(infected|error)$/);
+      }
+    });
+
+    it(`${c.status} on the sanitized download: an error, not the original body, no temp file left`, async () => {
+      const em = await emulator({ sanitize: { all: true }, faults: { [c.key]: { converted: 1 } } });
+      const b = await backendFor([em], { sanitize: true });
+      const { result } = await timedScan(b, LARGE);
+      expect(result).toMatchObject({ outcome: 'error', kind: 'backend-error', message: expect.stringMatching(/sanitized file not available.*HTTP/) });
+      expect(liveUnder(dir)).toEqual([]);
+    });
+  }
+});
+
+describe('the adapter under an upload reset halfway', () => {
+  it('one endpoint: unreachable within the deadline; the other endpoint, when there is one, takes the job', async () => {
+    const resetting = await emulator({ faults: { uploadResetRate: 1 } });
+    const alone = await backendFor([resetting]);
+    const { result, ms } = await timedScan(alone, LARGE);
+    expect(result).toMatchObject({ outcome: 'error', kind: 'unreachable' });
+    expect(ms).toBeLessThan(TIMEOUT_MS);
+    expect(requests(resetting, 'submit').map((r) => r.status)).toEqual(['reset']);
+    expect(alone.status()).toMatchObject([{ inFlight: 0 }]);
+
+    const other = await emulator();
+    const b = await backendFor([resetting, other]);
+    const body = Buffer.concat([LARGE, EICAR_SIGNATURE]);
+    expect((await timedScan(b, body)).result).toMatchObject({ outcome: 'infected' });
+    expect(requests(other, 'submit')).toHaveLength(1);
+    expect(b.status().every((s) => s.inFlight === 0)).toBe(true);
+  });
+});
+
+describe('a 404 on a poll (§3, §9): the content is uploaded once more', () => {
+  it('a node that forgot the job (restarted): resubmitted once, the new data_id polled, the real verdict', async () => {
+    const em = await emulator({ scanDurationMs: 300 });
+    const b = await backendFor([em]);
+    const pending = timedScan(b, EICAR_SIGNATURE);
+    await until(() => em.stats.acceptedIds.length === 1);
+    em.forgetAll();
+    const { result } = await pending;
+    expect(result).toMatchObject({ outcome: 'infected' });
+    const [first, second] = em.stats.acceptedIds;
+    expect(em.stats.acceptedIds).toHaveLength(2);
+    const polls = requests(em, 'poll');
+    expect(polls.some((p) => p.id === first && p.status === 404)).toBe(true);
+    // After the resubmission only the new id is asked for, and it gave the verdict.
+    const after = polls.slice(polls.findIndex((p) => p.status === 404) + 1);
+    expect(after.length).toBeGreaterThan(0);
+    expect(after.every((p) => p.id === second)).toBe(true);
+  });
+
+  for (const notFoundStatus of [404, 200] as const) {
+    it(`a second "Not Found" (HTTP ${notFoundStatus}) is a backend error: exactly two uploads, never clean`, async () => {
+      const em = await emulator({ notFoundStatus, faults: { unknownDataIdRate: 1 } });
+      const b = await backendFor([em]);
+      const { result, ms } = await timedScan(b, CLEAN);
+      expect(result).toMatchObject({
+        outcome: 'error',
+        kind: 'backend-error',
+        message: expect.stringMatching(/no longer knows it \(HTTP .*again, after the content was uploaded once more/),
+      });
+      expect(ms).toBeLessThan(TIMEOUT_MS);
+      expect(requests(em, 'submit')).toHaveLength(2);
+      expect(requests(em, 'poll').map((p) => p.id)).toEqual(em.stats.acceptedIds);
+      expect(b.status()).toMatchObject([{ inFlight: 0 }]);
+    });
+  }
+
+  it('the resubmission is bounded by the scan deadline', async () => {
+    const em = await emulator({ scanDurationMs: 50 });
+    const b = await backendFor([em], { timeoutMs: 400 });
+    const pending = timedScan(b, CLEAN);
+    await until(() => em.stats.acceptedIds.length === 1);
+    // From now on every poll is "Not Found" and every upload waits longer than the scan may.
+    em.configure({ faults: { unknownDataIdRate: 1, latencyMs: { submit: 5_000 } } });
+    const { result, ms } = await pending;
+    expect(result).toMatchObject({ outcome: 'error', kind: 'timeout' });
+    expect(ms).toBeLessThan(900);
+    expect(requests(em, 'submit')).toHaveLength(2);
+  });
+});
