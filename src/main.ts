@@ -7,7 +7,7 @@ import type { HeldSignals } from './cluster/startup-signals.js';
 import { resolveProcessCount } from './cluster/process-count.js';
 import { loadConfigFile, type Config } from './config/index.js';
 import { createAdminServer, type AdminServer } from './observability/admin-server.js';
-import { createLogger, flushLogs, LOG_FLUSH_TIMEOUT_MS, type Logger, type LoggerOptions } from './observability/logger.js';
+import { createLogger, flushLogs, LOG_FLUSH_TIMEOUT_MS, setLogLevel, type Logger, type LoggerOptions } from './observability/logger.js';
 import { createIcapServer, type BoundListener, type IcapServer } from './server/icap-server.js';
 
 export interface Running {
@@ -95,6 +95,8 @@ export async function start(configPath: string, options: StartOptions = {}): Pro
       logger.warn({ processes: next.server.processes }, 'server.processes changed: it takes effect on restart, not on reload');
     }
     const before = server.istags();
+    // With the rest of the configuration, so "configuration reloaded" is already written (or not) at the new level.
+    setLogLevel(rootLogger, next.logging.level);
     server.reload(next, nextBackends);
     logger.info({ config: next.source, istags: server.istags(), previous_istags: before }, 'configuration reloaded');
     return true;

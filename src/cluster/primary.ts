@@ -29,7 +29,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import { loadConfigFile, type Config } from '../config/index.js';
 import { createAdminServer, type AdminServer } from '../observability/admin-server.js';
-import { createLogger, flushLogs, LOG_FLUSH_TIMEOUT_MS, type Logger } from '../observability/logger.js';
+import { createLogger, flushLogs, LOG_FLUSH_TIMEOUT_MS, setLogLevel, type Logger } from '../observability/logger.js';
 import { createClusterAdmin } from './cluster-admin.js';
 import { primaryLogDestination } from './log-destination.js';
 import { isToPrimary, type ToPrimary, type ToWorker } from './messages.js';
@@ -75,7 +75,8 @@ export async function runPrimary(configPath: string, initial: Config, processes:
   let forWorkers = initial;
   // The writer of every log line too long for one atomic write to a shared pipe (log-destination.ts).
   const logs = primaryLogDestination(pauseWorkerLogs);
-  const logger = createLogger({ level: config.logging.level, destination: logs }).child({ pid: process.pid, role: 'primary' });
+  const rootLogger = createLogger({ level: config.logging.level, destination: logs });
+  const logger = rootLogger.child({ pid: process.pid, role: 'primary' });
   /** The workers holding their log writes while the primary writes long lines; null between such windows. */
   let logWindow: Set<WorkerState> | null = null;
   const workers = new Map<Worker, WorkerState>();
@@ -316,6 +317,8 @@ export async function runPrimary(configPath: string, initial: Config, processes:
     if (resolveProcessCount(next.server.processes) !== processes) logger.warn('server.processes changed: it takes effect on restart, not on reload');
     if (listenersChanged(initial, next)) logger.warn('listener or admin addresses changed: they take effect on restart, not on reload');
     config = next;
+    // The primary's own lines; each worker sets its level when it takes the configuration (main.ts).
+    setLogLevel(rootLogger, next.logging.level);
     forWorkers = workerConfig(initial, next);
     configGeneration++;
     spoolBases.add(next.spool.directory);

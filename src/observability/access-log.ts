@@ -82,7 +82,10 @@ interface PinoInternals {
 }
 
 /**
- * One access line for `record`, in `format`, at level info.
+ * One access line for `record`, in `format`, whatever the logger's level: as Squid's access.log is
+ * whatever debug_options says and c-icap's access log whatever its DebugLevel, an operator quieting
+ * the server's own lines (logging.level warn) still gets the access log; logging.access_log turns
+ * it off. The JSON line says level 30 (info), the level it always had.
  *
  * `json` is the line pino writes for `logger.info({ access: record }, 'access')`, byte for byte
  * (level, time, bindings, fields, msg: test/observability/access-json.test.ts holds the two side by
@@ -91,7 +94,7 @@ interface PinoInternals {
  * (no mixin, hooks or formatters, which these lines would skip).
  */
 export function writeAccessLog(logger: Logger, record: AccessRecord, enabled: boolean, format: AccessLogFormat = 'json'): void {
-  if (!enabled || !logger.isLevelEnabled('info')) return;
+  if (!enabled) return;
   const internals = logger as unknown as PinoInternals;
   const line =
     format === 'squid'

@@ -1,6 +1,7 @@
 /**
  * The root pino logger. Connections and transactions get child loggers carrying their ids
  * (STYLE.md "Child loggers carry context"). User-identifying request headers are redacted.
+ * setLogLevel changes the level of a root and of every child made from it (a reload).
  */
 import { pino, type Logger, type DestinationStream } from 'pino';
 import { FILE_BLOCK_BYTES, FILE_BLOCK_MIN_FILL, batchedStdout, isoTimeOncePerMs } from './log-destination.js';
@@ -23,6 +24,17 @@ export function createLogger(options: LoggerOptions): Logger {
     },
     options.destination ?? batchedStdout({ minLength: FILE_BLOCK_MIN_FILL, fileBlockBytes: FILE_BLOCK_BYTES, pipeBlockBytes: 65_536 }),
   );
+}
+
+/**
+ * Sets `level` on `root` (a logger createLogger returned) and so on every logger made from it; a
+ * reload calls it with logging.level. A child made without a level of its own, which is every one
+ * the server makes (a connection's, a transaction's, a worker's pid-bound logger), reads its level
+ * through its parent in pino 10 (test/observability/log-level-reload.test.ts holds it to that), so
+ * nothing is kept per connection. Never give a child `{ level }`: it would keep that level.
+ */
+export function setLogLevel(root: Logger, level: string): void {
+  root.level = level;
 }
 
 /** How long a stopping process waits for its last log lines to be written. */
