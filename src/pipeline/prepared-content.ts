@@ -60,8 +60,8 @@ export interface Subject {
   /** The body as received, which the streams were fed. */
   readonly raw: boolean;
   /**
-   * Scanned only by the backends that streamed it (the raw multipart body beside its parts, a
-   * safety net), and dropped when none did.
+   * Scanned only by the backends that stream (the raw multipart body beside its parts, a safety
+   * net: what only a whole-body scan sees), and dropped when the rule has none.
    */
   readonly streamsOnly?: true;
   readonly piece?: Piece;
@@ -95,6 +95,16 @@ export async function prepareContent(input: PrepareInput): Promise<PreparedConte
   const disposers: (() => Promise<void>)[] = [];
   let disposed: Promise<void> | null = null;
   const dispose = (): Promise<void> => (disposed ??= Promise.all(disposers.map((d) => d().catch(() => {}))).then(() => {}));
+  try {
+    return await prepareWith(input, disposers, dispose);
+  } catch (err) {
+    // Every step says it never rejects; should one break that promise, no spool is left behind.
+    await dispose();
+    throw err;
+  }
+}
+
+async function prepareWith(input: PrepareInput, disposers: (() => Promise<void>)[], dispose: () => Promise<void>): Promise<PreparedContent> {
   const failures: { backend: string; kind: ScanErrorKind; message: string }[] = [];
   const out: { decoding?: PreparedContent['decoding']; multipart?: PreparedContent['multipart'] } = {};
   const rawSubject: Subject = { body: input.body, sha256: input.bodySha256, raw: true };
@@ -151,9 +161,9 @@ export async function prepareContent(input: PrepareInput): Promise<PreparedConte
         if (outside.region === 'preamble') subjects.unshift(subject);
         else subjects.push(subject);
       }
-      // The whole raw body too, by the streams it was fed to anyway: a safety net. It has no key:
-      // its verdict comes from only some of the backends, so it cannot stand for the body's, and
-      // it is never answered from the cache (scan-content.ts lookUpCache).
+      // The whole raw body too, by the backends that stream (fed as it arrived): a safety net. It
+      // has no key: its verdict comes from only some of the backends, so it cannot stand for the
+      // body's, and it is never answered from the cache (scan-content.ts lookUpCache).
       if (content.raw) subjects.unshift({ ...rawSubject, sha256: null, streamsOnly: true });
     } else {
       if (!split.ok) failures.push({ backend: MULTIPART, kind: split.kind, message: split.message });
@@ -177,29 +187,28 @@ export interface ContentFacts {
 
 /**
  * The facts of each subject a user could end up with: the decoded body, each part. Reads the
- * first SNIFF_BYTES of each; the body is complete, so a short subject is typed as it is.
+ * first SNIFF_BYTES of each, one subject at a time: an upload can hold hundreds of parts in temp
+ * files, and opening them all at once could run out of file descriptors. The body is complete, so
+ * a short subject is typed as it is. Rejects when a subject cannot be read: an unreadable part
+ * has no type a rule could safely miss, so the transaction answers an error (500) instead.
  */
 export async function contentFacts(prepared: PreparedContent): Promise<ContentFacts> {
   const typed = prepared.subjects.filter((s) => s.streamsOnly !== true);
-  const types = await Promise.all(typed.map((s) => sniff(s.body)));
-  const fileTypes = [...new Set(types.filter((t): t is FileType => t !== null && t !== undefined))];
-  const pieceSha256s = typed.flatMap((s) => (s.piece !== undefined && s.sha256 !== null ? [s.sha256] : []));
-  return { fileTypes, ...(prepared.decodedSha256 !== null && { decodedSha256: prepared.decodedSha256 }), pieceSha256s };
-}
-
-/** A subject whose bytes cannot be read (a failed temp file) has a type no rule names. */
-async function sniff(body: SpooledBody): Promise<FileType | null | undefined> {
-  try {
-    return detectFileType(await firstBytes(body, SNIFF_BYTES), true);
-  } catch {
-    return 'unknown';
+  const fileTypes = new Set<FileType>();
+  for (const subject of typed) {
+    const type = detectFileType(await firstBytes(subject.body, SNIFF_BYTES), true);
+    if (type !== null && type !== undefined) fileTypes.add(type);
   }
+  const pieceSha256s = typed.flatMap((s) => (s.piece !== undefined && s.sha256 !== null ? [s.sha256] : []));
+  return { fileTypes: [...fileTypes], ...(prepared.decodedSha256 !== null && { decodedSha256: prepared.decodedSha256 }), pieceSha256s };
 }
 
 /** Up to `n` first bytes of a body, from memory or from its temp file; fewer when it is shorter. */
 async function firstBytes(body: SpooledBody, n: number): Promise<Buffer> {
   const end = Math.min(n, body.size);
   if (end === 0) return Buffer.alloc(0);
+  const first = body.memoryPieces?.[0];
+  if (first !== undefined && first.length >= end) return first.subarray(0, end);
   const chunks: Buffer[] = [];
   for await (const chunk of body.createReadStream(0, end) as AsyncIterable<Buffer>) chunks.push(chunk);
   return Buffer.concat(chunks).subarray(0, end);

@@ -27,7 +27,9 @@ export interface CompiledMatch {
  * `action` is the rule's: where a request has several readings (a URL spelled several ways, an
  * upload with several files), a block rule matches when any reading does and an allow rule only
  * when every one does, so that no spelling or wrapping turns a block into a pass. A scan rule
- * reads the URL canonically and names its engines for any file it lists.
+ * reads the URL canonically, and takes an upload only when every file in it is of a type it
+ * lists: its engines and its on_error are chosen for those types, and one zip part must not put
+ * an exe beside it under an archive rule's lenient on_error.
  */
 export function compileMatch(match: RuleMatchConfig | undefined, action: RuleAction = 'scan'): CompiledMatch {
   const m = match ?? {};
@@ -87,7 +89,7 @@ export function compileMatch(match: RuleMatchConfig | undefined, action: RuleAct
     conditions.push((_a, f) => {
       if (f.fileTypes === undefined) return undefined;
       if (f.fileTypes.length === 0) return false; // no bytes: no type
-      return action === 'allow' ? f.fileTypes.every(listed) : f.fileTypes.some(listed);
+      return action === 'block' ? f.fileTypes.some(listed) : f.fileTypes.every(listed);
     });
   }
   for (const header of m.headers ?? []) conditions.push(compileHeaderCondition(header));

@@ -3,6 +3,7 @@
  * split, per-part outcomes and the engine batch. Field names are stable (access-log.ts).
  */
 import type { AccessRecord } from '../observability/access-log.js';
+import type { PreparedContent } from '../pipeline/prepared-content.js';
 import type { ContentScan } from '../pipeline/scan-content.js';
 
 export function contentScanFields(scan: ContentScan): Partial<AccessRecord> {
@@ -22,5 +23,16 @@ export function contentScanFields(scan: ContentScan): Partial<AccessRecord> {
       ...(batch.detail !== undefined && { detail: batch.detail }),
     };
   }
+  return fields;
+}
+
+/**
+ * The decoding and split of a body prepared for the policy (prepared-content.ts) that a list or
+ * rule then answered without a scan: what was found (a bomb, a split failure) still shows.
+ */
+export function preparedContentFields(prepared: PreparedContent): Partial<AccessRecord> {
+  const fields: Partial<AccessRecord> = {};
+  if (prepared.decoding !== undefined) fields.decoding = { ...prepared.decoding, codings: [...prepared.decoding.codings] };
+  if (prepared.multipart !== undefined) fields.multipart = { ...prepared.multipart };
   return fields;
 }

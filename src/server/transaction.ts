@@ -57,7 +57,7 @@ import {
   type ResponsePlan,
 } from '../verdict/index.js';
 import { NO_CONTENT_PLAN, planContent, type ContentPlan } from './content-plan.js';
-import { contentScanFields } from './content-scan-record.js';
+import { contentScanFields, preparedContentFields } from './content-scan-record.js';
 import { PolicyTracker } from './policy-tracker.js';
 import { PerSecondResponseCache } from './response-cache.js';
 import { commonHeaders } from './response-headers.js';
@@ -1034,6 +1034,7 @@ export class Transaction {
     if (clientIp !== undefined) record.x_client_ip = clientIp;
     if (username !== undefined) record.x_client_username = username;
     if (this.#contentScan !== null) Object.assign(record, contentScanFields(this.#contentScan));
+    else if (this.#prepared !== null) Object.assign(record, preparedContentFields(this.#prepared));
     if (user !== undefined) record.user = user;
     if (answered) Object.assign(record, this.#policyFields(decision));
     return record;

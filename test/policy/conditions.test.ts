@@ -102,12 +102,13 @@ describe('compileMatch', () => {
     expect(compileMatch(match).evaluate(a, facts)).toBe(expected);
   });
 
-  describe('several readings: a block rule takes any, an allow rule needs every one', () => {
+  describe('several readings: a block rule takes any, allow and scan rules need every one', () => {
     // An upload with a png and an exe part (or a decoded body and its failed raw form).
     const mixed: BodyFacts = { complete: true, size: 10, fileTypes: ['png', 'exe'] };
     it.each([
       ['block', { file_type: ['exe'] }, mixed, true],
-      ['scan', { file_type: ['exe'] }, mixed, true],
+      ['scan', { file_type: ['exe'] }, mixed, false],
+      ['scan', { file_type: ['png', 'exe'] }, mixed, true],
       ['allow', { file_type: ['png'] }, mixed, false],
       ['allow', { file_type: ['png', 'exe'] }, mixed, true],
       ['allow', { file_type: ['png'] }, { complete: true, size: 10, fileTypes: ['png'] }, true],

@@ -11,6 +11,7 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exchange } from '../helpers/icap-exchange.js';
 import type { RequestSpec } from '../helpers/icap-messages.js';
+import { ScriptedBackend } from '../helpers/scripted-backend.js';
 import { startTestServer, type TestServer } from '../helpers/test-server.js';
 import { formData } from '../pipeline/multipart-fixtures.js';
 
@@ -73,7 +74,8 @@ services:
     expect(await decisionOf(srv, download(EXE, null, 'rules'))).toBe('block; reason=rule; rule=no-exe');
     const record = srv.nextRecord();
     expect(await decisionOf(srv, download(gzipSync(EXE), 'gzip', 'rules'))).toBe('block; reason=rule; rule=no-exe');
-    expect(await record).toMatchObject({ rule: 'no-exe', verdict: 'rule-blocked', scans: [] });
+    // Decoded to learn that, though no engine ran: the access line says so.
+    expect(await record).toMatchObject({ rule: 'no-exe', verdict: 'rule-blocked', scans: [], decoding: { codings: ['gzip'], outcome: 'decoded' } });
   });
 
   it('a gzip-encoded web page is not a gzip archive; a gzip file without Content-Encoding is', async () => {
@@ -104,5 +106,30 @@ services:
     expect(await decisionOf(srv, download(gzipSync(KNOWN_GOOD), 'gzip', 'lists'))).toBe('allow; reason=allow-list; list=allow_sha256');
     const carried = upload([{ name: 'note', body: Buffer.from('see attached') }, { name: 'doc', fileName: 'g.bin', body: KNOWN_GOOD }], 'lists');
     expect(await decisionOf(srv, carried)).toBe('block; reason=infected; part=g.bin');
+  });
+});
+
+describe('a multipart upload whose rule is chosen at the end, on its parts', () => {
+  const engine = new ScriptedBackend({ streaming: true });
+  let srv: TestServer;
+  beforeAll(async () => {
+    srv = await startTestServer(
+      `
+cache: { enabled: false }
+services:
+  rules:
+    methods: [REQMOD]
+    rules:
+      - { name: no-exe, match: { file_type: [exe] }, action: block }
+`,
+      { backends: new Map([['builtin', engine]]) },
+    );
+  });
+  afterAll(() => srv.close());
+
+  it('is still scanned whole by the streaming backend (a marker only in a part header is found)', async () => {
+    // Only the raw body holds the marker (the part's file name); no part's content does.
+    const spec = upload([{ name: 'doc', fileName: 'BAD-BYTES.txt', body: Buffer.from('plain words') }], 'rules');
+    expect(await decisionOf(srv, spec)).toBe('block; reason=infected');
   });
 });
