@@ -44,3 +44,11 @@ export function formData(boundary: string, parts: readonly FormPart[], opts: For
   }
   return Buffer.concat(pieces);
 }
+
+/** Base64 as MIME writers send it (RFC 2045 §6.8): lines of at most `width` characters, CRLF between. */
+export function base64Lines(bytes: Uint8Array, width = 76): string {
+  const text = Buffer.from(bytes).toString('base64');
+  const lines: string[] = [];
+  for (let at = 0; at < text.length; at += width) lines.push(text.slice(at, at + width));
+  return lines.join('\r\n');
+}

@@ -1,13 +1,14 @@
 /**
  * multipart/form-data uploads through the server (issue 5): every part scanned as its own file,
- * a block names the part, scanParts backends get one batch, and a split failure is an outcome.
+ * a block names the part, scanParts backends get one batch, and a split failure is an outcome;
+ * a part sent base64-encoded is scanned decoded too.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EICAR } from '../helpers/icap-messages.js';
 import { exchange } from '../helpers/icap-exchange.js';
 import { ScriptedBackend } from '../helpers/scripted-backend.js';
 import { startTestServer, type TestServer } from '../helpers/test-server.js';
-import { formData } from '../pipeline/multipart-fixtures.js';
+import { base64Lines, formData } from '../pipeline/multipart-fixtures.js';
 
 const BOUNDARY = '----icapbridge7MA4YWxkTrZu0gW';
 const TEXT = 'a harmless comment\r\nover two lines';
@@ -125,6 +126,27 @@ services:
     expect(rec.parts).toEqual([
       { label: 'a.txt', file_name: 'a.txt', media_type: 'text/plain', bytes: 10, outcome: 'clean', threats: [] },
       { label: 'report.bin', file_name: 'report.bin', media_type: 'multipart/mixed', bytes: nested.length, outcome: 'infected', threats: ['EICAR-Test-File'] },
+    ]);
+  });
+
+  it('EICAR sent base64-encoded in a part (Content-Transfer-Encoding, RFC 2045 §6.8) → blocked, naming the decoded part', async () => {
+    // Receivers built on MIME libraries decode the part and store EICAR itself; the part as sent holds none.
+    const body = formData(BOUNDARY, [
+      { name: 'comment', body: TEXT },
+      { name: 'upload', fileName: 'eicar.bin', contentType: 'application/octet-stream', headers: ['Content-Transfer-Encoding: base64'], body: base64Lines(BINARY) },
+    ]);
+    expect(body.includes(EICAR)).toBe(false);
+    const record = srv.nextRecord();
+    const r = await exchange(srv.port, { ...upload(body), headers: [['Allow', '204']] });
+    expect(r.resHdr).toMatch(/^HTTP\/1\.1 403 Forbidden/);
+    expect(r.header('X-Infection-Found')).toBe('Type=0; Resolution=2; Threat=EICAR-Test-File (in eicar.bin (base64));');
+    expect(r.header('X-ICAP-Bridge-Decision')).toBe('block; reason=infected; part=eicar.bin__base64_');
+    const rec = await record;
+    expect(rec).toMatchObject({ verdict: 'infected', threats: ['EICAR-Test-File'], multipart: { outcome: 'split', parts: 3 } });
+    expect(rec.parts?.map((p) => [p.label, p.bytes, p.outcome])).toEqual([
+      ['field comment', Buffer.byteLength(TEXT), 'clean'],
+      ['eicar.bin', Buffer.byteLength(base64Lines(BINARY)), 'clean'],
+      ['eicar.bin (base64)', BINARY.length, 'infected'],
     ]);
   });
 

@@ -18,3 +18,4 @@ export {
 export { MultipartParser, type MultipartEvent, type MultipartParserLimits } from './multipart-parser.js';
 export { MultipartError, type MultipartErrorCode } from './multipart-error.js';
 export { boundaryFromContentType, parsePartHeaders, type PartHeaders } from './part-headers.js';
+export { createTransferDecoder, transferDecodings, type TransferDecoder, type TransferDecoding } from './transfer-encoding.js';

@@ -21,6 +21,15 @@
  *   close delimiter has `complete: false`) so the caller can still scan it; an infection there
  *   blocks whatever the policy says about the failure. The raw body should be scanned too.
  * - Each part carries its SHA-256, computed while spooling (the verdict cache key).
+ * - A part declaring Content-Transfer-Encoding base64 or quoted-printable (RFC 2045 §6.8, §6.7)
+ *   is returned as sent and, right after it, decoded: a part of its own (`decodedFrom` set,
+ *   labelled e.g. `a.exe (base64)`), with its own SHA-256 and spool. RFC 7578 §4.7 deprecates the
+ *   header, but receivers built on MIME libraries still decode it and store the decoded file,
+ *   and others store the part as sent; either must be scanned. Decoding streams alongside the
+ *   part's own spooling (transfer-encoding.ts; lenient, never fails), its spool takes its share
+ *   of the same memory budget, and its output is never larger than the part as sent. Decoded
+ *   parts do not count against `maxParts`, which counts the form's parts: at most two per part.
+ *   A decoded nested multipart is not split again (RFC 2045 §6.4 forbids encoding multipart).
  *
  * Outside the parts. A split that keeps only the parts' content would let a threat through in
  * the bytes around them, which the streaming backends see but the others would not:
@@ -48,6 +57,7 @@ import type { SpooledBody } from '../spooled-body.js';
 import { MultipartError, type MultipartErrorCode } from './multipart-error.js';
 import { MultipartParser, type MultipartEvent, type MultipartParserLimits } from './multipart-parser.js';
 import { boundaryFromContentType, checkBoundary, type PartHeaders } from './part-headers.js';
+import { createTransferDecoder, transferDecodings, type TransferDecoder, type TransferDecoding } from './transfer-encoding.js';
 
 export interface MultipartPart {
   /** 0-based position among the returned parts. */
@@ -64,9 +74,15 @@ export interface MultipartPart {
   readonly sha256: string;
   /**
    * False only for parts of a failed result cut off mid-content: the last part, and the nested
-   * multipart part it is in.
+   * multipart part it is in (and the decoded form of either).
    */
   readonly complete: boolean;
+  /**
+   * Set on the decoded form of a part sent with Content-Transfer-Encoding base64 or
+   * quoted-printable: the encoding undone, and the index of the part as sent (just before it).
+   * Names, media type and headers are that part's. Null on every part as sent.
+   */
+  readonly decodedFrom: { readonly encoding: TransferDecoding; readonly index: number } | null;
 }
 
 /** Bytes outside every part that are not only whitespace; scanned as a piece of their own. */
@@ -121,11 +137,16 @@ export interface MultipartOptions {
   readonly signal?: AbortSignal;
 }
 
-/** The name a block or a log line gives a part: its file name, else its field, else its position. */
-export function partLabel(part: Pick<MultipartPart, 'index' | 'fieldName' | 'fileName'>): string {
-  if (part.fileName) return part.fileName;
-  if (part.fieldName) return `field ${part.fieldName}`;
-  return `part ${part.index + 1}`;
+/**
+ * The name a block or a log line gives a part: its file name, else its field, else its position;
+ * for a decoded form, the part's name and the encoding undone: `a.exe (base64)`.
+ */
+export function partLabel(
+  part: Pick<MultipartPart, 'index' | 'fieldName' | 'fileName'> & { readonly decodedFrom?: MultipartPart['decodedFrom'] },
+): string {
+  const from = part.decodedFrom ?? null;
+  const name = part.fileName || (part.fieldName ? `field ${part.fieldName}` : `part ${(from?.index ?? part.index) + 1}`);
+  return from === null ? name : `${name} (${from.encoding})`;
 }
 
 /** Whether the client presented a part as a file (RFC 7578 §4.2, §4.4). */
@@ -155,6 +176,14 @@ interface OpenPart extends OpenSpool {
   readonly index: number;
   readonly headers: PartHeaders;
   readonly fieldName: string | null;
+  /** The part's decoded forms being written beside it, one per transfer encoding it declares. */
+  readonly decoded: readonly OpenDecoded[];
+}
+
+interface OpenDecoded extends OpenSpool {
+  readonly index: number;
+  readonly encoding: TransferDecoding;
+  readonly decoder: TransferDecoder;
 }
 
 interface OpenOutside extends OpenSpool {
@@ -175,8 +204,10 @@ class PartSpooler {
   readonly parts: MultipartPart[] = [];
   readonly outside: OutsideBytes[] = [];
   #memoryLeft: number;
-  /** Parts opened so far: the next part's index. */
+  /** Parts opened so far, decoded forms included: the next part's index. */
   #opened = 0;
+  /** Parts of the form opened so far, decoded forms left out: what `maxParts` bounds. */
+  #formParts = 0;
   /** The part whose content is being written (an inner part while #nested is set). */
   #open: OpenPart | null = null;
   /** The preamble or epilogue being written, once a byte other than whitespace came. */
@@ -222,7 +253,7 @@ class PartSpooler {
           }
           break;
         case 'part-data':
-          await this.#write(this.#open!, event.data);
+          await this.#writePart(this.#open!, event.data);
           break;
         case 'part-end':
           await this.#closePart(this.#open);
@@ -245,12 +276,12 @@ class PartSpooler {
   async #handleNested(event: MultipartEvent): Promise<void> {
     const nested = this.#nested!;
     if (event.type === 'part-data') {
-      await this.#write(nested.whole, event.data);
+      await this.#writePart(nested.whole, event.data);
       // The inner preamble and epilogue are in the whole part, scanned as it is: ignored here.
       await writeParser(nested.parser, event.data, async (events) => {
         for (const inner of events) {
           if (inner.type === 'part-start') this.#open = this.#openPart(inner.headers, nested.fieldName);
-          else if (inner.type === 'part-data') await this.#write(this.#open!, inner.data);
+          else if (inner.type === 'part-data') await this.#writePart(this.#open!, inner.data);
           else if (inner.type === 'part-end') await this.#closePart(this.#open);
         }
       });
@@ -262,10 +293,19 @@ class PartSpooler {
   }
 
   #openPart(headers: PartHeaders, fieldName: string | null): OpenPart {
-    if (this.#opened + 1 > this.#limits.maxParts) {
+    if (this.#formParts + 1 > this.#limits.maxParts) {
       throw new MultipartError('too-many-parts', `more than ${this.#limits.maxParts} parts`);
     }
-    return { ...this.#openSpool(), index: this.#opened++, headers, fieldName };
+    this.#formParts++;
+    const part = { ...this.#openSpool(), index: this.#opened++ };
+    // Opened now, so each decoded form's index follows its part's and its memory is reserved.
+    const decoded = transferDecodings(headers).map((encoding) => ({
+      ...this.#openSpool(),
+      index: this.#opened++,
+      encoding,
+      decoder: createTransferDecoder(encoding),
+    }));
+    return { ...part, headers, fieldName, decoded };
   }
 
   /**
@@ -285,6 +325,15 @@ class PartSpooler {
     const body = await open.spool.end();
     this.#memoryLeft += open.reserved - (body.memory ? body.size : 0);
     return body;
+  }
+
+  /** Writes a part's bytes as sent, then their decoded forms. */
+  async #writePart(open: OpenPart, data: Buffer): Promise<void> {
+    await this.#write(open, data);
+    for (const decoded of open.decoded) {
+      const out = decoded.decoder.write(data);
+      if (out.length > 0) await this.#write(decoded, out);
+    }
   }
 
   #write(open: OpenSpool, data: Buffer): Promise<void> {
@@ -311,21 +360,52 @@ class PartSpooler {
     this.outside.push({ region: open.region, body, sha256: open.hash.hex() });
   }
 
+  /**
+   * Ends a part and its decoded forms and returns them. Each is ended even when another's spool
+   * failed (salvage keeps what it can); the first failure is rethrown after.
+   */
   async #closePart(open: OpenPart | null, complete = true): Promise<void> {
     if (!open) return;
     if (open === this.#open) this.#open = null;
-    const body = await this.#endSpool(open);
+    let failure: { err: unknown } | null = null;
+    try {
+      this.#addPart(open, open, await this.#endSpool(open), complete, null);
+    } catch (err) {
+      failure = { err };
+    }
+    for (const decoded of open.decoded) {
+      try {
+        const rest = decoded.decoder.end();
+        if (rest.length > 0) await this.#write(decoded, rest);
+        const from = { encoding: decoded.encoding, index: open.index };
+        this.#addPart(open, decoded, await this.#endSpool(decoded), complete, from);
+      } catch (err) {
+        failure ??= { err };
+      }
+    }
+    if (failure !== null) throw failure.err;
+  }
+
+  /** Returns `written` (the part, or one of its decoded forms), in index order. */
+  #addPart(
+    open: OpenPart,
+    written: OpenSpool & { readonly index: number },
+    body: SpooledBody,
+    complete: boolean,
+    decodedFrom: MultipartPart['decodedFrom'],
+  ): void {
     const { headers } = open;
     const part: MultipartPart = {
-      index: open.index,
+      index: written.index,
       fieldName: open.fieldName,
       fileName: headers.fileName,
       mediaType: headers.mediaType,
       isFile: looksLikeFile(headers),
       headers,
       body,
-      sha256: open.hash.hex(),
+      sha256: written.hash.hex(),
       complete,
+      decodedFrom,
     };
     // A nested part ends after its inner parts but comes before them.
     const after = this.parts.findIndex((p) => p.index > part.index);
