@@ -126,9 +126,15 @@ const optionsSchema = z.strictObject({
       status502Rate: perRoute(rate).default(0),
       /**
        * Chance of `429 {"err":"Too many requests."}`: undocumented for v4/v5, to be treated like 503
-       * (§2). The spec names no Retry-After header, so none is sent.
+       * (§2). The spec names no Retry-After header: none is sent unless retryAfterSeconds is set.
        */
       status429Rate: perRoute(rate).default(0),
+      /**
+       * `Retry-After: <seconds>` on the injected busy answers (status503Rate, status429Rate). The
+       * spec names none (§2), so by default none is sent; this stands for a balancer or a later
+       * Core that does send one.
+       */
+      retryAfterSeconds: z.number().int().min(0).optional(),
       /** Chance of closing the connection without an answer. */
       dropRate: perRoute(rate).default(0),
       /**

@@ -26,6 +26,8 @@ export interface RequestLogEntry {
   /** data_id, batch_id or hash named in the path, when there is one. */
   readonly id: string | undefined;
   readonly headers: Readonly<Record<string, string>>;
+  /** When the request arrived (performance.now(), ms): tests measure the client's waits with it. */
+  readonly at: number;
   /**
    * Final status; 'dropped' when the connection was closed without an answer, 'reset' when an
    * upload was cut by a TCP reset halfway through (faults.uploadResetRate).
@@ -174,11 +176,16 @@ class MetaDefenderEmulator {
       entry.status = 'reset';
       return this.#resetMidUpload(req);
     }
+    // Retry-After only when configured: the spec names none (§2).
+    const retryAfter = this.#options.faults.retryAfterSeconds;
+    const busyHeaders = retryAfter !== undefined ? { headers: { 'Retry-After': String(retryAfter) } } : {};
     if (this.#faults.busy(faultRoute)) {
-      return this.#send(req, res, { status: 503, json: { err: 'Server is too busy. Try again later.' }, close: true }, faultRoute, entry);
+      return this.#send(req, res, { status: 503, json: { err: 'Server is too busy. Try again later.' }, close: true, ...busyHeaders }, faultRoute, entry);
     }
     const injected = this.#faults.errorStatus(faultRoute);
-    if (injected !== undefined) return this.#send(req, res, { ...INJECTED_ERRORS[injected], close: true }, faultRoute, entry);
+    if (injected !== undefined) {
+      return this.#send(req, res, { ...INJECTED_ERRORS[injected], close: true, ...(injected === 429 && busyHeaders) }, faultRoute, entry);
+    }
     // /readyz is what orchestrators probe without credentials.
     if (route !== 'health') {
       const denied = this.#authenticate(req);
@@ -477,7 +484,7 @@ class MetaDefenderEmulator {
     let text = JSON.stringify(answer.json ?? {});
     if (answer.status === 200 && this.#faults.malformed(route)) text = text.slice(0, Math.max(1, Math.floor(text.length / 2)));
     const body = Buffer.from(text);
-    res.writeHead(answer.status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': body.length });
+    res.writeHead(answer.status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': body.length, ...answer.headers });
     res.end(body);
   }
 
@@ -487,7 +494,7 @@ class MetaDefenderEmulator {
       const value = req.headers[name];
       if (typeof value === 'string') headers[name] = value;
     }
-    const entry: RequestLogEntry = { seq: ++this.#seq, method: req.method ?? '', path, route, id, headers, status: 'pending' };
+    const entry: RequestLogEntry = { seq: ++this.#seq, method: req.method ?? '', path, route, id, headers, at: performance.now(), status: 'pending' };
     const log = this.#stats.requests;
     if (this.#options.requestLogLimit > 0) {
       log.push(entry);

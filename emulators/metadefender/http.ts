@@ -12,6 +12,8 @@ export interface Answer {
   raw?: { body: Buffer | string; type: string; headers?: Record<string, string> };
   /** Close the connection after answering (request body left unread). */
   close?: boolean;
+  /** Extra headers of a JSON answer (Retry-After on an injected busy answer). */
+  headers?: Record<string, string>;
 }
 
 /** Which kind of request a method and path are, and the id they name. */

@@ -12,6 +12,7 @@ import { request } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Backend, BackendResult, ScanMeta } from '../../src/backends/backend.js';
 import { EICAR_SIGNATURE } from '../../src/backends/builtin/eicar.js';
+import { retryAfterMsOf } from '../../src/backends/metadefender/core-endpoint.js';
 import { createMetaDefenderBackend, type MetaDefenderBackendOptions } from '../../src/backends/metadefender/metadefender-backend.js';
 import { liveSpoolFiles, spooledBodyFromBuffer } from '../../src/pipeline/spool.js';
 import { resolveOptions, type EmulatorOptions } from '../../emulators/metadefender/config.js';
@@ -121,7 +122,22 @@ describe('the emulator produces the failures', () => {
       await poll.body.dump();
     }
     expect(() => resolveOptions({ faults: { status500Rate: 2 } })).toThrow(/status500Rate/);
+    expect(() => resolveOptions({ faults: { retryAfterSeconds: -1 } })).toThrow(/retryAfterSeconds/);
     expect(() => resolveOptions({ faults: { status429Rate: { upload: 1 } } } as never)).toThrow(/status429Rate/);
+  });
+
+  it('retryAfterSeconds: Retry-After on the injected busy answers (503, 429) only', async () => {
+    for (const [key, status, retryAfter] of [
+      ['status503Rate', 503, '2'],
+      ['status429Rate', 429, '2'],
+      ['status500Rate', 500, undefined],
+    ] as const) {
+      const em = await emulator({ faults: { [key]: { poll: 1 }, retryAfterSeconds: 2 } });
+      const poll = await request(`${em.url}/file/0123`);
+      expect(poll.statusCode, key).toBe(status);
+      expect(poll.headers['retry-after'], key).toBe(retryAfter);
+      await poll.body.dump();
+    }
   });
 
   it('an upload reset halfway: a TCP reset while the client sends, no answer, nothing accepted', async () => {
@@ -191,6 +207,68 @@ describe('the adapter under 500, 502 and 429', () => {
       expect(liveUnder(dir)).toEqual([]);
     });
   }
+});
+
+describe('a job given up after repeated 429/5xx polls is cancelled on Core (§3 Cancel)', () => {
+  for (const key of ['status500Rate', 'status502Rate', 'status429Rate', 'status503Rate'] as const) {
+    it(`${key}: the error as before, then POST /file/{data_id}/cancel on the accepting server; the job ends Canceled (19)`, async () => {
+      // A long scan: without the cancel Core would still be working on the job for nobody.
+      const em = await emulator({ scanDurationMs: 60_000, faults: { [key]: { poll: 1 } } });
+      const b = await backendFor([em]);
+      const { result } = await timedScan(b, CLEAN);
+      expect(result).toMatchObject({ outcome: 'error', message: expect.stringMatching(/polling got HTTP \d+ 3 times/) });
+      const [dataId] = em.stats.acceptedIds;
+      await expect.poll(() => requests(em, 'cancel').map((r) => [r.id, r.status]), { timeout: 2_000 }).toEqual([[dataId, 200]]);
+      // Only the poll route fails: the job itself says it was cancelled.
+      em.configure({ faults: {} });
+      const poll = await request(`${em.url}/file/${dataId}`);
+      expect(((await poll.body.json()) as { scan_results: { scan_all_result_i: number } }).scan_results.scan_all_result_i).toBe(19);
+      expect(b.status()).toMatchObject([{ inFlight: 0 }]);
+    });
+  }
+});
+
+describe('Retry-After on a 429 or 503 poll (not in the spec, §2): a floor for the next poll, capped by the deadline', () => {
+  it('delay-seconds only (RFC 9110 §10.2.3), in ms', () => {
+    expect(retryAfterMsOf('5')).toBe(5_000);
+    expect(retryAfterMsOf(' 0 ')).toBe(0);
+    expect(retryAfterMsOf('Wed, 21 Oct 2015 07:28:00 GMT')).toBeUndefined();
+    expect(retryAfterMsOf('1.5')).toBeUndefined();
+    expect(retryAfterMsOf('-1')).toBeUndefined();
+    expect(retryAfterMsOf('')).toBeUndefined();
+    expect(retryAfterMsOf(undefined)).toBeUndefined();
+  });
+
+  for (const [key, status] of [
+    ['status429Rate', 429],
+    ['status503Rate', 503],
+  ] as const) {
+    it(`${status} with Retry-After: 1: the next poll waits at least 1 s instead of the 10–20 ms back-off`, async () => {
+      const em = await emulator({ scanDurationMs: 60_000, faults: { [key]: { poll: 1 }, retryAfterSeconds: 1 } });
+      const b = await backendFor([em], { timeoutMs: 5_000 });
+      const { result } = await timedScan(b, CLEAN);
+      // Still three answers before giving up, as without the header.
+      expect(result).toMatchObject({ outcome: 'error', kind: 'overloaded', message: expect.stringContaining(`HTTP ${status} 3 times`) });
+      const at = requests(em, 'poll').map((r) => r.at);
+      expect(at).toHaveLength(3);
+      // Timers may fire a little early against another clock: 950 ms, not 1000.
+      expect(at[1]! - at[0]!).toBeGreaterThanOrEqual(950);
+      expect(at[2]! - at[1]!).toBeGreaterThanOrEqual(950);
+    });
+  }
+
+  it('a Retry-After past the deadline (or past what a timer holds): the next poll waits until the deadline, not longer, not 1 ms', async () => {
+    // 10^7 s is 10^10 ms, over setTimeout's 2^31-1: uncapped, Node would fire it after 1 ms.
+    const em = await emulator({ scanDurationMs: 60_000, faults: { status429Rate: { poll: 1 }, retryAfterSeconds: 10_000_000 } });
+    const b = await backendFor([em], { timeoutMs: 600 });
+    const { result, ms } = await timedScan(b, CLEAN);
+    expect(result).toMatchObject({ outcome: 'error', kind: 'timeout' });
+    expect(ms).toBeGreaterThanOrEqual(550);
+    expect(ms).toBeLessThan(1_100);
+    expect(requests(em, 'poll')).toHaveLength(1);
+    // The deadline's own cancel.
+    await expect.poll(() => requests(em, 'cancel').length, { timeout: 2_000 }).toBe(1);
+  });
 });
 
 describe('the adapter under an upload reset halfway', () => {

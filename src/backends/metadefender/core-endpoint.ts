@@ -14,6 +14,7 @@ import type { ConnectionOptions } from 'node:tls';
 import { Pool, type Dispatcher } from 'undici';
 import { CodedError, type ErrorCode } from '../../errors.js';
 import { BodySpool, SpoolError } from '../../pipeline/spool.js';
+import { copyToSpool } from '../../pipeline/spool-sink.js';
 import type { SpooledBody } from '../../pipeline/spooled-body.js';
 
 /** Error codes of failures below HTTP (STYLE.md "Stable codes"). */
@@ -33,6 +34,11 @@ export interface JsonReply {
   readonly status: number;
   readonly json: unknown;
   readonly malformed: string | undefined;
+  /**
+   * The answer's `Retry-After` in ms, when it is delay-seconds (RFC 9110 §10.2.3); the HTTP-date
+   * form is ignored. The spec names no Retry-After (§2); a balancer in front of Core may send one.
+   */
+  readonly retryAfterMs: number | undefined;
 }
 
 /** A text answer (the batch certificate). */
@@ -215,7 +221,9 @@ export class CoreEndpoint {
     }
     const out = new BodySpool(sink.spool);
     try {
-      if (!(await spoolBody(res.body, out, sink.maxBytes, signal))) {
+      // Counted as it arrives: a missing or lying Content-Length. A temp file behind waits for it,
+      // and one that failed ends the wait with its SpoolError (spool-sink.ts).
+      if (!(await copyToSpool(res.body, out, { signal, maxBytes: sink.maxBytes }))) {
         res.body.destroy();
         await out.dispose();
         return { status: 200, tooLarge: true };
@@ -263,47 +271,24 @@ async function request(
   }
 }
 
-/**
- * Copies `source` into `out`; false as soon as more than `maxBytes` arrived (a missing or lying
- * Content-Length). When the temp file is behind it waits (STYLE.md "Respect write() === false"),
- * and throws the spool's failure if that is why the wait ended.
- */
-async function spoolBody(source: Readable, out: BodySpool, maxBytes: number, signal: AbortSignal): Promise<boolean> {
-  let size = 0;
-  for await (const chunk of source) {
-    size += (chunk as Buffer).length;
-    if (size > maxBytes) return false;
-    if (!out.write(chunk as Buffer)) await untilWritable(out, signal);
-    if (out.failure) throw out.failure;
-  }
-  return true;
-}
-
-/**
- * Until `out` takes writes again or `signal` fires. Not `once('drain')`: a temp file that fails
- * (ENOSPC, EFBIG, EIO) never drains, and the wait would outlive timeout_ms, the pool slot and the
- * temp file (src/pipeline/spool.ts, onWritable). Rejects with the signal's reason on abort.
- */
-export function untilWritable(out: Pick<BodySpool, 'onWritable'>, signal: AbortSignal): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason ?? new Error('aborted'));
-    if (signal.aborted) return onAbort();
-    signal.addEventListener('abort', onAbort, { once: true });
-    out.onWritable(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    });
-  });
-}
-
 async function readJson(res: Dispatcher.ResponseData): Promise<JsonReply> {
   const text = await readText(res);
+  const retryAfterMs = retryAfterMsOf(headerValue(res.headers['retry-after']));
   try {
-    return { status: res.statusCode, json: JSON.parse(text) as unknown, malformed: undefined };
+    return { status: res.statusCode, json: JSON.parse(text) as unknown, malformed: undefined, retryAfterMs };
   } catch (err) {
     const preview = text.length > 80 ? `${text.slice(0, 80)}…` : text;
-    return { status: res.statusCode, json: undefined, malformed: `${(err as Error).message} in ${JSON.stringify(preview)}` };
+    return { status: res.statusCode, json: undefined, malformed: `${(err as Error).message} in ${JSON.stringify(preview)}`, retryAfterMs };
   }
+}
+
+/**
+ * RFC 9110 §10.2.3 delay-seconds (`1*DIGIT`) in ms; undefined for none, the HTTP-date form or
+ * anything else. Not bounded here: a caller caps it by its own deadline.
+ */
+export function retryAfterMsOf(value: string | undefined): number | undefined {
+  const text = value?.trim();
+  return text !== undefined && /^\d+$/.test(text) ? Number(text) * 1000 : undefined;
 }
 
 /** The whole answer as UTF-8, at most MAX_JSON_BYTES. */

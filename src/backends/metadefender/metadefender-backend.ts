@@ -10,6 +10,7 @@
  *          ├─ over max_file_bytes ─────────────────► error 'too-large', nothing uploaded
  *          └─ POST /file (Content-Length) on E ── 503 / refused ─► once more on another E
  *               └─ data_id ─► GET /file/{data_id} on E only (§9), back-off poll_initial_ms → poll_max_ms
+ *                     │     (a Retry-After on a 429/503 poll: the next wait at least that, up to the deadline)
  *                     ├─ E lost the job (connection fails repeatedly) ─► resubmit once on another E
  *                     ├─ unknown data_id (404 or {"id":"Not Found"}) ─► POST /file once more on E and
  *                     │     poll the new data_id; unknown again ─► error, never clean
@@ -20,8 +21,8 @@
  * server after a refused connection (at once) or eject_after 503s, and checks /readyz (or /version
  * on v4) with hysteresis. In DNS mode E is one address of a name: every call of the job goes to
  * that address with `Host: <name>:<port>` (core-endpoint.ts). One AbortSignal bounds the whole
- * scan (timeout_ms, the caller's abort, close()); a job left behind by it is cancelled on its
- * server, best effort.
+ * scan (timeout_ms, the caller's abort, close()); a job left behind by it, or given up after
+ * repeated 429/5xx polls, is cancelled on its server, best effort (§3 Cancel).
  *
  * scanParts (the parts of one multipart upload) sends them as one batch to one leased server:
  * parts-scan.ts and batch-scan.ts (§7).
@@ -304,12 +305,15 @@ export async function createMetaDefenderBackend(options: MetaDefenderBackendOpti
     const at = `${node.core.label} job ${dataId}`;
     const path = `/file/${encodeURIComponent(dataId)}`;
     let delay = options.pollInitialMs;
+    // A Retry-After on the last busy answer: the next wait is at least this long (0: none).
+    let retryAfterMs = 0;
     let failures = 0;
     // Each round sleeps at least poll_initial_ms and the signal ends the scan at timeout_ms, so
     // this bound is never the one that stops it; it only makes the loop visibly finite.
     const maxPolls = Math.ceil(timeoutMs / Math.max(1, options.pollInitialMs)) + 16;
     for (let round = 0; round < maxPolls; round++) {
-      await sleep(delay, undefined, { signal: ctx.signal });
+      await sleep(Math.max(delay, retryAfterMs), undefined, { signal: ctx.signal });
+      retryAfterMs = 0;
       delay = Math.min(delay * 2, options.pollMaxMs);
       let reply: JsonReply;
       try {
@@ -340,9 +344,17 @@ export async function createMetaDefenderBackend(options: MetaDefenderBackendOpti
         continue;
       }
       if ([429, 500, 502, 503, 504].includes(reply.status)) {
-        if (++failures < MAX_POLL_FAILURES) continue;
-        const kind = reply.status === 503 || reply.status === 429 ? 'overloaded' : 'backend-error';
-        return final(ctx.fail(kind, `${at}: polling got HTTP ${reply.status} ${failures} times${suffix(errorText(reply.json))}`), 'failure');
+        const busy = reply.status === 503 || reply.status === 429;
+        if (++failures < MAX_POLL_FAILURES) {
+          // §2 names no Retry-After; when a busy answer (503, or 429 taken like it) carries one
+          // anyway, the next poll waits at least that long — never past the deadline, and never
+          // longer than a timer holds (a huge value would overflow setTimeout into 1 ms).
+          if (busy && reply.retryAfterMs !== undefined) retryAfterMs = Math.min(reply.retryAfterMs, Math.max(0, timeoutMs - ctx.elapsed()));
+          continue;
+        }
+        // The job may still be running on Core (§3 Cancel): nobody will read it now.
+        cancelJob(node, dataId);
+        return final(ctx.fail(busy ? 'overloaded' : 'backend-error', `${at}: polling got HTTP ${reply.status} ${failures} times${suffix(errorText(reply.json))}`), 'failure');
       }
       // 400/401/403/405...: our key or rights, not something waiting fixes.
       return final(ctx.fail('backend-error', `${at}: polling got HTTP ${reply.status}${suffix(errorText(reply.json))}`));
@@ -430,6 +442,7 @@ export async function createMetaDefenderBackend(options: MetaDefenderBackendOpti
     }
   }
 
+  /** §3 Cancel for a job left behind: bounded (CANCEL_TIMEOUT_MS), not awaited, failures ignored. */
   function cancelJob(node: CoreNode, dataId: string): void {
     void node.core.json('POST', `/file/${encodeURIComponent(dataId)}/cancel`, AbortSignal.timeout(CANCEL_TIMEOUT_MS)).catch(() => {});
   }
