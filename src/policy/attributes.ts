@@ -3,7 +3,9 @@
  * once the headers are read; body facts arrive later (the first bytes give the file type, the
  * end gives the real size and the SHA-256). See select-rule.ts for how rules wait for them.
  */
+import { trimOws } from '../../protocol/index.js';
 import { normalizeAddress } from './ip-match.js';
+import { headMatchText } from './match-text.js';
 import type { FileType } from './file-type.js';
 import { decodeUsername, userCandidates } from './username.js';
 import { effectiveUrl, requestHost } from './url.js';
@@ -24,16 +26,16 @@ export interface RequestAttributes {
   readonly peer: string;
   /** The HTTP client: X-Client-IP when the proxy sent it, else the ICAP peer. */
   readonly client: string;
-  /** User name forms to match (raw and decoded); empty when no user header was sent. */
+  /** User name forms to match (raw and decoded), as text (match-text.ts); empty when no user header was sent. */
   readonly users: readonly string[];
   /** The user name as logged: decoded when it was base64. */
   readonly user?: string;
   readonly httpMethod?: string;
-  /** Lower-case, without port. */
+  /** Lower-case, without port, A-labels for an IDN (url.ts hostOnly). */
   readonly host?: string;
   /** Absolute, scheme and authority lower-cased. */
   readonly url?: string;
-  /** Media type of the scanned message (response for RESPMOD, request for REQMOD), lower-case, no parameters. */
+  /** Media type of the scanned message (response for RESPMOD, request for REQMOD), lower-case, no parameters; text (match-text.ts). */
   readonly contentType?: string;
   /** Content-Length of the scanned message, when it declared one. */
   readonly declaredSize?: number;
@@ -83,7 +85,9 @@ export function requestAttributes(src: AttributeSources): RequestAttributes {
   const hostHeader = src.reqHdr?.headers.get('Host');
   // The message whose body is scanned: the response in RESPMOD, the request in REQMOD.
   const message = src.icapMethod === 'RESPMOD' ? src.resHdr : src.reqHdr;
-  const contentType = message?.headers.get('Content-Type')?.split(';')[0]?.trim().toLowerCase();
+  // Decoded before lower-casing: toLowerCase() on the bytes would fold UTF-8 lead bytes (url.ts).
+  const rawType = message?.headers.get('Content-Type')?.split(';')[0];
+  const contentType = rawType === undefined ? undefined : headMatchText(trimOws(rawType)).toLowerCase();
   const declaredSize = message ? declaredLength(message.headers.getAll('Content-Length')) : undefined;
   const host = requestHost(target, hostHeader);
   const user = rawUser === undefined ? undefined : decodeUsername(rawUser);

@@ -9,6 +9,7 @@ import type { BodyFacts, HeaderLookup, HeaderSource, RequestAttributes } from '.
 import { HEADER_SOURCES } from './attributes.js';
 import { compileGlob, type Glob } from './glob.js';
 import { compileAddressSet } from './ip-match.js';
+import { headMatchText, matchText } from './match-text.js';
 import type { HeaderConditionConfig, HeaderOperator, RuleAction, RuleMatchConfig } from './rule-config.js';
 import { HEADER_OPERATORS } from './rule-config.js';
 import { canonicalHost, compileUrlPattern, urlForms } from './url-forms.js';
@@ -43,7 +44,8 @@ export function compileMatch(match: RuleMatchConfig | undefined, action: RuleAct
     conditions.push((a) => set.has(a.peer));
   }
   if (m.user) {
-    const globs = m.user.map((p) => compileGlob(p, { caseInsensitive: true }));
+    // Patterns and users are both text in NFC (match-text.ts; attributes.ts decodes the users).
+    const globs = m.user.map((p) => compileGlob(matchText(p), { caseInsensitive: true }));
     conditions.push((a) => a.users.some((u) => anyMatch(globs, u)));
   }
   if (m.method) {
@@ -55,8 +57,9 @@ export function compileMatch(match: RuleMatchConfig | undefined, action: RuleAct
     conditions.push((a) => methods.has(a.icapMethod));
   }
   if (m.host) {
-    // Request hosts are canonical (url.ts hostOnly): `3221226247` is `192.0.2.7` on both sides.
-    const globs = m.host.map((p) => compileGlob(p.includes('*') ? p : canonicalHost(p), { caseInsensitive: true }));
+    // Request hosts are canonical (url.ts hostOnly): `3221226247` is `192.0.2.7` on both sides, and
+    // `bücher.example` is `xn--bcher-kva.example` (RFC 5890 §2.3.2.1; a glob label by label).
+    const globs = m.host.map((p) => compileGlob(canonicalHost(p), { caseInsensitive: true }));
     conditions.push((a) => a.host !== undefined && anyMatch(globs, a.host));
   }
   if (m.url) {
@@ -71,7 +74,7 @@ export function compileMatch(match: RuleMatchConfig | undefined, action: RuleAct
     });
   }
   if (m.content_type) {
-    const globs = m.content_type.map((p) => compileGlob(p, { caseInsensitive: true }));
+    const globs = m.content_type.map((p) => compileGlob(matchText(p), { caseInsensitive: true }));
     conditions.push((a) => a.contentType !== undefined && anyMatch(globs, a.contentType));
   }
   const usesSize = m.min_size !== undefined || m.max_size !== undefined;
@@ -124,17 +127,21 @@ function anyMatch(globs: readonly Glob[], text: string): boolean {
   return globs.some((g) => g.matches(text));
 }
 
+/**
+ * Values are head bytes, the operand YAML text: both are compared as text (match-text.ts), and
+ * lower-cased as text, so `Büro` meets the UTF-8 bytes of `BÜRO`.
+ */
 function compileHeaderCondition(config: HeaderConditionConfig): Condition {
   const op = HEADER_OPERATORS.find((o) => config[o] !== undefined) as HeaderOperator;
   const caseSensitive = config.case_sensitive === true;
   const fold = (s: string): string => (caseSensitive ? s : s.toLowerCase());
-  const wanted = fold(config[op]!);
+  const wanted = fold(matchText(config[op]!));
   const test = OPERATORS[op];
   const sources: readonly HeaderSource[] = config.in ?? HEADER_SOURCES;
   return (a) =>
     sources.some((source) => {
       const lookup: HeaderLookup | undefined = a.headers[source];
-      return lookup !== undefined && lookup.getAll(config.name).some((value) => test(fold(trimOws(value)), wanted));
+      return lookup !== undefined && lookup.getAll(config.name).some((value) => test(fold(headMatchText(trimOws(value))), wanted));
     });
 }
 

@@ -13,7 +13,10 @@ export interface Glob {
   matches(text: string): boolean;
 }
 
-/** `caseInsensitive`: both sides are compared lower-cased (hosts, media types, user names). */
+/**
+ * `caseInsensitive`: both sides are compared lower-cased (hosts, media types, user names). Give it
+ * text (match-text.ts), not head bytes: lower-casing bytes folds UTF-8 lead bytes (0xC3 → 0xE3).
+ */
 export function compileGlob(pattern: string, opts: { caseInsensitive?: boolean } = {}): Glob {
   const fold = opts.caseInsensitive === true;
   const p = fold ? pattern.toLowerCase() : pattern;

@@ -8,9 +8,13 @@
  *   url     a URL with a scheme, a prefix (`http://example.com/downloads/`; without a path it
  *           means the whole host, `http://example.com/`), or a glob when it holds `*`
  *           (`*.example.com/*.exe`). Stored in canonical form (url-forms.ts), so they compare
- *           with requests spelled any way; anything else (`www.example.com/`) is an error.
+ *           with requests spelled any way; anything else (`www.example.com/`) is an error. A host
+ *           in U-labels is stored in A-labels (`http://bücher.example/` as
+ *           `http://xn--bcher-kva.example/`, RFC 5890), a non-ASCII path as the `%XX` of its UTF-8.
  *   host    a host name or address (`example.com`, `192.0.2.7`), or a glob (`*.example.com`:
- *           any subdomain, not example.com itself). Case-insensitive; addresses canonical.
+ *           any subdomain, not example.com itself). Case-insensitive; addresses canonical; an
+ *           internationalized name in A-labels (idna.ts). A name that is no valid IDN, or a glob
+ *           label mixing `*` with non-ASCII (`b*ü.example`), is an error: it could never match.
  */
 import { canonicalHost, canonicalUrl, normalizeUrlGlob } from './url-forms.js';
 

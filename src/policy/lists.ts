@@ -106,7 +106,8 @@ function exactOrGlobLookup(files: readonly ListFileData[], normalize: (value: st
   const globs: { glob: Glob; file: string }[] = [];
   for (const { file, entries } of files) {
     for (const entry of entries) {
-      if (entry.includes('*')) globs.push({ glob: compileGlob(entry, { caseInsensitive: true }), file });
+      // Normalized like exact entries (A-labels for hosts), whether or not list-files.ts read them.
+      if (entry.includes('*')) globs.push({ glob: compileGlob(normalize(entry), { caseInsensitive: true }), file });
       else if (!exact.has(normalize(entry))) exact.set(normalize(entry), file);
     }
   }

@@ -12,16 +12,26 @@
  *               `a%2Fb` one segment, and Apache (AllowEncodedSlashes Off), Tomcat and most
  *               routers keep it apart from `a/b`.
  *   loose       what the laxest common origin serves for it: every `%XX` decoded (nginx decodes
- *               `%2F` too), `\` read as `/` (IIS, WHATWG), `;params` cut from each segment
- *               (Tomcat), runs of `/` merged (nginx merge_slashes), dot segments removed, all
- *               lower-cased (case-insensitive file systems).
+ *               `%2F` too), and decoded again while that changes it, up to 3 rounds (RFC 3986
+ *               §2.4 forbids decoding twice; IIS did, CVE-2001-0333, and so does an application
+ *               that decodes behind a decoding server), so `%252e%252e` is `..` and `%2573` is
+ *               `s`; `\` read as `/` (IIS, WHATWG), `;params` cut from each segment (Tomcat), runs
+ *               of `/` merged (nginx merge_slashes), dot segments removed, all lower-cased
+ *               (case-insensitive file systems).
  *
  * Deny lists match when ANY form matches (a server may read the URL either way); allow lists
  * only when EVERY form matches, so `/public/..%2Fa.exe` is not allowed by `http://h/public/`.
  * Rules, which do not know which way they lean, compare the canonical form.
+ *
+ * Non-ASCII: a request's head is latin1 bytes, an entry is text. An entry's host is brought to
+ * its A-labels (idna.ts) and the rest of it to the `%XX` of its UTF-8 (RFC 3987 §3.1, how an IRI
+ * becomes a URI); a request's raw bytes from 0x80 up become their `%XX` (RFC 3986 §2.1: they
+ * are not allowed as they are; WHATWG percent-encodes them too), and a raw UTF-8 host its A-labels.
  */
+import { headText } from '../../protocol/index.js';
 import type { Glob } from './glob.js';
 import { compileGlob } from './glob.js';
+import { asciiHost } from './idna.js';
 
 /** One reading of a URL, split where patterns need it. `origin` is '' when the URL had no authority. */
 interface UrlReading {
@@ -47,15 +57,26 @@ export interface UrlPattern {
 const ABSOLUTE = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/([^/?#]*)([^?#]*)(\?[^#]*)?/s;
 const ORIGIN_FORM = /^([^?#]*)(\?[^#]*)?/s;
 const PCT = /%([0-9A-Fa-f]{2})/g;
+const NON_ASCII = /[^\x00-\x7f]/;
+const NON_ASCII_RUNS = /[^\x00-\x7f]+/g;
+/** No latin1 byte string holds such a character: the string is text (protocol/head-text.ts). */
+const ABOVE_LATIN1 = /[^\x00-\xff]/;
+/** Rounds of the loose reading's decoding: each is linear, and `%2525…` must not make it quadratic. */
+const LOOSE_DECODE_ROUNDS = 3;
 /** WHATWG "ends in a number": such a host is parsed as IPv4, whatever its spelling. */
 const ENDS_IN_NUMBER = /(?:^|\.)(?:\d+|0x[0-9a-f]*)$/;
 const MAPPED_V4 = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/;
 const DEFAULT_PORTS: { readonly [scheme: string]: string } = { http: '80', https: '443', ws: '80', wss: '443', ftp: '21' };
 
-/** `Example.COM.` → `example.com`; `3221226247` → `192.0.2.7`; `[2001:db8:0::1]` → `2001:db8::1`. */
+/**
+ * `Example.COM.` → `example.com`; `3221226247` → `192.0.2.7`; `[2001:db8:0::1]` → `2001:db8::1`;
+ * `bücher.example` → `xn--bcher-kva.example`. `raw` is text (an entry, or a request's host after
+ * headText): globs too, label by label.
+ */
 export function canonicalHost(raw: string): string {
   let host = raw.toLowerCase();
   if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
+  host = asciiHost(host); // RFC 5890 §2.3.2.1: requests carry A-labels
   if (host.endsWith('.')) host = host.slice(0, -1);
   if (host.includes(':')) {
     const v6 = whatwgHost(`[${host}]`);
@@ -66,8 +87,8 @@ export function canonicalHost(raw: string): string {
     const lo = parseInt(mapped[2]!, 16);
     return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
   }
-  // Only numbers go through the WHATWG parser: names stay as sent (no IDNA mapping), and the
-  // common case costs one regex test.
+  // Only numbers go through the WHATWG parser: ASCII names stay as sent, and the common case
+  // costs one regex test.
   return ENDS_IN_NUMBER.test(host) ? (whatwgHost(host) ?? host) : host;
 }
 
@@ -105,6 +126,35 @@ function decodeAll(_match: string, hex: string): string {
   return String.fromCharCode(parseInt(hex, 16));
 }
 
+/** The loose reading's decoding: `%XX` to bytes, again while that changes something (see top). */
+function decodeRepeatedly(text: string): string {
+  let s = text;
+  for (let round = 0; round < LOOSE_DECODE_ROUNDS && s.includes('%'); round++) {
+    const next = s.replace(PCT, decodeAll);
+    if (next === s) break;
+    s = next;
+  }
+  return s;
+}
+
+/** An entry's non-ASCII text → `%XX` of its UTF-8 (RFC 3987 §3.1 step 2): `/Büro` → `/B%C3%BCro`. */
+function encodeText(text: string): string {
+  return NON_ASCII.test(text) ? text.replace(NON_ASCII_RUNS, (run) => percentBytes(Buffer.from(run, 'utf8'))) : text;
+}
+
+/** A request's raw bytes from 0x80 up → `%XX` (RFC 3986 §2.1). A string that is already text gives its UTF-8. */
+function encodeBytes(bytes: string): string {
+  if (!NON_ASCII.test(bytes)) return bytes;
+  const encoding = ABOVE_LATIN1.test(bytes) ? 'utf8' : 'latin1'; // as headBytes decides, once for the whole URL
+  return bytes.replace(NON_ASCII_RUNS, (run) => percentBytes(Buffer.from(run, encoding)));
+}
+
+function percentBytes(bytes: Buffer): string {
+  let out = '';
+  for (const byte of bytes) out += `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  return out;
+}
+
 /** RFC 3986 §6.2.2.1–2: `%73` → `s`, `%2f` → `%2F`. */
 function normalizePercent(text: string): string {
   return text.includes('%') ? text.replace(PCT, decodeUnreserved) : text;
@@ -133,7 +183,7 @@ function canonicalPath(path: string): string {
 }
 
 function loosePath(rawPath: string): string {
-  let p = rawPath.includes('%') ? rawPath.replace(PCT, decodeAll) : rawPath;
+  let p = decodeRepeatedly(rawPath);
   p = p.replace(/\\/g, '/').replace(/;[^/]*/g, '').replace(/\/{2,}/g, '/');
   p = removeDotSegments(p);
   return (p === '' ? '/' : p).toLowerCase();
@@ -146,7 +196,7 @@ export function canonicalUrl(url: string): string | undefined {
   const scheme = m[1]!.toLowerCase();
   const authority = canonicalAuthority(scheme, m[2]!);
   if (authority === '') return undefined;
-  return `${scheme}://${authority}${canonicalPath(m[3]!)}${normalizePercent(m[4] ?? '')}`;
+  return `${scheme}://${authority}${canonicalPath(encodeText(m[3]!))}${normalizePercent(encodeText(m[4] ?? ''))}`;
 }
 
 let memo: { url: string; forms: UrlForms } | undefined; // lists and each url rule ask for the same request's forms
@@ -158,18 +208,20 @@ export function urlForms(url: string): UrlForms {
   const m = ABSOLUTE.exec(url);
   if (m) {
     const scheme = m[1]!.toLowerCase();
-    const origin = `${scheme}://${canonicalAuthority(scheme, m[2]!)}`;
-    const query = normalizePercent(m[4] ?? '');
+    const origin = `${scheme}://${canonicalAuthority(scheme, headText(m[2]!))}`;
+    const query = normalizePercent(encodeBytes(m[4] ?? ''));
+    const path = encodeBytes(m[3]!);
     forms = {
-      canonical: { origin, path: canonicalPath(m[3]!), query },
-      loose: { origin, path: loosePath(m[3]!), query: query.toLowerCase() },
+      canonical: { origin, path: canonicalPath(path), query },
+      loose: { origin, path: loosePath(path), query: query.toLowerCase() },
     };
   } else if (url.startsWith('/')) {
     const o = ORIGIN_FORM.exec(url)!;
-    const query = normalizePercent(o[2] ?? '');
+    const query = normalizePercent(encodeBytes(o[2] ?? ''));
+    const path = encodeBytes(o[1]!);
     forms = {
-      canonical: { origin: '', path: canonicalPath(o[1]!), query },
-      loose: { origin: '', path: loosePath(o[1]!), query: query.toLowerCase() },
+      canonical: { origin: '', path: canonicalPath(path), query },
+      loose: { origin: '', path: loosePath(path), query: query.toLowerCase() },
     };
   } else {
     const reading = { origin: url.toLowerCase(), path: '', query: '' };
@@ -192,17 +244,21 @@ export function normalizeUrlGlob(glob: string): string {
     const rest = m[3]!;
     // No path: the whole host (`http://*.example.com` reads `http://*.example.com/`, whose `*`
     // then cannot run on into a path or query).
-    return `${scheme}://${authority}${rest === '' ? '/' : normalizePercent(rest)}`;
+    return `${scheme}://${authority}${rest === '' ? '/' : normalizePercent(encodeText(rest))}`;
   }
   const slash = glob.indexOf('/');
-  return slash > 0 ? `${glob.slice(0, slash).toLowerCase()}${normalizePercent(glob.slice(slash))}` : normalizePercent(glob);
+  return slash > 0
+    ? `${asciiHost(glob.slice(0, slash).toLowerCase())}${normalizePercent(encodeText(glob.slice(slash)))}`
+    : normalizePercent(encodeText(glob));
 }
 
 function globAuthority(scheme: string, authority: string): string {
   const a = authority.toLowerCase();
   const port = /:(\d*)$/.exec(a);
-  const host = port && (port[1] === '' || String(Number(port[1])) === DEFAULT_PORTS[scheme]) ? a.slice(0, port.index) : a;
-  return host.endsWith('.') ? host.slice(0, -1) : host;
+  const keepPort = port !== null && port[1] !== '' && String(Number(port[1])) !== DEFAULT_PORTS[scheme];
+  let host = asciiHost(port ? a.slice(0, port.index) : a);
+  if (host.endsWith('.')) host = host.slice(0, -1);
+  return keepPort ? `${host}${port[0]}` : host;
 }
 
 type Side = (reading: UrlReading, withQuery: boolean) => boolean;
@@ -255,7 +311,7 @@ export function compileUrlPattern(raw: string, opts: { prefix: boolean }): UrlPa
 
 function compileSide(entry: string, prefix: boolean, lax: boolean): Side {
   const m = /^((?:[a-z][a-z0-9+.-]*|\*):\/\/[^/?#]*)(.*)$/s.exec(entry);
-  const looseRest = (rest: string): string => (lax ? rest.replace(PCT, decodeAll).replace(/\\/g, '/').replace(/\/{2,}/g, '/').toLowerCase() : rest);
+  const looseRest = (rest: string): string => (lax ? decodeRepeatedly(rest).replace(/\\/g, '/').replace(/\/{2,}/g, '/').toLowerCase() : rest);
   const text = (r: UrlReading, withQuery: boolean): string => r.origin + r.path + (withQuery ? r.query : '');
   if (prefix) {
     const m2 = m!; // canonical absolute URLs always split
@@ -268,6 +324,6 @@ function compileSide(entry: string, prefix: boolean, lax: boolean): Side {
     const rest: Glob = compileGlob(looseRest(m[2]!));
     return (r, withQuery) => head.matches(r.origin) && rest.matches(r.path + (withQuery ? r.query : ''));
   }
-  const whole: Glob = compileGlob(lax ? entry.replace(PCT, decodeAll).toLowerCase() : entry);
+  const whole: Glob = compileGlob(lax ? decodeRepeatedly(entry).toLowerCase() : entry);
   return (r, withQuery) => whole.matches(text(r, withQuery));
 }

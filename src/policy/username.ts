@@ -7,6 +7,7 @@
  */
 
 import { trimOws } from '../../protocol/index.js';
+import { headMatchText, matchText } from './match-text.js';
 
 // Canonical base64: whole quanta, padding only at the end.
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
@@ -27,10 +28,14 @@ export function decodeUsername(raw: string): string {
   return text.trim() === '' || CONTROL.test(text) ? value : text;
 }
 
-/** Every form a rule's `user` pattern may match: the raw header value and, if different, the decoded one. */
+/**
+ * Every form a rule's `user` pattern may match: the raw header value and, if different, the
+ * decoded one, both as text (match-text.ts). Only here is it known which is which: the raw value
+ * is bytes, the decoded one text already, and `é` as text would read as a byte that is not UTF-8.
+ */
 export function userCandidates(raw: string | undefined): string[] {
   if (raw === undefined) return [];
   const plain = trimOws(raw);
   const decoded = decodeUsername(plain);
-  return decoded === plain ? [plain] : [decoded, plain];
+  return decoded === plain ? [headMatchText(plain)] : [matchText(decoded), headMatchText(plain)];
 }

@@ -127,6 +127,21 @@ describe('compileMatch', () => {
       expect(compileMatch({ url: ['http://example.com/secret/*'] }, action).evaluate(dotted, DONE)).toBe(expected);
     });
 
+    // Decoded twice, as IIS did: a block rule reads it so, a scan rule (canonical) does not.
+    const twice = attrs({ requestLine: 'GET http://example.com/%2573ecret/a.exe HTTP/1.1' });
+    it.each([
+      ['block', true],
+      ['allow', false],
+      ['scan', false],
+    ] as const)('url /secret/* requested with its s encoded twice, %s rule → %s', (action, expected) => {
+      expect(compileMatch({ url: ['http://example.com/secret/*'] }, action).evaluate(twice, DONE)).toBe(expected);
+    });
+    it('an allow rule needs the twice-decoded reading too', () => {
+      const up = attrs({ requestLine: 'GET http://example.com/public/%252e%252e/a.exe HTTP/1.1' });
+      expect(compileMatch({ url: ['http://example.com/public/*'] }, 'allow').evaluate(up, DONE)).toBe(false);
+      expect(compileMatch({ url: ['http://example.com/public/*'] }, 'scan').evaluate(up, DONE)).toBe(true);
+    });
+
     it('an allow rule glob without a scheme stays inside the host', () => {
       const evil = attrs({ requestLine: 'GET http://evil.test/x.example.com/a.exe HTTP/1.1' });
       expect(compileMatch({ url: ['*.example.com/*'] }, 'allow').evaluate(evil, DONE)).toBe(false);

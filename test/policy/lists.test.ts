@@ -101,10 +101,15 @@ describe('CompiledLists: one URL spelled differently is one URL', () => {
     ['deny', '0xc0.0.2.7', undefined, true],
     ['deny', '2001:db8:0::1', undefined, true], // uncompressed IPv6
     ['deny', 'good.example', 'http://malware.example/', true], // the URL's host counts too
+    ['deny', undefined, `${L}/%2573ecret/a.txt`, true], // decoded twice (IIS)
+    ['deny', undefined, `${L}/x/%252e%252e/secret/a.txt`, true],
+    ['deny', undefined, `${L}/x/..%252fsecret/a.txt`, true],
     ['allow', undefined, `${L}/public/a.exe`, true], // control
     ['allow', undefined, `${L}/public/../a.exe`, false],
     ['allow', undefined, `${L}/public/%2e%2e/a.exe`, false],
     ['allow', undefined, `${L}/public/..%2fa.exe`, false],
+    ['allow', undefined, `${L}/public/%252e%252e/a.exe`, false], // every reading, the twice-decoded one too
+    ['allow', undefined, `${L}/public/100%25.pdf`, true], // control: a plain %25 stays inside
     ['allow', undefined, 'http://good.example/x', true], // control
     ['allow', undefined, 'http://good.example.evil.test/x', false],
     ['allow', undefined, 'http://good.example@evil.test/x', false],

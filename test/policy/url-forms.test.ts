@@ -54,6 +54,12 @@ describe('urlForms (requests)', () => {
     ['http://h/Secret/A.SCR?X=1', 'http://h/Secret/A.SCR?X=1', 'http://h/secret/a.scr?x=1'],
     ['http://u@h.:80/a', 'http://h/a', 'http://h/a'],
     ['/p/../q?a', '/q?a', '/q?a'], // origin-form without Host
+    // Decoded twice loosely (IIS, CVE-2001-0333), never canonically (RFC 3986 §2.4).
+    ['http://h/a/%252e%252e/secret', 'http://h/a/%252e%252e/secret', 'http://h/secret'],
+    ['http://h/%2573ecret/', 'http://h/%2573ecret/', 'http://h/secret/'],
+    ['http://h/a%255c..%255csecret', 'http://h/a%255c..%255csecret', 'http://h/secret'], // %5c is `\`
+    ['http://h/%25252573ecret', 'http://h/%25252573ecret', 'http://h/%73ecret'], // at most 3 rounds
+    ['http://h/100%25.pdf', 'http://h/100%25.pdf', 'http://h/100%.pdf'], // a % that stays a %
   ])('%s', (url, canonical, loose) => {
     const forms = urlForms(url);
     expect([text(forms.canonical), text(forms.loose)]).toEqual([canonical, loose]);

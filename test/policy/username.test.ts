@@ -37,9 +37,17 @@ describe('userCandidates', () => {
     expect(userCandidates(undefined)).toEqual([]);
   });
 
+  it('gives both forms as NFC text: raw UTF-8 bytes decoded, not-UTF-8 bytes as %XX, decoded names as they are', () => {
+    expect(userCandidates(utf8Bytes('josé'))).toEqual(['josé']);
+    expect(userCandidates('jos\xe9')).toEqual(['jos%E9']); // latin1 é: what the access log shows
+    expect(userCandidates(utf8Bytes('jose\u0301'))).toEqual(['josé']); // decomposed é → NFC
+    expect(userCandidates(b64('josé'))).toEqual(['josé', b64('josé')]); // decoded `é` is U+00E9, not a byte
+  });
+
   it('trims only SP and HTAB around the raw form, so a name ending in byte 0xA0 stays whole', () => {
     const name = utf8Bytes('voilà');
-    expect(userCandidates(` ${name} `)).toEqual([name]);
+    // As text (a cut 0xA0 would leave `voil%C3`).
+    expect(userCandidates(` ${name} `)).toEqual(['voilà']);
     expect(userCandidates(`\t${b64('voilà')}`)).toEqual(['voilà', b64('voilà')]);
   });
 });
