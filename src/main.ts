@@ -4,7 +4,7 @@
  */
 import { createBackends, type CreateBackendsOptions } from './backends/create-backends.js';
 import type { HeldSignals } from './cluster/startup-signals.js';
-import { resolveProcessCount } from './cluster/process-count.js';
+import { warnIfProcessesChanged } from './cluster/restart-only.js';
 import { loadConfigFile, type Config } from './config/index.js';
 import { createAdminServer, type AdminServer } from './observability/admin-server.js';
 import { createLogger, flushLogs, LOG_FLUSH_TIMEOUT_MS, setLogLevel, type Logger, type LoggerOptions } from './observability/logger.js';
@@ -24,6 +24,11 @@ export interface Running {
   stop(graceMs?: number): Promise<void>;
 }
 
+export interface AdaptedConfig {
+  readonly server: Config;
+  readonly backends: Config;
+}
+
 /** How start() differs in a cluster worker (src/cluster/worker.ts); the defaults are a lone server. */
 export interface StartOptions {
   /** Serve the admin listener here (a cluster's primary serves it instead). Default true. */
@@ -34,15 +39,21 @@ export interface StartOptions {
   readonly logBindings?: Readonly<Record<string, unknown>>;
   /** Where log lines go; stdout by default. */
   readonly logDestination?: LoggerOptions['destination'];
-  /** Adjusts each loaded configuration, at start and on every reload (a worker's own spool directory). */
-  readonly adaptConfig?: (config: Config) => Config;
+  /**
+   * Adjusts each loaded configuration, at start and on every reload, into the one the server runs
+   * and the one its backends are built from (a worker: its own spool directory, and the primary's
+   * copies of the files the configuration names, src/cluster/config-files.ts says why two).
+   * Default: the configuration as loaded, for both.
+   */
+  readonly adaptConfig?: (config: Config) => AdaptedConfig;
   /** The configuration already loaded from configPath (the CLI reads server.processes first). */
   readonly config?: Config;
 }
 
 export async function start(configPath: string, options: StartOptions = {}): Promise<Running> {
-  const adapt = options.adaptConfig ?? ((c: Config) => c);
-  const config = adapt(options.config ?? loadConfigFile(configPath));
+  const adapt = options.adaptConfig ?? ((c: Config): AdaptedConfig => ({ server: c, backends: c }));
+  const adapted = adapt(options.config ?? loadConfigFile(configPath));
+  const config = adapted.server;
   const rootLogger = createLogger({ level: config.logging.level, ...(options.logDestination && { destination: options.logDestination }) });
   const logger = options.logBindings ? rootLogger.child(options.logBindings) : rootLogger;
   const backendOptions: CreateBackendsOptions = {
@@ -51,7 +62,7 @@ export async function start(configPath: string, options: StartOptions = {}): Pro
     endpointHealth: (backend, { endpoint, healthy, reason }) =>
       healthy ? logger.info({ backend, endpoint, reason }, 'backend endpoint up') : logger.warn({ backend, endpoint, reason }, 'backend endpoint down'),
   };
-  const backends = await createBackends(config, backendOptions);
+  const backends = await createBackends(adapted.backends, backendOptions);
   const server = createIcapServer(config, { logger, backends });
   let admin: AdminServer | null = null;
   let addresses: BoundListener[];
@@ -76,24 +87,23 @@ export async function start(configPath: string, options: StartOptions = {}): Pro
 
   let reloading: Promise<boolean> = Promise.resolve(true);
   async function reloadOnce(given?: Config): Promise<boolean> {
-    let next: Config;
+    let adaptedNext: AdaptedConfig;
     try {
-      next = adapt(given ?? loadConfigFile(configPath));
+      adaptedNext = adapt(given ?? loadConfigFile(configPath));
     } catch (err) {
       logger.error({ err: { message: (err as Error).message, code: (err as { code?: string }).code } }, 'reload rejected: keeping the running configuration');
       return false;
     }
+    const next = adaptedNext.server;
     let nextBackends;
     try {
-      nextBackends = await createBackends(next, backendOptions);
+      nextBackends = await createBackends(adaptedNext.backends, backendOptions);
     } catch (err) {
       logger.error({ err }, 'reload rejected: backends failed to start; keeping the running configuration');
       return false;
     }
     // Only a lone server can see this change: a cluster primary keeps its workers' value as started.
-    if (resolveProcessCount(next.server.processes) !== resolveProcessCount(server.config.server.processes)) {
-      logger.warn({ processes: next.server.processes }, 'server.processes changed: it takes effect on restart, not on reload');
-    }
+    warnIfProcessesChanged(logger, server.config, next);
     const before = server.istags();
     // With the rest of the configuration, so "configuration reloaded" is already written (or not) at the new level.
     setLogLevel(rootLogger, next.logging.level);

@@ -40,13 +40,19 @@ import { isToWorker, type ToPrimary } from './messages.js';
 /** POSIX PIPE_BUF on Linux. */
 const PIPE_BUF = 4096;
 /**
- * Long lines the primary holds while it waits for a window; past this they are dropped and counted
- * in `dropped`, but (unlike a queue's drops, log-destination.ts) no warning line names them yet.
+ * Long lines the primary holds while it waits for a window; past this they are dropped, counted in
+ * `dropped`, and named by a warning line once the windows have caught up, as a queue's drops are
+ * (log-destination.ts), with the same message.
  */
 const MAX_PENDING_LONG_CHARS = 16 * 1024 * 1024;
 
-function destination(longLine: (line: string, done: () => void) => void): PausableLogDestination {
-  return batchedStdout({ minLength: FILE_BLOCK_MIN_FILL, fileBlockBytes: FILE_BLOCK_BYTES, pipeBlockBytes: PIPE_BUF, longLine });
+function destination(longLine: (line: string, done: () => void) => void, fd?: number): PausableLogDestination {
+  return batchedStdout({ minLength: FILE_BLOCK_MIN_FILL, fileBlockBytes: FILE_BLOCK_BYTES, pipeBlockBytes: PIPE_BUF, longLine, ...(fd !== undefined && { fd }) });
+}
+
+/** The warning line for `count` dropped lines: written raw, as log-destination.ts writes its own. */
+function droppedReport(count: number): string {
+  return `{"level":40,"time":"${new Date().toISOString()}","service":"icap-bridge","dropped_lines":${count},"msg":"log lines dropped: stdout was not read fast enough"}\n`;
 }
 
 /**
@@ -84,26 +90,38 @@ export interface PrimaryLogDestination extends LogDestination {
 
 /**
  * The primary's destination, and the writer of every long line. `pauseWorkers` asks each worker
- * that may write to pause and resolves, once all have (or exited), with the function that resumes them.
+ * that may write to pause and resolves, once all have (or exited), with the function that resumes
+ * them. `fd`: stdout unless a test says otherwise.
  */
-export function primaryLogDestination(pauseWorkers: () => Promise<() => void>): PrimaryLogDestination {
+export function primaryLogDestination(pauseWorkers: () => Promise<() => void>, fd?: number): PrimaryLogDestination {
   let pending: { line: string; done?: () => void }[] = [];
   let pendingChars = 0;
   let droppedLong = 0;
+  let droppedLongSinceReport = 0;
   let writing = false;
   const idleWaiters: (() => void)[] = [];
+
+  /** Once nothing waits for a window: the count goes out as a short line, through the ordinary blocks. */
+  const reportDropped = (): void => {
+    if (droppedLongSinceReport === 0) return;
+    out.write(droppedReport(droppedLongSinceReport));
+    droppedLongSinceReport = 0;
+  };
 
   const take = (line: string, done?: () => void): void => {
     if (pendingChars + line.length > MAX_PENDING_LONG_CHARS) {
       droppedLong++;
+      droppedLongSinceReport++;
       done?.();
+      // A line too long on its own, with no window to wait for: nothing else would report it.
+      if (!writing) reportDropped();
       return;
     }
     pending.push(done === undefined ? { line } : { line, done });
     pendingChars += line.length;
     if (!writing) void writeWindows();
   };
-  const out = destination(take);
+  const out = destination(take, fd);
 
   /** One window per batch: the lines that came while one was written go in the next. */
   async function writeWindows(): Promise<void> {
@@ -120,6 +138,7 @@ export function primaryLogDestination(pauseWorkers: () => Promise<() => void>): 
       for (const p of batch) p.done?.();
     }
     writing = false;
+    reportDropped();
     for (const waiter of idleWaiters.splice(0)) waiter();
   }
 
@@ -139,6 +158,7 @@ export function primaryLogDestination(pauseWorkers: () => Promise<() => void>): 
         p.done?.();
       }
       pendingChars = 0;
+      reportDropped();
       out.flushSync();
     },
     async end() {

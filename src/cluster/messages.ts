@@ -8,18 +8,21 @@
  * configuration travels as the validated object, not as a path to read: the file on disk may have
  * changed since, or be invalid (a rejected reload), and list files were read when it was loaded.
  * It is plain data (strings, numbers, booleans, arrays, objects), so the channel's JSON keeps it whole.
+ * The other files it names (block pages, hash lists, certificates) come as the paths of the
+ * primary's copies of them (`files`, file-snapshots.ts), for the same reason.
  */
 import type { Registry } from 'prom-client';
 import type { Config } from '../config/index.js';
 import type { Readiness } from '../observability/admin-server.js';
+import type { FileCopies } from './config-files.js';
 
 /** One metric of a worker's registry as prom-client's getMetricsAsJSON() gives it (functions dropped by IPC). */
 export type MetricJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>[number];
 
 /** Primary → worker. */
 export type ToWorker =
-  | { readonly type: 'icap-bridge:config'; readonly config: Config }
-  | { readonly type: 'icap-bridge:reload'; readonly requestId: number; readonly config: Config }
+  | { readonly type: 'icap-bridge:config'; readonly config: Config; readonly files: FileCopies }
+  | { readonly type: 'icap-bridge:reload'; readonly requestId: number; readonly config: Config; readonly files: FileCopies }
   | { readonly type: 'icap-bridge:stop'; readonly graceMs: number }
   | { readonly type: 'icap-bridge:readiness'; readonly requestId: number }
   | { readonly type: 'icap-bridge:metrics'; readonly requestId: number }

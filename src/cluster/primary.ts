@@ -6,7 +6,9 @@
  * - the configuration: workers run the one the primary last accepted, which it sends them
  *   (messages.ts), never the file on disk, which may have changed or broken since; a worker
  *   started after a reload gets the reloaded one, with the settings that only a restart applies
- *   (listener addresses, TLS, processes, admin) as the node started (worker-config.ts);
+ *   (listener addresses, TLS, processes, admin) as the node started (worker-config.ts); and the
+ *   files it names (block pages, hash lists, CAs, TLS certificate and key) as the primary copied
+ *   them when it accepted it (file-snapshots.ts), not as they are on disk now;
  * - signals, from before the first fork: SIGTERM/SIGINT stop every worker gracefully within
  *   shutdown_grace_ms and exit 0, also during start-up (a worker still starting stops once it
  *   is up); SIGHUP validates the file once, then sends it to each worker (an invalid file is
@@ -33,9 +35,11 @@ import { createLogger, flushLogs, LOG_FLUSH_TIMEOUT_MS, setLogLevel, type Logger
 import { createClusterAdmin } from './cluster-admin.js';
 import { primaryLogDestination } from './log-destination.js';
 import { isToPrimary, type ToPrimary, type ToWorker } from './messages.js';
-import { resolveProcessCount } from './process-count.js';
 import type { SignalHolder } from './startup-signals.js';
-import { listenersChanged, workerConfig } from './worker-config.js';
+import type { FileCopies } from './config-files.js';
+import { FileSnapshots } from './file-snapshots.js';
+import { warnIfListenersChanged, warnIfProcessesChanged } from './restart-only.js';
+import { workerConfig } from './worker-config.js';
 import { WorkerRequests } from './worker-requests.js';
 import { removeWorkerSpoolDirectory } from './worker-spool.js';
 
@@ -73,6 +77,11 @@ export async function runPrimary(configPath: string, initial: Config, processes:
   let config = initial;
   /** What the workers run: `config` with the restart-only settings as started. */
   let forWorkers = initial;
+  // Before the first fork, and while signals are still held: the workers read these copies.
+  const snapshots = await FileSnapshots.create(initial.spool.directory, process.pid, initial);
+  process.on('exit', () => snapshots.removeAll());
+  /** The copies of the files `forWorkers` names. */
+  let files: FileCopies = await snapshots.take(0, forWorkers);
   // The writer of every log line too long for one atomic write to a shared pipe (log-destination.ts).
   const logs = primaryLogDestination(pauseWorkerLogs);
   const rootLogger = createLogger({ level: config.logging.level, destination: logs });
@@ -83,7 +92,10 @@ export async function runPrimary(configPath: string, initial: Config, processes:
   const requests = new WorkerRequests();
   // Every spool directory a configuration named: a dead worker's directory may be in any of them.
   const spoolBases = new Set<string>([config.spool.directory]);
-  /** Workers are being stopped: none is replaced, a hello is answered with stop. */
+  /**
+   * Stopping (a signal, or a failed start; set by stopWorkers): no worker is replaced, a hello is
+   * answered with stop, and a signal changes nothing more.
+   */
   let stopping = false;
   let stopGraceMs = 0;
   /** Bumped by every reload the primary accepted: a worker configured before one runs the old configuration. */
@@ -98,7 +110,6 @@ export async function runPrimary(configPath: string, initial: Config, processes:
   /** Every worker ready and the admin listener up. */
   let started = false;
   let reloadWhenStarted = false;
-  let shuttingDown = false;
   let adminServer: AdminServer | null = null;
   let adminPort: number | null = null;
 
@@ -161,13 +172,15 @@ export async function runPrimary(configPath: string, initial: Config, processes:
           return;
         }
         state.configuredAt = configGeneration;
-        send(state.worker, { type: 'icap-bridge:config', config: forWorkers });
+        send(state.worker, { type: 'icap-bridge:config', config: forWorkers, files });
         return;
       case 'icap-bridge:ready':
         state.ready = true;
         logger.info({ worker_pid: state.pid, istags: message.istags }, 'worker ready');
         // A reload went out while it was starting (and it was not asked): bring it up to date.
-        if (state.configuredAt !== configGeneration) reloading = reloading.then(() => reloadWorkers([state], forWorkers));
+        if (state.configuredAt !== configGeneration) reloading = reloading.then(() => reloadWorkers([state], forWorkers, files));
+        // Started: it has read the files it was sent.
+        dropUnreadCopies();
         if (onAllReady !== null && [...workers.values()].filter((s) => s.ready).length === processes) onAllReady();
         return;
       case 'icap-bridge:log-line':
@@ -185,6 +198,7 @@ export async function runPrimary(configPath: string, initial: Config, processes:
     admin.workerExited(worker);
     requests.workerGone(worker);
     for (const base of spoolBases) removeWorkerSpoolDirectory(base, state.pid);
+    dropUnreadCopies();
     if (stopping) return;
     logger.warn({ worker_pid: state.pid, code, signal, ran_ms: Date.now() - state.startedAt }, 'worker exited');
     if (onEarlyExit !== null) {
@@ -201,8 +215,16 @@ export async function runPrimary(configPath: string, initial: Config, processes:
     restartTimers.add(timer);
   });
 
+  /** Removes the copies of generations no worker will read: all but the current one and those sent to workers still starting. */
+  function dropUnreadCopies(): void {
+    const keep = new Set([configGeneration]);
+    for (const s of workers.values()) if (!s.ready && s.configuredAt !== null) keep.add(s.configuredAt);
+    snapshots.keepOnly(keep);
+  }
+
   /** Asks every worker to stop, waits (bounded), kills what is left by pid. */
   async function stopWorkers(graceMs: number): Promise<void> {
+    // In the tick the stop was decided: no signal or exit is handled in between.
     stopping = true;
     stopGraceMs = graceMs;
     for (const t of restartTimers) clearTimeout(t);
@@ -223,8 +245,7 @@ export async function runPrimary(configPath: string, initial: Config, processes:
   }
 
   function onStop(signal: NodeJS.Signals): void {
-    if (shuttingDown) return;
-    shuttingDown = true;
+    if (stopping) return;
     const graceMs = config.server.timeouts.shutdown_grace_ms;
     logger.info({ signal, grace_ms: graceMs, worker_pids: pids(), ...(!started && { during_startup: true }) }, 'shutting down');
     onShutdown?.();
@@ -245,7 +266,7 @@ export async function runPrimary(configPath: string, initial: Config, processes:
   }
 
   function onHangUp(): void {
-    if (shuttingDown) return;
+    if (stopping) return;
     if (!started) {
       // The workers are reading the configuration sent at their hello; reloading them now would
       // race their start. The file may have changed after it was read, so it is read again once
@@ -268,18 +289,17 @@ export async function runPrimary(configPath: string, initial: Config, processes:
 
   // Start-up: every worker must report ready, or the whole start fails (a port in use, say).
   // A stop signal meanwhile ends the wait; onStop does the rest.
-  if (!shuttingDown) for (let i = 0; i < processes; i++) fork();
+  if (!stopping) for (let i = 0; i < processes; i++) fork();
   try {
     await new Promise<void>((resolve, reject) => {
-      if (shuttingDown) return resolve();
+      if (stopping) return resolve();
       const timer = setTimeout(() => reject(new Error(`workers not ready within ${STARTUP_TIMEOUT_MS} ms`)), STARTUP_TIMEOUT_MS);
       onAllReady = () => (clearTimeout(timer), resolve());
       onEarlyExit = (why) => (clearTimeout(timer), reject(new Error(why)));
       onShutdown = () => (clearTimeout(timer), resolve());
     });
   } catch (err) {
-    // Failing: a signal from now on would only race the exit.
-    shuttingDown = true;
+    // Failing: a signal from now on would only race the exit (stopWorkers sets stopping at once).
     await stopWorkers(0);
     throw err;
   } finally {
@@ -288,47 +308,56 @@ export async function runPrimary(configPath: string, initial: Config, processes:
     onShutdown = null;
   }
 
-  if (config.admin.enabled && !shuttingDown) {
+  if (config.admin.enabled && !stopping) {
     try {
       adminServer = createAdminServer({ metrics: () => admin.metrics, readiness: () => admin.readiness(), logger });
       const a = await adminServer.listen(config.admin.host, config.admin.port);
       adminPort = a.port;
       logger.info({ host: a.address, port: a.port }, 'admin listening');
     } catch (err) {
-      shuttingDown = true;
       await stopWorkers(0);
       throw err;
     }
   }
-  if (!shuttingDown) {
+  if (!stopping) {
     started = true;
     logger.info({ config: config.source, processes, worker_pids: pids() }, 'icap-bridge started');
     if (reloadWhenStarted) reloading = reloading.then(reloadOnce, reloadOnce);
   }
 
   async function reloadOnce(): Promise<void> {
+    const generation = configGeneration + 1;
     let next: Config;
+    let nextForWorkers: Config;
+    let nextFiles: FileCopies;
     try {
       next = loadConfigFile(configPath);
+      nextForWorkers = workerConfig(initial, next);
+      // Accepted only once copied: a file removed since it was validated rejects the reload.
+      nextFiles = await snapshots.take(generation, nextForWorkers);
     } catch (err) {
       logger.error({ err: { message: (err as Error).message, code: (err as { code?: string }).code } }, 'reload rejected: keeping the running configuration');
       return;
     }
-    if (resolveProcessCount(next.server.processes) !== processes) logger.warn('server.processes changed: it takes effect on restart, not on reload');
-    if (listenersChanged(initial, next)) logger.warn('listener or admin addresses changed: they take effect on restart, not on reload');
+    warnIfProcessesChanged(logger, initial, next);
+    warnIfListenersChanged(logger, initial, next);
     config = next;
     // The primary's own lines; each worker sets its level when it takes the configuration (main.ts).
     setLogLevel(rootLogger, next.logging.level);
-    forWorkers = workerConfig(initial, next);
-    configGeneration++;
+    forWorkers = nextForWorkers;
+    files = nextFiles;
+    configGeneration = generation;
+    dropUnreadCopies();
     spoolBases.add(next.spool.directory);
-    await reloadWorkers([...workers.values()].filter((s) => s.ready), forWorkers);
+    await reloadWorkers([...workers.values()].filter((s) => s.ready), forWorkers, files);
   }
 
-  /** Sends `next` to `targets` and logs what they answered. */
-  async function reloadWorkers(targets: WorkerState[], next: Config): Promise<void> {
+  /** Sends `next` (reading `nextFiles`) to `targets` and logs what they answered. */
+  async function reloadWorkers(targets: WorkerState[], next: Config, nextFiles: FileCopies): Promise<void> {
     const answers = await Promise.allSettled(
-      targets.map((s) => requests.ask(s.worker, (requestId) => ({ type: 'icap-bridge:reload', requestId, config: next }), 'icap-bridge:reloaded', RELOAD_TIMEOUT_MS)),
+      targets.map((s) =>
+        requests.ask(s.worker, (requestId) => ({ type: 'icap-bridge:reload', requestId, config: next, files: nextFiles }), 'icap-bridge:reloaded', RELOAD_TIMEOUT_MS),
+      ),
     );
     const results = answers.map((a, i) => ({
       worker_pid: targets[i]!.pid,

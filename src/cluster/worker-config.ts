@@ -4,7 +4,8 @@
  * primary, and a reload does not rebind them (nor reread the TLS certificates, nor change the
  * number of workers or the primary's admin listener), so a worker started after such a reload
  * (a replacement for one that died) must not bind the new address: it would serve a port its
- * siblings do not, and the change would be half applied.
+ * siblings do not, and the change would be half applied. (restart-only.ts warns of such changes;
+ * config-files.ts and file-snapshots.ts keep the files it names as accepted, TLS as started.)
  */
 import type { Config } from '../config/index.js';
 
@@ -18,8 +19,3 @@ export function workerConfig(started: Config, accepted: Config): Config {
   };
 }
 
-/** Whether `next` changes a listener or admin address (or TLS setting): that takes effect on restart only. */
-export function listenersChanged(started: Config, next: Config): boolean {
-  // The same comparison a lone server makes on reload (src/server/icap-server.ts).
-  return JSON.stringify([started.server.listen, started.server.tls, started.admin]) !== JSON.stringify([next.server.listen, next.server.tls, next.admin]);
-}

@@ -12,7 +12,8 @@
  *
  * The worker never reads the configuration file: what it runs is what the primary holds
  * (messages.ts says why), so a replacement started after a rejected reload, or after the file
- * was edited without a reload, runs what its siblings run.
+ * was edited without a reload, runs what its siblings run. Nor the files it names: it reads the
+ * primary's copies of them (config-files.ts, file-snapshots.ts), for the same reason.
  *
  * A stop (from the primary, or SIGTERM/SIGINT) is heard from the start: while waiting for the
  * configuration the worker exits at once; while starting, it stops as soon as start() returns,
@@ -24,8 +25,9 @@ import cluster from 'node:cluster';
 import { rmSync } from 'node:fs';
 import type { Config } from '../config/index.js';
 import { deepFreeze } from '../config/deep-freeze.js';
-import { start, type Running } from '../main.js';
+import { start, type AdaptedConfig, type Running } from '../main.js';
 import { flushLogs, LOG_FLUSH_TIMEOUT_MS } from '../observability/logger.js';
+import { readingCopies, type FileCopies } from './config-files.js';
 import { workerLogDestination } from './log-destination.js';
 import { isToWorker, type ToPrimary } from './messages.js';
 import type { SignalHolder } from './startup-signals.js';
@@ -37,8 +39,15 @@ function send(message: ToPrimary): void {
   if (process.connected) process.send?.(message, undefined, undefined, () => {});
 }
 
+/** The primary's copies of the files each configuration received names, for adaptConfig (below). */
+const copiesOf = new WeakMap<Config, FileCopies>();
+
 /** The IPC channel carries JSON: frozen again, as every loaded configuration is (config/load.ts). */
-const received = (config: Config): Config => deepFreeze(config) as Config;
+function received(config: Config, files: FileCopies): Config {
+  const frozen = deepFreeze(config) as Config;
+  copiesOf.set(frozen, files);
+  return frozen;
+}
 
 interface StopRequest {
   /** null: the running configuration's shutdown_grace_ms. */
@@ -55,14 +64,16 @@ interface Life {
 export async function runWorker(configPath: string, signals: SignalHolder): Promise<void> {
   // Spool base directory → this worker's own subdirectory in it (one per directory a reload names).
   const spoolDirs = new Map<string, string>();
-  const adaptConfig = (config: Config): Config => {
+  const adaptConfig = (config: Config): AdaptedConfig => {
+    const files = copiesOf.get(config);
+    if (files === undefined) throw new Error('a configuration that did not come from the primary');
     const base = config.spool.directory;
     let own = spoolDirs.get(base);
     if (own === undefined) {
       own = createWorkerSpoolDirectory(base, process.pid);
       spoolDirs.set(base, own);
     }
-    return { ...config, spool: { ...config.spool, directory: own } };
+    return readingCopies({ ...config, spool: { ...config.spool, directory: own } }, files);
   };
   const removeSpoolDirs = (): void => {
     for (const dir of spoolDirs.values()) rmSync(dir, { recursive: true, force: true });
@@ -110,7 +121,7 @@ export async function runWorker(configPath: string, signals: SignalHolder): Prom
     // log-pause and log-resume are not here: the log destination listens for them itself (log-destination.ts).
     switch (message.type) {
       case 'icap-bridge:config':
-        deliverConfig(received(message.config));
+        deliverConfig(received(message.config, message.files));
         return;
       case 'icap-bridge:stop':
         askStop({ graceMs: message.graceMs, why: 'primary' });
@@ -120,7 +131,7 @@ export async function runWorker(configPath: string, signals: SignalHolder): Prom
           send({ type: 'icap-bridge:reloaded', requestId: message.requestId, ok: false, istags: running?.server.istags() ?? {} });
           return;
         }
-        void running.reload(received(message.config)).then((ok) =>
+        void running.reload(received(message.config, message.files)).then((ok) =>
           send({ type: 'icap-bridge:reloaded', requestId: message.requestId, ok, istags: running.server.istags() }),
         );
         return;

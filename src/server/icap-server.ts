@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import type { Backend } from '../backends/backend.js';
+import { warnIfListenersChanged } from '../cluster/restart-only.js';
 import type { Config } from '../config/index.js';
 import type { AccessRecord } from '../observability/access-log.js';
 import type { Readiness } from '../observability/admin-server.js';
@@ -166,10 +167,7 @@ export function createIcapServer(initialConfig: Config, deps: IcapServerDeps): I
       const old = gen;
       gen = new Generation(config, backends);
       old.retire();
-      const listenersChanged =
-        JSON.stringify([old.config.server.listen, old.config.server.tls, old.config.admin]) !==
-        JSON.stringify([config.server.listen, config.server.tls, config.admin]);
-      if (listenersChanged) logger.warn('listener or admin addresses changed: they take effect on restart, not on reload');
+      warnIfListenersChanged(logger, old.config, config);
     },
 
     readiness() {

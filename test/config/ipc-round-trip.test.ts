@@ -11,6 +11,9 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfigFile, parseConfig, type Config } from '../../src/config/index.js';
 import { MULTI_BACKEND_EXAMPLE } from '../helpers/multi-backend-example.js';
+import { FileSnapshots } from '../../src/cluster/file-snapshots.js';
+import type { ToWorker } from '../../src/cluster/messages.js';
+import { configNamingEveryFile } from '../cluster/config-fixture.js';
 
 const viaIpc = (config: Config): unknown => JSON.parse(JSON.stringify(config));
 
@@ -64,5 +67,17 @@ services:
     const config = parseConfig(text, join(dir, 'icap-bridge.yaml'), {});
     expect(config.services['respmod']!.lists?.deny_sha256[0]!.entries).toHaveLength(1);
     expect(viaIpc(config)).toStrictEqual(config);
+  });
+
+  it('a configuration message, with the copies of every file the configuration names, arrives unchanged', async () => {
+    const { dir, config } = configNamingEveryFile();
+    const snapshots = await FileSnapshots.create(dir, process.pid, config);
+    try {
+      const message: ToWorker = { type: 'icap-bridge:config', config, files: await snapshots.take(0, config) };
+      expect(Object.keys(message.files).length).toBeGreaterThan(0);
+      expect(JSON.parse(JSON.stringify(message))).toStrictEqual(message);
+    } finally {
+      snapshots.removeAll();
+    }
   });
 });
