@@ -115,7 +115,9 @@ function serverSchema(ctx: SchemaContext) {
     limits: section({
       icap_header_bytes: integer(256, 16_777_216).default(65_536),
       http_header_bytes: integer(256, 16_777_216).default(65_536),
-      header_count: integer(8, 10_000).default(128),
+      // Squid forwards any count its 64 KiB reply_header_max_size holds, and counts a refused head as
+      // an ICAP failure toward suspending the service: the byte limits bound memory, not this.
+      header_count: integer(8, 10_000).default(10_000),
       chunk_line_bytes: integer(16, 65_536).default(1024),
       body_bytes: integer(0).default(17_179_869_184),
       preview_bytes: serverPreviewBytes,

@@ -14,6 +14,7 @@
 import type { HttpHead } from '../../protocol/index.js';
 import type { ServiceConfig } from '../config/index.js';
 import { parseContentEncoding, type ContentDecodingLimits } from '../pipeline/content-decoding.js';
+import { partialRange } from '../policy/byte-range.js';
 
 export interface ContentPlan {
   /** Content-Encoding to undo before scanning (the field value as received), or null. */
@@ -42,7 +43,11 @@ export function planContent(input: ContentPlanInput): ContentPlan {
   const settings = input.service.content_decoding;
   let decode: ContentPlan['decode'] = null;
   let suppressStreams = false;
-  if (settings.enabled) {
+  // A piece of a file (a 206 range, a partial PUT; byte-range.ts) is a piece of its encoded form
+  // too (RFC 9110 §14: ranges apply to the representation as encoded): it cannot be decoded
+  // alone, and trying made every range of a gzip-encoded download corrupt or truncated, blocked
+  // by default. Its bytes are scanned as they are, as every piece is.
+  if (settings.enabled && partialRange(input.method, input.reqHdr, input.resHdr) === undefined) {
     // RFC 9110 §5.3: several fields of one list-valued name are one comma-joined list.
     const fields = head.headers.getAll('Content-Encoding');
     const contentEncoding = fields.join(', ');

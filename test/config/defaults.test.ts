@@ -36,7 +36,7 @@ const DEFAULTS = {
     limits: {
       icap_header_bytes: 65_536,
       http_header_bytes: 65_536,
-      header_count: 128,
+      header_count: 10_000,
       chunk_line_bytes: 1024,
       body_bytes: 17_179_869_184,
       preview_bytes: 65_536,

@@ -18,6 +18,15 @@ describe('planContent', () => {
     expect(p).toEqual({ decode: { contentEncoding: 'gzip', limits: { maxDecodedBytes: 1000, maxRatio: 7 } }, suppressStreams: true, multipart: null });
   });
 
+  it('a range of a gzip-encoded file is not decoded (a piece of the encoded stream), the whole file in a 206 is', () => {
+    const piece = { ...head('res-hdr', ['Content-Encoding', 'gzip'], ['Content-Range', 'bytes 500-600/9000']), startLine: 'HTTP/1.1 206 Partial Content' };
+    expect(plan('RESPMOD', null, piece)).toEqual({ decode: null, suppressStreams: false, multipart: null });
+    const whole = { ...head('res-hdr', ['Content-Encoding', 'gzip'], ['Content-Range', 'bytes 0-8999/9000']), startLine: 'HTTP/1.1 206 Partial Content' };
+    expect(plan('RESPMOD', null, whole).decode?.contentEncoding).toBe('gzip');
+    const partialPut = head('req-hdr', ['Content-Encoding', 'gzip'], ['Content-Range', 'bytes 0-99/1000']);
+    expect(plan('REQMOD', partialPut, null).decode).toBeNull();
+  });
+
   it('several Content-Encoding fields are one list', () => {
     expect(plan('RESPMOD', null, head('res-hdr', ['Content-Encoding', 'gzip'], ['content-encoding', 'br'])).decode?.contentEncoding).toBe('gzip, br');
   });
