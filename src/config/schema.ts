@@ -104,7 +104,9 @@ function serverSchema(ctx: SchemaContext) {
     timeouts: section({
       shutdown_grace_ms: integer(0).default(10_000),
       header_ms: integer(1).default(30_000),
-      body_idle_ms: integer(1).default(60_000),
+      // Squid's icap_io_timeout (5 min): an origin that pauses a download that long is one Squid
+      // itself waits for, so cutting it sooner broke clean traffic (server-sent events, slow CGI).
+      body_idle_ms: integer(1).default(300_000),
       keep_alive_ms: integer(1).default(75_000),
       /**
        * An answer the client takes nothing of for this long is cut: its transaction is aborted and

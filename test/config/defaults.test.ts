@@ -32,7 +32,7 @@ const DEFAULTS = {
     max_requests_per_connection: 100,
     processes: 1,
     tls: { enabled: false, listen: [{ host: '127.0.0.1', port: 11_344 }] },
-    timeouts: { shutdown_grace_ms: 10_000, header_ms: 30_000, body_idle_ms: 60_000, keep_alive_ms: 75_000, write_idle_ms: 900_000 },
+    timeouts: { shutdown_grace_ms: 10_000, header_ms: 30_000, body_idle_ms: 300_000, keep_alive_ms: 75_000, write_idle_ms: 900_000 },
     limits: {
       icap_header_bytes: 65_536,
       http_header_bytes: 65_536,
@@ -70,7 +70,7 @@ describe('defaults', () => {
 
   it('a partial section keeps the defaults of the keys it omits', () => {
     const config = parseConfig('server:\n  timeouts:\n    header_ms: 5\n', SOURCE, {});
-    expect(config.server.timeouts).toEqual({ shutdown_grace_ms: 10_000, header_ms: 5, body_idle_ms: 60_000, keep_alive_ms: 75_000, write_idle_ms: 900_000 });
+    expect(config.server.timeouts).toEqual({ shutdown_grace_ms: 10_000, header_ms: 5, body_idle_ms: 300_000, keep_alive_ms: 75_000, write_idle_ms: 900_000 });
   });
 
   it('writing `services` replaces the default services; omitted service keys get field defaults', () => {
