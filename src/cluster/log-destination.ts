@@ -32,6 +32,7 @@ import {
   FILE_BLOCK_BYTES,
   FILE_BLOCK_MIN_FILL,
   batchedStdout,
+  droppedLinesReport,
   type LogDestination,
   type PausableLogDestination,
 } from '../observability/log-destination.js';
@@ -50,10 +51,6 @@ function destination(longLine: (line: string, done: () => void) => void, fd?: nu
   return batchedStdout({ minLength: FILE_BLOCK_MIN_FILL, fileBlockBytes: FILE_BLOCK_BYTES, pipeBlockBytes: PIPE_BUF, longLine, ...(fd !== undefined && { fd }) });
 }
 
-/** The warning line for `count` dropped lines: written raw, as log-destination.ts writes its own. */
-function droppedReport(count: number): string {
-  return `{"level":40,"time":"${new Date().toISOString()}","service":"icap-bridge","dropped_lines":${count},"msg":"log lines dropped: stdout was not read fast enough"}\n`;
-}
 
 /**
  * A worker's destination. Made before the worker says hello: from then on the primary may ask it
@@ -104,7 +101,7 @@ export function primaryLogDestination(pauseWorkers: () => Promise<() => void>, f
   /** Once nothing waits for a window: the count goes out as a short line, through the ordinary blocks. */
   const reportDropped = (): void => {
     if (droppedLongSinceReport === 0) return;
-    out.write(droppedReport(droppedLongSinceReport));
+    out.write(droppedLinesReport(droppedLongSinceReport));
     droppedLongSinceReport = 0;
   };
 

@@ -220,7 +220,7 @@ export function batchedStdout(options: BatchedDestinationOptions): PausableLogDe
       return;
     }
     if (droppedSinceReport > 0 && queuedBytes === 0) {
-      const report = `{"level":40,"time":"${new Date().toISOString()}","service":"icap-bridge","dropped_lines":${droppedSinceReport},"msg":"log lines dropped: stdout was not read fast enough"}\n`;
+      const report = droppedLinesReport(droppedSinceReport);
       droppedSinceReport = 0;
       enqueue(Buffer.from(report));
     }
@@ -353,4 +353,9 @@ export function isoTimeOncePerMs(): string {
     stamp = `,"time":"${new Date(now).toISOString()}"`;
   }
   return stamp;
+}
+
+/** The warning line for `count` dropped lines, written raw (the logger may be what is stuck). */
+export function droppedLinesReport(count: number): string {
+  return `{"level":40,"time":"${new Date().toISOString()}","service":"icap-bridge","dropped_lines":${count},"msg":"log lines dropped: stdout was not read fast enough"}\n`;
 }

@@ -135,7 +135,7 @@ async function scanPrepared(input: ContentScanInput, prepared: PreparedContent):
   // The rule chosen decides the backends. The safety net (the raw body whole) goes to the backends
   // that stream: fed while the body arrived when the rule was chosen by then, else read now from
   // the spool (a rule chosen only at the end, on what the parts are, opened no stream).
-  const streamed = input.backends.filter((b) => input.streams.has(b) || b.openStream !== undefined);
+  const streamed = input.backends.filter((b) => b.openStream !== undefined);
   const subjects: Subject[] = [];
   for (const s of prepared.subjects) {
     if (s.streamsOnly !== true) subjects.push({ ...s, backends: input.backends });

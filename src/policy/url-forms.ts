@@ -21,7 +21,8 @@
  *
  * Deny lists match when ANY form matches (a server may read the URL either way); allow lists
  * only when EVERY form matches, so `/public/..%2Fa.exe` is not allowed by `http://h/public/`.
- * Rules, which do not know which way they lean, compare the canonical form.
+ * Rules read as lists do by their action: a block rule as a deny list, an allow rule as an allow
+ * list; a scan rule, which leans neither way, compares the canonical form (conditions.ts).
  *
  * Non-ASCII: a request's head is latin1 bytes, an entry is text. An entry's host is brought to
  * its A-labels (idna.ts) and the rest of it to the `%XX` of its UTF-8 (RFC 3987 §3.1, how an IRI

@@ -43,17 +43,17 @@ export function planContent(input: ContentPlanInput): ContentPlan {
   const settings = input.service.content_decoding;
   let decode: ContentPlan['decode'] = null;
   let suppressStreams = false;
+  // RFC 9110 §5.3: several fields of one list-valued name are one comma-joined list.
+  const fields = settings.enabled ? head.headers.getAll('Content-Encoding') : [];
   // A piece of a file (a 206 range, a partial PUT; byte-range.ts) is a piece of its encoded form
   // too (RFC 9110 §14: ranges apply to the representation as encoded): it cannot be decoded
   // alone, and trying made every range of a gzip-encoded download corrupt or truncated, blocked
   // by default. Its bytes are scanned as they are, as every piece is.
-  if (settings.enabled && partialRange(input.method, input.reqHdr, input.resHdr) === undefined) {
-    // RFC 9110 §5.3: several fields of one list-valued name are one comma-joined list.
-    const fields = head.headers.getAll('Content-Encoding');
+  if (fields.length > 0 && partialRange(input.method, input.reqHdr, input.resHdr) === undefined) {
     const contentEncoding = fields.join(', ');
     const parsed = parseContentEncoding(contentEncoding);
     const undo = parsed.ok ? parsed.codings.length > 0 : true;
-    if (fields.length > 0 && undo) {
+    if (undo) {
       decode = { contentEncoding, limits: { maxDecodedBytes: settings.max_decoded_bytes, maxRatio: settings.max_ratio } };
       suppressStreams = parsed.ok;
     }

@@ -7,9 +7,7 @@ import type { PreparedContent } from '../pipeline/prepared-content.js';
 import type { ContentScan } from '../pipeline/scan-content.js';
 
 export function contentScanFields(scan: ContentScan): Partial<AccessRecord> {
-  const fields: Partial<AccessRecord> = { cache: scan.cache };
-  if (scan.decoding !== undefined) fields.decoding = { ...scan.decoding, codings: [...scan.decoding.codings] };
-  if (scan.multipart !== undefined) fields.multipart = { ...scan.multipart };
+  const fields: Partial<AccessRecord> = { cache: scan.cache, ...preparedContentFields(scan) };
   if (scan.parts !== undefined) fields.parts = scan.parts.map((p) => ({ ...p, threats: [...p.threats] }));
   // One batch per upload is the usual case (one MetaDefender backend); with several, the first.
   const batch = scan.batches[0];
@@ -30,7 +28,7 @@ export function contentScanFields(scan: ContentScan): Partial<AccessRecord> {
  * The decoding and split of a body prepared for the policy (prepared-content.ts) that a list or
  * rule then answered without a scan: what was found (a bomb, a split failure) still shows.
  */
-export function preparedContentFields(prepared: PreparedContent): Partial<AccessRecord> {
+export function preparedContentFields(prepared: Pick<PreparedContent, 'decoding' | 'multipart'>): Partial<AccessRecord> {
   const fields: Partial<AccessRecord> = {};
   if (prepared.decoding !== undefined) fields.decoding = { ...prepared.decoding, codings: [...prepared.decoding.codings] };
   if (prepared.multipart !== undefined) fields.multipart = { ...prepared.multipart };

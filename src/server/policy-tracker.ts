@@ -75,9 +75,12 @@ export class PolicyTracker {
 
   /**
    * True when an encoded or multipart body must be decoded and split before finish(): a rule
-   * looks at file types, or a hash list could name the file inside.
+   * looks at file types, or a hash list could name the file inside, and the outcome is not final
+   * yet (a final one cannot change with them: no hash lists, and no type still awaited).
    */
   get needsContentFacts(): boolean {
+    const o = this.#outcome;
+    if (o.kind !== 'pending' && o.final) return false;
     return !this.#policy.onlyImplicitRule && (this.#policy.usesFileType || this.#policy.lists.needsSha256);
   }
 

@@ -258,7 +258,7 @@ export class Transaction {
     this.#content = planContent({ method, reqHdr: this.#reqHdr, resHdr: this.#resHdr, service: this.#init.service.config });
     const service = this.#init.service;
     if (service.verdictCache !== null || service.backendsUseBodySha256 || this.#policy.needsSha256) this.#bodyHash = new Sha256Accumulator();
-    const rule = this.#policy.beginBody(this.#content.decode !== null || this.#content.multipart !== null);
+    const rule = this.#policy.beginBody(this.#wrapped);
     if (rule !== null) this.#openStreams(rule, []);
     // Squid waits for 100 Continue after a preview and sends nothing meanwhile; the idle watch
     // starts once the rest of the body is flowing (or at once without a preview).
@@ -719,11 +719,15 @@ export class Transaction {
 
   /** The decision, or a promise of it when a scan must run (the only asynchronous part). */
   #decide(body: SpooledBody | null): Decision | Promise<Decision> {
-    const wrapped = this.#content.decode !== null || this.#content.multipart !== null;
-    if (wrapped && body !== null && body.size > 0 && !this.#answeredInPreview && this.#policy.needsContentFacts) {
+    if (this.#wrapped && body !== null && body.size > 0 && !this.#answeredInPreview && this.#policy.needsContentFacts) {
       return this.#decideOnContent(body);
     }
     return this.#act(this.#policy.finish(body?.size ?? 0, this.#answeredInPreview, () => this.#bodyHash?.hex()), body);
+  }
+
+  /** The body wraps the file a user gets: encoded, or a multipart upload (content-plan.ts). */
+  get #wrapped(): boolean {
+    return this.#content.decode !== null || this.#content.multipart !== null;
   }
 
   /**

@@ -17,6 +17,7 @@ import { createMetaDefenderBackend, type MetaDefenderBackendOptions } from '../.
 import { liveSpoolFiles, spooledBodyFromBuffer } from '../../src/pipeline/spool.js';
 import { resolveOptions, type EmulatorOptions } from '../../emulators/metadefender/config.js';
 import { startEmulator, type EmulatorHandle, type RequestLogEntry } from '../../emulators/metadefender/emulator.js';
+import { waitFor } from '../helpers/wait.js';
 
 const META: ScanMeta = { transactionId: 'faults-1', method: 'RESPMOD', clientAddress: '127.0.0.1', url: 'http://origin.example/a.txt' };
 const CLEAN = Buffer.from('harmless text\n');
@@ -88,14 +89,6 @@ function liveUnder(path: string): string[] {
   return [...liveSpoolFiles()].filter((p) => p.startsWith(path));
 }
 
-/** Waits (bounded) until `check` holds, polling every few ms. */
-async function until(check: () => boolean, limitMs = 2_000): Promise<void> {
-  const end = Date.now() + limitMs;
-  while (!check()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 2));
-  }
-}
 
 describe('the emulator produces the failures', () => {
   it('500 {"err"}, 502 (HTML, a balancer) and 429 {"err"} on submit and on poll, per route', async () => {
@@ -295,7 +288,7 @@ describe('a 404 on a poll (§3, §9): the content is uploaded once more', () => 
     const em = await emulator({ scanDurationMs: 300 });
     const b = await backendFor([em]);
     const pending = timedScan(b, EICAR_SIGNATURE);
-    await until(() => em.stats.acceptedIds.length === 1);
+    await waitFor('the job accepted', () => em.stats.acceptedIds.length === 1, { timeoutMs: 2_000, intervalMs: 2 });
     em.forgetAll();
     const { result } = await pending;
     expect(result).toMatchObject({ outcome: 'infected' });
@@ -330,7 +323,7 @@ describe('a 404 on a poll (§3, §9): the content is uploaded once more', () => 
     const em = await emulator({ scanDurationMs: 50 });
     const b = await backendFor([em], { timeoutMs: 400 });
     const pending = timedScan(b, CLEAN);
-    await until(() => em.stats.acceptedIds.length === 1);
+    await waitFor('the job accepted', () => em.stats.acceptedIds.length === 1, { timeoutMs: 2_000, intervalMs: 2 });
     // From now on every poll is "Not Found" and every upload waits longer than the scan may.
     em.configure({ faults: { unknownDataIdRate: 1, latencyMs: { submit: 5_000 } } });
     const { result, ms } = await pending;

@@ -55,6 +55,7 @@ services:
   rules:
     methods: [RESPMOD, REQMOD]
     rules:
+      - { name: trusted, match: { host: [trusted.example] }, action: allow }
       - { name: no-exe, match: { file_type: [exe] }, action: block }
       - { name: no-archives, match: { file_type: [gzip] }, action: block }
       - { name: images-pass, match: { file_type: [png] }, action: allow }
@@ -76,6 +77,15 @@ services:
     expect(await decisionOf(srv, download(gzipSync(EXE), 'gzip', 'rules'))).toBe('block; reason=rule; rule=no-exe');
     // Decoded to learn that, though no engine ran: the access line says so.
     expect(await record).toMatchObject({ rule: 'no-exe', verdict: 'rule-blocked', scans: [], decoding: { codings: ['gzip'], outcome: 'decoded' } });
+  });
+
+  it('a body whose outcome was final at the head is not decoded for the policy (nothing it holds could change it)', async () => {
+    const spec = download(gzipSync(EXE), 'gzip', 'rules');
+    const trusted = { ...spec, reqHdr: 'GET http://trusted.example/get HTTP/1.1\r\nHost: trusted.example\r\n\r\n' };
+    delete (trusted as { preview?: number }).preview; // the whole body is read, then answered
+    const record = srv.nextRecord();
+    expect(await decisionOf(srv, trusted)).toBe('allow; reason=rule; rule=trusted');
+    expect((await record).decoding).toBeUndefined();
   });
 
   it('a gzip-encoded web page is not a gzip archive; a gzip file without Content-Encoding is', async () => {

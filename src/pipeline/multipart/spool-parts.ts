@@ -28,7 +28,8 @@
  *   and others store the part as sent; either must be scanned. Decoding streams alongside the
  *   part's own spooling (transfer-encoding.ts; lenient, never fails), its spool takes its share
  *   of the same memory budget, and its output is never larger than the part as sent. Decoded
- *   parts do not count against `maxParts`, which counts the form's parts: at most two per part.
+ *   parts do not count against `maxParts`, which counts the form's parts: one decoded form per
+ *   encoding a part names.
  *   A decoded nested multipart is not split again (RFC 2045 §6.4 forbids encoding multipart).
  *
  * Outside the parts. A split that keeps only the parts' content would let a threat through in
