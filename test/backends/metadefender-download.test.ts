@@ -10,12 +10,13 @@ import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Backend, BackendResult, ScanMeta } from '../../src/backends/backend.js';
+import type { Backend, ScanMeta } from '../../src/backends/backend.js';
 import { CoreEndpoint } from '../../src/backends/metadefender/core-endpoint.js';
 import { untilWritable } from '../../src/pipeline/spool-sink.js';
-import { createMetaDefenderBackend, sanitizedLimit, type MetaDefenderBackendOptions } from '../../src/backends/metadefender/metadefender-backend.js';
-import { liveSpoolFiles, spooledBodyFromBuffer } from '../../src/pipeline/spool.js';
+import { sanitizedLimit, type MetaDefenderBackendOptions } from '../../src/backends/metadefender/metadefender-backend.js';
+import { liveSpoolFiles } from '../../src/pipeline/spool.js';
 import { startEmulator, type EmulatorHandle } from '../../emulators/metadefender/emulator.js';
+import { createTestMetaDefender, timedScan as timedScanFor } from '../helpers/metadefender-backend.js';
 
 const META: ScanMeta = { transactionId: 'dl-1', method: 'RESPMOD', clientAddress: '127.0.0.1', url: 'http://origin.example/a.txt' };
 /** The reviewer's repro: 2 MiB through a spool that keeps 1 KiB in memory, timeout_ms 1500. */
@@ -46,34 +47,14 @@ async function spoolDir(): Promise<string> {
 }
 
 async function backendFor(url: string, directory: string, overrides: Partial<MetaDefenderBackendOptions> = {}): Promise<Backend> {
-  const b = await createMetaDefenderBackend({
-    name: 'md',
-    endpoints: [url],
-    apikey: '',
-    rule: '',
-    timeoutMs: TIMEOUT_MS,
-    pollInitialMs: 5,
-    pollMaxMs: 20,
-    hashLookup: false,
-    sanitize: true,
-    maxFileBytes: 0,
-    spool: { memoryBytes: 1024, directory },
-    pool: { health_interval_ms: 0 },
-    ...overrides,
-  });
+  const b = await createTestMetaDefender([url], directory, TIMEOUT_MS, { sanitize: true, ...overrides });
   backends.push(b);
   return b;
 }
 
 /** The scan's result and how long it took; bounded, so a hang fails the test instead of stalling it. */
-async function timedScan(b: Backend, body: Buffer): Promise<{ result: BackendResult | 'still pending'; ms: number }> {
-  const started = performance.now();
-  let timer: NodeJS.Timeout | undefined;
-  const limit = new Promise<'still pending'>((resolve) => (timer = setTimeout(() => resolve('still pending'), TIMEOUT_MS * 3)));
-  const result = await Promise.race([b.scan(spooledBodyFromBuffer(body), META, new AbortController().signal), limit]);
-  clearTimeout(timer);
-  if (typeof result !== 'string' && result.outcome === 'sanitized') await result.dispose();
-  return { result, ms: performance.now() - started };
+function timedScan(b: Backend, body: Buffer): ReturnType<typeof timedScanFor> {
+  return timedScanFor(b, body, META, TIMEOUT_MS * 3);
 }
 
 function liveUnder(dir: string): string[] {

@@ -10,13 +10,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Backend, BackendResult, ScanMeta } from '../../src/backends/backend.js';
+import type { Backend, ScanMeta } from '../../src/backends/backend.js';
 import { EICAR_SIGNATURE } from '../../src/backends/builtin/eicar.js';
 import { retryAfterMsOf } from '../../src/backends/metadefender/core-endpoint.js';
-import { createMetaDefenderBackend, type MetaDefenderBackendOptions } from '../../src/backends/metadefender/metadefender-backend.js';
-import { liveSpoolFiles, spooledBodyFromBuffer } from '../../src/pipeline/spool.js';
+import type { MetaDefenderBackendOptions } from '../../src/backends/metadefender/metadefender-backend.js';
+import { liveSpoolFiles } from '../../src/pipeline/spool.js';
 import { resolveOptions, type EmulatorOptions } from '../../emulators/metadefender/config.js';
 import { startEmulator, type EmulatorHandle, type RequestLogEntry } from '../../emulators/metadefender/emulator.js';
+import { createTestMetaDefender, timedScan as timedScanFor } from '../helpers/metadefender-backend.js';
 import { waitFor } from '../helpers/wait.js';
 
 const META: ScanMeta = { transactionId: 'faults-1', method: 'RESPMOD', clientAddress: '127.0.0.1', url: 'http://origin.example/a.txt' };
@@ -51,34 +52,14 @@ async function emulator(options: EmulatorOptions = {}): Promise<EmulatorHandle> 
 }
 
 async function backendFor(ems: readonly EmulatorHandle[], overrides: Partial<MetaDefenderBackendOptions> = {}): Promise<Backend> {
-  const b = await createMetaDefenderBackend({
-    name: 'md',
-    endpoints: ems.map((e) => e.url),
-    apikey: '',
-    rule: '',
-    timeoutMs: TIMEOUT_MS,
-    pollInitialMs: 5,
-    pollMaxMs: 20,
-    hashLookup: false,
-    sanitize: false,
-    maxFileBytes: 0,
-    spool: { memoryBytes: 1024, directory: dir },
-    pool: { health_interval_ms: 0 },
-    ...overrides,
-  });
+  const b = await createTestMetaDefender(ems.map((e) => e.url), dir, TIMEOUT_MS, { ...overrides });
   backends.push(b);
   return b;
 }
 
 /** The scan's result and how long it took; bounded, so a hang fails the test instead of stalling it. */
-async function timedScan(b: Backend, body: Buffer): Promise<{ result: BackendResult | 'still pending'; ms: number }> {
-  const started = performance.now();
-  let timer: NodeJS.Timeout | undefined;
-  const limit = new Promise<'still pending'>((resolve) => (timer = setTimeout(() => resolve('still pending'), TIMEOUT_MS * 3)));
-  const result = await Promise.race([b.scan(spooledBodyFromBuffer(body), META, new AbortController().signal), limit]);
-  clearTimeout(timer);
-  if (typeof result !== 'string' && result.outcome === 'sanitized') await result.dispose();
-  return { result, ms: performance.now() - started };
+function timedScan(b: Backend, body: Buffer): ReturnType<typeof timedScanFor> {
+  return timedScanFor(b, body, META, TIMEOUT_MS * 3);
 }
 
 function requests(em: EmulatorHandle, route: RequestLogEntry['route']): RequestLogEntry[] {

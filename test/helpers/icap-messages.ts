@@ -89,3 +89,12 @@ export const EICAR = Buffer.from(
   'X5O!P%@AP[4\\PZX54(P^)7CC)7}$' + 'EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*',
   'latin1',
 );
+
+/**
+ * A REQMOD carrying a multipart/form-data upload of `body` (framed with `boundary`) to
+ * `service`, with a 1024-byte preview and Allow: 204, as Squid sends an upload.
+ */
+export function formUploadRequest(body: Buffer, boundary: string, service: string): RequestSpec {
+  const reqHdr = `POST http://uploads.example/form HTTP/1.1\r\nHost: uploads.example\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\nContent-Length: ${body.length}\r\n\r\n`;
+  return { method: 'REQMOD', reqHdr, body: [body], preview: 1024, headers: [['Allow', '204']], service };
+}

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exchange } from '../helpers/icap-exchange.js';
-import type { RequestSpec } from '../helpers/icap-messages.js';
+import { formUploadRequest, type RequestSpec } from '../helpers/icap-messages.js';
 import { startTestServer, type TestServer } from '../helpers/test-server.js';
 import { base64Lines, formData } from '../pipeline/multipart-fixtures.js';
 
@@ -14,8 +14,7 @@ const BOUNDARY = '----transferEncoding4c1e';
 
 function upload(part: { fileName: string; headers: string[]; body: string | Buffer }): RequestSpec {
   const body = formData(BOUNDARY, [{ name: 'note', body: 'see attached' }, { name: 'tool', contentType: 'application/octet-stream', ...part }]);
-  const reqHdr = `POST http://uploads.example/form HTTP/1.1\r\nHost: uploads.example\r\nContent-Type: multipart/form-data; boundary=${BOUNDARY}\r\nContent-Length: ${body.length}\r\n\r\n`;
-  return { method: 'REQMOD', reqHdr, body: [body], preview: 1024, headers: [['Allow', '204']], service: 'rules' };
+  return formUploadRequest(body, BOUNDARY, 'rules');
 }
 
 describe('file_type rules on transfer-encoded upload parts', () => {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exchange } from '../helpers/icap-exchange.js';
-import type { RequestSpec } from '../helpers/icap-messages.js';
+import { formUploadRequest, type RequestSpec } from '../helpers/icap-messages.js';
 import { ScriptedBackend } from '../helpers/scripted-backend.js';
 import { startTestServer, type TestServer } from '../helpers/test-server.js';
 import { formData } from '../pipeline/multipart-fixtures.js';
@@ -39,8 +39,7 @@ function download(body: Buffer, encoding: string | null, service: string): Reque
 
 function upload(parts: { name: string; fileName?: string; body: Buffer }[], service: string): RequestSpec {
   const body = formData(BOUNDARY, parts.map((p) => ({ ...p, contentType: 'application/octet-stream' })));
-  const reqHdr = `POST http://uploads.example/form HTTP/1.1\r\nHost: uploads.example\r\nContent-Type: multipart/form-data; boundary=${BOUNDARY}\r\nContent-Length: ${body.length}\r\n\r\n`;
-  return { method: 'REQMOD', reqHdr, body: [body], preview: 1024, headers: [['Allow', '204']], service };
+  return formUploadRequest(body, BOUNDARY, service);
 }
 
 const decisionOf = async (srv: TestServer, spec: RequestSpec): Promise<string | undefined> =>
