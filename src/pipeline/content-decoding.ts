@@ -59,7 +59,7 @@ export interface ContentDecodingLimits {
 /** Proposed defaults for the config keys (content.decode.*) the wiring adds. */
 export const DEFAULT_CONTENT_DECODING_LIMITS: ContentDecodingLimits = Object.freeze({
   maxDecodedBytes: 512 * 1024 * 1024,
-  maxRatio: 100,
+  maxRatio: 1000,
   ratioGraceBytes: 1024 * 1024,
   maxCodings: 3,
 });

@@ -249,6 +249,15 @@ describe('decodeContentEncoding: limits', () => {
     expect(result.ok || result.message).toMatch(/gzip decoding/);
   });
 
+  it('decodes real text past 100:1 under the default limits (brotli JSON, logs)', async () => {
+    const json = Buffer.from(JSON.stringify(Array.from({ length: 60_000 }, (_, i) => ({ id: i % 5000, ok: true, tag: 'item' }))));
+    const encoded = brotliCompressSync(json);
+    expect(json.length / encoded.length).toBeGreaterThan(100); // ~415:1
+    expect(json.length).toBeGreaterThan(1024 * 1024);
+    const result = await decode(encoded, 'br');
+    expect(result.ok && result.body.size).toBe(json.length);
+  });
+
   it('allows a high ratio under the grace size (a small page of repeated markup)', async () => {
     const page = Buffer.from('<td></td>'.repeat(50_000)); // ~450 kB, compresses ~500:1
     const result = await decode(gzipSync(page), 'gzip');

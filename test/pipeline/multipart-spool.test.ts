@@ -251,6 +251,12 @@ describe('spoolMultipartParts: failures are outcomes', () => {
     expect(await spoolParts(bigHeader)).toMatchObject({ ok: false, kind: 'too-large', reason: 'part-header-too-large' });
   });
 
+  it('splits a 1000-field form under the default limits, as PHP and Django accept it', async () => {
+    const fields = formData(BOUNDARY, Array.from({ length: 1000 }, (_, i) => ({ name: `field${i}`, body: String(i) })));
+    const result = await spoolParts(fields);
+    expect(result.ok && result.parts.length).toBe(1000);
+  });
+
   it('counts nested parts against maxParts', async () => {
     const inner = formData('innerB', Array.from({ length: 4 }, () => ({ headers: ['Content-Disposition: file; filename="a"'], body: 'a' })));
     const body = formData(BOUNDARY, [

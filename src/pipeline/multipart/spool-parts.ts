@@ -102,7 +102,7 @@ export interface MultipartLimits extends MultipartParserLimits {
 
 /** Proposed defaults for the config keys (content.multipart.*) the wiring adds. */
 export const DEFAULT_MULTIPART_LIMITS: MultipartParserLimits = Object.freeze({
-  maxParts: 500,
+  maxParts: 1000,
   maxHeaderBytes: 16 * 1024,
   maxHeaders: 32,
 });
