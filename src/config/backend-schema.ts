@@ -3,6 +3,8 @@
  * is one more schema here and one more entry in the list passed to z.discriminatedUnion.
  */
 import * as z from 'zod';
+import { readFileSync } from 'node:fs';
+import { HashListError, parseHashList } from '../backends/builtin/hash-list.js';
 import { CLAMD_DEFAULTS, CLAMD_POOL_DEFAULTS, CLAMD_TRANSFERS } from '../backends/clamd/clamd-config.js';
 import { parseClamdEndpoint } from '../backends/clamd/endpoint.js';
 import { METADEFENDER_POOL_DEFAULTS } from '../backends/metadefender/metadefender-config.js';
@@ -31,8 +33,30 @@ function builtinBackend(ctx: BackendSchemaContext) {
     inline_max_bytes: integer(0).default(65_536),
     timeout_ms: integer(1).default(120_000),
     eicar: boolean().default(true),
-    /** SHA-256 hash list files, checked readable at load so a typo fails at start, not at first scan. */
-    hash_lists: list(readableFile(ctx.baseDir)).default([]),
+    /** SHA-256 hash list files, read and parsed at load (hashListFile). */
+    hash_lists: list(hashListFile(ctx.baseDir)).default([]),
+  });
+}
+
+/**
+ * A builtin hash list, read and parsed now by the parser the backend itself uses (hash-list.ts), so
+ * a bad line is a configuration error naming the key, the file and the line: `icap-bridge check`
+ * reports it, a start (a cluster primary's included) refuses it before any worker is forked, and
+ * a SIGHUP with it keeps the running configuration. As policy lists are (policy-schema.ts), but
+ * the value stays the path: the backend reads the file again when built (a cluster worker, the
+ * primary's copy of it: file-snapshots.ts), as a list may be too large to travel in the config.
+ */
+function hashListFile(baseDir: string) {
+  return readableFile(baseDir).transform((file, ctx) => {
+    try {
+      parseHashList(readFileSync(file, 'utf8'), file);
+      return file;
+    } catch (err) {
+      // HashListError's message is "FILE:LINE: what is wrong".
+      const message = err instanceof HashListError ? err.message : `${file}: cannot read hash list: ${(err as Error).message}`;
+      ctx.addIssue({ code: 'custom', message });
+      return z.NEVER;
+    }
   });
 }
 

@@ -1,7 +1,7 @@
 /**
  * A configuration naming every kind of file a server reads (config-files.ts), each a file of its
- * own in a temp directory. The files' contents are not parsed when the configuration loads, so
- * placeholders do for the certificate and key.
+ * own in a temp directory. Of their contents only the lists' are parsed when the configuration
+ * loads (a hash list's lines included), so placeholders do for the certificate, key and CAs.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -60,6 +60,26 @@ describe('paths', () => {
 
     it('an existing directory is accepted', () => {
       expect(parseConfig(`spool: {directory: "${dir}"}`, '/x.yaml', {}).spool.directory).toBe(dir);
+    });
+
+    // Parsed at load by the backend's own parser (src/backends/builtin/hash-list.ts), not first by
+    // the backend when a server (or each cluster worker) builds it.
+    it('a hash list with a bad line is an error naming its key path, the file, the line and the rule', () => {
+      const good = join(dir, 'good.sha256');
+      const bad = join(dir, 'bad.sha256');
+      writeFileSync(good, `# ok\n${'a'.repeat(64)} Test.Threat\n`);
+      writeFileSync(bad, `# hashes\n${'a'.repeat(64)}\n${'b'.repeat(63)} Short.One\nnot-a-hash\n`);
+      const err = configError(`backends:\n  builtin: {type: builtin, hash_lists: [${good}, ${bad}]}\n`);
+      const rule = `${bad}:3: expected a SHA-256 (64 hex digits), optionally followed by a threat name, got "${'b'.repeat(63)} Short.One"`;
+      expect(err.problems).toEqual([{ path: 'backends.builtin.hash_lists[1]', rule }]);
+      expect(err.message).toBe(`${err.file}: backends.builtin.hash_lists[1]: ${rule}`);
+    });
+
+    it('a hash list whose every line parses loads as its path', () => {
+      const list = join(dir, 'fine.sha256');
+      writeFileSync(list, `\uFEFF# comment\r\n\r\n${'C'.repeat(64)}: Named.Threat\r\n${'d'.repeat(64)}\r\n`);
+      const builtin = parseConfig(`backends:\n  builtin: {type: builtin, hash_lists: [${list}]}\n`, '/x.yaml', {}).backends['builtin'];
+      expect(builtin?.type === 'builtin' && builtin.hash_lists).toEqual([list]);
     });
   });
 });
