@@ -12,15 +12,16 @@ import * as z from 'zod';
 import { readFileSync } from 'node:fs';
 import { SCAN_ERROR_KINDS } from '../backends/backend.js';
 import {
-  canonicalUrl,
   cidrProblem,
   entryKindOf,
   FILE_TYPES,
   HEADER_OPERATORS,
   HEADER_SOURCES,
+  hostProblem,
   LIST_KEYS,
   parseListText,
   RULE_ACTIONS,
+  urlEntryProblem,
   type ListEntryKind,
 } from '../policy/index.js';
 import { FAILURE_ACTIONS } from '../verdict/index.js';
@@ -43,14 +44,22 @@ function nonEmptyText(what: string) {
 }
 
 /**
- * A rule's `url`: a glob with `*`, or an exact URL with a scheme and host. Without either it could
- * never match (rules compare canonical URLs, url-forms.ts), as list-files.ts says of list lines.
+ * A rule's `url`: a glob with `*`, or an exact URL with a scheme and host, whose host has an
+ * A-label form. Otherwise it could never match (rules compare canonical URLs, url-forms.ts), as
+ * list-files.ts says of list lines.
  */
 function urlRuleEntry() {
   return nonEmptyText('URL glob').superRefine((text, ctx) => {
-    if (!text.includes('*') && canonicalUrl(text) === undefined) {
-      ctx.addIssue({ code: 'custom', message: 'must be a URL with a scheme and host (http://example.com/path) or a glob with * (*.example.com/*)', params: SHOW_VALUE });
-    }
+    const problem = urlEntryProblem(text);
+    if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem, params: SHOW_VALUE });
+  });
+}
+
+/** A rule's `host`: a name, address or glob that can meet the A-labels requests carry (idna.ts). */
+function hostRuleEntry() {
+  return nonEmptyText('host glob').superRefine((text, ctx) => {
+    const problem = hostProblem(text);
+    if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem, params: SHOW_VALUE });
   });
 }
 
@@ -100,7 +109,7 @@ function ruleMatch() {
     user: some(nonEmptyText('user name or glob')),
     method: some(token('an HTTP method')),
     icap_method: some(oneOf(['REQMOD', 'RESPMOD'])),
-    host: some(nonEmptyText('host glob')),
+    host: some(hostRuleEntry()),
     url: some(urlRuleEntry()),
     content_type: some(nonEmptyText('media type or glob')),
     min_size: integer(0).optional(),

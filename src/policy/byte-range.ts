@@ -14,7 +14,7 @@
  * piece too: it cannot be shown to be the whole file.
  */
 
-import { httpStatusCode } from '../../protocol/index.js';
+import { httpStatusCode, trimOws } from '../../protocol/index.js';
 
 /** Just enough of an HTTP head: its start line and a header lookup. */
 export interface RangeHeadView {
@@ -25,9 +25,13 @@ export interface RangeHeadView {
 /** RFC 9110 §14.4: `bytes first-last/complete` or `bytes first-last/*`. Range units are case-insensitive (§14.1). */
 const CONTENT_RANGE = /^bytes[ \t]+(\d{1,16})-(\d{1,16})\/(\d{1,16}|\*)$/i;
 
-/** True when `value` is a satisfied byte range covering all of a representation of known length. */
+/**
+ * True when `value` is a satisfied byte range covering all of a representation of known length.
+ * Only OWS (SP, HTAB; RFC 9110 §5.6.3) is trimmed: trim() would also take a trailing byte 0xA0,
+ * VT or FF, and such a value is no Content-Range, so it cannot show the body whole.
+ */
 export function coversWholeRepresentation(value: string): boolean {
-  const m = CONTENT_RANGE.exec(value.trim());
+  const m = CONTENT_RANGE.exec(trimOws(value));
   if (m === null || m[3] === '*') return false;
   const complete = Number(m[3]);
   return Number(m[1]) === 0 && Number(m[2]) === complete - 1;
@@ -35,9 +39,9 @@ export function coversWholeRepresentation(value: string): boolean {
 
 /** What the piece is, for the access log: its Content-Range, or why it has none. */
 function describe(contentRanges: readonly string[], contentType: readonly string[]): string | undefined {
-  if (contentRanges.length === 1) return coversWholeRepresentation(contentRanges[0]!) ? undefined : contentRanges[0]!.trim();
+  if (contentRanges.length === 1) return coversWholeRepresentation(contentRanges[0]!) ? undefined : trimOws(contentRanges[0]!);
   if (contentRanges.length > 1) return 'several Content-Range headers';
-  const type = contentType[0]?.split(';')[0]?.trim().toLowerCase();
+  const type = contentType[0] === undefined ? undefined : trimOws(contentType[0].split(';')[0]!).toLowerCase();
   return type === 'multipart/byteranges' ? 'multipart/byteranges' : 'no Content-Range';
 }
 

@@ -32,3 +32,20 @@ function asciiLabel(label: string): string {
   // A label alone can read as an IPv4 number (`１` → `0.0.0.1`): that is not a label.
   return ascii === '' || ascii.includes('.') ? label : ascii;
 }
+
+/**
+ * Why a host or host glob can never meet a request, or undefined. Requests carry A-labels, and a
+ * label with no A-label form keeps its non-ASCII here: a `*` inside a U-label (`b*ü`, whose
+ * Punycode would hold the `*` as a character, not a wildcard) or a name that is no IDN. The
+ * configuration refuses such rule entries, as list-files.ts refuses such list lines.
+ */
+export function hostProblem(host: string): string | undefined {
+  const label = asciiHost(host.toLowerCase())
+    .split(LABEL_DOTS)
+    .find((l) => NON_ASCII.test(l));
+  if (label === undefined) return undefined;
+  return label.includes('*')
+    ? `can never match: the label ${JSON.stringify(label)} mixes * with non-ASCII, which has no A-label (xn--) form, and requests carry A-labels; ` +
+        'put the * in a label of its own (*.bücher.example) or list each name'
+    : `can never match: ${JSON.stringify(label)} is not a valid internationalized host name (IDNA)`;
+}

@@ -5,7 +5,8 @@
  */
 export { requestAttributes, HEADER_SOURCES, type BodyFacts, type HeaderSource, type RequestAttributes } from './attributes.js';
 export { coversWholeRepresentation, partialRange, type RangeHeadView } from './byte-range.js';
-export { canonicalUrl } from './url-forms.js';
+export { canonicalUrl, urlEntryProblem } from './url-forms.js';
+export { hostProblem } from './idna.js';
 export { detectFileType, FILE_TYPES, SNIFF_BYTES, type FileType } from './file-type.js';
 export { compileGlob, globMatch } from './glob.js';
 export { cidrProblem, compileAddressSet, normalizeAddress } from './ip-match.js';

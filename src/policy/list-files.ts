@@ -14,9 +14,10 @@
  *   host    a host name or address (`example.com`, `192.0.2.7`), or a glob (`*.example.com`:
  *           any subdomain, not example.com itself). Case-insensitive; addresses canonical; an
  *           internationalized name in A-labels (idna.ts). A name that is no valid IDN, or a glob
- *           label mixing `*` with non-ASCII (`b*ü.example`), is an error: it could never match.
+ *           label mixing `*` with non-ASCII (`b*ü.example`), is an error: it could never match. So is
+ *           such a host in a url line (`http://b*ü.example/*`).
  */
-import { canonicalHost, canonicalUrl, normalizeUrlGlob } from './url-forms.js';
+import { canonicalHost, canonicalUrl, normalizeUrlGlob, urlEntryProblem } from './url-forms.js';
 
 export const LIST_KEYS = ['allow_sha256', 'deny_sha256', 'allow_urls', 'deny_urls', 'allow_hosts', 'deny_hosts'] as const;
 export type ListKey = (typeof LIST_KEYS)[number];
@@ -64,8 +65,10 @@ function parseEntry(line: string, kind: ListEntryKind): string | { problem: stri
     }
     case 'url': {
       if (/\s/.test(line)) return { problem: 'expected a URL or URL glob without spaces' };
-      if (line.includes('*')) return normalizeUrlGlob(line);
-      return canonicalUrl(line) ?? { problem: 'expected a URL with a scheme and host (http://example.com/path/) or a glob with * (*.example.com/*)' };
+      const entry = line.includes('*') ? normalizeUrlGlob(line) : canonicalUrl(line);
+      if (entry === undefined) return { problem: 'expected a URL with a scheme and host (http://example.com/path/) or a glob with * (*.example.com/*)' };
+      const problem = urlEntryProblem(line); // a host with no A-label form (`http://b*ü.example/*`)
+      return problem === undefined ? entry : { problem };
     }
   }
 }

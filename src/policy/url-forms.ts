@@ -31,8 +31,8 @@
  */
 import { headText } from '../../protocol/index.js';
 import type { Glob } from './glob.js';
-import { compileGlob } from './glob.js';
-import { asciiHost } from './idna.js';
+import { compileGlob, compileGlobPieces } from './glob.js';
+import { asciiHost, hostProblem } from './idna.js';
 
 /** One reading of a URL, split where patterns need it. `origin` is '' when the URL had no authority. */
 interface UrlReading {
@@ -225,7 +225,10 @@ export function urlForms(url: string): UrlForms {
       loose: { origin: '', path: loosePath(path), query: query.toLowerCase() },
     };
   } else {
-    const reading = { origin: url.toLowerCase(), path: '', query: '' };
+    // authority-form (CONNECT host:port): its host canonical as every other (A-labels, IPv4 dotted,
+    // no trailing dot), its port kept (no scheme gives a default). toLowerCase() on the bytes would
+    // fold a UTF-8 lead byte (0xC3 → 0xE3) and leave `bücher` a name no entry spells.
+    const reading = { origin: canonicalAuthority('', headText(url)), path: '', query: '' };
     forms = { canonical: reading, loose: reading };
   }
   memo = { url, forms };
@@ -260,6 +263,19 @@ function globAuthority(scheme: string, authority: string): string {
   let host = asciiHost(port ? a.slice(0, port.index) : a);
   if (host.endsWith('.')) host = host.slice(0, -1);
   return keepPort ? `${host}${port[0]}` : host;
+}
+
+/**
+ * Why a rule's URL entry can never match, or undefined: it is neither a glob nor a URL with a
+ * scheme and host, or its host has no A-label form (idna.ts hostProblem; nothing else of an entry
+ * stays non-ASCII once normalized).
+ */
+export function urlEntryProblem(raw: string): string | undefined {
+  const entry = raw.includes('*') ? normalizeUrlGlob(raw) : canonicalUrl(raw);
+  if (entry === undefined) return 'must be a URL with a scheme and host (http://example.com/path) or a glob with * (*.example.com/*)';
+  if (!NON_ASCII.test(entry)) return undefined;
+  const host = /^(?:[a-z][a-z0-9+.-]*:\/\/)?([^/]*)/.exec(entry)![1]!;
+  return hostProblem(host) ?? `can never match: ${JSON.stringify(host)} has no A-label form`;
 }
 
 type Side = (reading: UrlReading, withQuery: boolean) => boolean;
@@ -310,9 +326,16 @@ export function compileUrlPattern(raw: string, opts: { prefix: boolean }): UrlPa
   };
 }
 
+/**
+ * A glob's loose reading is decoded like the URL's, but piece by piece between its `*`s: a `%2A`
+ * written in the entry decodes to a star that is text, matching only a star in the URL's loose
+ * reading (sent as `*`, `%2A` or `%252A`), never a wildcard. The URL is data throughout: a star
+ * decoded from it is never read as a wildcard either (glob.ts compares it as a character).
+ */
 function compileSide(entry: string, prefix: boolean, lax: boolean): Side {
   const m = /^((?:[a-z][a-z0-9+.-]*|\*):\/\/[^/?#]*)(.*)$/s.exec(entry);
-  const looseRest = (rest: string): string => (lax ? decodeRepeatedly(rest).replace(/\\/g, '/').replace(/\/{2,}/g, '/').toLowerCase() : rest);
+  const looseRest = (rest: string): Glob =>
+    lax ? compileGlobPieces(rest.split('*').map((piece) => decodeRepeatedly(piece).replace(/\\/g, '/').replace(/\/{2,}/g, '/').toLowerCase())) : compileGlob(rest);
   const text = (r: UrlReading, withQuery: boolean): string => r.origin + r.path + (withQuery ? r.query : '');
   if (prefix) {
     const m2 = m!; // canonical absolute URLs always split
@@ -322,9 +345,9 @@ function compileSide(entry: string, prefix: boolean, lax: boolean): Side {
   }
   if (m && m[2]!.startsWith('/')) {
     const head: Glob = compileGlob(m[1]!);
-    const rest: Glob = compileGlob(looseRest(m[2]!));
+    const rest: Glob = looseRest(m[2]!);
     return (r, withQuery) => head.matches(r.origin) && rest.matches(r.path + (withQuery ? r.query : ''));
   }
-  const whole: Glob = compileGlob(lax ? decodeRepeatedly(entry).toLowerCase() : entry);
+  const whole: Glob = lax ? compileGlobPieces(entry.split('*').map((piece) => decodeRepeatedly(piece).toLowerCase())) : compileGlob(entry);
   return (r, withQuery) => whole.matches(text(r, withQuery));
 }

@@ -20,6 +20,11 @@ describe('coversWholeRepresentation (RFC 9110 §14.4)', () => {
     ['bytes=0-999/1000', false],
     ['bytes -1-999/1000', false],
     ['', false],
+    // Only OWS (SP, HTAB; RFC 9110 §5.6.3) is trimmed: other whitespace makes it no Content-Range.
+    ['\tbytes 0-999/1000 \t', true],
+    ['bytes 0-999/1000\xa0', false], // a latin1 byte 0xA0 (NBSP to trim())
+    ['bytes 0-999/1000\v', false],
+    ['\fbytes 0-999/1000', false],
   ];
   it.each(rows)('%j → %s', (value, whole) => {
     expect(coversWholeRepresentation(value)).toBe(whole);
@@ -34,6 +39,9 @@ describe('requestAttributes: partial', () => {
 
   it('a 206 whose one range is the whole file (Range: bytes=0-) is not partial', () => {
     expect(attrs({ statusLine: PARTIAL, response: [['Content-Range', 'bytes 0-8067/8068']] }).partial).toBeUndefined();
+    // Not with whitespace other than OWS about it: that is no Content-Range, so not shown whole.
+    expect(attrs({ statusLine: PARTIAL, response: [['Content-Range', 'bytes 0-8067/8068\xa0']] }).partial).toBe('bytes 0-8067/8068\xa0');
+    expect(attrs({ statusLine: PARTIAL, response: [['Content-Range', '\vbytes 0-8067/8068']] }).partial).toBe('\vbytes 0-8067/8068');
   });
 
   it('a 206 that cannot be shown to be whole is partial: several ranges, no Content-Range, several headers', () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { compileGlob, globMatch } from '../../src/policy/index.js';
+import { compileGlobPieces } from '../../src/policy/glob.js';
 
 describe('globMatch', () => {
   const rows: [pattern: string, text: string, expected: boolean][] = [
@@ -44,5 +45,17 @@ describe('compileGlob', () => {
     expect(compileGlob('*.EXAMPLE.com', { caseInsensitive: true }).matches('WWW.example.COM')).toBe(true);
     expect(compileGlob('Alice', { caseInsensitive: true }).matches('alice')).toBe(true);
     expect(compileGlob('Alice').matches('alice')).toBe(false);
+  });
+});
+
+describe('compileGlobPieces', () => {
+  it('takes a `*` inside a piece as a character, only the gaps between pieces as wildcards', () => {
+    const glob = compileGlobPieces(['/a*b', '']); // `/a` `*` `b` then a wildcard
+    expect(glob.matches('/a*b/x')).toBe(true);
+    expect(glob.matches('/aXb/x')).toBe(false);
+    expect(compileGlobPieces(['*']).matches('*')).toBe(true);
+    expect(compileGlobPieces(['*']).matches('x')).toBe(false);
+    expect(compileGlobPieces(['a', '*', 'c']).matches('aX*Yc')).toBe(true);
+    expect(compileGlobPieces(['a', '*', 'c']).matches('aXYc')).toBe(false);
   });
 });

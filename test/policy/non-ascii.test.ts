@@ -7,6 +7,7 @@ import type { BodyFacts, RuleMatchConfig } from '../../src/policy/index.js';
 import { CompiledLists, parseListText } from '../../src/policy/index.js';
 import { compileMatch } from '../../src/policy/conditions.js';
 import { canonicalHost, canonicalUrl, normalizeUrlGlob, urlForms } from '../../src/policy/url-forms.js';
+import { ConfigError, parseConfig } from '../../src/config/index.js';
 import { attrs } from './helpers.js';
 
 /** `text` as its UTF-8 bytes in a latin1 string, as the codec decodes a head. */
@@ -60,6 +61,60 @@ describe('IDNA: a host written with U-labels meets the A-labels requests carry (
     expect(compileMatch({ host: patterns }).evaluate(a, DONE)).toBe(expected);
   });
 
+  describe('a rule host or URL with no A-label form is refused at load: requests carry A-labels, so it could never match', () => {
+    const SOURCE = '/etc/icap-bridge/icap-bridge.yaml';
+    const load = (match: string) =>
+      parseConfig(`services:\n  respmod:\n    methods: [RESPMOD]\n    rules:\n      - { name: idn, action: block, match: ${match} }\n`, SOURCE, {});
+    const refusal = (match: string): string => {
+      try {
+        load(match);
+      } catch (err) {
+        expect(err).toBeInstanceOf(ConfigError);
+        return (err as ConfigError).message;
+      }
+      throw new Error(`${match} loaded`);
+    };
+    it.each([
+      ["{ host: ['b*ü.example'] }", 'match.host[0]', 'the label "b*ü" mixes * with non-ASCII'],
+      ["{ host: [example.com, 'BÜ*.example'] }", 'match.host[1]', 'the label "bü*" mixes * with non-ASCII'],
+      ["{ host: ['bü cher.example'] }", 'match.host[0]', 'is not a valid internationalized host name'],
+      ["{ url: ['http://b*ü.example/*'] }", 'match.url[0]', 'the label "b*ü" mixes * with non-ASCII'],
+      ["{ url: ['b*ü.example/*.exe'] }", 'match.url[0]', 'the label "b*ü" mixes * with non-ASCII'],
+      ["{ url: ['http://bü cher.example/'] }", 'match.url[0]', 'is not a valid internationalized host name'],
+    ])('%s', (match, path, problem) => {
+      const message = refusal(match);
+      expect(message).toContain(`${SOURCE}: services.respmod.rules[0].${path}:`);
+      expect(message).toContain(problem);
+    });
+
+    // What loads matches, in U-labels or A-labels.
+    const host = (value: string) => attrs({ requestLine: 'GET / HTTP/1.1', request: [['Host', value]] });
+    it.each([
+      [['*.bücher.example'], host(bytes('www.Bücher.example')), true],
+      [['*.bücher.example'], host(`www.${IDN}`), true],
+      [['xn--b*.example'], host(bytes('bücher.example')), true], // a glob over A-labels
+      [['b*.example'], host(IDN), false], // ASCII: `*` meets the A-label text, not U-labels
+    ])('host %j', (patterns, a, expected) => {
+      const match = load(`{ host: ${JSON.stringify(patterns)} }`).services['respmod']!.rules![0]!.match;
+      expect(compileMatch(match, 'block').evaluate(a, DONE)).toBe(expected);
+    });
+  });
+
+  it('a CONNECT target (authority-form) is read with its host in A-labels, as every other host', () => {
+    const connect = (target: string) => attrs({ icapMethod: 'REQMOD', requestLine: `CONNECT ${target} HTTP/1.1`, request: [], response: null });
+    expect(urlForms(bytes('BÜCHER.example.:0443')).canonical.origin).toBe(`${IDN}:443`);
+    expect(urlForms('3221225991:443').loose.origin).toBe('192.0.2.7:443');
+    expect(urlForms('[2001:DB8:0::1]:443').canonical.origin).toBe('[2001:db8::1]:443');
+    const rule = compileMatch({ url: [`*${IDN}:443`] }, 'block');
+    expect(rule.evaluate(connect(bytes('Bücher.example:443')), DONE)).toBe(true); // a raw UTF-8 target
+    expect(rule.evaluate(connect(`${IDN}:443`), DONE)).toBe(true);
+    const lists = new CompiledLists({ deny_urls: [{ file: 'd.urls', entries: parseEntries(`*.${IDN}:443\n`, 'url') }] });
+    expect(lists.findRequest('deny', undefined, bytes('www.bücher.example:443'))).toMatchObject({ list: 'deny_urls' });
+    // Host rules already read the CONNECT target through IDNA (url.ts hostOnly), in either spelling.
+    expect(compileMatch({ host: ['bücher.example'] }).evaluate(connect(`${IDN}:443`), DONE)).toBe(true);
+    expect(compileMatch({ host: [IDN] }).evaluate(connect(bytes('bücher.example:443')), DONE)).toBe(true);
+  });
+
   it('url rules and list entries bring their host to A-labels', () => {
     const a = attrs({ requestLine: `GET http://${IDN}/a.exe HTTP/1.1`, request: [['Host', IDN]] });
     expect(compileMatch({ url: ['http://bücher.example/*'] }).evaluate(a, DONE)).toBe(true);
@@ -70,6 +125,7 @@ describe('IDNA: a host written with U-labels meets the A-labels requests carry (
       entries: [`http://${IDN}/`, `http://*.${IDN}/*`, `*.${IDN}/*`],
     });
     expect(parseListText('b*ü.example\n', 'host').ok).toBe(false); // could never match: a bad line
+    expect(parseListText('http://b*ü.example/*\n', 'url')).toMatchObject({ ok: false, errors: [{ line: 1, message: expect.stringMatching(/mixes \* with non-ASCII/) }] });
   });
 
   it('lists match either spelling', () => {

@@ -1,6 +1,6 @@
 /** One URL spelled many ways → the canonical and loose forms lists and rules compare (RFC 3986 §6.2.2–6.2.3). */
 import { describe, expect, it } from 'vitest';
-import { canonicalHost, canonicalUrl, normalizeUrlGlob, urlForms } from '../../src/policy/url-forms.js';
+import { canonicalHost, canonicalUrl, compileUrlPattern, normalizeUrlGlob, urlForms, type MatchMode } from '../../src/policy/url-forms.js';
 
 const text = (r: { origin: string; path: string; query: string }): string => r.origin + r.path + r.query;
 
@@ -75,5 +75,27 @@ describe('normalizeUrlGlob', () => {
     ['*.scr', '*.scr'],
   ])('%s → %s', (raw, want) => {
     expect(normalizeUrlGlob(raw)).toBe(want);
+  });
+});
+
+describe('`*` only from the entry is a wildcard: a `%2A` is a star, and the URL is data', () => {
+  // The loose reading decodes `%2A` to `*` on both sides; only an entry's own `*` may match a run.
+  const rows: [entry: string, url: string, mode: MatchMode, expected: boolean][] = [
+    ['http://h.example/a%2Ab*', 'http://h.example/aXYZb/x', 'deny', false], // was a wildcard loosely
+    ['http://h.example/a%2A', 'http://h.example/abc', 'deny', false], // exact entry, as a glob loosely
+    ['http://h.example/a%2Ab*', 'http://h.example/a*b/x', 'deny', true], // a star however sent
+    ['http://h.example/a%2Ab*', 'http://h.example/a%2Ab/x', 'deny', true],
+    ['http://h.example/a%2Ab*', 'http://h.example/a%252ab/x', 'deny', true],
+    ['*/a%2A.exe', 'http://h.example/abc.exe', 'deny', false], // no scheme: the whole-URL glob
+    ['*/a%2A.exe', 'http://h.example/a*.exe', 'deny', true],
+    ['http://h.example/a%2Ab*', 'http://h.example/a%2Ab/x', 'allow', true],
+    ['http://h.example/a%2Ab*', 'http://h.example/aXb/x', 'allow', false],
+    ['http://h.example/a%2Ab*', 'http://h.example/a%2Ab/x', 'rule', true],
+    ['http://h.example/a%2Ab*', 'http://h.example/aXb/x', 'rule', false],
+    ['http://h.example/x*', 'http://h.example/%2A', 'deny', false], // a URL's star is no wildcard
+    ['http://h.example/a*c', 'http://h.example/a%2Ac', 'deny', true], // but a character like any other
+  ];
+  it.each(rows)('%s ~ %s (%s) → %s', (entry, url, mode, expected) => {
+    expect(compileUrlPattern(entry, { prefix: false }).matches(urlForms(url), mode)).toBe(expected);
   });
 });
