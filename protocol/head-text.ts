@@ -14,6 +14,11 @@
 
 /** Any byte at or above 0x80: plain ASCII is the same as bytes and as text. */
 const NON_ASCII = /[^\x00-\x7f]/;
+
+/** True when every character is ASCII (below 0x80): then bytes, latin1 and UTF-8 text agree. */
+export function isAscii(s: string): boolean {
+  return !NON_ASCII.test(s);
+}
 /** A character no latin1 byte string holds. */
 const ABOVE_LATIN1 = /[^\x00-\xff]/;
 // fatal: invalid UTF-8 (stray continuation bytes, overlong forms, surrogates, cut sequences) throws

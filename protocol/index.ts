@@ -24,7 +24,7 @@ export {
 export { IcapProtocolError, PROTOCOL_ERRORS, type ProtocolErrorCode } from './errors.js';
 export { foldedHeaderLines } from './folded-header.js';
 export { HeaderList, type HeaderField } from './header-list.js';
-export { headBytes, headText, trimOws, userIsRawHeader } from './head-text.js';
+export { headBytes, headText, isAscii, trimOws, userIsRawHeader } from './head-text.js';
 export { httpStatusCode } from './http-status.js';
 export {
   encodeAdaptationRequestHead,

@@ -79,7 +79,8 @@ export interface AttributeSources {
 
 export function requestAttributes(src: AttributeSources): RequestAttributes {
   const icap = src.icapHeaders;
-  const clientIp = icap.get('X-Client-IP')?.trim();
+  const clientIpHeader = icap.get('X-Client-IP');
+  const clientIp = clientIpHeader === undefined ? undefined : trimOws(clientIpHeader);
   const rawUser = icap.get('X-Client-Username') ?? icap.get('X-Authenticated-User');
   const [method, target] = src.reqHdr?.startLine.split(' ') ?? [];
   const hostHeader = src.reqHdr?.headers.get('Host');
@@ -114,7 +115,7 @@ export function requestAttributes(src: AttributeSources): RequestAttributes {
 
 /** One Content-Length, or several equal ones (RFC 9110 §8.6); anything else declares nothing. */
 function declaredLength(values: readonly string[]): number | undefined {
-  const distinct = new Set(values.flatMap((v) => v.split(',')).map((v) => v.trim()));
+  const distinct = new Set(values.flatMap((v) => v.split(',')).map(trimOws));
   if (distinct.size !== 1) return undefined;
   const [only] = distinct;
   return only !== undefined && /^\d{1,16}$/.test(only) ? Number(only) : undefined;

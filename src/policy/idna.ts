@@ -7,8 +7,8 @@
  * apply, so `BÜCHER.example` and `faß.de` come out as they would send them.
  */
 import { domainToASCII } from 'node:url';
+import { isAscii } from '../../protocol/index.js';
 
-const NON_ASCII = /[^\x00-\x7f]/;
 // RFC 3490 §3.1: the four dots that separate labels (full stop, ideographic, fullwidth, halfwidth).
 const LABEL_DOTS = /[.\u3002\uff0e\uff61]/;
 
@@ -19,11 +19,11 @@ const LABEL_DOTS = /[.\u3002\uff0e\uff61]/;
  * written too, so it never matches a request (and a list line holding it is a bad line).
  */
 export function asciiHost(host: string): string {
-  if (!NON_ASCII.test(host)) return host;
+  if (isAscii(host)) return host;
   if (!host.includes('*')) return domainToASCII(host) || host;
   return host
     .split(LABEL_DOTS)
-    .map((label) => (label.includes('*') || !NON_ASCII.test(label) ? label : asciiLabel(label)))
+    .map((label) => (label.includes('*') || isAscii(label) ? label : asciiLabel(label)))
     .join('.');
 }
 
@@ -42,7 +42,7 @@ function asciiLabel(label: string): string {
 export function hostProblem(host: string): string | undefined {
   const label = asciiHost(host.toLowerCase())
     .split(LABEL_DOTS)
-    .find((l) => NON_ASCII.test(l));
+    .find((l) => !isAscii(l));
   if (label === undefined) return undefined;
   return label.includes('*')
     ? `can never match: the label ${JSON.stringify(label)} mixes * with non-ASCII, which has no A-label (xn--) form, and requests carry A-labels; ` +

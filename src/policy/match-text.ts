@@ -10,16 +10,15 @@
  * decomposed `é` from one client is the precomposed `é` of the YAML; RFC 8265 §3.3.2 step 4 does
  * the same for user names). ASCII, nearly every value, costs one regex test and is returned as is.
  */
-import { headText } from '../../protocol/index.js';
+import { headText, isAscii } from '../../protocol/index.js';
 
-const NON_ASCII = /[^\x00-\x7f]/;
 
 /** A head value (latin1 byte string) as text to compare. */
 export function headMatchText(bytes: string): string {
-  return NON_ASCII.test(bytes) ? headText(bytes).normalize('NFC') : bytes;
+  return isAscii(bytes) ? bytes : headText(bytes).normalize('NFC');
 }
 
 /** Text that is already text (a pattern, a base64-decoded user name), in the same form. */
 export function matchText(text: string): string {
-  return NON_ASCII.test(text) ? text.normalize('NFC') : text;
+  return isAscii(text) ? text : text.normalize('NFC');
 }

@@ -29,7 +29,7 @@
  * becomes a URI); a request's raw bytes from 0x80 up become their `%XX` (RFC 3986 §2.1: they
  * are not allowed as they are; WHATWG percent-encodes them too), and a raw UTF-8 host its A-labels.
  */
-import { headText } from '../../protocol/index.js';
+import { headText, isAscii } from '../../protocol/index.js';
 import type { Glob } from './glob.js';
 import { compileGlob, compileGlobPieces } from './glob.js';
 import { asciiHost, hostProblem } from './idna.js';
@@ -58,7 +58,6 @@ export interface UrlPattern {
 const ABSOLUTE = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/([^/?#]*)([^?#]*)(\?[^#]*)?/s;
 const ORIGIN_FORM = /^([^?#]*)(\?[^#]*)?/s;
 const PCT = /%([0-9A-Fa-f]{2})/g;
-const NON_ASCII = /[^\x00-\x7f]/;
 const NON_ASCII_RUNS = /[^\x00-\x7f]+/g;
 /** No latin1 byte string holds such a character: the string is text (protocol/head-text.ts). */
 const ABOVE_LATIN1 = /[^\x00-\xff]/;
@@ -140,12 +139,12 @@ function decodeRepeatedly(text: string): string {
 
 /** An entry's non-ASCII text → `%XX` of its UTF-8 (RFC 3987 §3.1 step 2): `/Büro` → `/B%C3%BCro`. */
 function encodeText(text: string): string {
-  return NON_ASCII.test(text) ? text.replace(NON_ASCII_RUNS, (run) => percentBytes(Buffer.from(run, 'utf8'))) : text;
+  return isAscii(text) ? text : text.replace(NON_ASCII_RUNS, (run) => percentBytes(Buffer.from(run, 'utf8')));
 }
 
 /** A request's raw bytes from 0x80 up → `%XX` (RFC 3986 §2.1). A string that is already text gives its UTF-8. */
 function encodeBytes(bytes: string): string {
-  if (!NON_ASCII.test(bytes)) return bytes;
+  if (isAscii(bytes)) return bytes;
   const encoding = ABOVE_LATIN1.test(bytes) ? 'utf8' : 'latin1'; // as headBytes decides, once for the whole URL
   return bytes.replace(NON_ASCII_RUNS, (run) => percentBytes(Buffer.from(run, encoding)));
 }
@@ -273,7 +272,7 @@ function globAuthority(scheme: string, authority: string): string {
 export function urlEntryProblem(raw: string): string | undefined {
   const entry = raw.includes('*') ? normalizeUrlGlob(raw) : canonicalUrl(raw);
   if (entry === undefined) return 'must be a URL with a scheme and host (http://example.com/path) or a glob with * (*.example.com/*)';
-  if (!NON_ASCII.test(entry)) return undefined;
+  if (isAscii(entry)) return undefined;
   const host = /^(?:[a-z][a-z0-9+.-]*:\/\/)?([^/]*)/.exec(entry)![1]!;
   return hostProblem(host) ?? `can never match: ${JSON.stringify(host)} has no A-label form`;
 }

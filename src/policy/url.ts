@@ -8,15 +8,14 @@
  * and C3 would become E3). The host is read as text (headText) and brought to its A-labels
  * (canonicalHost, RFC 5890 §2.3.2.1), so a raw UTF-8 Host meets the `xn--` form browsers send.
  */
-import { headText, trimOws } from '../../protocol/index.js';
+import { headText, isAscii, trimOws } from '../../protocol/index.js';
 import { canonicalHost } from './url-forms.js';
 
 const WITH_AUTHORITY = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/([^/?#]*)(.*)$/s;
-const NON_ASCII = /[^\x00-\x7f]/;
 
 /** ASCII letters lower-cased, every other byte kept. */
 function lowerAscii(bytes: string): string {
-  return NON_ASCII.test(bytes) ? bytes.replace(/[A-Z]+/g, (run) => run.toLowerCase()) : bytes.toLowerCase();
+  return isAscii(bytes) ? bytes.toLowerCase() : bytes.replace(/[A-Z]+/g, (run) => run.toLowerCase());
 }
 
 /** Lower-cases the scheme and authority of `scheme://authority/...`; anything else is returned as is. */
