@@ -17,6 +17,25 @@ export function headerToken(value: string): string {
   return token === '' ? '-' : token;
 }
 
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const PRINTABLE_ASCII = /^[\x20-\x7e]$/;
+
+/**
+ * A parameter value that should stay readable (a part label such as `eicar.bin (base64)` or
+ * `field comment`): as it is when it is a token, else a quoted-string (RFC 9110 §5.6.6 parameter
+ * values are `token / quoted-string`). Inside the quotes `"` and `\` are escaped (§5.6.4
+ * quoted-pair), and anything but printable ASCII — CR, LF, other controls, non-ASCII — becomes
+ * `?`: the value stays one line of ASCII (no header injection), and `,` `;` `=` inside the quotes
+ * do not end the list or the parameter for a parser that follows §5.6.
+ */
+export function headerParamValue(value: string): string {
+  if (TOKEN.test(value)) return value;
+  let quoted = '';
+  // for..of walks code points, so an emoji (a surrogate pair) becomes one `?`, not two.
+  for (const ch of value) quoted += !PRINTABLE_ASCII.test(ch) ? '?' : ch === '"' || ch === '\\' ? `\\${ch}` : ch;
+  return `"${quoted}"`;
+}
+
 /**
  * `X-ICAP-Bridge-Decision` — on every plan, so an allow after a failed scan, or without a scan, is
  * visible to the client and nothing fails open silently (DESIGN.md, "Verdicts"). Forms:
@@ -32,7 +51,9 @@ export function headerToken(value: string): string {
  * except for a kind the word does not cover, such as decompression-bomb).
  * `rule=` names the configured rule that chose the backends; it is absent when the service's
  * own `backends`/`on_error` applied. Then, after an infected multipart upload,
- * `part=<label>[,<label>...]` names the parts the threats were in (as tokens), and after an
+ * `part=<label>[,<label>...]` names the parts the threats were in, each a token or, when the
+ * label has spaces or separators (`part="eicar.bin (base64)"`, `part="field comment"`), a
+ * quoted-string (headerParamValue), and after an
  * answer taken from the verdict cache, `cache=hit`. Parameters only ever get appended, so a
  * parser of the older forms (`action; reason=...; errors=backend:kind`) still reads the new ones.
  */
@@ -48,7 +69,7 @@ export function decisionHeader(d: Decision, rule?: string, opts: { readonly cach
       const errors = 'errors' in d ? d.errors : [];
       if (errors.length > 0) value += `; errors=${errorList(errors)}`;
       if (rule !== undefined) value += `; rule=${headerToken(rule)}`;
-      const parts = d.reason === 'infected' ? [...new Set(d.threats.flatMap((t) => (t.part === undefined ? [] : [headerToken(t.part)])))] : [];
+      const parts = d.reason === 'infected' ? [...new Set(d.threats.flatMap((t) => (t.part === undefined ? [] : [headerParamValue(t.part)])))] : [];
       if (parts.length > 0) value += `; part=${parts.join(',')}`;
       if (opts.cacheHit === true) value += '; cache=hit';
       return ['X-ICAP-Bridge-Decision', value];

@@ -259,6 +259,120 @@ describe('scanParts against the emulator', () => {
   });
 });
 
+/** Status polls (`GET /file/batch/{id}`, any page) the emulator got. */
+function statusPolls(em: EmulatorHandle): RequestLogEntry[] {
+  return em.stats.requests.filter((r) => r.route === 'batch' && r.method === 'GET' && r.id !== undefined && r.path === `/file/batch/${r.id}`);
+}
+
+function opens(em: EmulatorHandle): RequestLogEntry[] {
+  return em.stats.requests.filter((r) => r.route === 'batch' && r.method === 'POST' && r.path === '/file/batch');
+}
+
+function cancels(em: EmulatorHandle): RequestLogEntry[] {
+  return em.stats.requests.filter((r) => r.path.endsWith('/cancel'));
+}
+
+describe('Retry-After on a 429 or 503 batch status poll: a floor for the next poll, capped by the deadline (as for a single job)', () => {
+  for (const [key, status] of [
+    ['status429Rate', 429],
+    ['status503Rate', 503],
+  ] as const) {
+    it(`${status} with Retry-After: 1 on the status: the next status poll waits at least 1 s instead of the 10–20 ms back-off`, async () => {
+      const em = await emulator({ scanDurationMs: 60_000 });
+      const b = await backendFor([em], { timeoutMs: 5_000 });
+      const pending = scanParts(b, threeParts());
+      // Open, uploads and close answered normally; from the first status poll on, the batch calls are busy.
+      await until('a status poll', () => statusPolls(em).length > 0);
+      em.configure({ faults: { [key]: { batch: 1 }, retryAfterSeconds: 1 } });
+      const scan = await pending;
+      // Still three busy answers before giving up, as without the header.
+      for (const r of scan.results) expect(r).toMatchObject({ outcome: 'error', kind: 'overloaded', message: expect.stringContaining(`failed 3 times: MetaDefender is too busy (HTTP ${status}`) });
+      const at = statusPolls(em).filter((r) => r.status === status).map((r) => r.at);
+      expect(at).toHaveLength(3);
+      // Timers may fire a little early against another clock: 950 ms, not 1000.
+      expect(at[1]! - at[0]!).toBeGreaterThanOrEqual(950);
+      expect(at[2]! - at[1]!).toBeGreaterThanOrEqual(950);
+    });
+  }
+
+  it('a Retry-After past the deadline (or past what a timer holds): the next status poll waits until the deadline, not longer, not 1 ms', async () => {
+    const em = await emulator({ scanDurationMs: 60_000 });
+    const b = await backendFor([em], { timeoutMs: 600 });
+    const started = performance.now();
+    const pending = scanParts(b, threeParts());
+    await until('a status poll', () => statusPolls(em).length > 0);
+    // 10^7 s is 10^10 ms, over setTimeout's 2^31-1: uncapped, Node would fire it after 1 ms.
+    em.configure({ faults: { status429Rate: { batch: 1 }, retryAfterSeconds: 10_000_000 } });
+    const scan = await pending;
+    const ms = performance.now() - started;
+    for (const r of scan.results) expect(r).toMatchObject({ outcome: 'error', kind: 'timeout' });
+    expect(ms).toBeGreaterThanOrEqual(550);
+    expect(ms).toBeLessThan(1_100);
+    expect(statusPolls(em).filter((r) => r.status === 429)).toHaveLength(1);
+  });
+});
+
+describe('a batch its server no longer knows (§7 404; §9: Core restarted, or another node answered)', () => {
+  it('is opened and uploaded once more on the same server: the real verdicts, nothing asked of the lost batch afterwards', async () => {
+    const em = await emulator({ scanDurationMs: 150 });
+    const b = await backendFor([em]);
+    const pending = scanParts(b, threeParts());
+    await until('a status poll', () => statusPolls(em).length > 0);
+    em.forgetAll();
+    const scan = await pending;
+    expect(outcomes(scan.results)).toEqual(['clean', 'infected', 'clean']);
+    expect(scan.batch).toMatchObject({ endpoint: em.url, signed: true, verified: true });
+    const lost = statusPolls(em)[0]!.id!;
+    expect(scan.batch!.id).not.toBe(lost);
+    expect(opens(em)).toHaveLength(2);
+    expect(em.stats.requests.filter((r) => r.route === 'submit')).toHaveLength(6);
+    const lostAt = em.stats.requests.findIndex((r) => r.id === lost && r.status === 404);
+    expect(lostAt).toBeGreaterThan(-1);
+    expect(em.stats.requests.slice(lostAt + 1).filter((r) => r.id === lost || r.headers['batch'] === lost)).toEqual([]);
+    // Nothing runs on the server under the lost id: no cancel for it.
+    expect(cancels(em)).toEqual([]);
+  });
+
+  it('unknown again after the second upload: every part a backend error (never clean), two batches only, no cancel', async () => {
+    const em = await emulator({ scanDurationMs: 60_000 });
+    const b = await backendFor([em]);
+    const pending = scanParts(b, threeParts());
+    await until('a status poll', () => statusPolls(em).length > 0);
+    const first = statusPolls(em)[0]!.id;
+    em.forgetAll();
+    await until('the second batch polled', () => statusPolls(em).some((r) => r.id !== first && r.status === 200));
+    em.forgetAll();
+    const scan = await pending;
+    for (const r of scan.results) {
+      expect(r).toMatchObject({ outcome: 'error', kind: 'backend-error', message: expect.stringMatching(/no longer knows the batch \(HTTP 404\); again, after every part was uploaded once more/) });
+    }
+    expect(opens(em)).toHaveLength(2);
+    expect(em.stats.requests.filter((r) => r.route === 'submit')).toHaveLength(6);
+    expect(cancels(em)).toEqual([]);
+    expect(b.status()).toMatchObject([{ inFlight: 0 }]);
+  });
+});
+
+describe('close() while a batch is polled', () => {
+  it('cancels the batch on its server before the connections go, once; every part an error', async () => {
+    const em = await emulator({ scanDurationMs: 60_000 });
+    const b = await backendFor([em]);
+    backends = backends.filter((x) => x !== b);
+    const pending = scanParts(b, threeParts());
+    await until('a status poll', () => statusPolls(em).length > 0);
+    const batchId = statusPolls(em)[0]!.id!;
+    await b.close();
+    // close() waited for it.
+    expect(cancels(em).map((r) => [r.path, r.status])).toEqual([[`/file/batch/${batchId}/cancel`, 200]]);
+    const scan = await pending;
+    for (const r of scan.results) expect(r).toMatchObject({ outcome: 'error', kind: 'backend-error' });
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    expect(cancels(em)).toHaveLength(1);
+    const status = (await (await fetch(`${em.url}/file/batch/${batchId}`)).json()) as { is_closed: boolean; scan_results: { scan_all_result_i: number } };
+    expect(status).toMatchObject({ is_closed: true, scan_results: { scan_all_result_i: 19 } });
+  });
+});
+
 describe('batch documents (pure)', () => {
   it('a §7 status entry maps like a §3 result', () => {
     const page = readBatchPage({

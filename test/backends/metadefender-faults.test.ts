@@ -17,7 +17,7 @@ import type { MetaDefenderBackendOptions } from '../../src/backends/metadefender
 import { liveSpoolFiles } from '../../src/pipeline/spool.js';
 import { resolveOptions, type EmulatorOptions } from '../../emulators/metadefender/config.js';
 import { startEmulator, type EmulatorHandle, type RequestLogEntry } from '../../emulators/metadefender/emulator.js';
-import { createTestMetaDefender, timedScan as timedScanFor } from '../helpers/metadefender-backend.js';
+import { createTestMetaDefender, scriptedCore, timedScan as timedScanFor, type PollScript, type ScriptedCore } from '../helpers/metadefender-backend.js';
 import { waitFor } from '../helpers/wait.js';
 
 const META: ScanMeta = { transactionId: 'faults-1', method: 'RESPMOD', clientAddress: '127.0.0.1', url: 'http://origin.example/a.txt' };
@@ -29,6 +29,7 @@ const TIMEOUT_MS = 2_000;
 let dir: string;
 let emulators: EmulatorHandle[] = [];
 let backends: Backend[] = [];
+let scripted: ScriptedCore[] = [];
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'icap-bridge-md-faults-'));
@@ -37,8 +38,10 @@ beforeAll(async () => {
 afterEach(async () => {
   await Promise.all(backends.map((b) => b.close()));
   await Promise.all(emulators.map((e) => e.close()));
+  await Promise.all(scripted.map((c) => c.close()));
   backends = [];
   emulators = [];
+  scripted = [];
 });
 
 afterAll(async () => {
@@ -281,6 +284,8 @@ describe('a 404 on a poll (§3, §9): the content is uploaded once more', () => 
     const after = polls.slice(polls.findIndex((p) => p.status === 404) + 1);
     expect(after.length).toBeGreaterThan(0);
     expect(after.every((p) => p.id === second)).toBe(true);
+    // An unknown job and a finished one: nothing to cancel.
+    expect(requests(em, 'cancel')).toEqual([]);
   });
 
   for (const notFoundStatus of [404, 200] as const) {
@@ -297,6 +302,8 @@ describe('a 404 on a poll (§3, §9): the content is uploaded once more', () => 
       expect(requests(em, 'submit')).toHaveLength(2);
       expect(requests(em, 'poll').map((p) => p.id)).toEqual(em.stats.acceptedIds);
       expect(b.status()).toMatchObject([{ inFlight: 0 }]);
+      // Neither job is known to the server: no cancel is sent for them.
+      expect(requests(em, 'cancel')).toEqual([]);
     });
   }
 
@@ -311,5 +318,95 @@ describe('a 404 on a poll (§3, §9): the content is uploaded once more', () => 
     expect(result).toMatchObject({ outcome: 'error', kind: 'timeout' });
     expect(ms).toBeLessThan(900);
     expect(requests(em, 'submit')).toHaveLength(2);
+  });
+});
+
+describe('every other way of giving up a submitted job cancels it on Core too, once (§3 Cancel)', () => {
+  /** The cancels the emulator got, as [data_id, status], once they stopped coming for a while. */
+  async function settledCancels(em: EmulatorHandle): Promise<[string | undefined, RequestLogEntry['status']][]> {
+    await expect.poll(() => requests(em, 'cancel').length, { timeout: 2_000 }).toBeGreaterThan(0);
+    // A second cancel would come at once (not awaited, loopback): give it the time to show.
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    return requests(em, 'cancel').map((r) => [r.id, r.status]);
+  }
+
+  async function jobCode(em: EmulatorHandle, dataId: string): Promise<number> {
+    em.configure({ faults: {} });
+    const poll = await request(`${em.url}/file/${dataId}`);
+    return ((await poll.body.json()) as { scan_results: { scan_all_result_i: number } }).scan_results.scan_all_result_i;
+  }
+
+  const emulated: { name: string; faults: EmulatorOptions['faults']; timeoutMs?: number; expected: object }[] = [
+    { name: 'a poll answer that is not JSON', faults: { malformedJsonRate: { poll: 1 } }, expected: { kind: 'backend-error', message: expect.stringContaining('malformed JSON in poll answer') } },
+    // §9: the server counts as lost, the content would go elsewhere; the job may still run there.
+    { name: 'every poll dropped (the server lost)', faults: { dropRate: { poll: 1 } }, expected: { kind: 'unreachable', message: expect.stringContaining('polling failed 3 times') } },
+    { name: 'the deadline reached while polling', faults: {}, timeoutMs: 300, expected: { kind: 'timeout' } },
+  ];
+  for (const c of emulated) {
+    it(`${c.name}: the error, then one POST /file/{data_id}/cancel; the job ends Canceled (19)`, async () => {
+      const em = await emulator({ scanDurationMs: 60_000, faults: c.faults });
+      const b = await backendFor([em], c.timeoutMs !== undefined ? { timeoutMs: c.timeoutMs } : {});
+      const { result } = await timedScan(b, CLEAN);
+      expect(result).toMatchObject({ outcome: 'error', ...c.expected });
+      const [dataId] = em.stats.acceptedIds;
+      expect(await settledCancels(em)).toEqual([[dataId, 200]]);
+      expect(await jobCode(em, dataId!)).toBe(19);
+      expect(b.status()).toMatchObject([{ inFlight: 0 }]);
+    });
+  }
+
+  const answers: { name: string; poll: PollScript; message: RegExp }[] = [
+    { name: 'a 200 that is only an {"err"}', poll: { status: 200, json: { err: 'Internal trouble.' } }, message: /job1: Internal trouble/ },
+    { name: 'a 200 that is not a result document', poll: { status: 200, json: { something: 'else' } }, message: /not a result/ },
+    { name: 'an unexpected status (403)', poll: { status: 403, json: { err: 'Access denied' } }, message: /polling got HTTP 403: Access denied/ },
+    { name: 'an unexpected status (400)', poll: { status: 400, json: { err: 'Bad request' } }, message: /polling got HTTP 400/ },
+    { name: 'an answer that is not HTTP', poll: { raw: 'NOT HTTP AT ALL\r\n\r\n' }, message: /./ },
+  ];
+  for (const c of answers) {
+    it(`${c.name}: a backend error, then exactly one cancel of the job`, async () => {
+      const core = await scriptedCore(c.poll);
+      scripted.push(core);
+      const b = await createTestMetaDefender([core.url], dir, TIMEOUT_MS);
+      backends.push(b);
+      const { result, ms } = await timedScan(b, CLEAN);
+      expect(result).toMatchObject({ outcome: 'error', kind: 'backend-error', message: expect.stringMatching(c.message) });
+      expect(ms).toBeLessThan(TIMEOUT_MS);
+      expect(core.polls()).toBe(1);
+      await expect.poll(() => core.cancels.length, { timeout: 2_000 }).toBe(1);
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      expect(core.cancels).toEqual(['/file/job1/cancel']);
+    });
+  }
+
+  it('an upload answered with a batch_id (an implicit batch, §1): an error, and that batch is cancelled (§7)', async () => {
+    const core = await scriptedCore({ status: 200, json: {} }, { batch_id: 'b1' });
+    scripted.push(core);
+    const b = await createTestMetaDefender([core.url], dir, TIMEOUT_MS);
+    backends.push(b);
+    const { result } = await timedScan(b, CLEAN);
+    expect(result).toMatchObject({ outcome: 'error', kind: 'backend-error', message: expect.stringContaining('a batch_id instead of a data_id') });
+    await expect.poll(() => core.cancels, { timeout: 2_000 }).toEqual(['/file/batch/b1/cancel']);
+  });
+
+  it('close() while a job is polled: its cancel reaches Core before the connections go, once', async () => {
+    const em = await emulator({ scanDurationMs: 60_000 });
+    const b = await createTestMetaDefender([em.url], dir, TIMEOUT_MS);
+    const pending = timedScan(b, CLEAN);
+    await waitFor('the job polled', () => requests(em, 'poll').length > 0, { timeoutMs: 2_000, intervalMs: 2 });
+    await b.close();
+    const [dataId] = em.stats.acceptedIds;
+    // close() waited for it.
+    expect(requests(em, 'cancel').map((r) => [r.id, r.status])).toEqual([[dataId, 200]]);
+    expect((await pending).result).toMatchObject({ outcome: 'error', kind: 'backend-error', message: expect.stringContaining('closed') });
+    expect(await settledCancels(em)).toEqual([[dataId, 200]]);
+    expect(await jobCode(em, dataId!)).toBe(19);
+  });
+
+  it('a job that finished is not cancelled', async () => {
+    const em = await emulator();
+    const b = await backendFor([em]);
+    expect((await timedScan(b, EICAR_SIGNATURE)).result).toMatchObject({ outcome: 'infected' });
+    await b.close();
+    expect(requests(em, 'cancel')).toEqual([]);
   });
 });

@@ -140,7 +140,7 @@ services:
     const r = await exchange(srv.port, { ...upload(body), headers: [['Allow', '204']] });
     expect(r.resHdr).toMatch(/^HTTP\/1\.1 403 Forbidden/);
     expect(r.header('X-Infection-Found')).toBe('Type=0; Resolution=2; Threat=EICAR-Test-File (in eicar.bin (base64));');
-    expect(r.header('X-ICAP-Bridge-Decision')).toBe('block; reason=infected; part=eicar.bin__base64_');
+    expect(r.header('X-ICAP-Bridge-Decision')).toBe('block; reason=infected; part="eicar.bin (base64)"');
     const rec = await record;
     expect(rec).toMatchObject({ verdict: 'infected', threats: ['EICAR-Test-File'], multipart: { outcome: 'split', parts: 3 } });
     expect(rec.parts?.map((p) => [p.label, p.bytes, p.outcome])).toEqual([

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { BackendResult } from '../../src/backends/backend.js';
 import { renderBlockPage } from '../../src/verdict/block-page.js';
 import { decide, failureAction, partName } from '../../src/verdict/decide.js';
-import { decisionHeader } from '../../src/verdict/headers.js';
+import { decisionHeader, headerParamValue } from '../../src/verdict/headers.js';
 import { planResponse, type PlanContext } from '../../src/verdict/plan.js';
 
 const infected = (backend: string, ...threats: string[]): BackendResult => ({ outcome: 'infected', backend, threats, durationMs: 1 });
@@ -53,6 +53,31 @@ describe('part labels', () => {
     expect(plan.icapHeaders).toContainEqual(['X-Virus-ID', 'Eicar']);
     expect(plan.icapHeaders).toContainEqual(['X-ICAP-Bridge-Decision', 'block; reason=infected; part=x.bin']);
     expect(plan.httpBody.toString()).toBe('<p>infected: Eicar (in x.bin), Other</p><p>x.bin</p>');
+  });
+});
+
+describe('part labels in the decision header', () => {
+  it('read as labelled: a token as it is, a label with spaces as a quoted-string (`<label> (base64)`, `field <name>`)', () => {
+    const d = decide([infected('a', 'Eicar'), infected('a', 'Eicar'), infected('a', 'Eicar'), infected('a', 'Eicar')], 'block', [
+      'eicar.bin (base64)',
+      'field comment',
+      'eicar.bin',
+      'a, b=c.exe',
+    ]);
+    expect(decisionHeader(d)[1]).toBe('block; reason=infected; part="eicar.bin (base64)","field comment",eicar.bin,"a, b=c.exe"');
+  });
+
+  it('stay one line of printable ASCII whatever the label: quotes and backslashes escaped, the rest `?`', () => {
+    expect(headerParamValue('eicar.com')).toBe('eicar.com');
+    expect(headerParamValue('say "hi"\\x.bin')).toBe('"say \\"hi\\"\\\\x.bin"');
+    expect(headerParamValue('a\r\nX-Injected: 1')).toBe('"a??X-Injected: 1"');
+    expect(headerParamValue('café 😀.bin')).toBe('"caf? ?.bin"');
+    expect(headerParamValue('')).toBe('""');
+    // What partName leaves (no `;`, `"` or controls) goes in quoted as it reads.
+    const d = decide([infected('a', 'Eicar')], 'block', ['evil;\r\n"X-Injected: 1".exe']);
+    const value = decisionHeader(d)[1];
+    expect(value).toBe('block; reason=infected; part="evilX-Injected: 1.exe"');
+    expect(value).toMatch(/^[\x20-\x7e]*$/);
   });
 });
 

@@ -8,12 +8,19 @@
  *   POST /file + `batch: <id>`, one per part (Content-Length, the part's file name) ─► data_id each
  *   POST /file/batch/{id}/close ─── refused while files are unfinished (older servers) ─► close again later
  *   GET /file/batch/{id}?first=&size= (paged), back-off poll_initial_ms → poll_max_ms, until every file is finished
+ *        (a Retry-After on a 429/503 answer: the next wait at least that, up to the deadline; poll-waits.ts)
  *   [POST /file/batch/{id}/close again, when it was refused]
  *   each file entry ─► result-map.ts ─► one BackendResult per part (infected: GET /file/{data_id} for engine names)
  *   GET /file/batch/{id}/certificate ─► batch-certificate.ts: signed, verified (for the log; verdicts stand)
  *
- * Any failure before every verdict is known makes every part an error (never clean) and cancels
- * the batch on its server, best effort. Never throws.
+ * The server no longer knows the batch (404, or the "Not Found" object; §7, §3) while files are
+ * added or unfinished: Core restarted, or a balancer sent the call to another node (§9). No verdict
+ * was had and we still hold every part (§9: "keep the body until a final verdict"; "resubmit the
+ * whole content"), so the whole batch is opened and uploaded once more on the same server — which
+ * just answered, so it is alive — as a single job is. Unknown again: every part an error.
+ *
+ * Any other failure before every verdict is known makes every part an error (never clean) and
+ * cancels the batch on its server, once, best effort (open-jobs.ts). Never throws.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { BackendResult, PartsBatch, ScanErrorKind, ScanMeta, ScanPart } from '../backend.js';
@@ -22,6 +29,8 @@ import { checkBatchCertificate, type CertificateCheck } from './batch-certificat
 import { batchFileHeaders, batchOpenHeaders, isUsableBatchId } from './batch-headers.js';
 import { BATCH_PAGE_SIZE, batchCallFailure, fileResultDocument, isTransientStatus, isUnknownBatch, readBatchPage } from './batch-status.js';
 import { classify, MD_ERROR_CODES, type CoreEndpoint, type JsonReply } from './core-endpoint.js';
+import type { OpenJob, OpenJobs } from './open-jobs.js';
+import { PollWaits } from './poll-waits.js';
 import { errorText, isFinished, isNotFoundDocument, mapResult, submitFailure, type CoreVerdict } from './result-map.js';
 
 export interface BatchSettings {
@@ -46,6 +55,8 @@ export interface BatchCall {
   readonly elapsed: () => number;
   /** A thrown error as an error kind and text; knows whether the deadline or an abort caused it. */
   readonly describe: (err: unknown) => { readonly kind: ScanErrorKind; readonly message: string };
+  /** Where an opened batch is tracked, so it is cancelled once when given up (also by close()). */
+  readonly jobs: OpenJobs;
 }
 
 export interface BatchOutcome {
@@ -62,27 +73,42 @@ export interface BatchOutcome {
 const MAX_POLL_FAILURES = 3;
 /** Final close attempts after every file finished (older servers may lag a little). */
 const MAX_CLOSE_ATTEMPTS = 3;
-const CANCEL_TIMEOUT_MS = 2_000;
 
 /** A step of the batch failed: every part becomes an error; `part` gets the precise message. */
 class BatchFailure extends Error {
   readonly kind: ScanErrorKind;
   readonly health: LeaseOutcome;
   readonly part: number | undefined;
-  constructor(kind: ScanErrorKind, message: string, health: LeaseOutcome, part?: number) {
+  /** The server no longer knows the batch: nothing to cancel, and the parts may go up once more. */
+  readonly lost: boolean;
+  constructor(kind: ScanErrorKind, message: string, health: LeaseOutcome, part?: number, lost = false) {
     super(message);
     this.kind = kind;
     this.health = health;
     this.part = part;
+    this.lost = lost;
   }
 }
 
+/** How one opened batch ended; `lost` when its server no longer knew it. */
+interface BatchRun {
+  readonly outcome: BatchOutcome;
+  readonly lost: boolean;
+}
+
 export async function runBatch(call: BatchCall, settings: BatchSettings): Promise<BatchOutcome> {
+  const first = await openAndRun(call, settings, false);
+  if (!first.lost) return first.outcome;
+  // §9: the batch was lost with no verdict; the whole of it goes up once more, same server.
+  return (await openAndRun(call, settings, true)).outcome;
+}
+
+/** §7 open, then the rest of the batch on the same server. */
+async function openAndRun(call: BatchCall, settings: BatchSettings, resubmitted: boolean): Promise<BatchRun> {
   const at = call.core.label;
-  const everyPart = (kind: ScanErrorKind, message: string, health: LeaseOutcome, retry: boolean): BatchOutcome => ({
-    results: call.parts.map(() => errorResult(call, settings, kind, message)),
-    health,
-    retry,
+  const everyPart = (kind: ScanErrorKind, message: string, health: LeaseOutcome, retry: boolean): BatchRun => ({
+    outcome: { results: call.parts.map(() => errorResult(call, settings, kind, message)), health, retry },
+    lost: false,
   });
   let opened: JsonReply;
   try {
@@ -103,7 +129,7 @@ export async function runBatch(call: BatchCall, settings: BatchSettings): Promis
     const why = opened.json === undefined ? `malformed JSON: ${opened.malformed}` : 'no usable batch_id';
     return everyPart('backend-error', `${at}: the answer opening a batch has ${why}`, 'failure', false);
   }
-  return new OpenBatch(call, settings, batchId).run();
+  return new OpenBatch(call, settings, batchId, resubmitted).run();
 }
 
 function errorResult(call: BatchCall, settings: BatchSettings, kind: ScanErrorKind, message: string): BackendResult {
@@ -119,16 +145,22 @@ class OpenBatch {
   readonly #path: string;
   /** `<server> batch <id>`, for messages. */
   readonly #at: string;
+  /** This batch is the whole batch uploaded once more after the first was lost. */
+  readonly #resubmitted: boolean;
+  /** Cancelled once when given up; settled when every file finished or the server lost it. */
+  readonly #job: OpenJob;
 
-  constructor(call: BatchCall, settings: BatchSettings, batchId: string) {
+  constructor(call: BatchCall, settings: BatchSettings, batchId: string, resubmitted: boolean) {
     this.#call = call;
     this.#settings = settings;
     this.#id = batchId;
     this.#path = `/file/batch/${encodeURIComponent(batchId)}`;
     this.#at = `${call.core.label} batch ${batchId}`;
+    this.#resubmitted = resubmitted;
+    this.#job = call.jobs.track((signal) => cancelBatch(call.core, batchId, signal));
   }
 
-  async run(): Promise<BatchOutcome> {
+  async run(): Promise<BatchRun> {
     const call = this.#call;
     let verdicts: BackendResult[];
     let closeProblem: string | undefined;
@@ -136,29 +168,45 @@ class OpenBatch {
       const ids = await this.#addFiles();
       const closedEarly = await this.#closeFirst();
       const entries = await this.#waitFinished(ids);
+      // Every file finished: nothing left running to cancel.
+      this.#job.settle();
       verdicts = await this.#results(ids, entries);
       // Every verdict is known: a batch that will not close costs only its signed report.
       if (!closedEarly) closeProblem = await this.#closeFinal();
     } catch (err) {
       const f = err instanceof BatchFailure ? err : this.#failureFrom(err);
-      this.#cancel();
+      // A batch its server no longer knows has nothing left there to cancel.
+      if (f.lost) this.#job.settle();
+      else this.#job.cancel();
       const abandoned = `${this.#at}: abandoned: ${f.message}`;
       return {
-        results: call.parts.map((part, i) =>
-          errorResult(call, this.#settings, f.kind, i === f.part ? `${this.#at} part ${part.label}: ${f.message}` : abandoned),
-        ),
-        batch: { id: this.#id, endpoint: call.endpoint, signed: false, verified: null, detail: `batch failed: ${f.message}` },
-        health: f.health,
-        retry: false,
+        outcome: {
+          results: call.parts.map((part, i) =>
+            errorResult(call, this.#settings, f.kind, i === f.part ? `${this.#at} part ${part.label}: ${f.message}` : abandoned),
+          ),
+          batch: { id: this.#id, endpoint: call.endpoint, signed: false, verified: null, detail: `batch failed: ${f.message}` },
+          health: f.health,
+          retry: false,
+        },
+        lost: f.lost && !this.#resubmitted,
       };
     }
     const check: CertificateCheck = closeProblem !== undefined ? { signed: false, verified: null, detail: closeProblem } : await this.#certificate();
     return {
-      results: verdicts,
-      batch: { id: this.#id, endpoint: call.endpoint, signed: check.signed, verified: check.verified, ...(check.detail !== undefined && { detail: check.detail }) },
-      health: 'ok',
-      retry: false,
+      outcome: {
+        results: verdicts,
+        batch: { id: this.#id, endpoint: call.endpoint, signed: check.signed, verified: check.verified, ...(check.detail !== undefined && { detail: check.detail }) },
+        health: 'ok',
+        retry: false,
+      },
+      lost: false,
     };
+  }
+
+  /** The server no longer knows the batch (§7 404, §3 "Not Found"): expired, restarted, or another node answered (§9). */
+  #unknown(what: string, status: number, part?: number): BatchFailure {
+    const why = this.#resubmitted ? 'again, after every part was uploaded once more' : 'expired, restarted, or another node got the call';
+    return new BatchFailure('backend-error', `${what}: the server no longer knows the batch (HTTP ${status}); ${why}`, 'failure', part, true);
   }
 
   /** §7 "add file": `POST /file` with `batch: <id>` per part, in order; each gets its own data_id. */
@@ -174,9 +222,7 @@ class OpenBatch {
         throw this.#lost(err, what, i);
       }
       if (reply.status !== 200) {
-        if (isUnknownBatch(reply.status, reply.json)) {
-          throw new BatchFailure('backend-error', `${what}: the server no longer knows the batch (HTTP ${reply.status}); expired or restarted`, 'failure', i);
-        }
+        if (isUnknownBatch(reply.status, reply.json)) throw this.#unknown(what, reply.status, i);
         const f = submitFailure(reply.status, errorText(reply.json));
         // Busy or broken counts against the server; a refusal of ours (key, rule, size) does not.
         throw new BatchFailure(f.kind, `${what}: ${f.message}`, f.retryElsewhere || reply.status >= 500 ? 'failure' : 'ok', i);
@@ -204,7 +250,7 @@ class OpenBatch {
       throw this.#lost(err, 'closing the batch');
     }
     if (reply.status === 200) return true;
-    if (isUnknownBatch(reply.status, reply.json)) throw new BatchFailure('backend-error', batchCallFailure('close', 404, reply.json).message, 'failure');
+    if (isUnknownBatch(reply.status, reply.json)) throw this.#unknown('closing the batch', reply.status);
     return false;
   }
 
@@ -229,19 +275,22 @@ class OpenBatch {
 
   /** §7 status, paged, with back-off until every file of ours is finished (§3 completion rule). */
   async #waitFinished(ids: readonly string[]): Promise<Map<string, Record<string, unknown>>> {
-    const { signal } = this.#call;
-    let delay = this.#settings.pollInitialMs;
+    const { signal, elapsed } = this.#call;
+    const { timeoutMs } = this.#settings;
+    const waits = new PollWaits(this.#settings.pollInitialMs, this.#settings.pollMaxMs);
     let failures = 0;
     let missingRounds = 0;
     // Each round sleeps at least poll_initial_ms and the signal ends the batch at timeout_ms; this
     // bound only makes the loop visibly finite.
     const maxPolls = Math.ceil(this.#settings.timeoutMs / Math.max(1, this.#settings.pollInitialMs)) + 16;
     for (let round = 0; round < maxPolls; round++) {
-      await sleep(delay, undefined, { signal });
-      delay = Math.min(delay * 2, this.#settings.pollMaxMs);
+      await waits.next(signal);
       const listing = await this.#listing(ids);
       if ('transient' in listing) {
-        if (++failures < MAX_POLL_FAILURES) continue;
+        if (++failures < MAX_POLL_FAILURES) {
+          waits.answered(listing.status, listing.retryAfterMs, timeoutMs - elapsed());
+          continue;
+        }
         throw new BatchFailure(listing.kind, `asking for the batch status failed ${failures} times: ${listing.transient}`, listing.health);
       }
       failures = 0;
@@ -263,7 +312,14 @@ class OpenBatch {
     ids: readonly string[],
   ): Promise<
     | { readonly files: Map<string, Record<string, unknown>>; readonly complete: boolean }
-    | { readonly transient: string; readonly kind: ScanErrorKind; readonly health: LeaseOutcome }
+    | {
+        readonly transient: string;
+        readonly kind: ScanErrorKind;
+        readonly health: LeaseOutcome;
+        /** The answer's status and Retry-After; none when the connection failed. */
+        readonly status?: number;
+        readonly retryAfterMs?: number | undefined;
+      }
   > {
     const { core, signal } = this.#call;
     const files = new Map<string, Record<string, unknown>>();
@@ -279,10 +335,10 @@ class OpenBatch {
         // §9: a server that dies after accepting work loses it; a few misses first, it may be a blip.
         return { transient: e.message, kind: 'unreachable', health: 'down' };
       }
-      if (isUnknownBatch(reply.status, reply.json)) throw new BatchFailure('backend-error', batchCallFailure('status', 404, reply.json).message, 'failure');
+      if (isUnknownBatch(reply.status, reply.json)) throw this.#unknown('asking for the batch status', reply.status);
       if (isTransientStatus(reply.status)) {
         const f = batchCallFailure('status', reply.status, reply.json);
-        return { transient: f.message, kind: f.kind, health: 'failure' };
+        return { transient: f.message, kind: f.kind, health: 'failure', status: reply.status, retryAfterMs: reply.retryAfterMs };
       }
       if (reply.status !== 200) throw new BatchFailure('backend-error', batchCallFailure('status', reply.status, reply.json).message, 'ok');
       if (reply.json === undefined) throw new BatchFailure('backend-error', `malformed JSON in the batch status: ${reply.malformed}`, 'failure');
@@ -348,19 +404,6 @@ class OpenBatch {
     }
   }
 
-  /**
-   * §7 cancel, best effort and not awaited. The path is unconfirmed: `/file/batch/{id}/cancel`
-   * first, then the published `/file/{id}/cancel` when the first is not there.
-   */
-  #cancel(): void {
-    const { core } = this.#call;
-    const signal = AbortSignal.timeout(CANCEL_TIMEOUT_MS);
-    void core
-      .json('POST', `${this.#path}/cancel`, signal)
-      .then((reply) => (reply.status === 404 || reply.status === 405 ? core.json('POST', `/file/${encodeURIComponent(this.#id)}/cancel`, signal) : reply))
-      .catch(() => {});
-  }
-
   /** A request that threw: aborted / timed out (says nothing about the server), lost, or broken. */
   #lost(err: unknown, what: string, part?: number): BatchFailure {
     const e = classify(err, this.#call.signal);
@@ -373,6 +416,17 @@ class OpenBatch {
     const { kind, message } = this.#call.describe(err);
     return new BatchFailure(kind, message, this.#call.signal.aborted ? 'neutral' : 'failure');
   }
+}
+
+/**
+ * §7 cancel of batch `batchId` on `core`. The path is unconfirmed: `/file/batch/{id}/cancel`
+ * first, then the published `/file/{id}/cancel` when the first is not there. Rejects on failure;
+ * callers send it through OpenJobs (best effort, once, bounded by `signal`).
+ */
+export async function cancelBatch(core: CoreEndpoint, batchId: string, signal: AbortSignal): Promise<JsonReply> {
+  const id = encodeURIComponent(batchId);
+  const reply = await core.json('POST', `/file/batch/${id}/cancel`, signal);
+  return reply.status === 404 || reply.status === 405 ? core.json('POST', `/file/${id}/cancel`, signal) : reply;
 }
 
 function errSuffix(text: string): string {

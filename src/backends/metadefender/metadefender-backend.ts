@@ -21,8 +21,9 @@
  * server after a refused connection (at once) or eject_after 503s, and checks /readyz (or /version
  * on v4) with hysteresis. In DNS mode E is one address of a name: every call of the job goes to
  * that address with `Host: <name>:<port>` (core-endpoint.ts). One AbortSignal bounds the whole
- * scan (timeout_ms, the caller's abort, close()); a job left behind by it, or given up after
- * repeated 429/5xx polls, is cancelled on its server, best effort (§3 Cancel).
+ * scan (timeout_ms, the caller's abort, close()). A job given up on for any reason (that signal,
+ * an unusable poll answer, repeated 429/5xx polls, a server lost mid-job) is cancelled on its
+ * server once, best effort (§3 Cancel, open-jobs.ts); close() cancels the jobs still running.
  *
  * scanParts (the parts of one multipart upload) sends them as one batch to one leased server:
  * parts-scan.ts and batch-scan.ts (§7).
@@ -40,7 +41,12 @@ import { PooledEndpoints, type HostPort } from '../pool/pooled-endpoints.js';
 import { poolSettings, type PoolSettings } from '../pool/pool-settings.js';
 import { classify, CoreEndpoint, MD_ERROR_CODES, MetaDefenderError, type DownloadReply, type JsonReply } from './core-endpoint.js';
 import { CoreNode, describeVersion } from './core-node.js';
+import { isUsableBatchId } from './batch-headers.js';
+import { cancelBatch } from './batch-scan.js';
+import { isTransientStatus } from './batch-status.js';
+import { OpenJobs } from './open-jobs.js';
 import { createPartsScanner } from './parts-scan.js';
+import { PollWaits } from './poll-waits.js';
 import { METADEFENDER_POOL_DEFAULTS } from './metadefender-config.js';
 import {
   errorText,
@@ -90,7 +96,6 @@ export interface MetaDefenderBackendOptions {
 
 /** Connection failures in a row while polling before the job counts as lost with its server. */
 const MAX_POLL_FAILURES = 3;
-const CANCEL_TIMEOUT_MS = 2_000;
 /** How long create waits for the first health round (it sets `version`). */
 const START_PROBE_BUDGET_MS = 3_000;
 
@@ -104,6 +109,9 @@ interface JobOutcome {
   readonly result: BackendResult;
   readonly health: LeaseOutcome;
 }
+
+/** How polling a job ended: finished (its result document), or a JobOutcome without one. */
+type PollEnd = JobOutcome | { readonly kind: 'finished'; readonly doc: unknown };
 
 interface ScanContext {
   readonly signal: AbortSignal;
@@ -174,6 +182,8 @@ export async function createMetaDefenderBackend(options: MetaDefenderBackendOpti
   await Promise.race([firstRound, sleep(START_PROBE_BUDGET_MS, undefined, { ref: false })]);
 
   const closing = new AbortController();
+  // Accepted jobs and batches not ended yet: each given up is cancelled once (§3, §7).
+  const jobs = new OpenJobs();
 
   async function scan(body: SpooledBody, meta: ScanMeta, signal: AbortSignal): Promise<BackendResult> {
     const started = performance.now();
@@ -287,34 +297,46 @@ export async function createMetaDefenderBackend(options: MetaDefenderBackendOpti
     const answer = reply.json as { data_id?: unknown; batch_id?: unknown } | null;
     const dataId = answer?.data_id;
     if (typeof dataId !== 'string' || dataId === '') {
-      // A batch_id here is v5.22's implicit multipart batch (§1), which we never ask for.
-      const what = answer && typeof answer.batch_id === 'string' ? 'a batch_id instead of a data_id' : 'no data_id';
+      // A batch_id here is v5.22's implicit multipart batch (§1), which we never ask for; it would
+      // run for nobody, so it is cancelled (§7).
+      const batchId = answer?.batch_id;
+      if (isUsableBatchId(batchId)) jobs.track((signal) => cancelBatch(node.core, batchId, signal)).cancel();
+      const what = typeof batchId === 'string' ? 'a batch_id instead of a data_id' : 'no data_id';
       return final(ctx.fail('backend-error', `${at}: the upload answer carries ${what}`), 'failure');
     }
-    try {
-      return await followJob(node, dataId, ctx, resubmitted);
-    } catch (err) {
-      // Timed out, abandoned or closing: free Core from a job nobody will read.
-      if (ctx.signal.aborted) cancelJob(node, dataId);
-      throw err;
-    }
+    return followJob(node, dataId, ctx, resubmitted);
   }
 
-  /** Polls `dataId` on `node` until finished, then maps it (and fetches the sanitized file). */
+  /**
+   * The life of an accepted job on `node`: polled until it ends, then mapped (and its sanitized
+   * file fetched). A job given up on any other way — the deadline, the caller's abort, close(), a
+   * poll answer that cannot be used, repeated busy answers, a server lost mid-job — may still run
+   * on Core for nobody, so it is cancelled there (§3 Cancel), once, best effort, not awaited
+   * (open-jobs.ts). A finished job, or one its server no longer knows, has nothing to cancel.
+   */
   async function followJob(node: CoreNode, dataId: string, ctx: ScanContext, resubmitted: boolean): Promise<JobOutcome> {
+    const job = jobs.track((signal) => node.core.json('POST', `/file/${encodeURIComponent(dataId)}/cancel`, signal));
+    let end: PollEnd | undefined;
+    try {
+      end = await pollJob(node, dataId, ctx, resubmitted);
+    } finally {
+      if (end?.kind === 'finished' || end?.kind === 'lost') job.settle();
+      else job.cancel();
+    }
+    return end.kind === 'finished' ? final(await finish(node, dataId, end.doc, ctx)) : end;
+  }
+
+  /** Polls `dataId` on `node` until it is finished, unknown, or given up. Throws on abort and broken answers. */
+  async function pollJob(node: CoreNode, dataId: string, ctx: ScanContext, resubmitted: boolean): Promise<PollEnd> {
     const at = `${node.core.label} job ${dataId}`;
     const path = `/file/${encodeURIComponent(dataId)}`;
-    let delay = options.pollInitialMs;
-    // A Retry-After on the last busy answer: the next wait is at least this long (0: none).
-    let retryAfterMs = 0;
+    const waits = new PollWaits(options.pollInitialMs, options.pollMaxMs);
     let failures = 0;
     // Each round sleeps at least poll_initial_ms and the signal ends the scan at timeout_ms, so
     // this bound is never the one that stops it; it only makes the loop visibly finite.
     const maxPolls = Math.ceil(timeoutMs / Math.max(1, options.pollInitialMs)) + 16;
     for (let round = 0; round < maxPolls; round++) {
-      await sleep(Math.max(delay, retryAfterMs), undefined, { signal: ctx.signal });
-      retryAfterMs = 0;
-      delay = Math.min(delay * 2, options.pollMaxMs);
+      await waits.next(ctx.signal);
       let reply: JsonReply;
       try {
         reply = await node.core.json('GET', path, ctx.signal);
@@ -340,20 +362,15 @@ export async function createMetaDefenderBackend(options: MetaDefenderBackendOpti
           return final(ctx.fail('backend-error', `${at}: the poll answer is not a result: ${JSON.stringify(reply.json).slice(0, 120)}`));
         }
         failures = 0;
-        if (isFinished(reply.json)) return final(await finish(node, dataId, reply.json, ctx));
+        if (isFinished(reply.json)) return { kind: 'finished', doc: reply.json };
         continue;
       }
-      if ([429, 500, 502, 503, 504].includes(reply.status)) {
+      if (isTransientStatus(reply.status)) {
         const busy = reply.status === 503 || reply.status === 429;
         if (++failures < MAX_POLL_FAILURES) {
-          // §2 names no Retry-After; when a busy answer (503, or 429 taken like it) carries one
-          // anyway, the next poll waits at least that long — never past the deadline, and never
-          // longer than a timer holds (a huge value would overflow setTimeout into 1 ms).
-          if (busy && reply.retryAfterMs !== undefined) retryAfterMs = Math.min(reply.retryAfterMs, Math.max(0, timeoutMs - ctx.elapsed()));
+          waits.answered(reply.status, reply.retryAfterMs, timeoutMs - ctx.elapsed());
           continue;
         }
-        // The job may still be running on Core (§3 Cancel): nobody will read it now.
-        cancelJob(node, dataId);
         return final(ctx.fail(busy ? 'overloaded' : 'backend-error', `${at}: polling got HTTP ${reply.status} ${failures} times${suffix(errorText(reply.json))}`), 'failure');
       }
       // 400/401/403/405...: our key or rights, not something waiting fixes.
@@ -442,11 +459,6 @@ export async function createMetaDefenderBackend(options: MetaDefenderBackendOpti
     }
   }
 
-  /** §3 Cancel for a job left behind: bounded (CANCEL_TIMEOUT_MS), not awaited, failures ignored. */
-  function cancelJob(node: CoreNode, dataId: string): void {
-    void node.core.json('POST', `/file/${encodeURIComponent(dataId)}/cancel`, AbortSignal.timeout(CANCEL_TIMEOUT_MS)).catch(() => {});
-  }
-
   function toResult(verdict: CoreVerdict, ctx: ScanContext, sha256: string | undefined): BackendResult {
     const hash = sha256 !== undefined ? { sha256 } : {};
     switch (verdict.verdict) {
@@ -466,7 +478,7 @@ export async function createMetaDefenderBackend(options: MetaDefenderBackendOpti
     },
     scan,
     usesBodySha256: options.hashLookup,
-    scanParts: createPartsScanner(pool, closing.signal, {
+    scanParts: createPartsScanner(pool, closing.signal, jobs, {
       backend: name,
       rule: options.rule,
       timeoutMs,
@@ -477,6 +489,8 @@ export async function createMetaDefenderBackend(options: MetaDefenderBackendOpti
     status: () => pool.status(),
     close: async () => {
       closing.abort();
+      // Before the servers' connections go: the scans would send these too late.
+      await jobs.cancelAll();
       await pool.close();
     },
   };

@@ -5,7 +5,8 @@
  *   parts ─┬─ empty ─────────────► clean, not sent (§2: Core answers an empty upload with 422)
  *          ├─ over max_file_bytes ► too-large, not sent
  *          └─ the rest ─► lease a server (held for the whole batch) ─► runBatch
- *                              └─ the open was refused / 503 / unreachable ─► once more on another server
+ *                              ├─ the open was refused / 503 / unreachable ─► once more on another server
+ *                              └─ the server lost the batch (404) ─► opened and uploaded once more there
  *
  * timeout_ms bounds the whole batch (one deadline with the caller's signal and close()).
  */
@@ -18,6 +19,7 @@ import type { PooledEndpoints } from '../pool/pooled-endpoints.js';
 import { runBatch, type BatchSettings } from './batch-scan.js';
 import { classify, MD_ERROR_CODES } from './core-endpoint.js';
 import type { CoreNode } from './core-node.js';
+import type { OpenJobs } from './open-jobs.js';
 
 export interface PartsScannerOptions extends BatchSettings {
   /** 0 = no limit. */
@@ -27,6 +29,8 @@ export interface PartsScannerOptions extends BatchSettings {
 export function createPartsScanner(
   pool: PooledEndpoints<CoreNode>,
   closing: AbortSignal,
+  /** The backend's open jobs: a batch given up is cancelled once, by its run or by close(). */
+  jobs: OpenJobs,
   options: PartsScannerOptions,
 ): NonNullable<Backend['scanParts']> {
   const { backend, timeoutMs } = options;
@@ -65,7 +69,7 @@ export function createPartsScanner(
     try {
       sent = await withFailover(pool, deadline.signal, async (lease) => {
         const run = await runBatch(
-          { core: lease.resource.core, endpoint: lease.endpoint, parts: toSend.map((i) => parts[i]!), meta, signal: deadline.signal, elapsed, describe },
+          { core: lease.resource.core, endpoint: lease.endpoint, parts: toSend.map((i) => parts[i]!), meta, signal: deadline.signal, elapsed, describe, jobs },
           options,
         );
         // A batch that failed fails every part with the same text: the first tells the pool why.
