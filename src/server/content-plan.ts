@@ -6,8 +6,8 @@
  *   the body is scanned decoded at its end, and streaming scans stay closed, because they
  *   would only ever see the compressed bytes. A coding we cannot undo (zstd, a typo) keeps the
  *   streams (the raw bytes are all there is to scan) and becomes an `unsupported` outcome.
- * - REQMOD multipart/form-data: the parts are split off at the end and each is scanned as its
- *   own file; streams still scan the whole raw body, so nothing is lost if the split fails.
+ * - REQMOD multipart uploads (form-data, related, mixed...): the parts are split off at the end
+ *   and each is scanned as its own file; streams still scan the whole raw body, so nothing is lost if the split fails.
  *
  * Pure: heads and the service's settings in, a plan out.
  */
@@ -21,7 +21,7 @@ export interface ContentPlan {
   readonly decode: { readonly contentEncoding: string; readonly limits: Partial<ContentDecodingLimits> } | null;
   /** True when streaming scans must not open: they would see encoded bytes only. */
   readonly suppressStreams: boolean;
-  /** The Content-Type of a multipart/form-data upload to split, or null. */
+  /** The Content-Type of a multipart upload to split, or null. */
   readonly multipart: { readonly contentType: string; readonly maxParts: number } | null;
 }
 
@@ -34,7 +34,12 @@ export interface ContentPlanInput {
   readonly service: Pick<ServiceConfig, 'content_decoding' | 'multipart'>;
 }
 
-const MULTIPART_FORM_DATA = /^\s*multipart\/form-data\s*(?:;|$)/i;
+/**
+ * An upload split into its parts: any multipart/* but byteranges (pieces of one file, not files).
+ * Not only form-data: multipart/related (Google Drive and other API uploads, SOAP MTOM) and
+ * multipart/mixed carry files too, often base64-encoded, which a scan of the raw body misses.
+ */
+const MULTIPART_UPLOAD = /^\s*multipart\/(?!byteranges\s*(?:;|$))[!#$%&'*+.^_`|~0-9a-z-]+\s*(?:;|$)/i;
 
 export function planContent(input: ContentPlanInput): ContentPlan {
   // The message being scanned: a REQMOD's request, a RESPMOD's response.
@@ -60,7 +65,7 @@ export function planContent(input: ContentPlanInput): ContentPlan {
   }
   const contentType = head.headers.get('Content-Type');
   const multipart =
-    input.method === 'REQMOD' && input.service.multipart.enabled && contentType !== undefined && MULTIPART_FORM_DATA.test(contentType)
+    input.method === 'REQMOD' && input.service.multipart.enabled && contentType !== undefined && MULTIPART_UPLOAD.test(contentType)
       ? { contentType, maxParts: input.service.multipart.max_parts }
       : null;
   return { decode, suppressStreams, multipart };

@@ -37,11 +37,15 @@ describe('planContent', () => {
     expect(plan('RESPMOD', null, head('res-hdr', ['Content-Encoding', 'zstd']))).toMatchObject({ decode: { contentEncoding: 'zstd' }, suppressStreams: false });
   });
 
-  it('REQMOD multipart/form-data is split; other types, RESPMOD, or multipart off are not', () => {
+  it('REQMOD multipart uploads are split (form-data, related, mixed); byteranges, other types, RESPMOD, or multipart off are not', () => {
     const form = head('req-hdr', ['Content-Type', 'Multipart/Form-Data; boundary=abc']);
     expect(plan('REQMOD', form, null).multipart).toEqual({ contentType: 'Multipart/Form-Data; boundary=abc', maxParts: 9 });
-    expect(plan('REQMOD', head('req-hdr', ['Content-Type', 'multipart/mixed; boundary=abc']), null).multipart).toBeNull();
-    expect(plan('REQMOD', head('req-hdr', ['Content-Type', 'multipart/form-dataX']), null).multipart).toBeNull();
+    for (const type of ['multipart/related; boundary=abc', 'multipart/mixed;boundary=abc', ' multipart/alternative ; boundary=abc']) {
+      expect(plan('REQMOD', head('req-hdr', ['Content-Type', type]), null).multipart).toEqual({ contentType: type, maxParts: 9 });
+    }
+    for (const type of ['multipart/byteranges; boundary=abc', 'multipart/ByteRanges', 'application/form-data', 'multipart', 'multipart/']) {
+      expect(plan('REQMOD', head('req-hdr', ['Content-Type', type]), null).multipart).toBeNull();
+    }
     expect(plan('RESPMOD', form, head('res-hdr', ['Content-Type', 'multipart/form-data; boundary=abc'])).multipart).toBeNull();
     expect(plan('REQMOD', form, null, { ...ON, multipart: { enabled: false, max_parts: 9 } }).multipart).toBeNull();
   });

@@ -1,5 +1,5 @@
 /**
- * multipart/form-data uploads through the server (issue 5): every part scanned as its own file,
+ * multipart uploads through the server (issue 5; form-data, related, mixed): every part scanned as its own file,
  * a block names the part, scanParts backends get one batch, and a split failure is an outcome;
  * a part sent base64-encoded is scanned decoded too.
  */
@@ -148,6 +148,21 @@ services:
       ['eicar.bin', Buffer.byteLength(base64Lines(BINARY)), 'clean'],
       ['eicar.bin (base64)', BINARY.length, 'infected'],
     ]);
+  });
+
+  it.each(['related', 'mixed'])('a multipart/%s upload (an API upload: JSON metadata, then the file in base64) → split and blocked', async (subtype) => {
+    // Google Drive's multipart upload, SOAP MTOM, mail APIs: no form-data, no Content-Disposition.
+    const body = formData(BOUNDARY, [
+      { contentType: 'application/json; charset=UTF-8', body: '{"name":"report.bin"}' },
+      { contentType: 'application/octet-stream', headers: ['Content-Transfer-Encoding: base64'], body: base64Lines(BINARY) },
+    ]);
+    expect(body.includes(EICAR)).toBe(false);
+    const record = srv.nextRecord();
+    const r = await exchange(srv.port, { ...upload(body, `multipart/${subtype}; boundary=${BOUNDARY}; type="application/json"`), headers: [['Allow', '204']] });
+    expect(r.resHdr).toMatch(/^HTTP\/1\.1 403 Forbidden/);
+    expect(r.header('X-Infection-Found')).toBe('Type=0; Resolution=2; Threat=EICAR-Test-File (in part 2 (base64));');
+    const rec = await record;
+    expect(rec).toMatchObject({ verdict: 'infected', multipart: { outcome: 'split', parts: 3 } });
   });
 
   it('whitespace around the parts is nothing to scan: 204, and only the parts are logged', async () => {
